@@ -1,0 +1,207 @@
+#!/usr/bin/env node
+// klaiwatch: one command, a subcommand per job. Every subcommand has --help.
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { loadConfig, ConfigError, type Config } from '../config/load.ts';
+import { importSchoolsCsv, inventoryYaml } from '../config/import-csv.ts';
+import { createLogger } from '../collector/log.ts';
+import { Collector } from '../collector/collector.ts';
+import { startHealthServer } from '../collector/health.ts';
+import { toLine } from '../collector/influx/line.ts';
+import { metricsMarkdown } from '../collector/schema.ts';
+import type { Point } from '../collector/point.ts';
+
+interface Command {
+  summary: string;
+  usage: string;
+  options: NonNullable<ParseArgsConfig['options']>;
+  positionals?: boolean;
+  run(values: Record<string, string | boolean | undefined>, positionals: string[]): Promise<number>;
+}
+
+const configOption = { config: { type: 'string', short: 'c' } } as const;
+
+function load(values: Record<string, unknown>): Config {
+  // No silent default file: polling the wrong inventory would send SNMP to
+  // addresses nobody meant to reach.
+  const file = (values.config as string | undefined) ?? process.env.KLAIWATCH_CONFIG;
+  if (!file) throw new UsageError('needs --config FILE (or KLAIWATCH_CONFIG); an example is config/examples/klaiwatch.yaml');
+  return loadConfig(file);
+}
+
+const commands: Record<string, Command> = {
+  run: {
+    summary: 'run the collector (SNMP, ICMP, InfluxDB) and serve GET /healthz',
+    usage: 'klaiwatch run [--config FILE]',
+    options: { ...configOption },
+    run: async (values) => runService(load(values)),
+  },
+  collector: {
+    summary: 'run the collector alone (for several collectors, one shard each)',
+    usage: 'klaiwatch collector [--config FILE]',
+    options: { ...configOption },
+    run: async (values) => runService(load(values)),
+  },
+  poll: {
+    summary: 'poll once and print what would be written (line protocol), like `telegraf --test`',
+    usage: 'klaiwatch poll --once [--config FILE] [--device ID ...] [--rates] [--no-icmp] [--write]',
+    options: {
+      ...configOption,
+      once: { type: 'boolean', default: false },
+      device: { type: 'string', multiple: true },
+      rates: { type: 'boolean', default: false },
+      'no-icmp': { type: 'boolean', default: false },
+      write: { type: 'boolean', default: false },
+    },
+    run: async (values) => pollOnce(load(values), values),
+  },
+  'check-config': {
+    summary: 'validate the settings, inventory and profiles; one line per problem',
+    usage: 'klaiwatch check-config [--config FILE]',
+    options: { ...configOption },
+    run: async (values) => {
+      const c = load(values);
+      const snmp = c.devices.filter((d) => d.snmp).length;
+      console.log(`${c.file}: valid: ${c.schools.filter((s) => !s.office).length} schools, ${c.devices.length} devices (${snmp} over SNMP), ${c.profiles.size} profiles`);
+      return 0;
+    },
+  },
+  'import-schools': {
+    summary: 'turn a spreadsheet export (CSV, UTF-8, Thai headers allowed) into inventory YAML',
+    usage: 'klaiwatch import-schools FILE.csv [--out FILE.yaml] [--parent DEVICE_ID]',
+    options: { out: { type: 'string', short: 'o' }, parent: { type: 'string' } },
+    positionals: true,
+    run: async (values, positionals) => {
+      const file = positionals[0];
+      if (!file) throw new UsageError('import-schools needs the CSV file to read');
+      let text: string;
+      try {
+        text = readFileSync(file, 'utf8');
+      } catch (err) {
+        throw new UsageError(`${file}: cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      }
+      const { schools, problems } = importSchoolsCsv(text, file, values.parent ? { defaultParent: String(values.parent) } : {});
+      if (problems.length > 0) {
+        for (const p of problems) console.error(p);
+        return 1;
+      }
+      const yaml = inventoryYaml(schools, file);
+      if (values.out) {
+        writeFileSync(String(values.out), yaml);
+        console.error(`${values.out}: ${schools.length} schools, ${schools.reduce((n, s) => n + s.devices.length, 0)} devices`);
+      } else process.stdout.write(yaml);
+      return 0;
+    },
+  },
+  schema: {
+    summary: 'print the measurement schema (every measurement, tag and field) as Markdown',
+    usage: 'klaiwatch schema',
+    options: {},
+    run: async () => {
+      process.stdout.write(metricsMarkdown());
+      return 0;
+    },
+  },
+};
+
+class UsageError extends Error {}
+
+async function runService(config: Config): Promise<number> {
+  const log = createLogger(config.settings.log.level);
+  const collector = new Collector(config, log);
+  await collector.prepare();
+  const server = await startHealthServer(config.settings.http.listen, () => collector.health());
+  log.info({ listen: config.settings.http.listen, devices: config.devices.length, schools: config.schools.length, prober: collector.prober?.name ?? 'disabled' }, 'klaiwatch running; GET /healthz for its own figures');
+  collector.start();
+  await new Promise<void>((resolve) => {
+    const stop = (sig: string) => {
+      log.info({ signal: sig }, 'stopping: finishing rounds, flushing points');
+      resolve();
+    };
+    process.once('SIGINT', () => stop('SIGINT'));
+    process.once('SIGTERM', () => stop('SIGTERM'));
+  });
+  server.close();
+  await collector.stop();
+  return 0;
+}
+
+async function pollOnce(config: Config, values: Record<string, unknown>): Promise<number> {
+  if (!values.once) throw new UsageError('poll needs --once (the scheduler is `klaiwatch run`)');
+  const ids = (values.device as string[] | undefined) ?? [];
+  for (const id of ids) if (!config.deviceById.has(id)) throw new UsageError(`no device ${JSON.stringify(id)} in the inventory (${config.file})`);
+  const devices = ids.length > 0 ? ids.map((id) => config.deviceById.get(id)!) : config.devices;
+  const log = createLogger(values.write ? 'info' : 'warn');
+  const printed: Point[] = [];
+  const collector = new Collector(config, log, { onPoints: (ps) => printed.push(...ps), write: Boolean(values.write) });
+  await collector.prepare({ influx: Boolean(values.write) });
+  const icmp = !values['no-icmp'];
+  if (values.rates) {
+    // Counters give rates from the second sample on.
+    await collector.runRound(devices, 0, { jitter: false, icmp: false });
+    printed.length = 0;
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+  const report = await collector.runRound(devices, 0, { jitter: false, icmp });
+  for (const p of printed) {
+    const line = toLine(p);
+    if (line) console.log(line);
+  }
+  for (const r of report.results) if (!r.ok) console.error(`# ${r.error}`);
+  console.error(`# ${report.devices} devices: ${report.polled} answered SNMP, ${report.failed} failed, ${report.icmpDown} of ${report.icmpHosts} hosts silent to ICMP; ${printed.length} points in ${Math.round(report.durationMs)} ms`);
+  if (values.write) await collector.writer.close();
+  return report.failed > 0 ? 2 : 0;
+}
+
+function help(): string {
+  const width = Math.max(...Object.keys(commands).map((k) => k.length));
+  return [
+    'klaiwatch: monitoring for a Thai primary-education area office',
+    '',
+    'Usage: klaiwatch COMMAND [options]   (klaiwatch COMMAND --help for its options)',
+    '',
+    ...Object.entries(commands).map(([name, c]) => `  ${name.padEnd(width)}  ${c.summary}`),
+    '',
+    'Configuration: --config FILE, or the environment variable KLAIWATCH_CONFIG.',
+  ].join('\n');
+}
+
+function commandHelp(name: string, c: Command): string {
+  const opts = Object.entries(c.options).map(([k, o]) => `  --${k}${o.type === 'string' ? ' VALUE' : ''}${o.default !== undefined && o.type === 'string' ? `  (default ${o.default})` : ''}`);
+  return [`klaiwatch ${name}: ${c.summary}`, '', `Usage: ${c.usage}`, '', 'Options:', ...opts, '  --help'].join('\n');
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    console.log(help());
+    return name ? 0 : 1;
+  }
+  const c = commands[name];
+  if (!c) {
+    console.error(`klaiwatch: unknown command ${JSON.stringify(name)}\n\n${help()}`);
+    return 1;
+  }
+  if (rest.includes('--help') || rest.includes('-h')) {
+    console.log(commandHelp(name, c));
+    return 0;
+  }
+  try {
+    const { values, positionals } = parseArgs({ args: rest, options: c.options, allowPositionals: c.positionals ?? false, strict: true });
+    return await c.run(values as Record<string, string | boolean | undefined>, positionals);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      console.error(`klaiwatch ${name}: configuration has ${err.problems.length} problem${err.problems.length > 1 ? 's' : ''}`);
+      return 1;
+    }
+    if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      console.error(`klaiwatch ${name}: ${(err as Error).message}\n\n${commandHelp(name, c)}`);
+      return 1;
+    }
+    console.error(`klaiwatch ${name}: ${(err as Error).stack ?? err}`);
+    return 1;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

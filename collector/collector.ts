@@ -1,0 +1,367 @@
+// The collector: every device polled on its kind's interval, SNMP and ICMP,
+// points to InfluxDB through the spooling writer, its own figures beside
+// them. Rounds: all devices of one interval form a round; one fping process
+// probes the round's hosts while SNMP polls run at most `concurrency` at a
+// time, each spread over the first `jitter` share of the interval so a
+// school's router is not hit at the same instant every minute. A device
+// still busy from its last round is skipped and counted, never waited for.
+import { createHash } from 'node:crypto';
+import { resolve } from 'node:path';
+import type { Config, Device } from '../config/load.ts';
+import type { Logger } from './log.ts';
+import { SnmpSession } from './snmp/session.ts';
+import { pollDevice, newMemory, devicePoint, type DeviceMemory, type PollResult } from './snmp/poll.ts';
+import { chooseProber, type Prober, type IcmpResult } from './icmp/probe.ts';
+import { type Point, deviceTags } from './point.ts';
+import { toLines } from './influx/line.ts';
+import { InfluxClient } from './influx/client.ts';
+import { InfluxWriter } from './influx/writer.ts';
+import { Spool } from './influx/spool.ts';
+import { setupSchema, type SchemaSetup } from './influx/setup.ts';
+import { measureOffset, type NtpMeasurement } from './ntp.ts';
+
+export interface RoundReport {
+  interval: string;
+  startedAt: number;
+  durationMs: number;
+  devices: number;
+  polled: number;
+  failed: number;
+  timeouts: number;
+  overruns: number;
+  icmpHosts: number;
+  icmpDown: number;
+  icmpMs: number;
+  results: PollResult[];
+  icmp: Map<string, IcmpResult>;
+  points: Point[];
+}
+
+export interface DeviceStatus {
+  id: string;
+  school: string;
+  kind: string;
+  address: string;
+  snmp?: { ok: boolean; error?: string; at: number; profile?: string };
+  icmp?: { up: boolean; lossPct: number; rttAvgMs?: number; at: number };
+}
+
+export interface CollectorOptions {
+  /** Where relative paths in the settings (spool dir) are resolved; default: the settings file's folder's parent. */
+  baseDir?: string;
+  /** Sink for every point, as well as InfluxDB (poll --once prints them). */
+  onPoints?: (points: Point[]) => void;
+  /** False: measure and report, write nothing (poll --once without --write). */
+  write?: boolean;
+}
+
+function fmtInterval(ms: number): string {
+  if (ms === 0) return 'once';
+  return ms % 60_000 === 0 ? `${ms / 60_000}m` : `${ms / 1000}s`;
+}
+
+/** A stable share in [0, 1) per device id: the same device is polled at the same point of every interval. */
+function phase(id: string): number {
+  return createHash('sha1').update(id).digest().readUInt32BE(0) / 2 ** 32;
+}
+
+export class Collector {
+  readonly config: Config;
+  readonly log: Logger;
+  readonly client: InfluxClient;
+  readonly writer: InfluxWriter;
+  readonly memory = new Map<string, DeviceMemory>();
+  readonly status = new Map<string, DeviceStatus>();
+  readonly lastRounds = new Map<string, Omit<RoundReport, 'results' | 'icmp' | 'points'>>();
+  prober: Prober | undefined;
+  schema: SchemaSetup | undefined;
+  clock: (NtpMeasurement & { at: number }) | { error: string; at: number } | undefined;
+  readonly startedAt = Date.now();
+  private readonly inFlight = new Set<string>();
+  private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly opts: CollectorOptions;
+  private stopping = false;
+  private rounds = new Set<Promise<unknown>>();
+
+  constructor(config: Config, log: Logger, opts: CollectorOptions = {}) {
+    this.config = config;
+    this.log = log;
+    this.opts = opts;
+    const s = config.settings;
+    this.client = new InfluxClient({ url: s.influx.url, database: s.influx.database, username: s.influx.username, auth: config.influxAuth, timeoutMs: s.influx.timeout });
+    const spoolDir = resolve(opts.baseDir ?? resolve(config.file, '..'), s.spool.dir);
+    this.writer = new InfluxWriter(this.client, new Spool(spoolDir, s.spool.max_bytes), log.child({ part: 'influx' }), {
+      batchSize: s.influx.batch_size,
+      flushIntervalMs: s.influx.flush_interval,
+    });
+    for (const d of config.devices) this.status.set(d.id, { id: d.id, school: d.school.code, kind: d.kind, address: d.address });
+  }
+
+  intervalOf(d: Device): number {
+    const p = this.config.settings.polling;
+    return p.intervals[d.kind] ?? p.interval;
+  }
+
+  /** InfluxDB schema (best effort: a down InfluxDB must not stop polling; the spool holds the points), ICMP prober, spool. */
+  async prepare(opts: { influx?: boolean } = {}): Promise<void> {
+    this.prober = this.config.settings.icmp.enabled ? await chooseProber(this.config.settings.icmp.fping) : undefined;
+    if (this.prober && this.prober.name !== 'fping') {
+      this.log.warn({ fping: this.config.settings.icmp.fping }, 'fping not found: probing with the system ping, one process per host (install Debian package fping)');
+    }
+    if (opts.influx === false) return;
+    await this.writer.start();
+    if (this.config.settings.influx.manage_schema) {
+      try {
+        this.schema = await setupSchema(this.client, { rawRetentionMs: this.config.settings.influx.raw_retention, rollupRetentionMs: this.config.settings.influx.rollup_retention }, this.log.child({ part: 'influx' }));
+      } catch (err) {
+        this.log.error({ err: (err as Error).message }, 'influxdb schema set-up failed; polling anyway, points wait in the spool; will retry');
+        this.retrySchemaLater();
+      }
+    }
+  }
+
+  private retrySchemaLater(): void {
+    const t = setTimeout(async () => {
+      this.timers.delete(t);
+      if (this.stopping) return;
+      try {
+        this.schema = await setupSchema(this.client, { rawRetentionMs: this.config.settings.influx.raw_retention, rollupRetentionMs: this.config.settings.influx.rollup_retention }, this.log.child({ part: 'influx' }));
+      } catch {
+        this.retrySchemaLater();
+      }
+    }, 30_000);
+    t.unref();
+    this.timers.add(t);
+  }
+
+  /** Starts the schedule: one round per interval group, forever, until stop(). */
+  start(): void {
+    const groups = new Map<number, Device[]>();
+    for (const d of this.config.devices) {
+      const ms = this.intervalOf(d);
+      groups.set(ms, [...(groups.get(ms) ?? []), d]);
+    }
+    for (const [ms, devices] of groups) {
+      let next = Date.now();
+      const tick = () => {
+        if (this.stopping) return;
+        const round = this.runRound(devices, ms, { jitter: true }).catch((err) => this.log.error({ err }, 'round failed'));
+        this.rounds.add(round);
+        void round.finally(() => this.rounds.delete(round));
+        next += ms;
+        const t = setTimeout(() => {
+          this.timers.delete(t);
+          tick();
+        }, Math.max(0, next - Date.now()));
+        this.timers.add(t);
+      };
+      tick();
+    }
+    const ntp = this.config.settings.ntp;
+    if (ntp) {
+      const measure = async () => {
+        try {
+          const m = await measureOffset(ntp.server, ntp.port);
+          this.clock = { ...m, at: Date.now() };
+          if (Math.abs(m.offsetMs) > ntp.warn_ms) this.log.warn({ offset_ms: m.offsetMs, server: ntp.server, limit_ms: ntp.warn_ms }, 'clock offset beyond the limit the traffic-log rules allow');
+        } catch (err) {
+          this.clock = { error: (err as Error).message, at: Date.now() };
+          this.log.warn({ err: (err as Error).message }, 'clock offset not measured');
+        }
+      };
+      void measure();
+      const t = setInterval(() => void measure(), ntp.interval);
+      this.timers.add(t);
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    for (const t of this.timers) clearTimeout(t);
+    this.timers.clear();
+    await Promise.allSettled([...this.rounds]);
+    await this.writer.close();
+  }
+
+  /** One round over the given devices: ICMP for all at once, SNMP polls bounded and spread. */
+  async runRound(devices: readonly Device[], intervalMs: number, opts: { jitter: boolean; icmp?: boolean; snmp?: boolean }): Promise<RoundReport> {
+    const startedAt = Date.now();
+    const t0 = performance.now();
+    const s = this.config.settings;
+    const label = fmtInterval(intervalMs);
+    const ready = devices.filter((d) => !this.inFlight.has(d.id));
+    const overruns = devices.length - ready.length;
+    if (overruns > 0) this.log.warn({ interval: label, overruns }, 'devices skipped: their previous poll has not finished');
+    for (const d of ready) this.inFlight.add(d.id);
+    const points: Point[] = [];
+    const emit = (ps: Point[]) => {
+      if (ps.length === 0) return;
+      points.push(...ps);
+      this.opts.onPoints?.(ps);
+      if (this.opts.write !== false) this.writer.write(toLines(ps));
+    };
+
+    try {
+      // ICMP: one prober call for the whole round.
+      const icmpDevices = opts.icmp === false || !this.prober ? [] : ready.filter((d) => d.icmp);
+      const icmpStart = performance.now();
+      const icmpPromise: Promise<Map<string, IcmpResult>> =
+        icmpDevices.length > 0
+          ? this.prober!.probe(
+              icmpDevices.map((d) => d.address),
+              { count: s.icmp.count, periodMs: s.icmp.period, spacingMs: s.icmp.spacing, timeoutMs: s.icmp.timeout },
+            ).catch((err) => {
+              this.log.error({ err: (err as Error).message }, 'icmp probe failed');
+              return new Map();
+            })
+          : Promise.resolve(new Map());
+      let icmpMs = 0;
+      const icmpDone = icmpPromise.then((res) => {
+        icmpMs = performance.now() - icmpStart;
+        const now = Date.now();
+        const ps: Point[] = [];
+        for (const d of icmpDevices) {
+          const r = res.get(d.address);
+          if (!r) continue;
+          const fields: Record<string, number> = { icmp_up: r.received > 0 ? 1 : 0, sent: r.sent, received: r.received, loss_pct: r.lossPct };
+          if (r.min !== undefined) fields.rtt_min_ms = r.min;
+          if (r.avg !== undefined) fields.rtt_avg_ms = r.avg;
+          if (r.max !== undefined) fields.rtt_max_ms = r.max;
+          if (r.jitter !== undefined) fields.jitter_ms = r.jitter;
+          ps.push({ measurement: 'icmp', tags: deviceTags(d), fields, time: now });
+          const st = this.status.get(d.id)!;
+          st.icmp = { up: r.received > 0, lossPct: r.lossPct, at: now, ...(r.avg !== undefined ? { rttAvgMs: r.avg } : {}) };
+        }
+        emit(ps);
+        return res;
+      });
+
+      // SNMP: bounded concurrency, each device at its own phase of the interval.
+      const snmpDevices = opts.snmp === false ? [] : ready.filter((d) => d.snmp && (d.profile === 'auto' || this.config.profiles.get(d.profile)?.snmp !== false));
+      const spread = opts.jitter ? intervalMs * s.polling.jitter : 0;
+      const queue = [...snmpDevices].sort((a, b) => phase(a.id) - phase(b.id));
+      const results: PollResult[] = [];
+      let next = 0;
+      const worker = async () => {
+        while (next < queue.length && !this.stopping) {
+          const d = queue[next++]!;
+          const due = t0 + phase(d.id) * spread;
+          const wait = due - performance.now();
+          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+          const r = await this.pollOne(d);
+          results.push(r);
+          emit(r.points);
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(s.polling.concurrency, queue.length) }, worker));
+      const icmp = await icmpDone;
+
+      const report: RoundReport = {
+        interval: label,
+        startedAt,
+        durationMs: performance.now() - t0,
+        devices: devices.length,
+        polled: results.filter((r) => r.ok).length,
+        failed: results.filter((r) => !r.ok).length,
+        timeouts: results.reduce((n, r) => n + r.timeouts, 0),
+        overruns,
+        icmpHosts: new Set(icmpDevices.map((d) => d.address)).size,
+        icmpDown: [...icmp.values()].filter((r) => r.received === 0).length,
+        icmpMs,
+        results,
+        icmp,
+        points,
+      };
+      const { results: _r, icmp: _i, points: _p, ...summary } = report;
+      this.lastRounds.set(label, summary);
+      emit([this.selfPoint(summary)]);
+      this.log.info({ interval: label, devices: report.devices, polled: report.polled, failed: report.failed, icmp_down: report.icmpDown, round_ms: Math.round(report.durationMs) }, 'round done');
+      return report;
+    } finally {
+      for (const d of ready) this.inFlight.delete(d.id);
+    }
+  }
+
+  async pollOne(d: Device): Promise<PollResult> {
+    const s = this.config.settings.polling;
+    let memory = this.memory.get(d.id);
+    if (!memory) {
+      memory = newMemory();
+      this.memory.set(d.id, memory);
+    }
+    let result: PollResult;
+    let session: SnmpSession | undefined;
+    try {
+      session = new SnmpSession(d.address, d.port, d.snmp!, { timeoutMs: s.timeout, retries: s.retries });
+      result = await pollDevice(session, d, this.config.profiles, memory, { maxRepetitions: s.max_repetitions });
+    } catch (err) {
+      // Session creation itself failed (bad address family, no socket).
+      const r = { answered: false, ok: false, error: `school ${d.school.code} ${d.kind} ${d.id} ${d.address}: ${(err as Error).message}`, durationMs: 0, pdus: 0, timeouts: 0 };
+      result = { device: d.id, ...r, points: [devicePoint(d, r, Date.now())] };
+    } finally {
+      session?.close();
+    }
+    const st = this.status.get(d.id)!;
+    st.snmp = { ok: result.ok, at: Date.now(), ...(result.error ? { error: result.error } : {}), ...(result.profile ? { profile: result.profile } : {}) };
+    if (!result.ok) this.log.warn({ device: d.id, school: d.school.code, err: result.error }, 'poll failed');
+    return result;
+  }
+
+  private selfPoint(r: Omit<RoundReport, 'results' | 'icmp' | 'points'>): Point {
+    const w = this.writer.stats;
+    const fields: Record<string, number> = {
+      round_ms: r.durationMs,
+      devices: r.devices,
+      devices_polled: r.polled,
+      devices_failed: r.failed,
+      snmp_timeouts: r.timeouts,
+      icmp_hosts: r.icmpHosts,
+      icmp_down: r.icmpDown,
+      icmp_ms: r.icmpMs,
+      overruns: r.overruns,
+      points_written: w.written,
+      points_spooled: w.spooled,
+      points_dropped: w.dropped,
+      spool_bytes: w.spoolBytes,
+      write_errors: w.writeErrors,
+      rss_bytes: process.memoryUsage.rss(),
+    };
+    if (this.clock && 'offsetMs' in this.clock) fields.clock_offset_ms = this.clock.offsetMs;
+    return { measurement: 'klaiwatch', tags: { instance: this.config.settings.instance, interval: r.interval }, fields, time: Date.now() };
+  }
+
+  /** What GET /healthz shows; also what an API route will return later. */
+  health(): Record<string, unknown> {
+    const w = this.writer.stats;
+    const down = [...this.status.values()].filter((s) => (s.snmp && !s.snmp.ok) || (s.icmp && !s.icmp.up)).length;
+    const influxOk = w.spoolLines === 0 && (w.lastWriteAt !== undefined || w.writeErrors === 0);
+    const ntp = this.config.settings.ntp;
+    const clockOk = !this.clock || ('offsetMs' in this.clock && Math.abs(this.clock.offsetMs) <= (ntp?.warn_ms ?? 10));
+    return {
+      status: influxOk && clockOk ? 'ok' : 'degraded',
+      instance: this.config.settings.instance,
+      area: this.config.settings.area.code,
+      started_at: new Date(this.startedAt).toISOString(),
+      uptime_s: Math.round((Date.now() - this.startedAt) / 1000),
+      devices: this.config.devices.length,
+      devices_with_problems: down,
+      rounds: Object.fromEntries([...this.lastRounds].map(([k, r]) => [k, { ...r, startedAt: new Date(r.startedAt).toISOString(), durationMs: Math.round(r.durationMs) }])),
+      influx: {
+        url: this.client.target.url,
+        database: this.client.target.database,
+        version: this.schema?.version ?? null,
+        points_written: w.written,
+        points_spooled: w.spooled,
+        points_dropped: w.dropped,
+        spool_bytes: w.spoolBytes,
+        spool_points: w.spoolLines,
+        write_errors: w.writeErrors,
+        last_error: w.lastError ?? null,
+        last_write_at: w.lastWriteAt ? new Date(w.lastWriteAt).toISOString() : null,
+      },
+      icmp: { prober: this.prober?.name ?? 'disabled' },
+      clock: this.clock ? { ...this.clock, at: new Date(this.clock.at).toISOString(), limit_ms: ntp?.warn_ms } : ntp ? { pending: true } : { configured: false },
+      rss_bytes: process.memoryUsage.rss(),
+    };
+  }
+}

@@ -1,0 +1,62 @@
+// The collector's clock against an NTP server (SNTP, RFC 4330 §5): offset =
+// ((T2 − T1) + (T3 − T4)) / 2. The traffic-log rules (2007 notification,
+// item 9) want clocks within 10 ms of a reference; this measures how far ours is.
+import { createSocket } from 'node:dgram';
+import { isIPv6 } from 'node:net';
+
+const NTP_EPOCH_OFFSET_S = 2_208_988_800; // 1900-01-01 to 1970-01-01
+
+export interface NtpMeasurement {
+  server: string;
+  /** Local clock minus server clock, ms (positive: we are ahead). */
+  offsetMs: number;
+  roundTripMs: number;
+  stratum: number;
+}
+
+const nowMs = () => performance.timeOrigin + performance.now();
+
+function writeTimestamp(buf: Buffer, at: number, ms: number): void {
+  const seconds = Math.floor(ms / 1000) + NTP_EPOCH_OFFSET_S;
+  const fraction = Math.floor(((ms % 1000) / 1000) * 2 ** 32);
+  buf.writeUInt32BE(seconds >>> 0, at);
+  buf.writeUInt32BE(fraction >>> 0, at + 4);
+}
+
+function readTimestamp(buf: Buffer, at: number): number {
+  const seconds = buf.readUInt32BE(at) - NTP_EPOCH_OFFSET_S;
+  return seconds * 1000 + (buf.readUInt32BE(at + 4) / 2 ** 32) * 1000;
+}
+
+export function measureOffset(server: string, port = 123, timeoutMs = 2000): Promise<NtpMeasurement> {
+  return new Promise((resolve, reject) => {
+    const sock = createSocket(isIPv6(server) ? 'udp6' : 'udp4');
+    const req = Buffer.alloc(48);
+    req[0] = (0 << 6) | (4 << 3) | 3; // LI 0, version 4, mode 3 (client)
+    const t1 = nowMs();
+    writeTimestamp(req, 40, t1);
+    const sent = req.subarray(40, 48);
+    const timer = setTimeout(() => finish(new Error(`ntp ${server}:${port}: no answer within ${timeoutMs} ms`)), timeoutMs);
+    const finish = (err?: Error, m?: NtpMeasurement) => {
+      clearTimeout(timer);
+      sock.close();
+      if (err) reject(err);
+      else resolve(m!);
+    };
+    sock.on('error', (err) => finish(new Error(`ntp ${server}:${port}: ${err.message}`)));
+    sock.on('message', (msg) => {
+      const t4 = nowMs();
+      if (msg.length < 48) return finish(new Error(`ntp ${server}:${port}: short reply (${msg.length} bytes)`));
+      const mode = msg[0]! & 7;
+      const stratum = msg[1]!;
+      if (mode !== 4) return finish(new Error(`ntp ${server}:${port}: reply mode ${mode}, expected 4 (server)`));
+      if (stratum === 0) return finish(new Error(`ntp ${server}:${port}: kiss-o'-death ${msg.subarray(12, 16).toString('latin1')}`));
+      if (!msg.subarray(24, 32).equals(sent)) return finish(new Error(`ntp ${server}:${port}: reply does not answer our request`));
+      const t2 = readTimestamp(msg, 32);
+      const t3 = readTimestamp(msg, 40);
+      const serverOffset = (t2 - t1 + (t3 - t4)) / 2;
+      finish(undefined, { server, offsetMs: -serverOffset, roundTripMs: t4 - t1 - (t3 - t2), stratum });
+    });
+    sock.send(req, port, server);
+  });
+}

@@ -1,0 +1,171 @@
+// The measurement schema: every measurement, tag and field klaiwatch writes to
+// InfluxDB is named here and nowhere else. Profiles (config/profiles/*.yaml)
+// may only map OIDs onto fields listed here, the InfluxDB set-up derives its
+// continuous queries from it, and the dashboards read their names from it.
+//
+// Rules that keep the schema valid on InfluxDB 1.x, 2.x and 3.x:
+// - a tag and a field never share a name;
+// - a measurement's tag set is fixed: every point carries all its tags
+//   (an absent value is written as "-"), so 3.x tables keep one shape.
+
+export type FieldType = 'float' | 'integer' | 'string';
+/** How a field is rolled up into 5-minute points; `none` keeps it raw only. */
+export type Rollup = 'mean' | 'max' | 'min' | 'sum' | 'last' | 'none';
+
+export interface FieldSpec {
+  readonly type: FieldType;
+  readonly unit: string;
+  readonly rollup: Rollup;
+  readonly description: string;
+}
+
+export interface MeasurementSpec {
+  readonly name: string;
+  readonly description: string;
+  readonly tags: readonly string[];
+  readonly fields: Readonly<Record<string, FieldSpec>>;
+}
+
+/** Tags every per-device measurement carries, in this order. */
+export const DEVICE_TAGS = ['school', 'school_name', 'district', 'device', 'kind'] as const;
+
+const f = (type: FieldType, unit: string, rollup: Rollup, description: string): FieldSpec => ({
+  type,
+  unit,
+  rollup,
+  description,
+});
+
+export const measurements = {
+  device: {
+    name: 'device',
+    description: 'One point per SNMP poll of a device: whether it answered, and what the poll cost.',
+    tags: [...DEVICE_TAGS, 'profile'],
+    fields: {
+      snmp_up: f('integer', 'bool', 'mean', '1 when the device answered the poll, 0 when it did not'),
+      poll_ms: f('float', 'ms', 'mean', 'wall time of the whole poll'),
+      pdus: f('integer', 'short', 'mean', 'request PDUs sent'),
+      timeouts: f('integer', 'short', 'sum', 'requests that timed out (after retries)'),
+      error: f('string', 'string', 'none', 'why the poll failed, empty when it did not'),
+      uptime_s: f('float', 's', 'last', 'sysUpTime of the agent'),
+    },
+  },
+  icmp: {
+    name: 'icmp',
+    description: 'One point per ICMP round per device: echo requests sent and answered, round-trip times.',
+    tags: DEVICE_TAGS,
+    fields: {
+      icmp_up: f('integer', 'bool', 'mean', '1 when at least one echo reply came back'),
+      sent: f('integer', 'short', 'sum', 'echo requests sent'),
+      received: f('integer', 'short', 'sum', 'echo replies received'),
+      loss_pct: f('float', 'percent', 'mean', 'share of requests without a reply'),
+      rtt_min_ms: f('float', 'ms', 'min', 'shortest round trip'),
+      rtt_avg_ms: f('float', 'ms', 'mean', 'mean round trip'),
+      rtt_max_ms: f('float', 'ms', 'max', 'longest round trip'),
+      jitter_ms: f('float', 'ms', 'mean', 'mean absolute difference between consecutive round trips'),
+    },
+  },
+  interface: {
+    name: 'interface',
+    description: 'Per interface of a device (IF-MIB): traffic as rates computed in the collector, status, speed.',
+    tags: [...DEVICE_TAGS, 'ifname'],
+    fields: {
+      in_bps: f('float', 'bps', 'mean', 'received bits per second'),
+      out_bps: f('float', 'bps', 'mean', 'sent bits per second'),
+      in_pps: f('float', 'pps', 'mean', 'received unicast packets per second'),
+      out_pps: f('float', 'pps', 'mean', 'sent unicast packets per second'),
+      in_errors_ps: f('float', 'short', 'mean', 'inbound errors per second'),
+      out_errors_ps: f('float', 'short', 'mean', 'outbound errors per second'),
+      in_discards_ps: f('float', 'short', 'mean', 'inbound discards per second'),
+      out_discards_ps: f('float', 'short', 'mean', 'outbound discards per second'),
+      oper_status: f('integer', 'none', 'last', 'ifOperStatus: 1 up, 2 down, 3 testing, 5 dormant, 7 lowerLayerDown'),
+      admin_status: f('integer', 'none', 'last', 'ifAdminStatus: 1 up, 2 down, 3 testing'),
+      speed_bps: f('float', 'bps', 'last', 'interface speed'),
+    },
+  },
+  system: {
+    name: 'system',
+    description: 'Whole-device figures: CPU, memory, load, temperature.',
+    tags: DEVICE_TAGS,
+    fields: {
+      cpu_pct: f('float', 'percent', 'mean', 'CPU busy, mean over processors'),
+      mem_used_pct: f('float', 'percent', 'mean', 'memory in use'),
+      mem_total_bytes: f('float', 'bytes', 'last', 'memory installed'),
+      load1: f('float', 'short', 'mean', '1-minute load average'),
+      temperature_c: f('float', 'celsius', 'mean', 'board temperature'),
+      voltage_v: f('float', 'volt', 'mean', 'supply voltage'),
+    },
+  },
+  storage: {
+    name: 'storage',
+    description: 'Per storage area (HOST-RESOURCES hrStorageTable): disks and memory pools.',
+    tags: [...DEVICE_TAGS, 'storage'],
+    fields: {
+      size_bytes: f('float', 'bytes', 'last', 'size'),
+      used_bytes: f('float', 'bytes', 'mean', 'space in use'),
+      used_pct: f('float', 'percent', 'mean', 'share in use'),
+    },
+  },
+  receiver: {
+    name: 'receiver',
+    description: 'Satellite receiver (DLTV) tuner: lock and signal.',
+    tags: DEVICE_TAGS,
+    fields: {
+      lock: f('integer', 'bool', 'mean', '1 when the tuner is locked on the carrier'),
+      signal_dbm: f('float', 'dBm', 'mean', 'input signal level'),
+      cn_db: f('float', 'dB', 'mean', 'carrier-to-noise ratio'),
+      ebno_db: f('float', 'dB', 'mean', 'energy per bit to noise density'),
+      ber: f('float', 'short', 'mean', 'bit error rate indicator as the receiver reports it'),
+      bitrate_bps: f('float', 'bps', 'mean', 'valid transport-stream bit rate'),
+      frequency_mhz: f('float', 'MHz', 'last', 'tuned satellite frequency'),
+    },
+  },
+  klaiwatch: {
+    name: 'klaiwatch',
+    description: "The collector's own figures, one point per round and per write cycle.",
+    tags: ['instance', 'interval'],
+    fields: {
+      round_ms: f('float', 'ms', 'mean', 'wall time of the last polling round'),
+      devices: f('integer', 'short', 'last', 'devices scheduled in the round'),
+      devices_polled: f('integer', 'short', 'last', 'devices that answered SNMP in the round'),
+      devices_failed: f('integer', 'short', 'last', 'devices whose SNMP poll failed in the round'),
+      snmp_timeouts: f('integer', 'short', 'sum', 'SNMP requests that timed out in the round'),
+      icmp_hosts: f('integer', 'short', 'last', 'hosts probed over ICMP in the round'),
+      icmp_down: f('integer', 'short', 'last', 'hosts that answered no echo request'),
+      icmp_ms: f('float', 'ms', 'mean', 'wall time of the ICMP probe'),
+      overruns: f('integer', 'short', 'sum', 'devices skipped because their previous poll had not finished'),
+      points_written: f('integer', 'short', 'last', 'points accepted by InfluxDB since start'),
+      points_spooled: f('integer', 'short', 'last', 'points written to the disk spool since start'),
+      points_dropped: f('integer', 'short', 'last', 'points lost since start (spool full, or rejected by InfluxDB)'),
+      spool_bytes: f('integer', 'bytes', 'last', 'bytes waiting in the disk spool'),
+      write_errors: f('integer', 'short', 'last', 'failed write attempts since start'),
+      clock_offset_ms: f('float', 'ms', 'mean', 'local clock minus NTP server time'),
+      rss_bytes: f('integer', 'bytes', 'max', 'resident memory of the collector'),
+    },
+  },
+} as const satisfies Record<string, MeasurementSpec>;
+
+export type MeasurementName = keyof typeof measurements;
+export type FieldName<M extends MeasurementName> = keyof (typeof measurements)[M]['fields'] & string;
+
+export function isMeasurementName(name: string): name is MeasurementName {
+  return Object.hasOwn(measurements, name);
+}
+
+export function measurementSpec(name: MeasurementName): MeasurementSpec {
+  return measurements[name];
+}
+
+/** Markdown "Metrics" section, generated so the README cannot drift from the data (`klaiwatch schema`). */
+export function metricsMarkdown(): string {
+  const out: string[] = [];
+  for (const m of Object.values(measurements) as MeasurementSpec[]) {
+    out.push(`### \`${m.name}\``, '', m.description, '', `Tags: ${m.tags.map((t) => `\`${t}\``).join(', ')}`, '');
+    out.push('| field | type | unit | 5-min roll-up | meaning |', '| --- | --- | --- | --- | --- |');
+    for (const [name, spec] of Object.entries(m.fields)) {
+      out.push(`| \`${name}\` | ${spec.type} | ${spec.unit} | ${spec.rollup} | ${spec.description} |`);
+    }
+    out.push('');
+  }
+  return out.join('\n');
+}

@@ -1,0 +1,359 @@
+// One SNMP poll of one device, driven entirely by its profile: which scalars
+// to GET, which table columns to walk, how each value becomes a field. A
+// failed poll is a result too (snmp_up 0, the error, what it cost), never a
+// crash, and never a reason to wait for the other devices.
+import type { Varbind } from 'net-snmp';
+import type { Device } from '../../config/load.ts';
+import type { ProfileInput, TableInput, ColumnInput, ScalarInput, DerivedInput } from '../../config/schema.ts';
+import { measurements, type MeasurementName } from '../schema.ts';
+import { type Point, deviceTags } from '../point.ts';
+import { SnmpSession, varbindValue, ErrorStatus } from './session.ts';
+import { walkColumns, type Column } from './walk.ts';
+import { counterRate, type CounterSample } from './counters.ts';
+
+export const SYS_OBJECT_ID = '1.3.6.1.2.1.1.2.0';
+export const SYS_UPTIME = '1.3.6.1.2.1.1.3.0';
+const GET_CHUNK = 40;
+
+/** What the collector remembers about a device between polls. */
+export interface DeviceMemory {
+  /** Profile chosen by sysObjectID when the device says `profile: auto`. */
+  profile?: string;
+  sysObjectID?: string;
+  counters: Map<string, CounterSample>;
+  /** Columns (by OID) the agent lacks, read from their fallback instead. */
+  fallbacks: Set<string>;
+}
+
+export function newMemory(): DeviceMemory {
+  return { counters: new Map(), fallbacks: new Set() };
+}
+
+export interface PollResult {
+  device: string;
+  ok: boolean;
+  /** The agent answered at least one request. */
+  answered: boolean;
+  error?: string;
+  profile?: string;
+  durationMs: number;
+  pdus: number;
+  timeouts: number;
+  uptimeS?: number;
+  points: Point[];
+}
+
+export interface PollOptions {
+  maxRepetitions: number;
+  now?: () => number;
+}
+
+/** The profile whose sysObjectID prefix is the longest match; `generic` when none matches. */
+export function chooseProfile(sysObjectID: string, profiles: Map<string, ProfileInput>): string {
+  let best = 'generic';
+  let bestLen = 0;
+  for (const p of profiles.values()) {
+    for (const prefix of p.match.sys_object_id) {
+      if ((sysObjectID === prefix || sysObjectID.startsWith(prefix + '.')) && prefix.length > bestLen) {
+        best = p.name;
+        bestLen = prefix.length;
+      }
+    }
+  }
+  return best;
+}
+
+async function getScalars(session: SnmpSession, oids: string[], what: string): Promise<Map<string, Varbind>> {
+  const out = new Map<string, Varbind>();
+  for (let i = 0; i < oids.length; i += GET_CHUNK) {
+    let chunk = oids.slice(i, i + GET_CHUNK);
+    // SNMPv1 fails the whole GET on one missing object (noSuchName + index):
+    // drop that object and ask again.
+    for (let attempt = 0; chunk.length > 0 && attempt <= chunk.length; attempt++) {
+      try {
+        for (const vb of await session.get(chunk, what)) out.set(vb.oid, vb);
+        break;
+      } catch (err) {
+        const e = err as Error & { status?: number };
+        if (e.status !== ErrorStatus.NoSuchName) throw err;
+        const missing = /NoSuchName: ([\d.]+)/.exec(e.message)?.[1];
+        if (!missing) throw err;
+        chunk = chunk.filter((o) => o !== missing);
+      }
+    }
+  }
+  return out;
+}
+
+function toNumber(v: number | bigint | string | undefined, parse: boolean): number | undefined {
+  if (typeof v === 'number') return v;
+  if (typeof v === 'bigint') return Number(v);
+  if (typeof v === 'string' && parse) {
+    const n = Number.parseFloat(v);
+    return Number.isFinite(n) ? n : undefined;
+  }
+  return undefined;
+}
+
+type Row = Map<string, number | bigint | string | undefined>;
+
+/** Values of one row (or the scalars) after scaling, counters to rates, multiply_by and derived. */
+function computeFields(
+  metrics: readonly (ColumnInput | ScalarInput)[],
+  raw: Row,
+  derived: readonly DerivedInput[],
+  counterKey: (name: string) => string,
+  memory: DeviceMemory,
+  timeMs: number,
+  uptimeCs: number | undefined,
+  bitsOf: (m: ColumnInput | ScalarInput) => 32 | 64,
+  scaleOf: (m: ColumnInput | ScalarInput) => number,
+): { fields: Record<string, number | string>; values: Map<string, number> } {
+  const values = new Map<string, number>();
+  const fields: Record<string, number | string> = {};
+  // Non-counters first: a counter's limit_by refers to one of them.
+  const ordered = [...metrics].sort((a, b) => Number(a.type === 'counter') - Number(b.type === 'counter'));
+  for (const m of ordered) {
+    const v = raw.get(m.name);
+    if (v === undefined) continue;
+    if (m.type === 'text') {
+      if (m.field) fields[m.field] = String(v);
+      continue;
+    }
+    if (m.type === 'counter') {
+      const cur: CounterSample = { value: typeof v === 'bigint' ? v : BigInt(Math.trunc(toNumber(v, m.parse_number) ?? 0)), timeMs };
+      if (uptimeCs !== undefined) cur.uptimeCs = uptimeCs;
+      const key = counterKey(m.name);
+      const limit = m.limit_by !== undefined ? values.get(m.limit_by) : undefined;
+      const scale = scaleOf(m);
+      const out = counterRate(memory.counters.get(key), cur, bitsOf(m), limit !== undefined && limit > 0 ? limit / Math.abs(scale) : undefined);
+      memory.counters.set(key, cur);
+      if (out.rate === undefined) continue;
+      const rate = out.rate * scale;
+      values.set(m.name, rate);
+      if (m.field) fields[m.field] = rate;
+      continue;
+    }
+    let n = toNumber(v, m.parse_number);
+    if (n === undefined) continue;
+    if (m.multiply_by !== undefined) {
+      const by = toNumber(raw.get(m.multiply_by), true);
+      if (by === undefined) continue;
+      n *= by;
+    }
+    n *= scaleOf(m);
+    values.set(m.name, n);
+    if (m.field) fields[m.field] = m.type === 'enum' ? Math.trunc(n) : n;
+  }
+  for (const d of derived) {
+    if (d.percent) {
+      const part = values.get(d.percent.part);
+      const whole = values.get(d.percent.whole);
+      if (part === undefined || whole === undefined || whole <= 0) continue;
+      fields[d.field] = d.percent.part_is_free ? 100 * (1 - part / whole) : (100 * part) / whole;
+    } else if (d.complement_pct !== undefined) {
+      const v = values.get(d.complement_pct);
+      if (v !== undefined) fields[d.field] = 100 - v;
+    }
+  }
+  return { fields, values };
+}
+
+/** Integer fields must be written as integers (InfluxDB refuses a float in an integer field). */
+function typed(measurement: MeasurementName, fields: Record<string, number | string>): Record<string, number | string> {
+  const spec = measurements[measurement].fields as Record<string, { type: string }>;
+  for (const [k, v] of Object.entries(fields)) {
+    if (spec[k]?.type === 'integer' && typeof v === 'number') fields[k] = Math.round(v);
+  }
+  return fields;
+}
+
+export async function pollDevice(session: SnmpSession, device: Device, profiles: Map<string, ProfileInput>, memory: DeviceMemory, opts: PollOptions): Promise<PollResult> {
+  const now = opts.now ?? Date.now;
+  const started = performance.now();
+  const base = deviceTags(device);
+  const points: Point[] = [];
+  let answered = false;
+  let profileName = device.profile === 'auto' ? memory.profile : device.profile;
+  let uptimeCs: number | undefined;
+  const what = (step: string) => `school ${device.school.code} ${device.kind} ${device.id} ${device.address}: ${step}`;
+
+  try {
+    let profile = profileName ? profiles.get(profileName) : undefined;
+    const scalarOids = [SYS_UPTIME, SYS_OBJECT_ID, ...(profile?.scalars.map((s) => s.oid) ?? [])];
+    let got = await getScalars(session, scalarOids, what('get scalars'));
+    answered = true;
+    const sysObjectID = got.get(SYS_OBJECT_ID);
+    const oidText = sysObjectID ? varbindValue(sysObjectID) : undefined;
+    if (device.profile === 'auto' && typeof oidText === 'string' && (oidText !== memory.sysObjectID || !profile)) {
+      // First poll, or the device behind this address was replaced.
+      memory.sysObjectID = oidText;
+      profileName = chooseProfile(oidText, profiles);
+      memory.profile = profileName;
+      profile = profiles.get(profileName);
+      if (profile && profile.scalars.length > 0) {
+        const more = await getScalars(session, profile.scalars.map((s) => s.oid), what('get scalars'));
+        got = new Map([...got, ...more]);
+      }
+    }
+    if (!profile) throw new Error(what(`no profile ${JSON.stringify(profileName)}`));
+    const up = got.get(SYS_UPTIME);
+    const upV = up ? varbindValue(up) : undefined;
+    if (typeof upV === 'number') uptimeCs = upV;
+    const scalarTime = now();
+
+    // Scalars, grouped by measurement.
+    const byMeasurement = new Map<MeasurementName, ScalarInput[]>();
+    for (const s of profile.scalars) {
+      const list = byMeasurement.get(s.measurement as MeasurementName) ?? [];
+      list.push(s);
+      byMeasurement.set(s.measurement as MeasurementName, list);
+    }
+    const merged = new Map<MeasurementName, Record<string, number | string>>();
+    const mergeInto = (m: MeasurementName, fields: Record<string, number | string>) => {
+      merged.set(m, { ...(merged.get(m) ?? {}), ...fields });
+    };
+    for (const [m, list] of byMeasurement) {
+      const raw: Row = new Map(list.map((s) => [s.name, got.get(s.oid) ? varbindValue(got.get(s.oid)!) : undefined]));
+      const derived = profile.scalar_derived.filter((d) => d.measurement === m);
+      const { fields } = computeFields(list, raw, derived, (n) => `scalar|${n}`, memory, scalarTime, uptimeCs, (s) => s.bits ?? 32, (s) => s.scale);
+      mergeInto(m, fields);
+    }
+
+    // Tables: every open column of every table in one walk.
+    if (profile.tables.length > 0) {
+      const columnOid = (c: ColumnInput) => (c.fallback && memory.fallbacks.has(c.oid) ? c.fallback.oid : c.oid);
+      const labelOids = (t: TableInput) => (t.index_tag ? [t.index_tag.oid, ...(t.index_tag.fallback ? [t.index_tag.fallback] : [])] : []);
+      const wanted = new Set<string>();
+      for (const t of profile.tables) {
+        for (const o of labelOids(t)) wanted.add(o);
+        if (t.exclude) wanted.add(t.exclude.oid);
+        for (const c of t.columns) wanted.add(columnOid(c));
+      }
+      let walked = await walkColumns(session, [...wanted], opts.maxRepetitions, what('walk ' + profile.tables.map((t) => t.name).join(', ')));
+      // A 64-bit column the agent lacks while its table has rows: use the
+      // 32-bit fallback from now on, and read it now.
+      const missing: string[] = [];
+      for (const t of profile.tables) {
+        const tableHasRows = t.columns.some((c) => (walked.get(columnOid(c))?.size ?? 0) > 0);
+        if (!tableHasRows) continue;
+        for (const c of t.columns) {
+          if (c.fallback && !memory.fallbacks.has(c.oid) && (walked.get(c.oid)?.size ?? 0) === 0) {
+            memory.fallbacks.add(c.oid);
+            missing.push(c.fallback.oid);
+          }
+        }
+      }
+      if (missing.length > 0) {
+        const more = await walkColumns(session, missing, opts.maxRepetitions, what('walk fallback columns'));
+        walked = new Map([...walked, ...more]);
+      }
+      const tableTime = now();
+
+      for (const t of profile.tables) {
+        const m = t.measurement as MeasurementName;
+        const cols = t.columns.map((c) => ({ c, data: walked.get(columnOid(c)) ?? (new Map() as Column) }));
+        const indices = new Set<string>();
+        for (const { data } of cols) for (const idx of data.keys()) indices.add(idx);
+        const label = t.index_tag ? walked.get(t.index_tag.oid) : undefined;
+        const labelFallback = t.index_tag?.fallback ? walked.get(t.index_tag.fallback) : undefined;
+        const exclude = t.exclude ? { col: walked.get(t.exclude.oid), re: new RegExp(t.exclude.match) } : undefined;
+        const bitsOf = (c: ColumnInput | ScalarInput) => {
+          const col = c as ColumnInput;
+          return (col.fallback && memory.fallbacks.has(col.oid) ? col.fallback.bits : undefined) ?? c.bits ?? 32;
+        };
+        const scaleOf = (c: ColumnInput | ScalarInput) => {
+          const col = c as ColumnInput;
+          return (col.fallback && memory.fallbacks.has(col.oid) ? col.fallback.scale : undefined) ?? c.scale;
+        };
+        const rows: Record<string, number | string>[] = [];
+        for (const idx of [...indices].sort((a, b) => compareIndex(a, b))) {
+          if (exclude?.col) {
+            const text = exclude.col.get(idx);
+            if (text && exclude.re.test(String(varbindValue(text) ?? ''))) continue;
+          }
+          const raw: Row = new Map(cols.map(({ c, data }) => [c.name, data.get(idx) ? varbindValue(data.get(idx)!) : undefined]));
+          const { fields } = computeFields(t.columns, raw, t.derived, (n) => `${t.name}|${idx}|${n}`, memory, tableTime, uptimeCs, bitsOf, scaleOf);
+          if (Object.keys(fields).length === 0) continue;
+          if (t.aggregate) {
+            rows.push(fields);
+            continue;
+          }
+          const name = labelText(label?.get(idx)) ?? labelText(labelFallback?.get(idx)) ?? idx;
+          const tags: Record<string, string> = { ...base, ...(t.index_tag ? { [t.index_tag.tag]: name } : {}) };
+          points.push({ measurement: m, tags, fields: typed(m, fields), time: tableTime });
+        }
+        if (t.aggregate && rows.length > 0) mergeInto(m, aggregate(rows, t.aggregate));
+      }
+    }
+
+    for (const [m, fields] of merged) {
+      if (Object.keys(fields).length > 0) points.push({ measurement: m, tags: { ...base }, fields: typed(m, fields), time: scalarTime });
+    }
+    const result: PollResult = {
+      device: device.id,
+      ok: true,
+      answered,
+      profile: profileName!,
+      durationMs: performance.now() - started,
+      pdus: session.stats.pdus,
+      timeouts: session.stats.timeouts,
+      points,
+    };
+    if (uptimeCs !== undefined) result.uptimeS = uptimeCs / 100;
+    result.points.push(devicePoint(device, result, now()));
+    return result;
+  } catch (err) {
+    const result: PollResult = {
+      device: device.id,
+      ok: false,
+      answered,
+      error: (err as Error).message,
+      durationMs: performance.now() - started,
+      pdus: session.stats.pdus,
+      timeouts: session.stats.timeouts,
+      points: [],
+    };
+    if (profileName) result.profile = profileName;
+    if (uptimeCs !== undefined) result.uptimeS = uptimeCs / 100;
+    result.points.push(devicePoint(device, result, now()));
+    return result;
+  }
+}
+
+function labelText(vb: Varbind | undefined): string | undefined {
+  if (!vb) return undefined;
+  const v = varbindValue(vb);
+  const s = v === undefined ? '' : String(v).replace(/\0+$/, '').trim();
+  return s === '' ? undefined : s;
+}
+
+function compareIndex(a: string, b: string): number {
+  const x = a.split('.').map(Number);
+  const y = b.split('.').map(Number);
+  for (let i = 0; i < Math.min(x.length, y.length); i++) if (x[i] !== y[i]) return x[i]! - y[i]!;
+  return x.length - y.length;
+}
+
+function aggregate(rows: Record<string, number | string>[], how: 'mean' | 'max' | 'sum'): Record<string, number> {
+  const out: Record<string, number> = {};
+  const keys = new Set(rows.flatMap((r) => Object.keys(r)));
+  for (const k of keys) {
+    const nums = rows.map((r) => r[k]).filter((v): v is number => typeof v === 'number');
+    if (nums.length === 0) continue;
+    out[k] = how === 'max' ? Math.max(...nums) : how === 'sum' ? nums.reduce((a, b) => a + b, 0) : nums.reduce((a, b) => a + b, 0) / nums.length;
+  }
+  return out;
+}
+
+export function devicePoint(device: Device, r: Pick<PollResult, 'answered' | 'ok' | 'error' | 'profile' | 'durationMs' | 'pdus' | 'timeouts' | 'uptimeS'>, time: number): Point {
+  const fields: Record<string, number | string> = {
+    snmp_up: r.answered ? 1 : 0,
+    poll_ms: Math.round(r.durationMs * 1000) / 1000,
+    pdus: r.pdus,
+    timeouts: r.timeouts,
+    error: r.error ?? '',
+  };
+  if (r.uptimeS !== undefined) fields.uptime_s = r.uptimeS;
+  return { measurement: 'device', tags: { ...deviceTags(device), profile: r.profile ?? '-' }, fields, time };
+}

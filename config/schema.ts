@@ -1,0 +1,308 @@
+// What a valid klaiwatch configuration is. Two YAML files: the settings
+// (where InfluxDB is, how to poll) and the inventory (schools, contacts,
+// devices), plus the device profiles in config/profiles/. Types come from here
+// (z.infer); nothing else re-declares them.
+import { z } from 'zod';
+import { isIP } from 'node:net';
+import { parseDuration, parseSize } from './units.ts';
+import { isMeasurementName, measurements } from '../collector/schema.ts';
+
+export const DEVICE_KINDS = ['router', 'dltv-receiver', 'server', 'switch', 'access-point', 'uplink', 'other'] as const;
+export type DeviceKind = (typeof DEVICE_KINDS)[number];
+
+const duration = (what: string) =>
+  z.union([z.string(), z.number()]).transform((v, ctx) => {
+    const ms = typeof v === 'number' ? v * 1000 : parseDuration(v);
+    if (ms === undefined || !(ms > 0)) {
+      ctx.addIssue({ code: 'custom', message: `${what} must be a duration such as "30s", "5m" or "90d"; got ${JSON.stringify(v)}` });
+      return z.NEVER;
+    }
+    return ms;
+  });
+
+const size = z.union([z.string(), z.number()]).transform((v, ctx) => {
+  const bytes = typeof v === 'number' ? v : parseSize(v);
+  if (bytes === undefined) {
+    ctx.addIssue({ code: 'custom', message: `must be a size such as "256MiB" or "1GB"; got ${JSON.stringify(v)}` });
+    return z.NEVER;
+  }
+  return bytes;
+});
+
+/**
+ * A secret as written in YAML: a literal, `env:NAME` (read from the
+ * environment) or `file:PATH` (first line of a file, relative to the YAML
+ * file). The loader resolves it into a `Secret`; the schema only checks shape.
+ */
+export const secretRef = z.string().min(1, 'must not be empty');
+
+const hostOrAddress = z.string().refine(
+  (v) => isIP(v) !== 0 || /^(?=.{1,253}$)[a-zA-Z0-9]([a-zA-Z0-9-]{0,62})(\.[a-zA-Z0-9]([a-zA-Z0-9-]{0,62}))*$/.test(v) && !/^[\d.]+$/.test(v),
+  { error: (iss) => `must be an IPv4 or IPv6 address or a host name; got ${JSON.stringify(iss.input)}` },
+);
+
+const port = z.number().int().min(1).max(65535);
+
+// ---------------------------------------------------------------- SNMP
+
+export const snmpCredentials = z
+  .strictObject({
+    version: z.union([z.literal(1), z.literal(2), z.literal(3), z.literal('1'), z.literal('2c'), z.literal('3')], {
+      error: (iss) => `snmp.version must be 1, 2 (or "2c") or 3; got ${JSON.stringify(iss.input)}`,
+    }),
+    community: secretRef.optional(),
+    username: z.string().min(1).optional(),
+    level: z.enum(['noAuthNoPriv', 'authNoPriv', 'authPriv']).optional(),
+    auth_protocol: z.enum(['md5', 'sha', 'sha224', 'sha256', 'sha384', 'sha512']).optional(),
+    auth_key: secretRef.optional(),
+    priv_protocol: z.enum(['des', 'aes', 'aes256b', 'aes256r']).optional(),
+    priv_key: secretRef.optional(),
+    context: z.string().optional(),
+  })
+  .transform((c) => ({ ...c, version: c.version === '2c' || c.version === 2 ? (2 as const) : c.version === 3 || c.version === '3' ? (3 as const) : (1 as const) }))
+  .superRefine((c, ctx) => {
+    if (c.version !== 3 && !c.community) ctx.addIssue({ code: 'custom', path: ['community'], message: `SNMP v${c.version === 2 ? '2c' : '1'} needs a community` });
+    if (c.version === 3) {
+      if (!c.username) ctx.addIssue({ code: 'custom', path: ['username'], message: 'SNMP v3 needs a username' });
+      const level = c.level ?? (c.priv_key ? 'authPriv' : c.auth_key ? 'authNoPriv' : 'noAuthNoPriv');
+      if (level !== 'noAuthNoPriv' && !c.auth_key) ctx.addIssue({ code: 'custom', path: ['auth_key'], message: `SNMP v3 level ${level} needs auth_key` });
+      if (level === 'authPriv' && !c.priv_key) ctx.addIssue({ code: 'custom', path: ['priv_key'], message: 'SNMP v3 level authPriv needs priv_key' });
+    }
+  });
+export type SnmpCredentialsInput = z.infer<typeof snmpCredentials>;
+
+// ---------------------------------------------------------------- settings
+
+const kindIntervals = z
+  .partialRecord(z.enum(DEVICE_KINDS), duration('interval'))
+  .default({});
+
+export const settingsSchema = z.strictObject({
+  area: z.strictObject({
+    code: z.string().min(1),
+    name_th: z.string().min(1),
+    name_en: z.string().optional(),
+  }),
+  /** Inventory file(s), relative to the settings file. */
+  inventory: z.union([z.string(), z.array(z.string()).min(1)]).transform((v) => (Array.isArray(v) ? v : [v])),
+  /** Extra profile folders (relative to the settings file), searched before the built-in config/profiles/. */
+  profile_dirs: z.array(z.string()).default([]),
+  instance: z.string().default('collector-1'),
+  influx: z.strictObject({
+    url: z.url({ protocol: /^https?$/, error: 'influx.url must be an http:// or https:// URL' }),
+    database: z.string().regex(/^[A-Za-z0-9_-]+$/, 'influx.database may hold letters, digits, "_" and "-"').default('klaiwatch'),
+    username: z.string().optional(),
+    password: secretRef.optional(),
+    /** InfluxDB 2.x/3.x token, sent as `Authorization: Token ...`. */
+    token: secretRef.optional(),
+    raw_retention: duration('influx.raw_retention').default(30 * 86_400_000),
+    rollup_retention: duration('influx.rollup_retention').default(730 * 86_400_000),
+    batch_size: z.number().int().min(1).max(100_000).default(5000),
+    flush_interval: duration('influx.flush_interval').default(1000),
+    timeout: duration('influx.timeout').default(10_000),
+    /** Create the database, retention policies and continuous queries at start (off where the token may not). */
+    manage_schema: z.boolean().default(true),
+  }),
+  spool: z
+    .strictObject({
+      dir: z.string().default('data/spool'),
+      max_bytes: size.default(256 * 1024 * 1024),
+    })
+    .default({ dir: 'data/spool', max_bytes: 256 * 1024 * 1024 }),
+  polling: z
+    .strictObject({
+      interval: duration('polling.interval').default(60_000),
+      intervals: kindIntervals,
+      jitter: z.number().min(0).max(0.9).default(0.1),
+      concurrency: z.number().int().min(1).max(10_000).default(128),
+      timeout: duration('polling.timeout').default(2000),
+      retries: z.number().int().min(0).max(10).default(1),
+      max_repetitions: z.number().int().min(1).max(100).default(25),
+    })
+    .default({ interval: 60_000, intervals: {}, jitter: 0.1, concurrency: 128, timeout: 2000, retries: 1, max_repetitions: 25 }),
+  snmp: z
+    .strictObject({
+      /** Named credential sets a device can refer to with `snmp: NAME`. */
+      credentials: z.record(z.string(), snmpCredentials).default({}),
+    })
+    .default({ credentials: {} }),
+  icmp: z
+    .strictObject({
+      enabled: z.boolean().default(true),
+      count: z.number().int().min(1).max(20).default(3),
+      /** Gap between two probes of one host. */
+      period: duration('icmp.period').default(1000),
+      /** Gap between probes to different hosts (fping -i). */
+      spacing: duration('icmp.spacing').default(1),
+      timeout: duration('icmp.timeout').default(1000),
+      fping: z.string().default('fping'),
+    })
+    .default({ enabled: true, count: 3, period: 1000, spacing: 1, timeout: 1000, fping: 'fping' }),
+  ntp: z
+    .strictObject({
+      server: z.string().min(1),
+      port: port.default(123),
+      interval: duration('ntp.interval').default(300_000),
+      warn_ms: z.number().positive().default(10),
+    })
+    .optional(),
+  http: z
+    .strictObject({
+      listen: z
+        .string()
+        .regex(/^(\[[0-9a-fA-F:]+\]|[^:]+):\d+$/, 'http.listen must be HOST:PORT')
+        .default('127.0.0.1:9273'),
+    })
+    .default({ listen: '127.0.0.1:9273' }),
+  log: z
+    .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
+    .default({ level: 'info' }),
+});
+export type SettingsInput = z.infer<typeof settingsSchema>;
+
+// ---------------------------------------------------------------- inventory
+
+const deviceId = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]*$/, 'device id may hold letters, digits, ".", "_" and "-"');
+
+export const deviceSchema = z.strictObject({
+  id: deviceId,
+  kind: z.enum(DEVICE_KINDS, { error: (iss) => `kind must be one of ${DEVICE_KINDS.join(', ')}; got ${JSON.stringify(iss.input)}` }),
+  name: z.string().optional(),
+  address: hostOrAddress,
+  port: port.default(161),
+  /** Profile name, or "auto" to choose by sysObjectID, or "icmp-only". */
+  profile: z.string().min(1).default('auto'),
+  /** Inline credentials, or the name of a set under settings `snmp.credentials`. */
+  snmp: z.union([z.string(), snmpCredentials]).optional(),
+  /** Device id this one is reached through (classroom receiver → school router → office uplink). */
+  parent: z.string().optional(),
+  icmp: z.boolean().default(true),
+  classroom: z.string().optional(),
+  tags: z.record(z.string(), z.string()).default({}),
+});
+export type DeviceInput = z.infer<typeof deviceSchema>;
+
+const contact = z.strictObject({
+  name: z.string().optional(),
+  email: z.email({ error: (iss) => `must be an e-mail address; got ${JSON.stringify(iss.input)}` }),
+  role: z.string().optional(),
+});
+
+export const schoolSchema = z.strictObject({
+  code: z.string().regex(/^[A-Za-z0-9-]+$/, 'school code may hold letters, digits and "-"'),
+  name_th: z.string().min(1),
+  name_en: z.string().optional(),
+  district: z.string().default('-'),
+  cluster: z.string().optional(),
+  location: z.strictObject({ lat: z.number().min(-90).max(90), lon: z.number().min(-180).max(180) }).optional(),
+  contacts: z.array(contact).default([]),
+  tags: z.record(z.string(), z.string()).default({}),
+  devices: z.array(deviceSchema).default([]),
+});
+export type SchoolInput = z.infer<typeof schoolSchema>;
+
+export const inventorySchema = z.strictObject({
+  /** The area office's own site (uplink, servers), polled like a school. */
+  office: schoolSchema.optional(),
+  schools: z.array(schoolSchema).default([]),
+});
+export type InventoryInput = z.infer<typeof inventorySchema>;
+
+// ---------------------------------------------------------------- profiles
+
+const oid = z.string().regex(/^\.?\d+(\.\d+)+$/, 'must be a numeric OID such as 1.3.6.1.2.1.1.3.0').transform((s) => s.replace(/^\./, ''));
+
+const valueType = z.enum(['gauge', 'counter', 'enum', 'text']);
+
+const metricCommon = {
+  /** MIB object name; how other entries (derived, multiply_by) refer to it. */
+  name: z.string().regex(/^[A-Za-z][A-Za-z0-9_]*$/),
+  /** Measurement field; omit for a helper value that only feeds `derived` or `multiply_by`. */
+  field: z.string().optional(),
+  type: valueType.default('gauge'),
+  /** Counter width; 32-bit counters wrap at 2^32, 64-bit ones are treated as reset when they go back. */
+  bits: z.union([z.literal(32), z.literal(64)]).optional(),
+  scale: z.number().default(1),
+  /** Multiply by another value of the same row (hrStorageSize × hrStorageAllocationUnits). */
+  multiply_by: z.string().optional(),
+  /** A counter's rate may not exceed this other value of the same row (ifHighSpeed bounds ifHCInOctets × 8). */
+  limit_by: z.string().optional(),
+  /** Text values such as "0.15" (laLoad) are parsed as numbers. */
+  parse_number: z.boolean().default(false),
+  /** Names for enum values, for people and dashboards. */
+  values: z.record(z.string(), z.string()).optional(),
+};
+
+const fallbackSchema = z.strictObject({ oid, bits: z.union([z.literal(32), z.literal(64)]).optional(), scale: z.number().optional() });
+
+export const scalarSchema = z.strictObject({ oid, ...metricCommon, measurement: z.string() });
+export const columnSchema = z.strictObject({ oid, ...metricCommon, fallback: fallbackSchema.optional() });
+
+const derivedSchema = z.strictObject({
+  field: z.string(),
+  /** 100 × part / whole; with `part_is_free`, 100 × (1 − part / whole). */
+  percent: z.strictObject({ part: z.string(), whole: z.string(), part_is_free: z.boolean().default(false) }).optional(),
+  /** 100 − value (ssCpuIdle → busy). */
+  complement_pct: z.string().optional(),
+});
+
+export const tableSchema = z.strictObject({
+  name: z.string(),
+  measurement: z.string(),
+  /** Tag that names each row, from a text column (ifName, hrStorageDescr), with an optional fallback column (ifDescr). */
+  index_tag: z
+    .strictObject({ tag: z.string(), oid, fallback: oid.optional() })
+    .optional(),
+  /** Collapse rows into one point: mean of each field (hrProcessorLoad → cpu_pct). */
+  aggregate: z.enum(['mean', 'max', 'sum']).optional(),
+  columns: z.array(columnSchema).min(1),
+  derived: z.array(derivedSchema).default([]),
+  /** Skip rows whose text in this column matches the regex (loopback, virtual memory...). */
+  exclude: z.strictObject({ oid, match: z.string() }).optional(),
+});
+
+export const profileSchema = z.strictObject({
+  name: z.string().regex(/^[a-z0-9][a-z0-9-]*$/, 'profile name may hold a-z, 0-9 and "-"'),
+  description: z.string(),
+  /** sysObjectID prefixes that select this profile when a device says `profile: auto`. */
+  match: z.strictObject({ sys_object_id: z.array(oid).default([]) }).default({ sys_object_id: [] }),
+  /** Other profiles whose scalars and tables this one adds to (IF-MIB, HOST-RESOURCES...). */
+  include: z.array(z.string()).default([]),
+  /** False for devices that answer only ICMP (consumer DLTV boxes). */
+  snmp: z.boolean().default(true),
+  scalars: z.array(scalarSchema).default([]),
+  tables: z.array(tableSchema).default([]),
+  scalar_derived: z.array(derivedSchema.extend({ measurement: z.string() })).default([]),
+});
+export type ProfileInput = z.infer<typeof profileSchema>;
+export type TableInput = z.infer<typeof tableSchema>;
+export type ColumnInput = z.infer<typeof columnSchema>;
+export type ScalarInput = z.infer<typeof scalarSchema>;
+export type DerivedInput = z.infer<typeof derivedSchema>;
+
+/** Field and measurement names in a profile must exist in the measurement schema. */
+export function checkProfileAgainstSchema(p: ProfileInput): { path: (string | number)[]; message: string }[] {
+  const problems: { path: (string | number)[]; message: string }[] = [];
+  const checkField = (path: (string | number)[], measurement: string, field: string | undefined) => {
+    if (!isMeasurementName(measurement)) {
+      problems.push({ path, message: `measurement ${JSON.stringify(measurement)} is not in the measurement schema (${Object.keys(measurements).join(', ')})` });
+      return;
+    }
+    if (field !== undefined && !Object.hasOwn(measurements[measurement].fields, field)) {
+      problems.push({
+        path: [...path, 'field'],
+        message: `field ${JSON.stringify(field)} is not a field of measurement ${measurement} (${Object.keys(measurements[measurement].fields).join(', ')})`,
+      });
+    }
+  };
+  p.scalars.forEach((s, i) => checkField(['scalars', i], s.measurement, s.field));
+  p.scalar_derived.forEach((d, i) => checkField(['scalar_derived', i], d.measurement, d.field));
+  p.tables.forEach((t, i) => {
+    t.columns.forEach((c, j) => checkField(['tables', i, 'columns', j], t.measurement, c.field));
+    t.derived.forEach((d, j) => checkField(['tables', i, 'derived', j], t.measurement, d.field));
+    if (t.index_tag && isMeasurementName(t.measurement) && !(measurements[t.measurement].tags as readonly string[]).includes(t.index_tag.tag)) {
+      problems.push({ path: ['tables', i, 'index_tag', 'tag'], message: `tag ${JSON.stringify(t.index_tag.tag)} is not a tag of measurement ${t.measurement}` });
+    }
+  });
+  return problems;
+}

@@ -1,0 +1,84 @@
+// The demo: a simulated area on loopback, a local InfluxDB when none answers
+// on 127.0.0.1:8086, and the collector polling it all. Run by
+// `bash scripts/demo.sh` (which installs what is missing first).
+import { parseArgs } from 'node:util';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { buildSimArea, PROJECT } from './area.ts';
+import { startSnmpsim } from './snmpsim.ts';
+import { startInfluxd, pingInflux, type Influxd } from './influxd.ts';
+import { loadConfig } from '../config/load.ts';
+import { createLogger } from '../collector/log.ts';
+import { Collector } from '../collector/collector.ts';
+import { startHealthServer } from '../collector/health.ts';
+
+const { values } = parseArgs({
+  options: {
+    rounds: { type: 'string' },
+    'influx-port': { type: 'string', default: '8086' },
+    http: { type: 'string', default: '127.0.0.1:9273' },
+    interval: { type: 'string', default: '30s' },
+    'log-level': { type: 'string', default: 'info' },
+  },
+});
+
+const say = (s: string) => process.stdout.write(s + '\n');
+const influxPort = Number(values['influx-port']);
+const influxUrl = `http://127.0.0.1:${influxPort}`;
+let influxd: Influxd | undefined;
+const existing = await pingInflux(influxUrl);
+if (existing) say(`InfluxDB ${existing} already answers at ${influxUrl}: using it (database klaiwatch).`);
+else {
+  say(`Starting InfluxDB on ${influxUrl}, data in ${join(PROJECT, 'data', 'influxdb')} ...`);
+  influxd = await startInfluxd(join(PROJECT, 'data', 'influxdb'), influxPort);
+}
+
+// Recordings live under the system temp folder: snmpsimd runs as `nobody`
+// when started as root and must be able to read them.
+const dir = mkdtempSync(join(tmpdir(), 'klaiwatch-demo-'));
+const area = buildSimArea({ dir, influxUrl, httpListen: values.http, interval: values.interval });
+say(`Simulated area: ${area.devices.length} devices, ${area.endpoints.length} SNMP agents on 127.19.x / 127.20.x port ${area.snmpPort}; silent on purpose: ${area.devices.filter((d) => d.recording && !d.served).map((d) => d.id).join(', ')}`);
+say('Starting snmpsimd (it indexes the recordings on first start) ...');
+const agents = await startSnmpsim({ dir, dataDir: area.dataDir, endpoints: area.endpoints, probeCommunity: 'router' });
+
+const config = loadConfig(area.settingsPath);
+const log = createLogger(values['log-level']!);
+const collector = new Collector(config, log);
+await collector.prepare();
+const server = await startHealthServer(config.settings.http.listen, () => collector.health());
+
+say('');
+say('klaiwatch demo is running.');
+say(`  health:    curl http://${values.http}/healthz`);
+say(`  data:      influx -host 127.0.0.1 -port ${influxPort} -database klaiwatch -execute 'SHOW MEASUREMENTS'`);
+say(`             influx -host 127.0.0.1 -port ${influxPort} -database klaiwatch -execute 'SELECT * FROM interface WHERE ifname = '"'"'WAN'"'"' ORDER BY time DESC LIMIT 5'`);
+say(`  one device: node bin/klaiwatch.ts poll --once --config ${area.settingsPath} --device 1036090101-router --rates`);
+say(`  settings:  ${area.settingsPath}`);
+say('  stop:      Ctrl-C');
+say('');
+
+const maxRounds = values.rounds ? Number(values.rounds) : Infinity;
+let rounds = 0;
+let finish!: () => void;
+const finished = new Promise<void>((r) => (finish = r));
+const origRound = collector.runRound.bind(collector);
+collector.runRound = async (...args) => {
+  const report = await origRound(...args);
+  rounds++;
+  say(`round ${rounds}: ${report.devices} devices, ${report.polled} answered SNMP, ${report.failed} failed (${report.results.filter((r) => !r.ok).map((r) => r.device).join(', ') || 'none'}), ${report.icmpHosts - report.icmpDown}/${report.icmpHosts} answer ICMP, ${report.points.length} points, ${Math.round(report.durationMs)} ms`);
+  if (rounds >= maxRounds) finish();
+  return report;
+};
+collector.start();
+process.once('SIGINT', finish);
+process.once('SIGTERM', finish);
+await finished;
+
+say('Stopping ...');
+server.close();
+await collector.stop();
+await agents.stop();
+if (influxd) await influxd.stop();
+rmSync(dir, { recursive: true, force: true });
+say(`Stopped. Points written: ${collector.writer.stats.written}, spooled: ${collector.writer.stats.spooled}, dropped: ${collector.writer.stats.dropped}.`);
