@@ -138,7 +138,7 @@ function readYaml(path: string, problems: Problem[], shown: string): YamlFile | 
 function validate<S extends z.ZodType>(schema: S, y: YamlFile, problems: Problem[], prefix: PropertyKey[] = []): z.infer<S> | undefined {
   const r = schema.safeParse(y.data, { reportInput: true });
   if (r.success) return r.data;
-  for (const issue of r.error.issues) {
+  for (const issue of unwrapUnions(r.error.issues)) {
     const path = [...prefix, ...issue.path];
     let message = issue.message;
     if (issue.code === 'unrecognized_keys') message = `unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => JSON.stringify(k)).join(', ')}`;
@@ -149,6 +149,29 @@ function validate<S extends z.ZodType>(schema: S, y: YamlFile, problems: Problem
     problems.push({ file: y.file, line: y.lineOf(path), path: formatPath(path), message });
   }
   return undefined;
+}
+
+/**
+ * A value that may be a name or an object (`snmp: school` or `snmp: {...}`)
+ * fails as a union with "Invalid input"; report the branch the author meant
+ * instead: the one that got past the type check at its root.
+ */
+function unwrapUnions(issues: readonly z.core.$ZodIssue[]): z.core.$ZodIssue[] {
+  const out: z.core.$ZodIssue[] = [];
+  for (const issue of issues) {
+    // A union with its own message (snmp.version) has already said it best.
+    if (issue.code !== 'invalid_union' || issue.errors.length === 0 || issue.message !== 'Invalid input') {
+      out.push(issue);
+      continue;
+    }
+    const meant = issue.errors.find((branch) => !branch.every((b) => b.code === 'invalid_type' && b.path.length === 0));
+    if (!meant) {
+      out.push(issue);
+      continue;
+    }
+    for (const inner of unwrapUnions(meant)) out.push({ ...inner, path: [...issue.path, ...inner.path] } as z.core.$ZodIssue);
+  }
+  return out;
 }
 
 function resolveSecret(ref: string | undefined, env: NodeJS.ProcessEnv, baseDir: string, where: () => Omit<Problem, 'message'>, problems: Problem[]): Secret | undefined {
@@ -226,16 +249,22 @@ export function loadProfiles(dirs: string[], problems: Problem[], cwd = process.
     }
     resolving.add(name);
     const p = structuredClone(entry.profile);
+    // Included profiles' entries come first, in include order; the profile's
+    // own entries follow and override an included one of the same name.
+    const inherited: Pick<ProfileInput, 'scalars' | 'tables' | 'scalar_derived'> = { scalars: [], tables: [], scalar_derived: [] };
     entry.profile.include.forEach((inc, i) => {
       const base = resolveOne(inc);
       if (!base) {
         if (!raw.has(inc)) problems.push({ file: entry.file.file, line: entry.file.lineOf(['include', i]), path: `include[${i}]`, message: `no profile named ${JSON.stringify(inc)} (known: ${[...raw.keys()].sort().join(', ')})` });
         return;
       }
-      p.scalars.unshift(...base.scalars.filter((s) => !p.scalars.some((own) => own.name === s.name)));
-      p.tables.unshift(...base.tables.filter((t) => !p.tables.some((own) => own.name === t.name)));
-      p.scalar_derived.unshift(...base.scalar_derived);
+      inherited.scalars.push(...base.scalars);
+      inherited.tables.push(...base.tables);
+      inherited.scalar_derived.push(...base.scalar_derived);
     });
+    p.scalars = [...inherited.scalars.filter((s) => !p.scalars.some((own) => own.name === s.name)), ...p.scalars];
+    p.tables = [...inherited.tables.filter((t) => !p.tables.some((own) => own.name === t.name)), ...p.tables];
+    p.scalar_derived = [...inherited.scalar_derived, ...p.scalar_derived];
     resolving.delete(name);
     resolved.set(name, p);
     return p;

@@ -57,7 +57,7 @@ export async function startSnmpsim(o: SnmpsimOptions): Promise<Snmpsim> {
       self.process = spawn(bin, args, { stdio: ['ignore', log, log] });
       const exited = new Promise<never>((_, reject) => self.process.once('exit', (code) => reject(new Error(`snmpsimd exited with ${code}; see ${join(o.dir, 'snmpsimd.log')}`))));
       const creds = o.v3
-        ? { version: 3 as const, username: o.v3.user, level: 'authPriv' as const, authProtocol: o.v3.authProto.toLowerCase(), authKey: new Secret(o.v3.authKey), privProtocol: 'aes', privKey: new Secret(o.v3.privKey) }
+        ? { version: 3 as const, username: o.v3.user, level: 'authPriv' as const, authProtocol: o.v3.authProto.toLowerCase(), authKey: new Secret(o.v3.authKey), privProtocol: o.v3.privProto.toLowerCase(), privKey: new Secret(o.v3.privKey), context: o.probeCommunity }
         : { version: 2 as const, level: 'noAuthNoPriv' as const, community: new Secret(o.probeCommunity) };
       await Promise.race([
         waitFor(

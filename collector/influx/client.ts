@@ -91,7 +91,7 @@ export interface InfluxSeries {
   name: string;
   tags?: Record<string, string>;
   columns: string[];
-  values: unknown[][];
+  values?: unknown[][];
 }
 
 export interface InfluxResult {
@@ -104,7 +104,7 @@ export interface InfluxResult {
 export function rows(results: InfluxResult[]): Record<string, unknown>[] {
   const out: Record<string, unknown>[] = [];
   for (const s of results[0]?.series ?? []) {
-    for (const v of s.values) {
+    for (const v of s.values ?? []) {
       const row: Record<string, unknown> = { ...(s.tags ?? {}) };
       s.columns.forEach((c, i) => (row[c] = v[i]));
       out.push(row);

@@ -12,7 +12,8 @@ const escMeasurement = (s: string) => s.replace(/[, ]/g, (c) => '\\' + c);
 // unescapes only "\ ", "\," and "\="), so Windows names such as "C:\ Label"
 // are written with "/" instead of "\".
 const escTag = (s: string) => (s === '' ? '-' : s.replace(/[\r\n]+/g, ' ').replace(/\\/g, '/').replace(/[,= ]/g, (c) => '\\' + c));
-const escString = (s: string) => '"' + s.replace(/[\\"]/g, (c) => '\\' + c).replace(/\n/g, '\\n') + '"';
+// String fields: only " and \ are escaped; a newline stays as it is, inside the quotes (1.x keeps it).
+const escString = (s: string) => '"' + s.replace(/[\\"]/g, (c) => '\\' + c) + '"';
 
 const sortedTags = new Map<string, readonly string[]>();
 for (const m of Object.values(measurements)) sortedTags.set(m.name, [...m.tags].sort());

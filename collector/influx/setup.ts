@@ -73,7 +73,7 @@ export async function setupSchema(client: InfluxClient, opts: { rawRetentionMs: 
   const ours = new Set<string>();
   for (const s of (await client.query('SHOW CONTINUOUS QUERIES', { db: false }))[0]?.series ?? []) {
     if (s.name !== db) continue;
-    for (const v of s.values) ours.add(String(v[0]));
+    for (const v of s.values ?? []) ours.add(String(v[0]));
   }
   const wanted = new Set<string>();
   for (const m of Object.values(measurements) as MeasurementSpec[]) {

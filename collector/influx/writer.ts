@@ -27,11 +27,6 @@ export interface WriterStats {
   lastWriteAt?: number;
 }
 
-/** 400 (bad line, field type conflict) and 413 will fail the same way again; anything else may pass later. */
-function retryable(err: unknown): boolean {
-  return !(err instanceof InfluxHttpError) || (err.status !== 400 && err.status !== 413);
-}
-
 export class InfluxWriter {
   private readonly client: InfluxClient;
   private readonly spool: Spool;
@@ -108,46 +103,52 @@ export class InfluxWriter {
       await this.post(batch);
     } catch (err) {
       this.onError(err, batch.length);
-      if (retryable(err)) {
-        await this.toSpool(batch);
-        this.scheduleRetry();
-      }
+      await this.toSpool(batch);
+      this.scheduleRetry();
     }
   }
 
+  /**
+   * Sends one batch. What InfluxDB refuses as data (400: a bad line, a field
+   * type conflict) is counted, line by line, and logged here and never
+   * retried; only errors
+   * that may pass later (network, 5xx, auth) are thrown to the caller.
+   */
   private async post(batch: string[]): Promise<void> {
     try {
       await this.client.write(batch.join('\n'));
     } catch (err) {
-      if (err instanceof InfluxHttpError && err.status === 413 && batch.length > 1) {
+      if (!(err instanceof InfluxHttpError) || (err.status !== 400 && err.status !== 413)) throw err;
+      this.stats.writeErrors++;
+      this.stats.lastError = err.message;
+      if (batch.length > 1) {
+        // Halve the batch until the bad lines stand alone: 413 (too large)
+        // needs it, a type conflict inside one batch makes 1.x refuse all of
+        // it, and a "partial write" names only the first bad line. Lines
+        // already stored are stored again unchanged (same series and time).
         const half = Math.ceil(batch.length / 2);
         await this.post(batch.slice(0, half));
         await this.post(batch.slice(half));
         return;
       }
-      throw err;
+      this.refuse(1, err.message, batch[0]);
+      return;
     }
     this.stats.written += batch.length;
     this.stats.lastWriteAt = Date.now();
     this.backoffMs = this.opts.minBackoffMs;
   }
 
+  private refuse(lines: number, message: string, line?: string): void {
+    this.stats.rejected += lines;
+    this.stats.dropped += lines;
+    this.log.error({ err: message, refused: lines, ...(line ? { line: line.slice(0, 300) } : {}) }, 'influxdb refused points; they are not retried');
+  }
+
   private onError(err: unknown, lines: number): void {
     this.stats.writeErrors++;
     this.stats.lastError = (err as Error).message;
-    if (!retryable(err)) {
-      // InfluxDB refused the data itself; it would refuse it again. On a
-      // "partial write" it has stored the other lines of the batch.
-      const body = err instanceof InfluxHttpError ? err.body : '';
-      const partial = body.includes('partial write');
-      const refused = partial ? Math.min(lines, Math.max(1, body.split('unable to parse').length - 1 + (body.match(/field type conflict/g)?.length ?? 0))) : lines;
-      this.stats.rejected += refused;
-      this.stats.dropped += refused;
-      if (partial) this.stats.written += lines - refused;
-      this.log.error({ err: (err as Error).message, lines, refused }, 'influxdb refused points; not retrying them');
-    } else {
-      this.log.warn({ err: (err as Error).message, lines, retry_in_ms: this.backoffMs }, 'influxdb write failed; batch kept in the disk spool');
-    }
+    this.log.warn({ err: (err as Error).message, lines, retry_in_ms: this.backoffMs }, 'influxdb write failed; batch kept in the disk spool');
   }
 
   private async toSpool(batch: string[]): Promise<void> {
@@ -172,10 +173,8 @@ export class InfluxWriter {
         await this.post(lines);
       } catch (err) {
         this.onError(err, lines.length);
-        if (retryable(err)) {
-          this.scheduleRetry();
-          break;
-        }
+        this.scheduleRetry();
+        break;
       }
       await this.spool.remove(next.name);
       this.refreshSpoolStats();

@@ -46,7 +46,10 @@ export async function walkColumns(session: SnmpSession, columns: string[], maxRe
         try {
           advance(c, await session.getNext([cursor.get(c)!], what));
         } catch (err) {
-          if ((err as { status?: number }).status !== ErrorStatus.NoSuchName) throw err;
+          // noSuchName: the end of the MIB view. genErr: what agents answer
+          // when the next object is a Counter64, which v1 cannot carry.
+          const status = (err as { status?: number }).status;
+          if (status !== ErrorStatus.NoSuchName && status !== ErrorStatus.GeneralError) throw err;
           cursor.delete(c);
         }
       }
