@@ -18,7 +18,7 @@ import { InfluxClient } from './influx/client.ts';
 import { InfluxWriter } from './influx/writer.ts';
 import { Spool } from './influx/spool.ts';
 import { setupSchema, type SchemaSetup } from './influx/setup.ts';
-import { measureOffset, type NtpMeasurement } from './ntp.ts';
+import { measureClock, type NtpMeasurement } from './ntp.ts';
 
 export interface RoundReport {
   interval: string;
@@ -159,19 +159,23 @@ export class Collector {
     }
     const ntp = this.config.settings.ntp;
     if (ntp) {
-      const measure = async () => {
-        try {
-          const m = await measureOffset(ntp.server, ntp.port);
-          this.clock = { ...m, at: Date.now() };
-          if (Math.abs(m.offsetMs) > ntp.warn_ms) this.log.warn({ offset_ms: m.offsetMs, server: ntp.server, limit_ms: ntp.warn_ms }, 'clock offset beyond the limit the traffic-log rules allow');
-        } catch (err) {
-          this.clock = { error: (err as Error).message, at: Date.now() };
-          this.log.warn({ err: (err as Error).message }, 'clock offset not measured');
-        }
-      };
-      void measure();
-      const t = setInterval(() => void measure(), ntp.interval);
+      void this.checkClock();
+      const t = setInterval(() => void this.checkClock(), ntp.interval);
       this.timers.add(t);
+    }
+  }
+
+  /** Measures the clock against the configured NTP server; warns past the limit (10 ms by default). */
+  async checkClock(): Promise<void> {
+    const ntp = this.config.settings.ntp;
+    if (!ntp) return;
+    try {
+      const m = await measureClock(ntp.server, ntp.port);
+      this.clock = { ...m, at: Date.now() };
+      if (Math.abs(m.offsetMs) > ntp.warn_ms) this.log.warn({ offset_ms: m.offsetMs, server: ntp.server, limit_ms: ntp.warn_ms }, 'clock offset beyond the limit the traffic-log rules allow');
+    } catch (err) {
+      this.clock = { error: (err as Error).message, at: Date.now() };
+      this.log.warn({ err: (err as Error).message }, 'clock offset not measured');
     }
   }
 

@@ -33,9 +33,8 @@ export function measureOffset(server: string, port = 123, timeoutMs = 2000): Pro
     const sock = createSocket(isIPv6(server) ? 'udp6' : 'udp4');
     const req = Buffer.alloc(48);
     req[0] = (0 << 6) | (4 << 3) | 3; // LI 0, version 4, mode 3 (client)
-    const t1 = nowMs();
-    writeTimestamp(req, 40, t1);
-    const sent = req.subarray(40, 48);
+    let t1 = 0;
+    let sent: Buffer | undefined;
     const timer = setTimeout(() => finish(new Error(`ntp ${server}:${port}: no answer within ${timeoutMs} ms`)), timeoutMs);
     const finish = (err?: Error, m?: NtpMeasurement) => {
       clearTimeout(timer);
@@ -51,12 +50,39 @@ export function measureOffset(server: string, port = 123, timeoutMs = 2000): Pro
       const stratum = msg[1]!;
       if (mode !== 4) return finish(new Error(`ntp ${server}:${port}: reply mode ${mode}, expected 4 (server)`));
       if (stratum === 0) return finish(new Error(`ntp ${server}:${port}: kiss-o'-death ${msg.subarray(12, 16).toString('latin1')}`));
-      if (!msg.subarray(24, 32).equals(sent)) return finish(new Error(`ntp ${server}:${port}: reply does not answer our request`));
+      if (!sent || !msg.subarray(24, 32).equals(sent)) return finish(new Error(`ntp ${server}:${port}: reply does not answer our request`));
       const t2 = readTimestamp(msg, 32);
       const t3 = readTimestamp(msg, 40);
       const serverOffset = (t2 - t1 + (t3 - t4)) / 2;
       finish(undefined, { server, offsetMs: -serverOffset, roundTripMs: t4 - t1 - (t3 - t2), stratum });
     });
-    sock.send(req, port, server);
+    // Bind first, so that T1 is taken when the request really leaves, not
+    // before the socket exists (a first bind costs a millisecond or more).
+    sock.bind(0, () => {
+      t1 = nowMs();
+      writeTimestamp(req, 40, t1);
+      sent = Buffer.from(req.subarray(40, 48));
+      sock.send(req, port, server);
+    });
   });
+}
+
+/**
+ * Several exchanges, keeping the one with the shortest round trip: its
+ * offset is the least disturbed by queueing on either side (ntpdate and
+ * chrony choose the same way).
+ */
+export async function measureClock(server: string, port = 123, samples = 4, timeoutMs = 2000): Promise<NtpMeasurement> {
+  let best: NtpMeasurement | undefined;
+  let lastError: Error | undefined;
+  for (let i = 0; i < samples; i++) {
+    try {
+      const m = await measureOffset(server, port, timeoutMs);
+      if (!best || m.roundTripMs < best.roundTripMs) best = m;
+    } catch (err) {
+      lastError = err as Error;
+    }
+  }
+  if (!best) throw lastError ?? new Error(`ntp ${server}:${port}: no sample`);
+  return best;
 }

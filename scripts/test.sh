@@ -6,6 +6,18 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 cd "$KW_ROOT"
 
+# chronyd is the tests' NTP server. It is unpacked, not installed: installing
+# Debian's chrony would replace this machine's own time service.
+if [ ! -x .tools/chrony/usr/sbin/chronyd ]; then
+  kw_say "unpacking Debian package chrony into .tools/chrony (tests' NTP server)"
+  tmp="$(mktemp -d)"
+  chmod 777 "$tmp"
+  (cd "$tmp" && { apt-get download chrony >/dev/null 2>&1 || { kw_sudo apt-get update -qq && apt-get download chrony >/dev/null; }; })
+  mkdir -p .tools/chrony
+  dpkg -x "$tmp"/chrony_*.deb .tools/chrony
+  rm -rf "$tmp"
+fi
+
 echo "== type check (tsc --noEmit)"
 tc_status=0
 tsc --noEmit -p . || tc_status=$?

@@ -87,6 +87,8 @@ export interface SimOptions {
   httpListen?: string;
   interval?: string;
   extraSettings?: Record<string, unknown>;
+  /** Second octet of the schools' addresses (127.N.school.host); the office sits at 127.N-1.0.x. Default 20. */
+  octet?: number;
 }
 
 export const DEFAULT_SILENT = ['1036090119-router', '1036090120-dltv-2'];
@@ -133,9 +135,10 @@ export function buildSimArea(o: SimOptions): SimArea {
     else delete d.snmp;
     devices.push({ id: d.id, address, served: rec !== undefined && !silent.has(d.id), ...(rec ? { recording: rec } : {}) });
   };
-  office.devices.forEach((d, k) => place(d, `127.19.0.${k + 1}`));
+  const octet = o.octet ?? 20;
+  office.devices.forEach((d, k) => place(d, `127.${octet - 1}.0.${k + 1}`));
   schools.forEach((s, i) => {
-    const net = `127.20.${i + 1}`;
+    const net = `127.${octet}.${i + 1}`;
     let receiver = 11;
     for (const d of s.devices) {
       if (d.kind === 'router') place(d, `${net}.1`);
