@@ -20,6 +20,8 @@ const { values } = parseArgs({
     http: { type: 'string', default: '127.0.0.1:9273' },
     interval: { type: 'string', default: '30s' },
     'log-level': { type: 'string', default: 'info' },
+    data: { type: 'string', default: join(PROJECT, 'data') },
+    octet: { type: 'string', default: '20' },
   },
 });
 
@@ -30,15 +32,16 @@ let influxd: Influxd | undefined;
 const existing = await pingInflux(influxUrl);
 if (existing) say(`InfluxDB ${existing} already answers at ${influxUrl}: using it (database klaiwatch).`);
 else {
-  say(`Starting InfluxDB on ${influxUrl}, data in ${join(PROJECT, 'data', 'influxdb')} ...`);
-  influxd = await startInfluxd(join(PROJECT, 'data', 'influxdb'), influxPort);
+  say(`Starting InfluxDB on ${influxUrl}, data in ${join(values.data!, 'influxdb')} ...`);
+  influxd = await startInfluxd(join(values.data!, 'influxdb'), influxPort);
 }
 
 // Recordings live under the system temp folder: snmpsimd runs as `nobody`
 // when started as root and must be able to read them.
 const dir = mkdtempSync(join(tmpdir(), 'klaiwatch-demo-'));
-const area = buildSimArea({ dir, influxUrl, httpListen: values.http, interval: values.interval });
-say(`Simulated area: ${area.devices.length} devices, ${area.endpoints.length} SNMP agents on 127.19.x / 127.20.x port ${area.snmpPort}; silent on purpose: ${area.devices.filter((d) => d.recording && !d.served).map((d) => d.id).join(', ')}`);
+const octet = Number(values.octet);
+const area = buildSimArea({ dir, influxUrl, httpListen: values.http, interval: values.interval, octet });
+say(`Simulated area: ${area.devices.length} devices, ${area.endpoints.length} SNMP agents on 127.${octet - 1}.0.x and 127.${octet}.x.x port ${area.snmpPort}; silent on purpose: ${area.devices.filter((d) => d.recording && !d.served).map((d) => d.id).join(', ')}`);
 say('Starting snmpsimd (it indexes the recordings on first start) ...');
 const agents = await startSnmpsim({ dir, dataDir: area.dataDir, endpoints: area.endpoints, probeCommunity: 'router' });
 
@@ -54,6 +57,7 @@ say(`  health:    curl http://${values.http}/healthz`);
 say(`  data:      influx -host 127.0.0.1 -port ${influxPort} -database klaiwatch -execute 'SHOW MEASUREMENTS'`);
 say(`             influx -host 127.0.0.1 -port ${influxPort} -database klaiwatch -execute 'SELECT * FROM interface WHERE ifname = '"'"'WAN'"'"' ORDER BY time DESC LIMIT 5'`);
 say(`  one device: node bin/klaiwatch.ts poll --once --config ${area.settingsPath} --device 1036090101-router --rates`);
+say(`  stop a device: kill -STOP ${agents.pid()}   (all simulated agents pause; kill -CONT ${agents.pid()} resumes)`);
 say(`  settings:  ${area.settingsPath}`);
 say('  stop:      Ctrl-C');
 say('');
