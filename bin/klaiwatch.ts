@@ -9,6 +9,7 @@ import { Collector } from '../collector/collector.ts';
 import { startHealthServer } from '../collector/health.ts';
 import { toLine } from '../collector/influx/line.ts';
 import { metricsMarkdown } from '../collector/schema.ts';
+import { execWithServiceFlags } from '../collector/runtime.ts';
 import type { Point } from '../collector/point.ts';
 
 interface Command {
@@ -107,6 +108,7 @@ const commands: Record<string, Command> = {
 class UsageError extends Error {}
 
 async function runService(config: Config): Promise<number> {
+  execWithServiceFlags();
   const log = createLogger(config.settings.log.level);
   const collector = new Collector(config, log);
   await collector.prepare();
@@ -149,7 +151,7 @@ async function pollOnce(config: Config, values: Record<string, unknown>): Promis
   }
   for (const r of report.results) if (!r.ok) console.error(`# ${r.error}`);
   console.error(`# ${report.devices} devices: ${report.polled} answered SNMP, ${report.failed} failed, ${report.icmpDown} of ${report.icmpHosts} hosts silent to ICMP; ${printed.length} points in ${Math.round(report.durationMs)} ms`);
-  if (values.write) await collector.writer.close();
+  await collector.stop(); // closes the SNMP sessions; with --write, flushes the points
   return report.failed > 0 ? 2 : 0;
 }
 

@@ -60,9 +60,15 @@ function fmtInterval(ms: number): string {
   return ms % 60_000 === 0 ? `${ms / 60_000}m` : `${ms / 1000}s`;
 }
 
+const phases = new Map<string, number>();
 /** A stable share in [0, 1) per device id: the same device is polled at the same point of every interval. */
 function phase(id: string): number {
-  return createHash('sha1').update(id).digest().readUInt32BE(0) / 2 ** 32;
+  let p = phases.get(id);
+  if (p === undefined) {
+    p = createHash('sha1').update(id).digest().readUInt32BE(0) / 2 ** 32;
+    phases.set(id, p);
+  }
+  return p;
 }
 
 export class Collector {
@@ -71,6 +77,7 @@ export class Collector {
   readonly client: InfluxClient;
   readonly writer: InfluxWriter;
   readonly memory = new Map<string, DeviceMemory>();
+  private readonly sessions = new Map<string, SnmpSession>();
   readonly status = new Map<string, DeviceStatus>();
   readonly lastRounds = new Map<string, Omit<RoundReport, 'results' | 'icmp' | 'points'>>();
   prober: Prober | undefined;
@@ -184,6 +191,8 @@ export class Collector {
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
     await Promise.allSettled([...this.rounds]);
+    for (const session of this.sessions.values()) session.close();
+    this.sessions.clear();
     await this.writer.close();
   }
 
@@ -294,16 +303,19 @@ export class Collector {
       this.memory.set(d.id, memory);
     }
     let result: PollResult;
-    let session: SnmpSession | undefined;
     try {
-      session = new SnmpSession(d.address, d.port, d.snmp!, { timeoutMs: s.timeout, retries: s.retries });
+      // One long-lived session (one UDP socket) per device: no socket set-up
+      // per poll, and SNMPv3 discovers the engine once, not every poll.
+      let session = this.sessions.get(d.id);
+      if (!session) {
+        session = new SnmpSession(d.address, d.port, d.snmp!, { timeoutMs: s.timeout, retries: s.retries });
+        this.sessions.set(d.id, session);
+      }
       result = await pollDevice(session, d, this.config.profiles, memory, { maxRepetitions: s.max_repetitions });
     } catch (err) {
       // Session creation itself failed (bad address family, no socket).
       const r = { answered: false, ok: false, error: `school ${d.school.code} ${d.kind} ${d.id} ${d.address}: ${(err as Error).message}`, durationMs: 0, pdus: 0, timeouts: 0 };
       result = { device: d.id, ...r, points: [devicePoint(d, r, Date.now())] };
-    } finally {
-      session?.close();
     }
     const st = this.status.get(d.id)!;
     st.snmp = { ok: result.ok, at: Date.now(), ...(result.error ? { error: result.error } : {}), ...(result.profile ? { profile: result.profile } : {}) };

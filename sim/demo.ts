@@ -12,7 +12,9 @@ import { loadConfig } from '../config/load.ts';
 import { createLogger } from '../collector/log.ts';
 import { Collector } from '../collector/collector.ts';
 import { startHealthServer } from '../collector/health.ts';
+import { execWithServiceFlags } from '../collector/runtime.ts';
 
+execWithServiceFlags();
 const { values } = parseArgs({
   options: {
     rounds: { type: 'string' },

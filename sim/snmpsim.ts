@@ -2,7 +2,7 @@
 // process for many loopback addresses. The community selects the recording
 // (community `router` answers from DATA/router.snmprec on every endpoint).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync, openSync, chmodSync } from 'node:fs';
+import { mkdirSync, writeFileSync, openSync, chmodSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { findExecutable } from '../collector/icmp/probe.ts';
 import { SnmpSession } from '../collector/snmp/session.ts';
@@ -55,7 +55,13 @@ export async function startSnmpsim(o: SnmpsimOptions): Promise<Snmpsim> {
     async start() {
       const log = openSync(join(o.dir, 'snmpsimd.log'), 'a');
       self.process = spawn(bin, args, { stdio: ['ignore', log, log] });
-      const exited = new Promise<never>((_, reject) => self.process.once('exit', (code) => reject(new Error(`snmpsimd exited with ${code}; see ${join(o.dir, 'snmpsimd.log')}`))));
+      const exited = new Promise<never>((_, reject) =>
+        self.process.once('exit', (code) => {
+          // Its usage text comes first; the reason is on the lines that start with ERROR.
+          const why = readFileSync(join(o.dir, 'snmpsimd.log'), 'utf8').split(/\r?\n/).filter((l) => /ERROR|rror:/.test(l)).slice(-3).join(' | ');
+          reject(new Error(`snmpsimd exited with ${code}: ${why || 'no reason given'} (log: ${join(o.dir, 'snmpsimd.log')})`));
+        }),
+      );
       const creds = o.v3
         ? { version: 3 as const, username: o.v3.user, level: 'authPriv' as const, authProtocol: o.v3.authProto.toLowerCase(), authKey: new Secret(o.v3.authKey), privProtocol: o.v3.privProto.toLowerCase(), privKey: new Secret(o.v3.privKey), context: o.probeCommunity }
         : { version: 2 as const, level: 'noAuthNoPriv' as const, community: new Secret(o.probeCommunity) };

@@ -10,7 +10,7 @@
 // the ratio of klaiwatch's SNMP CPU to snmp_exporter's.
 import { parseArgs } from 'node:util';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
@@ -22,7 +22,10 @@ import { loadConfig } from '../../config/load.ts';
 import { Collector } from '../../collector/collector.ts';
 import { findExecutable } from '../../collector/icmp/probe.ts';
 import { freePort, tempDir } from '../../test/helpers/peers.ts';
+import { execWithServiceFlags } from '../../collector/runtime.ts';
 
+// Measure the collector as `klaiwatch run` runs it: with the service's V8 heap settings.
+execWithServiceFlags();
 const here = dirname(fileURLToPath(import.meta.url));
 const { values } = parseArgs({
   options: {
@@ -30,6 +33,7 @@ const { values } = parseArgs({
     agents: { type: 'string', default: '4' },
     rounds: { type: 'string', default: '3' },
     concurrency: { type: 'string', default: '128' },
+    'no-reference': { type: 'boolean', default: false },
   },
 });
 const N = Number(values.devices);
@@ -45,6 +49,11 @@ function procCpu(pid: number | 'self'): { own: number; children: number } {
   // Fields from 3 (state): utime is 14, stime 15, cutime 16, cstime 17 → indices 11..14 here.
   return { own: (Number(rest[11]) + Number(rest[12])) / TICK, children: (Number(rest[13]) + Number(rest[14])) / TICK };
 }
+const mem = () => {
+
+  const m = process.memoryUsage();
+  return `rss ${(m.rss / 2 ** 20).toFixed(0)} MB (heap ${(m.heapUsed / 2 ** 20).toFixed(0)}/${(m.heapTotal / 2 ** 20).toFixed(0)}, external ${(m.external / 2 ** 20).toFixed(0)})`;
+};
 const agentsCpu = (agents: Snmpsim[]) => agents.reduce((s, a) => s + procCpu(a.pid()).own, 0);
 
 const address = (i: number) => `127.${40 + Math.floor(i / 250)}.0.${(i % 250) + 1}`;
@@ -59,7 +68,18 @@ const say = (s: string) => {
 let influxd: Awaited<ReturnType<typeof startInfluxd>> | undefined;
 let exporter: ChildProcess | undefined;
 const agents: Snmpsim[] = [];
+// Ctrl-C or a time limit must not leave agents and influxd running behind us.
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    exporter?.kill('SIGTERM');
+    for (const a of agents) a.process.kill('SIGKILL');
+    influxd?.process.kill('SIGKILL');
+    dir.remove();
+    process.exit(130);
+  });
+}
 try {
+  chmodSync(dir.path, 0o755); // snmpsimd runs as nobody when started as root
   const data = join(dir.path, 'recordings');
   writeRecording(data, 'router', recordings().router!);
   const addresses = Array.from({ length: N }, (_, i) => address(i));
@@ -122,7 +142,7 @@ try {
       const fping = procCpu('self').children - ch0;
       const agentCpu = agentsCpu(agents) - a0;
       const points = collector.writer.stats.written - w0;
-      const line = `${r === 0 ? 'warm-up' : `round ${r}`} ${mode === 'snmp' ? 'SNMP only ' : 'SNMP+ICMP '} wall ${fmt(wall)} s | klaiwatch CPU ${fmt((own * 1000) / N, 3)} s/1k dev (+fping ${fmt((fping * 1000) / N, 3)}) | agents CPU ${fmt(agentCpu)} s | ${report.polled}/${N} answered, ${report.failed} failed | ${points} points, ${fmt(points / wall, 0)} points/s | RSS peak ${fmt(process.resourceUsage().maxRSS / 1024, 0)} MB`;
+      const line = `${r === 0 ? 'warm-up' : `round ${r}`} ${mode === 'snmp' ? 'SNMP only ' : 'SNMP+ICMP '} wall ${fmt(wall)} s | klaiwatch CPU ${fmt((own * 1000) / N, 3)} s/1k dev (+fping ${fmt((fping * 1000) / N, 3)}) | agents CPU ${fmt(agentCpu)} s | ${report.polled}/${N} answered, ${report.failed} failed | ${points} points, ${fmt(points / wall, 0)} points/s | RSS peak ${fmt(process.resourceUsage().maxRSS / 1024, 0)} MB, now ${mem()}`;
       say(line);
       if (r > 0 && mode === 'snmp') {
         rows.push(line);
@@ -131,6 +151,10 @@ try {
     }
   }
 
+  if (values['no-reference']) {
+    await collector.stop();
+    process.exit(0);
+  }
   // The reference: prometheus-snmp-exporter scraping the same agents for the same OIDs.
   const bin = (await findExecutable('prometheus-snmp-exporter')) ?? (await findExecutable('snmp_exporter'));
   if (!bin) throw new Error('prometheus-snmp-exporter not found: bash bench/poll/run.sh installs the Debian package prometheus-snmp-exporter');

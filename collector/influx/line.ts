@@ -11,12 +11,32 @@ const escMeasurement = (s: string) => s.replace(/[, ]/g, (c) => '\\' + c);
 // or the end of the value (its parser skips the byte after any backslash but
 // unescapes only "\ ", "\," and "\="), so Windows names such as "C:\ Label"
 // are written with "/" instead of "\".
-const escTag = (s: string) => (s === '' ? '-' : s.replace(/[\r\n]+/g, ' ').replace(/\\/g, '/').replace(/[,= ]/g, (c) => '\\' + c));
+const TAG_SPECIAL = /[\r\n\\,= ]/;
+function escapeTag(s: string): string {
+  if (s === '') return '-';
+  if (!TAG_SPECIAL.test(s)) return s;
+  return s.replace(/[\r\n]+/g, ' ').replace(/\\/g, '/').replace(/[,= ]/g, (c) => '\\' + c);
+}
+// The same names (schools, devices, interfaces) come back every round: remember them.
+const tagCache = new Map<string, string>();
+function escTag(s: string): string {
+  let e = tagCache.get(s);
+  if (e === undefined) {
+    if (tagCache.size > 200_000) tagCache.clear();
+    e = escapeTag(s);
+    tagCache.set(s, e);
+  }
+  return e;
+}
 // String fields: only " and \ are escaped; a newline stays as it is, inside the quotes (1.x keeps it).
 const escString = (s: string) => '"' + s.replace(/[\\"]/g, (c) => '\\' + c) + '"';
 
 const sortedTags = new Map<string, readonly string[]>();
-for (const m of Object.values(measurements)) sortedTags.set(m.name, [...m.tags].sort());
+const escapedNames = new Map<string, string>();
+for (const m of Object.values(measurements)) {
+  sortedTags.set(m.name, [...m.tags].sort());
+  escapedNames.set(m.name, escMeasurement(m.name));
+}
 
 /** One line, millisecond precision; undefined when the point has no field to write. */
 export function toLine(p: Point): string | undefined {
@@ -34,7 +54,7 @@ export function toLine(p: Point): string | undefined {
     fields += (fields ? ',' : '') + k + '=' + text;
   }
   if (!fields) return undefined;
-  let line = escMeasurement(p.measurement);
+  let line = escapedNames.get(p.measurement)!;
   for (const k of sortedTags.get(p.measurement)!) line += ',' + k + '=' + escTag(p.tags[k] ?? '-');
   return `${line} ${fields} ${Math.round(p.time)}`;
 }

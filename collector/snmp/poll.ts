@@ -97,6 +97,17 @@ function toNumber(v: number | bigint | string | undefined, parse: boolean): numb
 
 type Row = Map<string, number | bigint | string | undefined>;
 
+// Non-counters first: a counter's limit_by refers to one of them. Sorted once per profile table.
+const ordering = new WeakMap<readonly (ColumnInput | ScalarInput)[], (ColumnInput | ScalarInput)[]>();
+function counterLast(metrics: readonly (ColumnInput | ScalarInput)[]): (ColumnInput | ScalarInput)[] {
+  let o = ordering.get(metrics);
+  if (!o) {
+    o = [...metrics].sort((a, b) => Number(a.type === 'counter') - Number(b.type === 'counter'));
+    ordering.set(metrics, o);
+  }
+  return o;
+}
+
 /** Values of one row (or the scalars) after scaling, counters to rates, multiply_by and derived. */
 function computeFields(
   metrics: readonly (ColumnInput | ScalarInput)[],
@@ -111,9 +122,7 @@ function computeFields(
 ): { fields: Record<string, number | string>; values: Map<string, number> } {
   const values = new Map<string, number>();
   const fields: Record<string, number | string> = {};
-  // Non-counters first: a counter's limit_by refers to one of them.
-  const ordered = [...metrics].sort((a, b) => Number(a.type === 'counter') - Number(b.type === 'counter'));
-  for (const m of ordered) {
+  for (const m of counterLast(metrics)) {
     const v = raw.get(m.name);
     if (v === undefined) continue;
     if (m.type === 'text') {
@@ -171,6 +180,7 @@ function typed(measurement: MeasurementName, fields: Record<string, number | str
 export async function pollDevice(session: SnmpSession, device: Device, profiles: Map<string, ProfileInput>, memory: DeviceMemory, opts: PollOptions): Promise<PollResult> {
   const now = opts.now ?? Date.now;
   const started = performance.now();
+  session.resetStats();
   const base = deviceTags(device);
   const points: Point[] = [];
   let answered = false;

@@ -21,7 +21,8 @@ export class SnmpTimeoutError extends Error {
 }
 
 export class SnmpSession {
-  readonly stats: SnmpStats = { pdus: 0, timeouts: 0 };
+  /** What this session sent since the last resetStats() (a poll's cost). */
+  stats: SnmpStats = { pdus: 0, timeouts: 0 };
   readonly version: 1 | 2 | 3;
   private readonly session: Session;
   private readonly opts: SessionOptions;
@@ -87,6 +88,10 @@ export class SnmpSession {
         err ? reject(this.wrap(err, what)) : resolve(vbs.map((v) => (Array.isArray(v) ? v : [v]))),
       );
     });
+  }
+
+  resetStats(): void {
+    this.stats = { pdus: 0, timeouts: 0 };
   }
 
   close(): void {

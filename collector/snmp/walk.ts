@@ -21,14 +21,21 @@ function under(prefix: string, oid: string): boolean {
   return oid.length > prefix.length && oid.startsWith(prefix) && oid[prefix.length] === '.';
 }
 
-function oidLess(a: string, b: string): boolean {
-  const x = a.split('.');
-  const y = b.split('.');
-  for (let i = 0; i < Math.min(x.length, y.length); i++) {
-    const d = Number(x[i]) - Number(y[i]);
-    if (d !== 0) return d < 0;
+/** a < b in OID order, comparing arc by arc without splitting (this runs once per varbind). */
+export function oidLess(a: string, b: string): boolean {
+  let i = 0;
+  let j = 0;
+  for (;;) {
+    if (i >= a.length) return j < b.length; // a ended first: a prefix of b is smaller
+    if (j >= b.length) return false;
+    let x = 0;
+    while (i < a.length && a.charCodeAt(i) !== 46) x = x * 10 + (a.charCodeAt(i++) - 48);
+    let y = 0;
+    while (j < b.length && b.charCodeAt(j) !== 46) y = y * 10 + (b.charCodeAt(j++) - 48);
+    if (x !== y) return x < y;
+    i++;
+    j++;
   }
-  return x.length < y.length;
 }
 
 export async function walkColumns(session: SnmpSession, columns: string[], maxRepetitions: number, what: string): Promise<Map<string, Column>> {

@@ -1,7 +1,10 @@
 // The whole spine on the simulated area: snmpsimd agents serving recordings
 // on their own loopback addresses, fping, a real influxd, GET /healthz.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse, stringify } from 'yaml';
 import { promisify } from 'node:util';
 import type { Server } from 'node:http';
 import pino from 'pino';
@@ -196,5 +199,39 @@ describe('a full round of the simulated area', () => {
     await sleep(1500);
     const [{ count: after }] = (await q(`SELECT count(snmp_up) FROM device`)) as [{ count: number }];
     expect(after).toBe(before);
+  });
+
+  it('klaiwatch run: polls on schedule, serves /healthz, and stops cleanly on SIGTERM', async () => {
+    const settings = parse(readFileSync(area.settingsPath, 'utf8')) as Record<string, any>;
+    const port = await freePort();
+    settings.http = { listen: `127.0.0.1:${port}` };
+    settings.instance = 'run-test';
+    settings.spool = { dir: join(dir.path, 'run-spool') };
+    settings.polling.interval = '3s';
+    settings.log = { level: 'info' };
+    const file = join(dir.path, 'run.yaml');
+    writeFileSync(file, stringify(settings));
+    const child = spawn(process.execPath, ['bin/klaiwatch.ts', 'run', '--config', file], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let log = '';
+    child.stderr.on('data', (d) => (log += d));
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    try {
+      let body: Record<string, any> | undefined;
+      const end = Date.now() + 30_000;
+      while (Date.now() < end) {
+        body = await fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.json() as Promise<Record<string, any>>).catch(() => undefined);
+        if (body?.rounds?.['3s']) break;
+        await sleep(250);
+      }
+      expect(body).toMatchObject({ instance: 'run-test', devices: 65, rounds: { '3s': { devices: 65, failed: silent.size } } });
+      // The service runs with its V8 heap settings, in the same process (execve, no wrapper).
+      expect(log).toMatch(/klaiwatch running/);
+    } finally {
+      child.kill('SIGTERM');
+    }
+    expect(await exited).toBe(0);
+    expect(log).toMatch(/"signal":"SIGTERM".*stopping: finishing rounds, flushing points/);
+    const rows = await q(`SELECT count(round_ms) FROM klaiwatch WHERE instance = 'run-test'`);
+    expect(rows[0]!.count).toBeGreaterThanOrEqual(1);
   });
 });
