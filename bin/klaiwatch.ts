@@ -135,7 +135,7 @@ async function pollOnce(config: Config, values: Record<string, unknown>): Promis
   const devices = ids.length > 0 ? ids.map((id) => config.deviceById.get(id)!) : config.devices;
   const log = createLogger(values.write ? 'info' : 'warn');
   const printed: Point[] = [];
-  const collector = new Collector(config, log, { onPoints: (ps) => printed.push(...ps), write: Boolean(values.write) });
+  const collector = new Collector(config, log, { onPoints: (ps) => printed.push(...ps), write: Boolean(values.write), states: false });
   await collector.prepare({ influx: Boolean(values.write) });
   const icmp = !values['no-icmp'];
   if (values.rates) {

@@ -6,7 +6,7 @@
 // school's router is not hit at the same instant every minute. A device
 // still busy from its last round is skipped and counted, never waited for.
 import { createHash } from 'node:crypto';
-import { resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import type { Config, Device } from '../config/load.ts';
 import type { Logger } from './log.ts';
 import { SnmpSession } from './snmp/session.ts';
@@ -19,6 +19,9 @@ import { InfluxWriter } from './influx/writer.ts';
 import { Spool } from './influx/spool.ts';
 import { setupSchema, type SchemaSetup } from './influx/setup.ts';
 import { measureClock, type NtpMeasurement } from './ntp.ts';
+import { Schedule } from './alerts/schedule.ts';
+import { StateEngine, STATES, type Raw, type Transition } from './alerts/state.ts';
+import { StateStore, type Incident } from './alerts/store.ts';
 
 export interface RoundReport {
   interval: string;
@@ -35,7 +38,12 @@ export interface RoundReport {
   results: PollResult[];
   icmp: Map<string, IcmpResult>;
   points: Point[];
+  transitions: Transition[];
+  opened: Incident[];
+  closed: Incident[];
 }
+
+type RoundSummary = Omit<RoundReport, 'results' | 'icmp' | 'points' | 'transitions' | 'opened' | 'closed'>;
 
 export interface DeviceStatus {
   id: string;
@@ -47,12 +55,14 @@ export interface DeviceStatus {
 }
 
 export interface CollectorOptions {
-  /** Where relative paths in the settings (spool dir) are resolved; default: the settings file's folder's parent. */
+  /** Where relative paths in the settings (spool dir, state database) are resolved; default: the settings file's folder. */
   baseDir?: string;
   /** Sink for every point, as well as InfluxDB (poll --once prints them). */
   onPoints?: (points: Point[]) => void;
   /** False: measure and report, write nothing (poll --once without --write). */
   write?: boolean;
+  /** False: no device states, no incidents, no state database (poll --once). */
+  states?: boolean;
 }
 
 function fmtInterval(ms: number): string {
@@ -79,7 +89,9 @@ export class Collector {
   readonly memory = new Map<string, DeviceMemory>();
   private readonly sessions = new Map<string, SnmpSession>();
   readonly status = new Map<string, DeviceStatus>();
-  readonly lastRounds = new Map<string, Omit<RoundReport, 'results' | 'icmp' | 'points'>>();
+  readonly lastRounds = new Map<string, RoundSummary>();
+  readonly engine: StateEngine | undefined;
+  readonly store: StateStore | undefined;
   prober: Prober | undefined;
   schema: SchemaSetup | undefined;
   clock: (NtpMeasurement & { at: number }) | { error: string; at: number } | undefined;
@@ -96,12 +108,16 @@ export class Collector {
     this.opts = opts;
     const s = config.settings;
     this.client = new InfluxClient({ url: s.influx.url, database: s.influx.database, username: s.influx.username, auth: config.influxAuth, timeoutMs: s.influx.timeout });
-    const spoolDir = resolve(opts.baseDir ?? resolve(config.file, '..'), s.spool.dir);
+    const spoolDir = resolve(opts.baseDir ?? dirname(config.file), s.spool.dir);
     this.writer = new InfluxWriter(this.client, new Spool(spoolDir, s.spool.max_bytes), log.child({ part: 'influx' }), {
       batchSize: s.influx.batch_size,
       flushIntervalMs: s.influx.flush_interval,
     });
     for (const d of config.devices) this.status.set(d.id, { id: d.id, school: d.school.code, kind: d.kind, address: d.address });
+    if (opts.states !== false) {
+      this.store = new StateStore(resolve(opts.baseDir ?? dirname(config.file), s.alerts.state_db));
+      this.engine = new StateEngine(config, new Schedule(config.calendars, s.alerts), this.store.loadStates());
+    }
   }
 
   intervalOf(d: Device): number {
@@ -194,6 +210,7 @@ export class Collector {
     for (const session of this.sessions.values()) session.close();
     this.sessions.clear();
     await this.writer.close();
+    this.store?.close();
   }
 
   /** One round over the given devices: ICMP for all at once, SNMP polls bounded and spread. */
@@ -269,6 +286,8 @@ export class Collector {
       await Promise.all(Array.from({ length: Math.min(s.polling.concurrency, queue.length) }, worker));
       const icmp = await icmpDone;
 
+      const { transitions, opened, closed } = this.judge(ready, results, icmp, emit);
+
       const report: RoundReport = {
         interval: label,
         startedAt,
@@ -284,8 +303,11 @@ export class Collector {
         results,
         icmp,
         points,
+        transitions,
+        opened,
+        closed,
       };
-      const { results: _r, icmp: _i, points: _p, ...summary } = report;
+      const { results: _r, icmp: _i, points: _p, transitions: _t, opened: _o, closed: _c, ...summary } = report;
       this.lastRounds.set(label, summary);
       emit([this.selfPoint(summary)]);
       this.log.info({ interval: label, devices: report.devices, polled: report.polled, failed: report.failed, icmp_down: report.icmpDown, round_ms: Math.round(report.durationMs) }, 'round done');
@@ -323,7 +345,51 @@ export class Collector {
     return result;
   }
 
-  private selfPoint(r: Omit<RoundReport, 'results' | 'icmp' | 'points'>): Point {
+  /**
+   * Device states from the round: reachable when an echo came back or the
+   * SNMP agent answered. States, incidents and their points; nothing when
+   * states are off (poll --once).
+   */
+  private judge(devices: readonly Device[], results: readonly PollResult[], icmp: ReadonlyMap<string, IcmpResult>, emit: (ps: Point[]) => void): { transitions: Transition[]; opened: Incident[]; closed: Incident[] } {
+    const { engine, store } = this;
+    if (!engine || !store) return { transitions: [], opened: [], closed: [] };
+    const snmp = new Map(results.map((r) => [r.device, r]));
+    const raws = new Map<string, Raw>();
+    for (const d of devices) {
+      const echo = d.icmp ? icmp.get(d.address) : undefined;
+      const poll = snmp.get(d.id);
+      if (!echo && !poll) continue;
+      raws.set(d.id, (echo?.received ?? 0) > 0 || poll?.answered === true ? 'up' : 'down');
+    }
+    const now = Date.now();
+    const transitions = engine.observe(raws, now);
+    const { opened, closed } = store.apply(this.config.devices, engine.states, transitions);
+    for (const t of transitions) {
+      const d = this.config.deviceById.get(t.device)!;
+      const level = t.to === 'down' || t.to === 'unreachable' ? 'warn' : 'info';
+      this.log[level]({ device: t.device, school: d.school.code, from: t.from, to: t.to, cause: t.cause, flapping: t.flapping }, 'device state changed');
+    }
+    const ps: Point[] = [];
+    for (const d of devices) {
+      if (!raws.has(d.id)) continue;
+      const st = engine.states.get(d.id)!;
+      const fields: Record<string, number | string> = { state: st.state, state_code: STATES.indexOf(st.state), judged: st.judged ? 1 : 0, flapping: st.flapping ? 1 : 0 };
+      if (st.state === 'up') fields.up = 1;
+      else if (st.state === 'down' || st.state === 'unreachable') fields.up = 0;
+      ps.push({ measurement: 'device_state', tags: deviceTags(d), fields, time: now });
+    }
+    const count = (state: string) => [...engine.states.values()].filter((x) => x.state === state).length;
+    ps.push({
+      measurement: 'area_state',
+      tags: { instance: this.config.settings.instance },
+      fields: { devices_up: count('up'), devices_down: count('down'), devices_unreachable: count('unreachable'), devices_unknown: count('unknown'), devices_maintenance: count('maintenance'), incidents_open: store.openIncidents().length },
+      time: now,
+    });
+    emit(ps);
+    return { transitions, opened, closed };
+  }
+
+  private selfPoint(r: RoundSummary): Point {
     const w = this.writer.stats;
     const fields: Record<string, number> = {
       round_ms: r.durationMs,

@@ -120,6 +120,31 @@ export const measurements = {
       frequency_mhz: f('float', 'MHz', 'last', 'tuned satellite frequency'),
     },
   },
+  device_state: {
+    name: 'device_state',
+    description: 'One point per device per round: its judged state after confirmation, dependencies, schedule and maintenance.',
+    tags: DEVICE_TAGS,
+    fields: {
+      state: f('string', 'string', 'none', 'unknown, up, down, unreachable or maintenance'),
+      state_code: f('integer', 'none', 'last', '0 unknown, 1 up, 2 down, 3 unreachable, 4 maintenance'),
+      up: f('integer', 'bool', 'mean', '1 up, 0 down or unreachable; absent while unknown or in maintenance, so its mean is availability'),
+      judged: f('integer', 'bool', 'last', '0 outside the device\'s schedule (DLTV off the air)'),
+      flapping: f('integer', 'bool', 'max', '1 while the state changes too often'),
+    },
+  },
+  area_state: {
+    name: 'area_state',
+    description: 'One point per round: devices in each state and incidents open.',
+    tags: ['instance'],
+    fields: {
+      devices_up: f('integer', 'short', 'last', 'devices up'),
+      devices_down: f('integer', 'short', 'last', 'devices down'),
+      devices_unreachable: f('integer', 'short', 'last', 'devices unreachable behind a failed parent'),
+      devices_unknown: f('integer', 'short', 'last', 'devices not judged (no data yet, or off schedule)'),
+      devices_maintenance: f('integer', 'short', 'last', 'devices in a maintenance window'),
+      incidents_open: f('integer', 'short', 'last', 'outages open now'),
+    },
+  },
   klaiwatch: {
     name: 'klaiwatch',
     description: "The collector's own figures, one point per round and per write cycle.",

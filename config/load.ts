@@ -11,6 +11,8 @@ import type { z } from 'zod';
 import {
   settingsSchema,
   inventorySchema,
+  calendarSchema,
+  type CalendarInput,
   profileSchema,
   checkProfileAgainstSchema,
   type SettingsInput,
@@ -23,6 +25,7 @@ import {
 import { Secret } from './secret.ts';
 
 export const BUILTIN_PROFILE_DIR = join(dirname(fileURLToPath(import.meta.url)), 'profiles');
+export const BUILTIN_CALENDAR_DIR = join(dirname(fileURLToPath(import.meta.url)), 'calendar');
 
 export interface Problem {
   file: string;
@@ -96,6 +99,8 @@ export interface Config {
   devices: Device[];
   deviceById: Map<string, Device>;
   profiles: Map<string, ProfileInput>;
+  /** School calendars (DLTV broadcast time), one per academic year. */
+  calendars: CalendarInput[];
 }
 
 interface YamlFile {
@@ -375,6 +380,28 @@ export function loadConfig(settingsPath: string, opts: LoadOptions = {}): Config
     }
   }
 
+  // Calendars: the configured files, or every file of the built-in folder.
+  const calendarFiles = settings.alerts.calendar.length > 0
+    ? settings.alerts.calendar.map((f) => resolve(baseDir, f))
+    : readdirSync(BUILTIN_CALENDAR_DIR).filter((n) => n.endsWith('.yaml')).sort().map((n) => join(BUILTIN_CALENDAR_DIR, n));
+  const calendars: CalendarInput[] = [];
+  for (const f of calendarFiles) {
+    const cy = readYaml(f, problems, shown(f));
+    const cal = cy && validate(calendarSchema, cy, problems);
+    if (cal) calendars.push(cal);
+  }
+
+  // Maintenance windows must name devices and schools that exist.
+  const codes = new Set(schools.map((s) => s.code));
+  settings.alerts.maintenance.forEach((m, i) => {
+    m.devices.forEach((id, j) => {
+      if (!deviceById.has(id)) problems.push({ file: sy.file, line: sy.lineOf(['alerts', 'maintenance', i, 'devices', j]), path: `alerts.maintenance[${i}].devices[${j}]`, message: `no device ${JSON.stringify(id)} in the inventory` });
+    });
+    m.schools.forEach((code, j) => {
+      if (!codes.has(code)) problems.push({ file: sy.file, line: sy.lineOf(['alerts', 'maintenance', i, 'schools', j]), path: `alerts.maintenance[${i}].schools[${j}]`, message: `no school ${JSON.stringify(code)} in the inventory` });
+    });
+  });
+
   if (problems.length > 0) throw new ConfigError(problems);
   const influxAuth: InfluxAuth = {};
   if (influxPassword) influxAuth.password = influxPassword;
@@ -382,5 +409,5 @@ export function loadConfig(settingsPath: string, opts: LoadOptions = {}): Config
   // The settings object keeps no secret text: the resolved Secrets live in
   // influxAuth and on each device, so logging the settings cannot leak one.
   const safe: Settings = { ...settings, influx: { ...settings.influx, password: undefined, token: undefined }, snmp: { credentials: {} } };
-  return { file: abs, settings: safe, influxAuth, schools, devices, deviceById, profiles };
+  return { file: abs, settings: safe, influxAuth, schools, devices, deviceById, profiles, calendars };
 }

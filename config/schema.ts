@@ -71,6 +71,65 @@ export const snmpCredentials = z
   });
 export type SnmpCredentialsInput = z.infer<typeof snmpCredentials>;
 
+// ---------------------------------------------------------------- calendar and alerts
+
+const isoDate = z.string().regex(/^\d{4}-\d{2}-\d{2}$/, 'must be a date such as "2026-05-16"');
+const clock = z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'must be a time such as "08:30"');
+const WEEKDAYS = ['sun', 'mon', 'tue', 'wed', 'thu', 'fri', 'sat'] as const;
+
+export const calendarSchema = z
+  .strictObject({
+    year_be: z.number().int().min(2500).max(2700),
+    utc_offset_minutes: z.number().int().min(-720).max(840).default(420),
+    school_days: z.array(z.enum(WEEKDAYS)).min(1),
+    periods: z.array(z.strictObject({ name: z.string(), start: clock, end: clock })).min(1),
+    terms: z.array(z.strictObject({ name: z.string(), start: isoDate, end: isoDate })).min(1),
+    holidays: z.array(z.strictObject({ date: isoDate, name: z.string() })).default([]),
+  })
+  .superRefine((c, ctx) => {
+    c.periods.forEach((p, i) => {
+      if (p.end <= p.start) ctx.addIssue({ code: 'custom', path: ['periods', i, 'end'], message: `period ends (${p.end}) before it starts (${p.start})` });
+    });
+    c.terms.forEach((t, i) => {
+      if (t.end < t.start) ctx.addIssue({ code: 'custom', path: ['terms', i, 'end'], message: `term ends (${t.end}) before it starts (${t.start})` });
+    });
+  });
+export type CalendarInput = z.infer<typeof calendarSchema>;
+export { WEEKDAYS };
+
+const maintenanceSchema = z
+  .strictObject({
+    devices: z.array(z.string()).default([]),
+    schools: z.array(z.string()).default([]),
+    start: z.iso.datetime({ offset: true, error: 'must be a date and time with its offset, such as "2026-12-01T18:00:00+07:00"' }),
+    end: z.iso.datetime({ offset: true, error: 'must be a date and time with its offset, such as "2026-12-01T22:00:00+07:00"' }),
+    reason: z.string().min(1),
+  })
+  .superRefine((m, ctx) => {
+    if (m.devices.length === 0 && m.schools.length === 0) ctx.addIssue({ code: 'custom', message: 'a maintenance window needs devices or schools' });
+    if (Date.parse(m.end) <= Date.parse(m.start)) ctx.addIssue({ code: 'custom', path: ['end'], message: `ends (${m.end}) before it starts (${m.start})` });
+  });
+export type MaintenanceInput = z.infer<typeof maintenanceSchema>;
+
+export const alertsSchema = z
+  .strictObject({
+    /** Consecutive equal results before a state changes, per device kind (default 2). */
+    confirm: z.partialRecord(z.enum(DEVICE_KINDS), z.number().int().min(1).max(20)).default({}),
+    confirm_default: z.number().int().min(1).max(20).default(2),
+    /** When each kind is judged: all the time, or only in DLTV broadcast periods. */
+    schedule: z.partialRecord(z.enum(DEVICE_KINDS), z.enum(['always', 'broadcast'])).default({ 'dltv-receiver': 'broadcast' }),
+    /** Calendar file(s), relative to the settings file; default the built-in config/calendar/. */
+    calendar: z.array(z.string()).default([]),
+    /** State changes within flap_window that mark a device as flapping (its notices are held). */
+    flap_changes: z.number().int().min(2).max(100).default(6),
+    flap_window: duration('alerts.flap_window').default(3_600_000),
+    maintenance: z.array(maintenanceSchema).default([]),
+    /** SQLite file for device states and incidents, relative to the settings file's folder. */
+    state_db: z.string().default('data/state.sqlite'),
+  })
+  .default({ confirm: {}, confirm_default: 2, schedule: { 'dltv-receiver': 'broadcast' }, calendar: [], flap_changes: 6, flap_window: 3_600_000, maintenance: [], state_db: 'data/state.sqlite' });
+export type AlertsInput = z.infer<typeof alertsSchema>;
+
 // ---------------------------------------------------------------- settings
 
 const kindIntervals = z
@@ -157,6 +216,7 @@ export const settingsSchema = z.strictObject({
   log: z
     .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
     .default({ level: 'info' }),
+  alerts: alertsSchema,
 });
 export type SettingsInput = z.infer<typeof settingsSchema>;
 

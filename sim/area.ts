@@ -159,6 +159,7 @@ export function buildSimArea(o: SimOptions): SimArea {
     instance: 'sim',
     influx: { url: o.influxUrl, database: o.database ?? 'klaiwatch', flush_interval: '1s' },
     spool: { dir: join(o.dir, 'spool') },
+    alerts: { state_db: join(o.dir, 'state.sqlite') },
     polling: { interval: o.interval ?? '30s', timeout: '1s', retries: 1 },
     snmp: { credentials },
     icmp: { count: 3, period: '200ms', timeout: '500ms' },

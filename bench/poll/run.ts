@@ -114,6 +114,7 @@ try {
       profile_dirs: [join(here, 'profiles')],
       influx: { url: `http://127.0.0.1:${influxPort}`, database: 'bench', batch_size: 5000 },
       spool: { dir: join(dir.path, 'spool') },
+      alerts: { state_db: join(dir.path, 'state.sqlite') },
       polling: { interval: '60s', timeout: '5s', retries: 1, concurrency: CONCURRENCY },
       snmp: { credentials: { router: { version: '2c', community: 'router' } } },
       icmp: { count: 3, period: '200ms', timeout: '500ms' },

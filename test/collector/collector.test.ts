@@ -127,6 +127,19 @@ describe('a full round of the simulated area', () => {
     const self = await q(`SELECT last(devices) AS devices, last(devices_failed) AS failed, last(icmp_hosts) AS hosts, last(clock_offset_ms) AS clock FROM klaiwatch`);
     expect(self[0]).toMatchObject({ devices: 65, failed: silent.size, hosts: 65 });
     expect(Math.abs(self[0]!.clock as number)).toBeLessThan(10);
+    // Two rounds confirm every judged device up (the silent ones still answer
+    // ping: reachable, their SNMP failing). Classroom receivers are judged only
+    // while DLTV is on the air, so off the air (when this test may run) they stay unknown.
+    const states = await q(`SELECT last(state) AS state, last(judged) AS judged FROM device_state GROUP BY device`);
+    expect(states).toHaveLength(65);
+    for (const r of states) {
+      const kind = config.deviceById.get(String(r.device))!.kind;
+      if (kind !== 'dltv-receiver') expect(r.judged, String(r.device)).toBe(1);
+      expect(r.state, String(r.device)).toBe(r.judged === 1 ? 'up' : 'unknown');
+    }
+    const judged = states.filter((r) => r.judged === 1).length;
+    const areaState = await q(`SELECT last(devices_up) AS up, last(devices_unknown) AS unknown, last(incidents_open) AS open FROM area_state`);
+    expect(areaState[0]).toMatchObject({ up: judged, unknown: 65 - judged, open: 0 });
     const schools = await q(`SHOW TAG VALUES FROM icmp WITH KEY = school_name`);
     expect(schools.map((r) => r.value)).toContain('โรงเรียนบ้านหนองบัวแดง');
   });
@@ -207,6 +220,7 @@ describe('a full round of the simulated area', () => {
     settings.http = { listen: `127.0.0.1:${port}` };
     settings.instance = 'run-test';
     settings.spool = { dir: join(dir.path, 'run-spool') };
+    settings.alerts = { state_db: join(dir.path, 'run-state.sqlite') };
     settings.polling.interval = '3s';
     settings.log = { level: 'info' };
     const file = join(dir.path, 'run.yaml');

@@ -1,0 +1,112 @@
+// States and incidents on the example area, with the real SQLite (node:sqlite).
+import { describe, it, expect, afterAll } from 'vitest';
+import { join } from 'node:path';
+import { loadConfig, type Config } from '../../../config/load.ts';
+import { Schedule } from '../../../collector/alerts/schedule.ts';
+import { StateEngine, type Raw } from '../../../collector/alerts/state.ts';
+import { StateStore } from '../../../collector/alerts/store.ts';
+import { tempDir } from '../../helpers/peers.ts';
+
+const dir = tempDir('state');
+afterAll(() => dir.remove());
+const config = loadConfig('config/examples/klaiwatch.yaml', { env: { KLAIWATCH_SCHOOL_COMMUNITY: 'x' } });
+const bangkok = (local: string) => Date.parse(`${local}+07:00`);
+const T0 = bangkok('2026-11-24T10:00:00'); // a Tuesday of term 2/2569, period 2
+const MIN = 60_000;
+
+function area(cfg: Config = config, file = ':memory:') {
+  const store = new StateStore(file);
+  const engine = new StateEngine(cfg, new Schedule(cfg.calendars, cfg.settings.alerts), store.loadStates());
+  const round = (raws: Record<string, Raw>, t: number, allUp = true) => {
+    const m = new Map<string, Raw>(allUp ? cfg.devices.map((d) => [d.id, 'up']) : []);
+    for (const [k, v] of Object.entries(raws)) m.set(k, v);
+    const transitions = engine.observe(m, t);
+    return { transitions, ...store.apply(cfg.devices, engine.states, transitions) };
+  };
+  return { store, engine, round };
+}
+
+describe('device states', () => {
+  it('changes state only after the result repeats (confirm 2), and records one incident', () => {
+    const { engine, store, round } = area();
+    round({}, T0);
+    round({}, T0 + MIN);
+    expect(engine.states.get('1036090101-router')!.state).toBe('up');
+    expect(round({ '1036090101-router': 'down' }, T0 + 2 * MIN).transitions.filter((t) => t.device === '1036090101-router')).toEqual([]);
+    const second = round({ '1036090101-router': 'down' }, T0 + 3 * MIN);
+    expect(second.transitions.find((t) => t.device === '1036090101-router')).toMatchObject({ from: 'up', to: 'down', cause: '1036090101-router' });
+    expect(second.opened).toEqual([expect.objectContaining({ device: '1036090101-router', school: '1036090101', state: 'down', startedAt: T0 + 3 * MIN })]);
+    round({}, T0 + 4 * MIN);
+    const back = round({}, T0 + 5 * MIN);
+    expect(back.closed).toEqual([expect.objectContaining({ device: '1036090101-router', endedAt: T0 + 5 * MIN, durationS: 120 })]);
+    expect(store.openIncidents()).toEqual([]);
+  });
+
+  it('a failed office uplink: it is down, everything behind it is unreachable with the uplink as cause', () => {
+    const { engine, round } = area();
+    round({}, T0);
+    round({}, T0 + MIN);
+    const all = Object.fromEntries(config.devices.map((d) => [d.id, 'down' as Raw]));
+    round(all, T0 + 2 * MIN);
+    const r = round(all, T0 + 3 * MIN);
+    expect(engine.states.get('office-uplink')).toMatchObject({ state: 'down', cause: 'office-uplink' });
+    const others = config.devices.filter((d) => d.id !== 'office-uplink');
+    for (const d of others) expect(engine.states.get(d.id), d.id).toMatchObject({ state: 'unreachable', cause: 'office-uplink' });
+    expect(r.opened.filter((i) => i.state === 'down').map((i) => i.device)).toEqual(['office-uplink']);
+    expect(engine.behind('office-uplink')).toEqual({ devices: others.length, schools: 21 });
+    expect(engine.behind('1036090101-router')).toEqual({ devices: 4, schools: 1 });
+  });
+
+  it('a classroom receiver switched off after lessons raises nothing', () => {
+    const { engine, round } = area();
+    const evening = bangkok('2026-11-24T17:00:00');
+    round({}, evening - 2 * MIN);
+    const r1 = round({ '1036090101-dltv-1': 'down' }, evening);
+    const r2 = round({ '1036090101-dltv-1': 'down' }, evening + MIN);
+    expect(engine.states.get('1036090101-dltv-1')).toMatchObject({ state: 'unknown', judged: false });
+    expect([...r1.opened, ...r2.opened]).toEqual([]);
+    // The next morning, still off once lessons start: now it is down.
+    const morning = bangkok('2026-11-25T08:30:00');
+    round({ '1036090101-dltv-1': 'down' }, morning);
+    expect(engine.states.get('1036090101-dltv-1')!.state).toBe('down');
+  });
+
+  it('a device in a maintenance window is "maintenance", and so is what is down behind it', () => {
+    const cfg: Config = { ...config, settings: { ...config.settings, alerts: { ...config.settings.alerts, maintenance: [{ devices: ['1036090101-router'], schools: [], start: new Date(T0).toISOString(), end: new Date(T0 + 60 * MIN).toISOString(), reason: 'ย้ายตู้' }] } } };
+    const { engine, round } = area(cfg);
+    const down = { '1036090101-router': 'down' as Raw, '1036090101-dltv-1': 'down' as Raw };
+    round(down, T0 + MIN);
+    const r = round(down, T0 + 2 * MIN);
+    expect(engine.states.get('1036090101-router')!.state).toBe('maintenance');
+    expect(engine.states.get('1036090101-dltv-1')!.state).toBe('maintenance');
+    expect(r.opened).toEqual([]);
+  });
+
+  it('marks a device that keeps changing as flapping', () => {
+    const cfg: Config = { ...config, settings: { ...config.settings, alerts: { ...config.settings.alerts, confirm_default: 1 } } };
+    const { engine, round } = area(cfg);
+    for (let i = 0; i < 7; i++) round({ '1036090102-router': i % 2 === 0 ? 'down' : 'up' }, T0 + i * MIN);
+    expect(engine.states.get('1036090102-router')!.flapping).toBe(true);
+    for (let i = 0; i < 3; i++) round({}, T0 + (90 + i) * MIN);
+    expect(engine.states.get('1036090102-router')!.flapping).toBe(false);
+  });
+
+  it('an outage open when the collector stops is the same outage after it starts again', () => {
+    const file = join(dir.path, 'state.sqlite');
+    const first = area(config, file);
+    first.round({}, T0);
+    first.round({}, T0 + MIN);
+    first.round({ '1036090103-router': 'down' }, T0 + 2 * MIN);
+    expect(first.round({ '1036090103-router': 'down' }, T0 + 3 * MIN).opened).toHaveLength(1);
+    first.store.close();
+
+    const second = area(config, file);
+    expect(second.engine.states.get('1036090103-router')!.state).toBe('down');
+    expect(second.round({ '1036090103-router': 'down' }, T0 + 10 * MIN).opened).toEqual([]);
+    second.round({}, T0 + 11 * MIN);
+    const closed = second.round({}, T0 + 12 * MIN).closed;
+    expect(closed).toEqual([expect.objectContaining({ device: '1036090103-router', startedAt: T0 + 3 * MIN, durationS: 9 * 60 })]);
+    expect(second.store.incidents(T0, T0 + 60 * MIN)).toHaveLength(1);
+    second.store.close();
+  });
+});
