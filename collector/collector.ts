@@ -22,6 +22,8 @@ import { measureClock, type NtpMeasurement } from './ntp.ts';
 import { Schedule } from './alerts/schedule.ts';
 import { StateEngine, STATES, type Raw, type Transition } from './alerts/state.ts';
 import { StateStore, type Incident } from './alerts/store.ts';
+import { composeNotices, type Notice } from './alerts/notices.ts';
+import { Outbox, createTransport } from './alerts/outbox.ts';
 
 export interface RoundReport {
   interval: string;
@@ -41,9 +43,10 @@ export interface RoundReport {
   transitions: Transition[];
   opened: Incident[];
   closed: Incident[];
+  notices: Notice[];
 }
 
-type RoundSummary = Omit<RoundReport, 'results' | 'icmp' | 'points' | 'transitions' | 'opened' | 'closed'>;
+type RoundSummary = Omit<RoundReport, 'results' | 'icmp' | 'points' | 'transitions' | 'opened' | 'closed' | 'notices'>;
 
 export interface DeviceStatus {
   id: string;
@@ -92,6 +95,7 @@ export class Collector {
   readonly lastRounds = new Map<string, RoundSummary>();
   readonly engine: StateEngine | undefined;
   readonly store: StateStore | undefined;
+  readonly outbox: Outbox | undefined;
   prober: Prober | undefined;
   schema: SchemaSetup | undefined;
   clock: (NtpMeasurement & { at: number }) | { error: string; at: number } | undefined;
@@ -115,8 +119,10 @@ export class Collector {
     });
     for (const d of config.devices) this.status.set(d.id, { id: d.id, school: d.school.code, kind: d.kind, address: d.address });
     if (opts.states !== false) {
-      this.store = new StateStore(resolve(opts.baseDir ?? dirname(config.file), s.alerts.state_db));
+      const statePath = resolve(opts.baseDir ?? dirname(config.file), s.alerts.state_db);
+      this.store = new StateStore(statePath);
       this.engine = new StateEngine(config, new Schedule(config.calendars, s.alerts), this.store.loadStates());
+      if (s.mail) this.outbox = new Outbox(statePath, s.mail, createTransport(s.mail, config.mailAuth), log.child({ part: 'mail' }));
     }
   }
 
@@ -180,6 +186,7 @@ export class Collector {
       };
       tick();
     }
+    this.outbox?.kick(); // what an earlier run left unsent
     const ntp = this.config.settings.ntp;
     if (ntp) {
       void this.checkClock();
@@ -210,6 +217,7 @@ export class Collector {
     for (const session of this.sessions.values()) session.close();
     this.sessions.clear();
     await this.writer.close();
+    await this.outbox?.close();
     this.store?.close();
   }
 
@@ -286,7 +294,7 @@ export class Collector {
       await Promise.all(Array.from({ length: Math.min(s.polling.concurrency, queue.length) }, worker));
       const icmp = await icmpDone;
 
-      const { transitions, opened, closed } = this.judge(ready, results, icmp, emit);
+      const { transitions, opened, closed, notices } = this.judge(ready, results, icmp, emit);
 
       const report: RoundReport = {
         interval: label,
@@ -306,8 +314,9 @@ export class Collector {
         transitions,
         opened,
         closed,
+        notices,
       };
-      const { results: _r, icmp: _i, points: _p, transitions: _t, opened: _o, closed: _c, ...summary } = report;
+      const { results: _r, icmp: _i, points: _p, transitions: _t, opened: _o, closed: _c, notices: _n, ...summary } = report;
       this.lastRounds.set(label, summary);
       emit([this.selfPoint(summary)]);
       this.log.info({ interval: label, devices: report.devices, polled: report.polled, failed: report.failed, icmp_down: report.icmpDown, round_ms: Math.round(report.durationMs) }, 'round done');
@@ -350,9 +359,9 @@ export class Collector {
    * SNMP agent answered. States, incidents and their points; nothing when
    * states are off (poll --once).
    */
-  private judge(devices: readonly Device[], results: readonly PollResult[], icmp: ReadonlyMap<string, IcmpResult>, emit: (ps: Point[]) => void): { transitions: Transition[]; opened: Incident[]; closed: Incident[] } {
+  private judge(devices: readonly Device[], results: readonly PollResult[], icmp: ReadonlyMap<string, IcmpResult>, emit: (ps: Point[]) => void): { transitions: Transition[]; opened: Incident[]; closed: Incident[]; notices: Notice[] } {
     const { engine, store } = this;
-    if (!engine || !store) return { transitions: [], opened: [], closed: [] };
+    if (!engine || !store) return { transitions: [], opened: [], closed: [], notices: [] };
     const snmp = new Map(results.map((r) => [r.device, r]));
     const raws = new Map<string, Raw>();
     for (const d of devices) {
@@ -386,7 +395,12 @@ export class Collector {
       time: now,
     });
     emit(ps);
-    return { transitions, opened, closed };
+
+    const mail = this.config.settings.mail;
+    const notices = composeNotices({ config: this.config, transitions, opened, closed, behind: (id) => engine.behind(id), officer: mail?.officer ?? [], areaSchools: mail?.area_schools ?? 5 });
+    if (this.outbox) this.outbox.enqueue(notices);
+    else for (const n of notices) if (n.to.length > 0) this.log.info({ to: n.to, subject: n.subject, text: n.text }, 'notice (mail is not configured: logged only)');
+    return { transitions, opened, closed, notices };
   }
 
   private selfPoint(r: RoundSummary): Point {

@@ -90,11 +90,17 @@ export interface InfluxAuth {
   token?: Secret;
 }
 
+export interface MailAuth {
+  password?: Secret;
+}
+
 export interface Config {
   file: string;
   settings: Settings;
   /** Resolved from influx.password / influx.token; the settings keep only the reference text. */
   influxAuth: InfluxAuth;
+  /** Resolved from mail.smtp.password. */
+  mailAuth: MailAuth;
   schools: School[];
   devices: Device[];
   deviceById: Map<string, Device>;
@@ -304,6 +310,7 @@ export function loadConfig(settingsPath: string, opts: LoadOptions = {}): Config
   }
   const influxPassword = resolveSecret(settings.influx.password, env, baseDir, settingsWhere(['influx', 'password']), problems);
   const influxToken = resolveSecret(settings.influx.token, env, baseDir, settingsWhere(['influx', 'token']), problems);
+  const smtpPassword = resolveSecret(settings.mail?.smtp.password, env, baseDir, settingsWhere(['mail', 'smtp', 'password']), problems);
 
   const profiles = loadProfiles([...settings.profile_dirs.map((d) => resolve(baseDir, d)), BUILTIN_PROFILE_DIR], problems, cwd);
 
@@ -408,6 +415,12 @@ export function loadConfig(settingsPath: string, opts: LoadOptions = {}): Config
   if (influxToken) influxAuth.token = influxToken;
   // The settings object keeps no secret text: the resolved Secrets live in
   // influxAuth and on each device, so logging the settings cannot leak one.
-  const safe: Settings = { ...settings, influx: { ...settings.influx, password: undefined, token: undefined }, snmp: { credentials: {} } };
-  return { file: abs, settings: safe, influxAuth, schools, devices, deviceById, profiles, calendars };
+  const mailAuth: MailAuth = smtpPassword ? { password: smtpPassword } : {};
+  const safe: Settings = {
+    ...settings,
+    influx: { ...settings.influx, password: undefined, token: undefined },
+    snmp: { credentials: {} },
+    ...(settings.mail ? { mail: { ...settings.mail, smtp: { ...settings.mail.smtp, password: undefined } } } : {}),
+  };
+  return { file: abs, settings: safe, influxAuth, mailAuth, schools, devices, deviceById, profiles, calendars };
 }

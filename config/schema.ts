@@ -130,6 +130,27 @@ export const alertsSchema = z
   .default({ confirm: {}, confirm_default: 2, schedule: { 'dltv-receiver': 'broadcast' }, calendar: [], flap_changes: 6, flap_window: 3_600_000, maintenance: [], state_db: 'data/state.sqlite' });
 export type AlertsInput = z.infer<typeof alertsSchema>;
 
+export const mailSchema = z.strictObject({
+  smtp: z.strictObject({
+    host: z.string().min(1),
+    port: port.default(587),
+    /** tls: TLS from the first byte (port 465); starttls: upgrade, refused if the server cannot; none: plain (a local relay only). */
+    security: z.enum(['starttls', 'tls', 'none']).default('starttls'),
+    username: z.string().optional(),
+    password: secretRef.optional(),
+    timeout: duration('mail.smtp.timeout').default(30_000),
+  }),
+  from: z.string().min(3),
+  /** The IT officer(s) of the area office: every notice, and the area-wide summaries. */
+  officer: z.array(z.email({ error: (iss) => `must be an e-mail address; got ${JSON.stringify(iss.input)}` })).min(1),
+  /** At least this many schools failing in one round make one area-wide notice to the officer instead of one each. */
+  area_schools: z.number().int().min(2).default(5),
+  /** Retry a message SMTP did not take after this, doubling up to max_backoff. */
+  min_backoff: duration('mail.min_backoff').default(30_000),
+  max_backoff: duration('mail.max_backoff').default(1_800_000),
+});
+export type MailInput = z.infer<typeof mailSchema>;
+
 // ---------------------------------------------------------------- settings
 
 const kindIntervals = z
@@ -217,6 +238,8 @@ export const settingsSchema = z.strictObject({
     .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
     .default({ level: 'info' }),
   alerts: alertsSchema,
+  /** Without it, notices are only logged. */
+  mail: mailSchema.optional(),
 });
 export type SettingsInput = z.infer<typeof settingsSchema>;
 

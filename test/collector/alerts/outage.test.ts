@@ -9,23 +9,28 @@ import { loadConfig, type Config } from '../../../config/load.ts';
 import { Collector } from '../../../collector/collector.ts';
 import { createTestHost, type TestHost } from '../../helpers/netns.ts';
 import { requireBinary, tempDir } from '../../helpers/peers.ts';
+import { startTestSmtp, type TestSmtp } from '../../helpers/smtp.ts';
 
 const dir = tempDir('outage');
 let router: TestHost;
 let receiver: TestHost;
 let config: Config;
 let collector: Collector;
+let smtp: TestSmtp;
 
 beforeAll(async () => {
   await requireBinary('fping', 'fping');
   router = createTestHost(43);
   receiver = createTestHost(44);
+  smtp = await startTestSmtp();
   writeFileSync(
     join(dir.path, 'schools.yaml'),
     [
       'schools:',
       '  - code: "1036090107"',
       '    name_th: โรงเรียนบ้านเจียง',
+      '    district: ภักดีชุมพล',
+      '    contacts: [{ name: ครูธนากร พรมมา, email: ict.banchiang@example.org }]',
       '    devices:',
       `      - { id: r, kind: router, address: ${router.address}, profile: icmp-only }`,
       `      - { id: tv1, kind: other, address: ${receiver.address}, profile: icmp-only, parent: r }`,
@@ -34,7 +39,15 @@ beforeAll(async () => {
   );
   writeFileSync(
     join(dir.path, 'area.yaml'),
-    ['area: { code: t, name_th: ทดสอบ }', 'inventory: schools.yaml', 'influx: { url: "http://127.0.0.1:9" }', 'icmp: { count: 3, period: 100ms, timeout: 300ms }', 'alerts: { state_db: state.sqlite }', ''].join('\n'),
+    [
+      'area: { code: t, name_th: สพป.ทดสอบ }',
+      'inventory: schools.yaml',
+      'influx: { url: "http://127.0.0.1:9" }',
+      'icmp: { count: 3, period: 100ms, timeout: 300ms }',
+      'alerts: { state_db: state.sqlite }',
+      `mail: { smtp: { host: 127.0.0.1, port: ${smtp.port}, security: none, timeout: 2s }, from: "klaiwatch <klaiwatch@example.org>", officer: [it-officer@example.org], min_backoff: 200ms, max_backoff: 400ms }`,
+      '',
+    ].join('\n'),
   );
   config = loadConfig(join(dir.path, 'area.yaml'));
   collector = new Collector(config, pino({ level: 'silent' }), { write: false });
@@ -43,6 +56,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await collector?.stop();
+  await smtp?.stop();
   router?.remove();
   receiver?.remove();
   dir.remove();
@@ -70,6 +84,17 @@ describe('an outage seen through fping', () => {
         ['r', 'down', 'r'],
         ['tv1', 'unreachable', 'r'],
       ]);
+      // Exactly one e-mail to the school and one to the officer; nothing about the receiver behind it.
+      await collector.outbox!.idle();
+      expect(smtp.received.map((m) => [m.to && 'text' in m.to ? m.to.text : '', m.subject])).toEqual([
+        ['ict.banchiang@example.org', '[klaiwatch] โรงเรียนบ้านเจียง: เราเตอร์ใช้งานไม่ได้'],
+        ['it-officer@example.org', '[klaiwatch] โรงเรียนบ้านเจียง: เราเตอร์ใช้งานไม่ได้'],
+      ]);
+      const text = smtp.received[0]!.text ?? '';
+      expect(text).toContain('อุปกรณ์ที่ใช้งานผ่านเราเตอร์นี้ติดต่อไม่ได้ไปด้วย 1 เครื่อง ใน 1 แห่ง');
+      expect(text).toMatch(/ใช้งานไม่ได้ ตั้งแต่ \d{1,2} \S+ 25\d\d เวลา \d\d:\d\d น\./);
+      expect(text).toContain('Router r (10.254.43.2) is DOWN since');
+      expect(smtp.received[0]!.html).toContain('<h2>โรงเรียนบ้านเจียง: เราเตอร์ใช้งานไม่ได้</h2>');
     } finally {
       router.plug();
       receiver.plug();
@@ -80,5 +105,53 @@ describe('an outage seen through fping', () => {
     expect(closed.map((i) => i.device).sort()).toEqual(['r', 'tv1']);
     expect(closed.every((i) => i.durationS !== null && i.durationS >= 0)).toBe(true);
     expect(collector.store!.openIncidents()).toEqual([]);
+    await collector.outbox!.idle();
+    const recovery = smtp.received.slice(2);
+    expect(recovery.map((m) => m.subject)).toEqual(['[klaiwatch] โรงเรียนบ้านเจียง: เราเตอร์กลับมาใช้งานได้แล้ว', '[klaiwatch] โรงเรียนบ้านเจียง: เราเตอร์กลับมาใช้งานได้แล้ว']);
+    expect(recovery[0]!.text).toMatch(/กลับมาใช้งานได้แล้ว เมื่อ .* รวมเวลาที่ใช้งานไม่ได้ \d+ วินาที/);
+    expect(recovery[0]!.text).toMatch(/is UP again at .* after \d+ s\./);
+  });
+
+  it('SMTP down during an outage, and the collector restarted mid-outage: every notice arrives once, one incident', async () => {
+    smtp.received.length = 0;
+    await smtp.stop();
+    router.unplug();
+    try {
+      await round();
+      const down = await round();
+      expect(down.opened.map((i) => i.device)).toEqual(['r']);
+      await collector.outbox!.idle();
+      expect(collector.outbox!.rows().filter((r) => r.status === 'pending')).toHaveLength(2);
+      expect(collector.outbox!.rows().find((r) => r.status === 'pending')!.lastError).toMatch(/ECONNREFUSED/);
+
+      // The collector stops with mail waiting, and starts again on the same state.
+      await collector.stop();
+      collector = new Collector(config, pino({ level: 'silent' }), { write: false });
+      await collector.prepare({ influx: false });
+      expect(collector.engine!.states.get('r')!.state).toBe('down');
+      const again = await round();
+      expect(again.opened).toEqual([]);
+      expect(again.notices).toEqual([]);
+      expect(collector.store!.openIncidents().map((i) => i.device)).toEqual(['r']);
+
+      await smtp.start();
+      collector.outbox!.kick();
+      const end = Date.now() + 10_000;
+      while (smtp.received.length < 2 && Date.now() < end) {
+        await new Promise((r) => setTimeout(r, 100));
+        collector.outbox!.kick();
+      }
+      await collector.outbox!.idle();
+      expect(smtp.received.map((m) => m.subject)).toEqual(['[klaiwatch] โรงเรียนบ้านเจียง: เราเตอร์ใช้งานไม่ได้', '[klaiwatch] โรงเรียนบ้านเจียง: เราเตอร์ใช้งานไม่ได้']);
+      expect(new Set(smtp.received.map((m) => m.messageId)).size).toBe(2);
+      expect(collector.outbox!.rows().filter((r) => r.status === 'pending')).toEqual([]);
+    } finally {
+      router.plug();
+    }
+    const closed = [];
+    for (let i = 0; i < 5 && closed.length < 1; i++) closed.push(...(await round()).closed);
+    expect(closed.map((i) => i.device)).toEqual(['r']);
+    await collector.outbox!.idle();
+    expect(smtp.received).toHaveLength(4);
   });
 });

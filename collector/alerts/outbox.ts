@@ -1,0 +1,167 @@
+// The persistent outbox: every notice is a row in SQLite before anything is
+// sent, and is marked sent only after the SMTP server accepted it. While
+// SMTP is down, messages wait and are retried with backoff; after a restart
+// the pending ones go out. Each row carries a fixed Message-ID, so in the one
+// case a message can go twice (accepted, then the collector died before it
+// marked the row) the receiving side sees the same message again.
+import { DatabaseSync } from 'node:sqlite';
+import { hostname } from 'node:os';
+import nodemailer, { type Transporter } from 'nodemailer';
+import type { Logger } from '../log.ts';
+import type { MailInput } from '../../config/schema.ts';
+import type { MailAuth } from '../../config/load.ts';
+import type { Notice } from './notices.ts';
+
+export interface OutboxRow {
+  id: number;
+  createdAt: number;
+  to: string[];
+  subject: string;
+  status: 'pending' | 'sent';
+  attempts: number;
+  nextAttemptAt: number;
+  lastError: string | null;
+  sentAt: number | null;
+  messageId: string;
+  school: string;
+  incidents: number[];
+}
+
+const SCHEMA = `CREATE TABLE IF NOT EXISTS outbox (
+  id INTEGER PRIMARY KEY AUTOINCREMENT, created_at INTEGER NOT NULL, recipients TEXT NOT NULL, subject TEXT NOT NULL,
+  text TEXT NOT NULL, html TEXT NOT NULL, school TEXT NOT NULL, incidents TEXT NOT NULL, message_id TEXT NOT NULL,
+  status TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL,
+  last_error TEXT, sent_at INTEGER, response TEXT)`;
+
+export function createTransport(mail: MailInput, auth: MailAuth): Transporter {
+  const s = mail.smtp;
+  return nodemailer.createTransport({
+    host: s.host,
+    port: s.port,
+    secure: s.security === 'tls',
+    requireTLS: s.security === 'starttls',
+    ignoreTLS: s.security === 'none',
+    connectionTimeout: s.timeout,
+    greetingTimeout: s.timeout,
+    socketTimeout: s.timeout,
+    ...(s.username ? { auth: { user: s.username, pass: auth.password?.reveal() ?? '' } } : {}),
+  });
+}
+
+export class Outbox {
+  private readonly db: DatabaseSync;
+  private readonly transport: Transporter;
+  private readonly mail: MailInput;
+  private readonly log: Logger;
+  private timer: NodeJS.Timeout | undefined;
+  private draining: Promise<void> | undefined;
+  private again = false;
+  private stopped = false;
+
+  constructor(path: string, mail: MailInput, transport: Transporter, log: Logger) {
+    this.db = new DatabaseSync(path);
+    this.db.exec('PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000;');
+    this.db.exec(SCHEMA);
+    this.mail = mail;
+    this.transport = transport;
+    this.log = log;
+  }
+
+  /** Writes the notices; they are sent by the next drain. */
+  enqueue(notices: readonly Notice[], now = Date.now()): number[] {
+    const insert = this.db.prepare('INSERT INTO outbox (created_at, recipients, subject, text, html, school, incidents, message_id, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id');
+    const ids: number[] = [];
+    this.db.exec('BEGIN');
+    try {
+      for (const n of notices) {
+        const messageId = `<klaiwatch.${now}.${ids.length}.${Math.random().toString(36).slice(2, 10)}@${hostname()}>`;
+        ids.push(Number((insert.get(now, JSON.stringify(n.to), n.subject, n.text, n.html, n.school, JSON.stringify(n.incidents), messageId, now) as { id: number }).id));
+      }
+      this.db.exec('COMMIT');
+    } catch (err) {
+      this.db.exec('ROLLBACK');
+      throw err;
+    }
+    if (ids.length > 0) this.kick();
+    return ids;
+  }
+
+  /** Sends what is due now; schedules itself for the next due message. */
+  kick(): void {
+    if (this.stopped) return;
+    if (this.draining) {
+      this.again = true;
+      return;
+    }
+    this.draining = this.drain().finally(() => {
+      this.draining = undefined;
+      if (this.again) {
+        this.again = false;
+        this.kick();
+      }
+    });
+  }
+
+  /** Waits for the drain under way (tests, shutdown). */
+  async idle(): Promise<void> {
+    while (this.draining) await this.draining;
+  }
+
+  private async drain(): Promise<void> {
+    clearTimeout(this.timer);
+    const due = this.db.prepare("SELECT * FROM outbox WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY id");
+    const sent = this.db.prepare("UPDATE outbox SET status = 'sent', sent_at = ?, attempts = attempts + 1, response = ?, last_error = NULL WHERE id = ?");
+    const failed = this.db.prepare('UPDATE outbox SET attempts = attempts + 1, next_attempt_at = ?, last_error = ? WHERE id = ?');
+    for (const row of due.all(Date.now()) as Record<string, string | number | null>[]) {
+      if (this.stopped) return;
+      const id = Number(row.id);
+      try {
+        const info = await this.transport.sendMail({
+          from: this.mail.from,
+          to: JSON.parse(String(row.recipients)) as string[],
+          subject: String(row.subject),
+          text: String(row.text),
+          html: String(row.html),
+          messageId: String(row.message_id),
+        });
+        sent.run(Date.now(), String(info.response ?? ''), id);
+        this.log.info({ outbox: id, to: row.recipients, subject: row.subject }, 'notice sent');
+      } catch (err) {
+        const attempts = Number(row.attempts) + 1;
+        const wait = Math.min(this.mail.max_backoff, this.mail.min_backoff * 2 ** (attempts - 1));
+        failed.run(Date.now() + wait, (err as Error).message, id);
+        this.log.warn({ outbox: id, err: (err as Error).message, retry_in_ms: wait }, 'notice not sent; it waits in the outbox');
+      }
+    }
+    const next = this.db.prepare("SELECT min(next_attempt_at) AS next FROM outbox WHERE status = 'pending'").get() as { next: number | null };
+    if (next.next !== null && !this.stopped) {
+      this.timer = setTimeout(() => this.kick(), Math.max(0, next.next - Date.now()));
+      this.timer.unref();
+    }
+  }
+
+  rows(): OutboxRow[] {
+    return (this.db.prepare('SELECT * FROM outbox ORDER BY id').all() as Record<string, string | number | null>[]).map((r) => ({
+      id: Number(r.id),
+      createdAt: Number(r.created_at),
+      to: JSON.parse(String(r.recipients)) as string[],
+      subject: String(r.subject),
+      status: r.status as OutboxRow['status'],
+      attempts: Number(r.attempts),
+      nextAttemptAt: Number(r.next_attempt_at),
+      lastError: r.last_error === null ? null : String(r.last_error),
+      sentAt: r.sent_at === null ? null : Number(r.sent_at),
+      messageId: String(r.message_id),
+      school: String(r.school),
+      incidents: JSON.parse(String(r.incidents)) as number[],
+    }));
+  }
+
+  async close(): Promise<void> {
+    this.stopped = true;
+    clearTimeout(this.timer);
+    await this.idle();
+    this.transport.close();
+    this.db.close();
+  }
+}

@@ -1,0 +1,70 @@
+import { describe, it, expect } from 'vitest';
+import { loadConfig, type Config } from '../../../config/load.ts';
+import { Schedule } from '../../../collector/alerts/schedule.ts';
+import { StateEngine, type Raw } from '../../../collector/alerts/state.ts';
+import { StateStore } from '../../../collector/alerts/store.ts';
+import { composeNotices, formatThaiDuration, formatThaiTime } from '../../../collector/alerts/notices.ts';
+
+const config = loadConfig('config/examples/klaiwatch.yaml', { env: { KLAIWATCH_SCHOOL_COMMUNITY: 'x' } });
+const T0 = Date.parse('2026-11-24T10:00:00+07:00');
+const MIN = 60_000;
+const OFFICER = ['it-officer@example.org'];
+
+function run(rounds: Record<string, Raw>[], cfg: Config = config) {
+  const store = new StateStore(':memory:');
+  const engine = new StateEngine(cfg, new Schedule(cfg.calendars, cfg.settings.alerts));
+  const all = [];
+  for (const [i, r] of rounds.entries()) {
+    const m = new Map<string, Raw>(cfg.devices.map((d) => [d.id, 'up']));
+    for (const [k, v] of Object.entries(r)) m.set(k, v);
+    const transitions = engine.observe(m, T0 + i * MIN);
+    const { opened, closed } = store.apply(cfg.devices, engine.states, transitions);
+    all.push(composeNotices({ config: cfg, transitions, opened, closed, behind: (id) => engine.behind(id), officer: OFFICER, areaSchools: 5 }));
+  }
+  return all;
+}
+
+describe('notices', () => {
+  it('formats Thai dates in the Buddhist Era, Bangkok time, and durations in words', () => {
+    expect(formatThaiTime(Date.parse('2026-11-24T03:05:00Z'))).toBe('24 พฤศจิกายน 2569 เวลา 10:05 น.');
+    expect(formatThaiDuration(3 * 3600 + 7 * 60)).toBe('3 ชั่วโมง 7 นาที');
+    expect(formatThaiDuration(2 * 86_400 + 60)).toBe('2 วัน 1 นาที');
+    expect(formatThaiDuration(42)).toBe('42 วินาที');
+  });
+
+  it("the office uplink down: one notice, to the officer, saying what sits behind it; none for the schools' devices", () => {
+    const all = Object.fromEntries(config.devices.map((d) => [d.id, 'down' as Raw]));
+    const notices = run([{}, {}, all, all]).flat();
+    expect(notices).toHaveLength(1);
+    expect(notices[0]).toMatchObject({ to: OFFICER, school: 'office', subject: expect.stringContaining('วงจรอินเทอร์เน็ตหลักใช้งานไม่ได้') });
+    expect(notices[0]!.text).toContain(`ติดต่อไม่ได้ไปด้วย ${config.devices.length - 1} เครื่อง ใน 21 แห่ง`);
+  });
+
+  it('many schools failing at once: each school is told, the officer gets one area-wide notice', () => {
+    const routers = config.devices.filter((d) => d.kind === 'router').slice(0, 6);
+    const down = Object.fromEntries(routers.map((d) => [d.id, 'down' as Raw]));
+    const notices = run([{}, {}, down, down]).flat();
+    expect(notices.filter((n) => n.to[0] === OFFICER[0])).toHaveLength(1);
+    expect(notices.find((n) => n.school === 'area')!.subject).toMatch(/6 โรงเรียนใช้งานไม่ได้พร้อมกัน$/);
+    expect(notices.filter((n) => n.school !== 'area').map((n) => n.school).sort()).toEqual(routers.map((d) => d.school.code).sort());
+  });
+
+  it('a flapping device is not announced', () => {
+    const cfg: Config = { ...config, settings: { ...config.settings, alerts: { ...config.settings.alerts, confirm_default: 1, flap_changes: 3 } } };
+    const down: Record<string, Raw> = { '1036090102-router': 'down' };
+    const rounds = Array.from({ length: 8 }, (_, i): Record<string, Raw> => (i % 2 === 0 ? down : {}));
+    const perRound = run([{}, ...rounds], cfg);
+    const later = perRound.slice(4).flat();
+    expect(perRound.slice(1, 3).flat().length).toBeGreaterThan(0);
+    expect(later).toEqual([]);
+  });
+
+  it('a school with several failures in one round gets one notice listing them', () => {
+    const notices = run([{}, {}, { '1036090101-dltv-1': 'down', '1036090101-dltv-2': 'down' }, { '1036090101-dltv-1': 'down', '1036090101-dltv-2': 'down' }]).flat();
+    const school = notices.filter((n) => n.to[0] === 'ict.nongbuadaeng@example.org');
+    expect(school).toHaveLength(1);
+    expect(school[0]!.subject).toBe('[klaiwatch] โรงเรียนบ้านหนองบัวแดง: อุปกรณ์ใช้งานไม่ได้ 2 เครื่อง');
+    expect(school[0]!.text).toContain('ห้องเรียน 1');
+    expect(school[0]!.text).toContain('ห้องเรียน 2');
+  });
+});
