@@ -89,6 +89,8 @@ export interface SimOptions {
   extraSettings?: Record<string, unknown>;
   /** Second octet of the schools' addresses (127.N.school.host); the office sits at 127.N-1.0.x. Default 20. */
   octet?: number;
+  /** Devices watched over SNMP only (no ICMP): pausing their agent takes them down. */
+  snmpOnly?: string[];
 }
 
 export const DEFAULT_SILENT = ['1036090119-router', '1036090120-dltv-2'];
@@ -130,6 +132,7 @@ export function buildSimArea(o: SimOptions): SimArea {
   const place = (d: RawDevice, address: string) => {
     d.address = address;
     d.port = port;
+    if (o.snmpOnly?.includes(d.id)) d.icmp = false;
     const rec = recordingFor(d);
     if (rec) d.snmp = rec;
     else delete d.snmp;

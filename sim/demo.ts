@@ -5,8 +5,9 @@ import { parseArgs } from 'node:util';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildSimArea, PROJECT } from './area.ts';
-import { startSnmpsim } from './snmpsim.ts';
+import { buildSimArea, recordings, DEFAULT_SILENT, PROJECT } from './area.ts';
+import { startSnmpsim, writeRecording } from './snmpsim.ts';
+import { startMailCatcher } from './mailcatcher.ts';
 import { startInfluxd, pingInflux, type Influxd } from './influxd.ts';
 import { loadConfig } from '../config/load.ts';
 import { createLogger } from '../collector/log.ts';
@@ -42,10 +43,33 @@ else {
 // when started as root and must be able to read them.
 const dir = mkdtempSync(join(tmpdir(), 'klaiwatch-demo-'));
 const octet = Number(values.octet);
-const area = buildSimArea({ dir, influxUrl, httpListen: values.http, interval: values.interval, octet });
-say(`Simulated area: ${area.devices.length} devices, ${area.endpoints.length} SNMP agents on 127.${octet - 1}.0.x and 127.${octet}.x.x port ${area.snmpPort}; silent on purpose: ${area.devices.filter((d) => d.recording && !d.served).map((d) => d.id).join(', ')}`);
+// One school router has an agent of its own and is watched over SNMP only,
+// so that pausing that agent is what a router failing looks like.
+const DEMO_ROUTER = '1036090101-router';
+const mailDir = join(values.data!, 'mail');
+const catcher = await startMailCatcher(mailDir, (mail, file) => {
+  const to = mail.to && !Array.isArray(mail.to) ? mail.to.text : '';
+  say(`mail to ${to}: ${mail.subject}  (${file})`);
+});
+const area = buildSimArea({
+  dir,
+  influxUrl,
+  httpListen: values.http,
+  interval: values.interval,
+  octet,
+  silent: [...DEFAULT_SILENT, DEMO_ROUTER],
+  snmpOnly: [DEMO_ROUTER],
+  extraSettings: { mail: { smtp: { host: '127.0.0.1', port: catcher.port, security: 'none' }, from: 'klaiwatch demo <klaiwatch@example.org>', officer: ['it-officer@example.org'] } },
+});
+say(`Simulated area: ${area.devices.length} devices, ${area.endpoints.length} SNMP agents on 127.${octet - 1}.0.x and 127.${octet}.x.x port ${area.snmpPort}; silent on purpose: ${DEFAULT_SILENT.join(', ')}`);
 say('Starting snmpsimd (it indexes the recordings on first start) ...');
-const agents = await startSnmpsim({ dir, dataDir: area.dataDir, endpoints: area.endpoints, probeCommunity: 'router' });
+const routerDir = join(dir, 'router');
+writeRecording(join(routerDir, 'rec'), 'router', recordings().router!);
+const routerAddress = area.devices.find((d) => d.id === DEMO_ROUTER)!.address;
+const [agents, routerAgent] = await Promise.all([
+  startSnmpsim({ dir, dataDir: area.dataDir, endpoints: area.endpoints, probeCommunity: 'router' }),
+  startSnmpsim({ dir: routerDir, dataDir: join(routerDir, 'rec'), endpoints: [`${routerAddress}:${area.snmpPort}`], probeCommunity: 'router' }),
+]);
 
 const config = loadConfig(area.settingsPath);
 const log = createLogger(values['log-level']!);
@@ -59,7 +83,9 @@ say(`  health:    curl http://${values.http}/healthz`);
 say(`  data:      influx -host 127.0.0.1 -port ${influxPort} -database klaiwatch -execute 'SHOW MEASUREMENTS'`);
 say(`             influx -host 127.0.0.1 -port ${influxPort} -database klaiwatch -execute 'SELECT * FROM interface WHERE ifname = '"'"'WAN'"'"' ORDER BY time DESC LIMIT 5'`);
 say(`  one device: node bin/klaiwatch.ts poll --once --config ${area.settingsPath} --device 1036090101-router --rates`);
-say(`  stop a device: kill -STOP ${agents.pid()}   (all simulated agents pause; kill -CONT ${agents.pid()} resumes)`);
+say(`  a router fails: kill -STOP ${routerAgent.pid()}   (${DEMO_ROUTER}, โรงเรียนบ้านหนองบัวแดง; after two rounds an e-mail arrives below)`);
+say(`  it is back:     kill -CONT ${routerAgent.pid()}   (the recovery e-mail says how long it was out)`);
+say(`  e-mail:    caught on 127.0.0.1:${catcher.port}, kept in ${mailDir}`);
 say(`  settings:  ${area.settingsPath}`);
 say('  stop:      Ctrl-C');
 say('');
@@ -85,6 +111,8 @@ say('Stopping ...');
 server.close();
 await collector.stop();
 await agents.stop();
+await routerAgent.stop();
+await catcher.stop();
 if (influxd) await influxd.stop();
 rmSync(dir, { recursive: true, force: true });
 say(`Stopped. Points written: ${collector.writer.stats.written}, spooled: ${collector.writer.stats.spooled}, dropped: ${collector.writer.stats.dropped}.`);
