@@ -20,7 +20,8 @@ import { Spool } from './influx/spool.ts';
 import { setupSchema, type SchemaSetup } from './influx/setup.ts';
 import { measureClock, type NtpMeasurement } from './ntp.ts';
 import { Schedule } from './alerts/schedule.ts';
-import { StateEngine, STATES, type Raw, type Transition } from './alerts/state.ts';
+import { StateEngine, STATES, type Raw, type Transition, type CheckObservation } from './alerts/state.ts';
+import { deviceChecks } from './alerts/checks.ts';
 import { StateStore, type Incident } from './alerts/store.ts';
 import { composeNotices, type Notice } from './alerts/notices.ts';
 import { Outbox, createTransport } from './alerts/outbox.ts';
@@ -370,13 +371,18 @@ export class Collector {
       if (!echo && !poll) continue;
       raws.set(d.id, (echo?.received ?? 0) > 0 || poll?.answered === true ? 'up' : 'down');
     }
+    const checks: CheckObservation[] = [];
+    for (const d of devices) {
+      if (raws.get(d.id) !== 'up') continue;
+      checks.push(...deviceChecks(d, snmp.get(d.id), icmp.get(d.address), this.config.settings.alerts.thresholds));
+    }
     const now = Date.now();
-    const transitions = engine.observe(raws, now);
+    const transitions = engine.observe(raws, now, checks);
     const { opened, closed } = store.apply(this.config.devices, engine.states, transitions);
     for (const t of transitions) {
       const d = this.config.deviceById.get(t.device)!;
       const level = t.to === 'down' || t.to === 'unreachable' ? 'warn' : 'info';
-      this.log[level]({ device: t.device, school: d.school.code, from: t.from, to: t.to, cause: t.cause, flapping: t.flapping }, 'device state changed');
+      this.log[level]({ device: t.device, check: t.check, detail: t.detail, school: d.school.code, from: t.from, to: t.to, cause: t.cause, flapping: t.flapping }, t.check ? 'check state changed' : 'device state changed');
     }
     const ps: Point[] = [];
     for (const d of devices) {
@@ -387,7 +393,7 @@ export class Collector {
       else if (st.state === 'down' || st.state === 'unreachable') fields.up = 0;
       ps.push({ measurement: 'device_state', tags: deviceTags(d), fields, time: now });
     }
-    const count = (state: string) => [...engine.states.values()].filter((x) => x.state === state).length;
+    const count = (state: string) => this.config.devices.filter((d) => engine.states.get(d.id)?.state === state).length;
     ps.push({
       measurement: 'area_state',
       tags: { instance: this.config.settings.instance },

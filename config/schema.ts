@@ -111,6 +111,40 @@ const maintenanceSchema = z
   });
 export type MaintenanceInput = z.infer<typeof maintenanceSchema>;
 
+const thresholdSchema = z
+  .strictObject({
+    measurement: z.string(),
+    field: z.string(),
+    /** A problem when the value is above this... */
+    above: z.number().optional(),
+    /** ...or below this. */
+    below: z.number().optional(),
+    /** Device kinds it applies to; empty: all. */
+    kinds: z.array(z.enum(DEVICE_KINDS)).default([]),
+    /** Only series whose tags match these regexes (storage: "^(/|[A-Z]:)" for disks, not memory pools). */
+    tags: z.record(z.string(), z.string()).default({}),
+  })
+  .superRefine((t, ctx) => {
+    if ((t.above === undefined) === (t.below === undefined)) ctx.addIssue({ code: 'custom', message: 'a threshold needs exactly one of above and below' });
+    if (!isMeasurementName(t.measurement)) ctx.addIssue({ code: 'custom', path: ['measurement'], message: `measurement ${JSON.stringify(t.measurement)} is not in the measurement schema` });
+    else if (!Object.hasOwn(measurements[t.measurement].fields, t.field)) ctx.addIssue({ code: 'custom', path: ['field'], message: `field ${JSON.stringify(t.field)} is not a field of measurement ${t.measurement}` });
+    for (const [tag, re] of Object.entries(t.tags)) {
+      try {
+        new RegExp(re);
+      } catch {
+        ctx.addIssue({ code: 'custom', path: ['tags', tag], message: `not a regular expression: ${JSON.stringify(re)}` });
+      }
+    }
+  });
+export type ThresholdInput = z.infer<typeof thresholdSchema>;
+
+const DEFAULT_THRESHOLDS: ThresholdInput[] = [
+  { measurement: 'receiver', field: 'lock', below: 1, kinds: ['dltv-receiver'], tags: {} },
+  { measurement: 'storage', field: 'used_pct', above: 90, kinds: ['server'], tags: { storage: '^(/|[A-Za-z]:)' } },
+  { measurement: 'system', field: 'mem_used_pct', above: 95, kinds: ['server'], tags: {} },
+  { measurement: 'system', field: 'cpu_pct', above: 95, kinds: ['server'], tags: {} },
+];
+
 export const alertsSchema = z
   .strictObject({
     /** Consecutive equal results before a state changes, per device kind (default 2). */
@@ -124,10 +158,12 @@ export const alertsSchema = z
     flap_changes: z.number().int().min(2).max(100).default(6),
     flap_window: duration('alerts.flap_window').default(3_600_000),
     maintenance: z.array(maintenanceSchema).default([]),
+    /** Checks on polled values, each a state of its own (receiver lock, disks, memory, CPU). */
+    thresholds: z.array(thresholdSchema).default(DEFAULT_THRESHOLDS),
     /** SQLite file for device states and incidents, relative to the settings file's folder. */
     state_db: z.string().default('data/state.sqlite'),
   })
-  .default({ confirm: {}, confirm_default: 2, schedule: { 'dltv-receiver': 'broadcast' }, calendar: [], flap_changes: 6, flap_window: 3_600_000, maintenance: [], state_db: 'data/state.sqlite' });
+  .default({ confirm: {}, confirm_default: 2, schedule: { 'dltv-receiver': 'broadcast' }, calendar: [], flap_changes: 6, flap_window: 3_600_000, maintenance: [], thresholds: DEFAULT_THRESHOLDS, state_db: 'data/state.sqlite' });
 export type AlertsInput = z.infer<typeof alertsSchema>;
 
 export const mailSchema = z.strictObject({
@@ -260,6 +296,8 @@ export const deviceSchema = z.strictObject({
   /** Device id this one is reached through (classroom receiver → school router → office uplink). */
   parent: z.string().optional(),
   icmp: z.boolean().default(true),
+  /** The interface (ifName) that carries the uplink: its oper status becomes the check "uplink". */
+  uplink_if: z.string().optional(),
   classroom: z.string().optional(),
   tags: z.record(z.string(), z.string()).default({}),
 });

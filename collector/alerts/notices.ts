@@ -22,6 +22,9 @@ export interface Notice {
 interface Event {
   device: Device;
   kind: 'down' | 'up';
+  /** For a check of a device that is itself up. */
+  check?: string;
+  detail?: string;
   at: number;
   incident?: Incident;
   behind: { devices: number; schools: number };
@@ -48,6 +51,17 @@ const FIRST_CHECK: Record<DeviceKind, string> = {
   other: 'ตรวจสอบไฟเลี้ยงและสายเครือข่ายของอุปกรณ์',
 };
 
+/** A check's name in Thai and English, by the part before ":" (storage.used_pct:/ → storage.used_pct). */
+const CHECK_LABEL: Record<string, [string, string]> = {
+  snmp: ['ระบบ SNMP ไม่ตอบ แม้อุปกรณ์ยังตอบ ping', 'SNMP agent not answering'],
+  uplink: ['พอร์ตขาเข้าอินเทอร์เน็ตไม่ทำงาน', 'uplink interface down'],
+  'receiver.lock': ['เครื่องรับไม่ล็อกสัญญาณดาวเทียม', 'receiver not locked'],
+  'storage.used_pct': ['พื้นที่ดิสก์ใกล้เต็ม', 'disk nearly full'],
+  'system.mem_used_pct': ['หน่วยความจำใกล้เต็ม', 'memory nearly full'],
+  'system.cpu_pct': ['CPU ทำงานหนักต่อเนื่อง', 'CPU busy'],
+};
+const checkLabel = (check: string): [string, string] => CHECK_LABEL[check.split(':')[0]!] ?? ['ค่าที่ตรวจวัดเกินเกณฑ์', `${check} beyond its threshold`];
+
 const thaiTime = new Intl.DateTimeFormat('th-TH-u-ca-buddhist', { timeZone: 'Asia/Bangkok', dateStyle: 'long', timeStyle: 'short' });
 /** "24 พฤศจิกายน 2569 เวลา 10:03 น." (Buddhist Era, Asia/Bangkok). */
 export const formatThaiTime = (t: number) => `${thaiTime.format(t)} น.`;
@@ -71,6 +85,20 @@ export function formatEnglishDuration(seconds: number): string {
 function eventLines(e: Event): { thai: string[]; english: string } {
   const [th, en] = LABEL[e.device.kind];
   const name = `${th} ${e.device.name ?? e.device.id}${e.device.classroom ? ` (${e.device.classroom})` : ''} ${e.device.address}`;
+  if (e.check) {
+    const [cth, cen] = checkLabel(e.check);
+    if (e.kind === 'down') {
+      return {
+        thai: [`! ${name}: ${cth} ตั้งแต่ ${formatThaiTime(e.incident?.startedAt ?? e.at)} (${e.detail ?? e.check})`],
+        english: `${en} ${e.device.id} (${e.device.address}): ${cen} since ${formatEnglishTime(e.incident?.startedAt ?? e.at)} (${e.detail ?? e.check}).`,
+      };
+    }
+    const secs = e.incident?.durationS ?? 0;
+    return {
+      thai: [`✓ ${name}: ${cth} หายแล้ว เมื่อ ${formatThaiTime(e.at)} รวม ${formatThaiDuration(secs)} (${e.detail ?? e.check})`],
+      english: `${en} ${e.device.id} (${e.device.address}): ${cen} cleared at ${formatEnglishTime(e.at)} after ${formatEnglishDuration(secs)}.`,
+    };
+  }
   if (e.kind === 'down') {
     const thai = [`✗ ${name} ใช้งานไม่ได้ ตั้งแต่ ${formatThaiTime(e.incident?.startedAt ?? e.at)}`];
     if (e.behind.devices > 0) thai.push(`  อุปกรณ์ที่ใช้งานผ่าน${th}นี้ติดต่อไม่ได้ไปด้วย ${e.behind.devices} เครื่อง ใน ${e.behind.schools} แห่ง`);
@@ -105,10 +133,13 @@ function render(title: string, events: Event[], intro: string): Pick<Notice, 'te
 function subjectFor(school: School, events: Event[]): string {
   const down = events.filter((e) => e.kind === 'down');
   const up = events.filter((e) => e.kind === 'up');
+  const one = (e: Event, thai: string) => (e.check ? `${LABEL[e.device.kind][0]} ${e.device.id}: ${checkLabel(e.check)[0]}${e.kind === 'up' ? ' หายแล้ว' : ''}` : `${LABEL[e.device.kind][0]}${thai}`);
+  // Whole devices are counted in เครื่อง; once checks are among them, in รายการ.
+  const count = (es: Event[], devices: string, mixed: string) => (es.some((e) => e.check) ? `${mixed} ${es.length} รายการ` : `${devices} ${es.length} เครื่อง`);
   let what: string;
-  if (up.length === 0) what = down.length === 1 ? `${LABEL[down[0]!.device.kind][0]}ใช้งานไม่ได้` : `อุปกรณ์ใช้งานไม่ได้ ${down.length} เครื่อง`;
-  else if (down.length === 0) what = up.length === 1 ? `${LABEL[up[0]!.device.kind][0]}กลับมาใช้งานได้แล้ว` : `อุปกรณ์กลับมาใช้งานได้ ${up.length} เครื่อง`;
-  else what = `อุปกรณ์ใช้งานไม่ได้ ${down.length} เครื่อง กลับมาใช้งานได้ ${up.length} เครื่อง`;
+  if (up.length === 0) what = down.length === 1 ? one(down[0]!, 'ใช้งานไม่ได้') : count(down, 'อุปกรณ์ใช้งานไม่ได้', 'อุปกรณ์มีปัญหา');
+  else if (down.length === 0) what = up.length === 1 ? one(up[0]!, 'กลับมาใช้งานได้แล้ว') : count(up, 'อุปกรณ์กลับมาใช้งานได้', 'ปัญหาหายแล้ว');
+  else what = `${count(down, 'อุปกรณ์ใช้งานไม่ได้', 'อุปกรณ์มีปัญหา')} ${count(up, 'กลับมาใช้งานได้', 'หายแล้ว')}`;
   return `[klaiwatch] ${school.name_th}: ${what}`;
 }
 
@@ -128,19 +159,21 @@ export function composeNotices(i: ComposeInput): Notice[] {
     if (t.flapping) continue;
     const device = i.config.deviceById.get(t.device);
     if (!device) continue;
+    const same = (x: Incident) => x.device === t.device && x.check === (t.check ?? '');
+    const check = t.check ? { check: t.check, ...(t.detail ? { detail: t.detail } : {}) } : {};
     if (t.to === 'down') {
-      const incident = i.opened.find((x) => x.device === t.device) ?? undefined;
-      events.push({ device, kind: 'down', at: t.at, behind: i.behind(device.id), ...(incident ? { incident } : {}) });
+      const incident = i.opened.find(same);
+      events.push({ device, kind: 'down', at: t.at, behind: t.check ? { devices: 0, schools: 0 } : i.behind(device.id), ...check, ...(incident ? { incident } : {}) });
     } else if (t.from === 'down' && t.to === 'up') {
-      const incident = i.closed.find((x) => x.device === t.device);
-      events.push({ device, kind: 'up', at: t.at, behind: { devices: 0, schools: 0 }, ...(incident ? { incident } : {}) });
+      const incident = i.closed.find(same);
+      events.push({ device, kind: 'up', at: t.at, behind: { devices: 0, schools: 0 }, ...check, ...(incident ? { incident } : {}) });
     }
   }
   const bySchool = new Map<School, Event[]>();
   for (const e of events) bySchool.set(e.device.school, [...(bySchool.get(e.device.school) ?? []), e]);
 
   const notices: Notice[] = [];
-  const failingSchools = [...bySchool.entries()].filter(([s, es]) => !s.office && es.some((e) => e.kind === 'down')).length;
+  const failingSchools = [...bySchool.entries()].filter(([s, es]) => !s.office && es.some((e) => e.kind === 'down' && !e.check)).length;
   const areaWide = failingSchools >= i.areaSchools;
   for (const [school, es] of bySchool) {
     const subject = subjectFor(school, es);
@@ -152,7 +185,7 @@ export function composeNotices(i: ComposeInput): Notice[] {
   }
   if (areaWide) {
     const es = [...bySchool.entries()].filter(([s]) => !s.office).flatMap(([, e]) => e);
-    const down = es.filter((e) => e.kind === 'down');
+    const down = es.filter((e) => e.kind === 'down' && !e.check);
     const subject = `[klaiwatch] ${i.config.settings.area.name_th}: ${new Set(down.map((e) => e.device.school.code)).size} โรงเรียนใช้งานไม่ได้พร้อมกัน`;
     const body = render(subject.replace('[klaiwatch] ', ''), es, 'หลายโรงเรียนมีปัญหาในรอบการตรวจเดียวกัน ควรตรวจสอบวงจรหรืออุปกรณ์ส่วนกลางที่ใช้ร่วมกันก่อน');
     notices.push({ to: [...i.officer], subject, ...body, school: 'area', incidents: es.flatMap((e) => (e.incident ? [e.incident.id] : [])) });

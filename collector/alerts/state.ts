@@ -28,13 +28,31 @@ export interface DeviceState {
 }
 
 export interface Transition {
+  /** The state's subject: the device id for reachability, `device#check` for a check. */
+  subject: string;
   device: string;
+  /** For a check: its name (snmp, uplink, receiver.lock, storage.used_pct:/ ...). */
+  check?: string;
+  /** For a check: what was seen ("used_pct 93.1 > 90"). */
+  detail?: string;
   from: State;
   to: State;
   at: number;
   cause?: string;
   flapping: boolean;
 }
+
+/** One round's result of one check of a device that answered. */
+export interface CheckObservation {
+  device: Device;
+  check: string;
+  raw: Raw;
+  detail: string;
+}
+
+export const checkSubject = (device: string, check: string) => `${device}#${check}`;
+
+const fresh = (): DeviceState => ({ state: 'unknown', since: 0, streak: 0, judged: true, flapping: false, changes: [] });
 
 export class StateEngine {
   readonly states = new Map<string, DeviceState>();
@@ -45,7 +63,9 @@ export class StateEngine {
   constructor(config: Config, schedule: Schedule, restored: Map<string, DeviceState> = new Map()) {
     this.config = config;
     this.schedule = schedule;
-    for (const d of config.devices) this.states.set(d.id, restored.get(d.id) ?? { state: 'unknown', since: 0, streak: 0, judged: true, flapping: false, changes: [] });
+    // Devices, and the checks an earlier run left (a check's subject is created on its first result).
+    for (const [id, st] of restored) if (id.includes('#') && config.deviceById.has(id.split('#')[0]!)) this.states.set(id, st);
+    for (const d of config.devices) this.states.set(d.id, restored.get(d.id) ?? fresh());
     // Parents before children, so a child sees its parent's state of this round.
     const depth = (d: Device): number => (d.parent ? 1 + depth(config.deviceById.get(d.parent)!) : 0);
     this.order = [...config.devices].sort((a, b) => depth(a) - depth(b));
@@ -56,59 +76,84 @@ export class StateEngine {
     return a.confirm[d.kind] ?? a.confirm_default;
   }
 
-  /** Takes one round's raw results (devices not in it keep their state) and returns the state changes. */
-  observe(results: ReadonlyMap<string, Raw>, t: number): Transition[] {
-    const a = this.config.settings.alerts;
+  /**
+   * Takes one round's raw results (devices not in it keep their state) and,
+   * for the devices that answered, their checks; returns the state changes.
+   */
+  observe(results: ReadonlyMap<string, Raw>, t: number, checks: readonly CheckObservation[] = []): Transition[] {
     const transitions: Transition[] = [];
     for (const d of this.order) {
-      const s = this.states.get(d.id)!;
       const raw = results.get(d.id);
-      const observed = raw !== undefined;
-      if (raw !== undefined) {
-        s.streak = s.raw === raw ? s.streak + 1 : 1;
-        s.raw = raw;
-      }
       // Devices of another interval keep their state until their own round.
-      if (!observed) continue;
-      // Until the new result has repeated often enough, the last verdict stands.
-      let confirmed: Raw | undefined;
-      if (s.raw && s.streak >= this.confirmNeeded(d)) confirmed = s.raw;
-      else if (s.state === 'up') confirmed = 'up';
-      else if (s.state === 'down' || s.state === 'unreachable') confirmed = 'down';
-
-      let next: State;
-      let cause: string | undefined;
-      s.judged = this.schedule.judged(d, t);
-      const parent = d.parent ? this.states.get(d.parent) : undefined;
-      if (this.schedule.maintenanceOf(d, t) !== undefined || (parent?.state === 'maintenance' && confirmed === 'down')) next = 'maintenance';
-      else if (!s.judged) next = 'unknown';
-      else if (confirmed === 'down') {
-        if (parent && (parent.state === 'down' || parent.state === 'unreachable')) {
-          next = 'unreachable';
-          cause = parent.cause ?? d.parent;
-        } else {
-          next = 'down';
-          cause = d.id;
+      if (raw === undefined) continue;
+      const tr = this.step(d.id, d, raw, t, (confirmed) => {
+        const parent = d.parent ? this.states.get(d.parent) : undefined;
+        if (this.schedule.maintenanceOf(d, t) !== undefined || (parent?.state === 'maintenance' && confirmed === 'down')) return { next: 'maintenance' };
+        if (confirmed === 'down') {
+          if (parent && (parent.state === 'down' || parent.state === 'unreachable')) return { next: 'unreachable', cause: parent.cause ?? d.parent! };
+          return { next: 'down', cause: d.id };
         }
-      } else if (confirmed === 'up') next = 'up';
-      else next = s.state === 'maintenance' ? 'unknown' : s.state;
-
-      s.changes = s.changes.filter((c) => t - c < a.flap_window);
-      if (next !== s.state || (next === 'unreachable' && cause !== s.cause)) {
-        const from = s.state;
-        if (next !== from) s.changes.push(t);
-        s.flapping = s.changes.length >= a.flap_changes;
-        s.state = next;
-        s.since = next !== from ? t : s.since;
-        const tr: Transition = { device: d.id, from, to: next, at: t, flapping: s.flapping };
-        if (cause !== undefined) {
-          s.cause = cause;
-          tr.cause = cause;
-        } else delete s.cause;
-        transitions.push(tr);
-      } else if (s.flapping && s.changes.length === 0) s.flapping = false;
+        return { next: confirmed };
+      });
+      if (tr) transitions.push(tr);
+    }
+    for (const c of checks) {
+      const id = checkSubject(c.device.id, c.check);
+      const tr = this.step(id, c.device, c.raw, t, (confirmed) => {
+        if (this.schedule.maintenanceOf(c.device, t) !== undefined) return { next: 'maintenance' };
+        // A check means something only while its device is up.
+        if (this.states.get(c.device.id)?.state !== 'up') return { next: 'unknown' };
+        return confirmed === 'down' ? { next: 'down', cause: c.device.id } : { next: confirmed };
+      });
+      if (tr) transitions.push({ ...tr, check: c.check, detail: c.detail });
     }
     return transitions;
+  }
+
+  /**
+   * One subject's round: count the raw result, confirm it, let `resolve`
+   * turn the confirmed result into a state (parents, maintenance), keep the
+   * flap history, and say whether the state changed.
+   */
+  private step(id: string, d: Device, raw: Raw, t: number, resolve: (confirmed: Raw | undefined) => { next: State | undefined; cause?: string }): Transition | undefined {
+    const a = this.config.settings.alerts;
+    let s = this.states.get(id);
+    if (!s) {
+      s = fresh();
+      this.states.set(id, s);
+    }
+    s.streak = s.raw === raw ? s.streak + 1 : 1;
+    s.raw = raw;
+    // Until the new result has repeated often enough, the last verdict stands.
+    let confirmed: Raw | undefined;
+    if (s.streak >= this.confirmNeeded(d)) confirmed = raw;
+    else if (s.state === 'up') confirmed = 'up';
+    else if (s.state === 'down' || s.state === 'unreachable') confirmed = 'down';
+
+    s.judged = this.schedule.judged(d, t);
+    let { next, cause } = resolve(confirmed);
+    if (next !== 'maintenance' && !s.judged) {
+      next = 'unknown';
+      cause = undefined;
+    }
+    if (next === undefined) next = s.state === 'maintenance' ? 'unknown' : s.state;
+
+    s.changes = s.changes.filter((c) => t - c < a.flap_window);
+    if (next === s.state && !(next === 'unreachable' && cause !== s.cause)) {
+      if (s.flapping && s.changes.length === 0) s.flapping = false;
+      return undefined;
+    }
+    const from = s.state;
+    if (next !== from) s.changes.push(t);
+    s.flapping = s.changes.length >= a.flap_changes;
+    s.state = next;
+    if (next !== from) s.since = t;
+    const tr: Transition = { subject: id, device: d.id, from, to: next, at: t, flapping: s.flapping };
+    if (cause !== undefined) {
+      s.cause = cause;
+      tr.cause = cause;
+    } else delete s.cause;
+    return tr;
   }
 
   /** How many devices and schools sit behind a device (its descendants), for the notice about it. */

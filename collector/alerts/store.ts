@@ -11,6 +11,8 @@ import type { DeviceState, State, Transition } from './state.ts';
 export interface Incident {
   id: number;
   device: string;
+  /** '' for the device itself (reachability), else the check (snmp, uplink, receiver.lock ...). */
+  check: string;
   school: string;
   kind: string;
   /** down: the device itself failed; unreachable: `cause` (a parent) failed. */
@@ -28,15 +30,16 @@ const SCHEMA = [
      device TEXT PRIMARY KEY, state TEXT NOT NULL, since INTEGER NOT NULL, raw TEXT, streak INTEGER NOT NULL,
      cause TEXT, judged INTEGER NOT NULL, flapping INTEGER NOT NULL, changes TEXT NOT NULL)`,
   `CREATE TABLE IF NOT EXISTS incidents (
-     id INTEGER PRIMARY KEY AUTOINCREMENT, device TEXT NOT NULL, school TEXT NOT NULL, kind TEXT NOT NULL,
-     state TEXT NOT NULL, cause TEXT NOT NULL, started_at INTEGER NOT NULL, ended_at INTEGER, duration_s INTEGER)`,
-  'CREATE INDEX IF NOT EXISTS incidents_open ON incidents (device) WHERE ended_at IS NULL',
+     id INTEGER PRIMARY KEY AUTOINCREMENT, device TEXT NOT NULL, check_name TEXT NOT NULL DEFAULT '', school TEXT NOT NULL, kind TEXT NOT NULL,
+     state TEXT NOT NULL, cause TEXT NOT NULL, detail TEXT, started_at INTEGER NOT NULL, ended_at INTEGER, duration_s INTEGER)`,
+  'CREATE INDEX IF NOT EXISTS incidents_open ON incidents (device, check_name) WHERE ended_at IS NULL',
   'CREATE INDEX IF NOT EXISTS incidents_time ON incidents (started_at)',
 ];
 
 interface IncidentRow {
   id: number;
   device: string;
+  check_name: string;
   school: string;
   kind: string;
   state: string;
@@ -49,6 +52,7 @@ interface IncidentRow {
 const toIncident = (r: IncidentRow): Incident => ({
   id: r.id,
   device: r.device,
+  check: r.check_name,
   school: r.school,
   kind: r.kind,
   state: r.state as Incident['state'],
@@ -86,7 +90,7 @@ export class StateStore {
     return out;
   }
 
-  /** Saves the round's states and turns its transitions into incident rows; returns what was opened and closed. */
+  /** Saves the round's states (devices and checks) and turns its transitions into incident rows; returns what was opened and closed. */
   apply(devices: readonly Device[], states: ReadonlyMap<string, DeviceState>, transitions: readonly Transition[]): { opened: Incident[]; closed: Incident[] } {
     const opened: Incident[] = [];
     const closed: Incident[] = [];
@@ -95,25 +99,24 @@ export class StateStore {
        ON CONFLICT (device) DO UPDATE SET state = excluded.state, since = excluded.since, raw = excluded.raw, streak = excluded.streak,
          cause = excluded.cause, judged = excluded.judged, flapping = excluded.flapping, changes = excluded.changes`,
     );
-    const openOf = this.db.prepare('SELECT * FROM incidents WHERE device = ? AND ended_at IS NULL');
-    const insert = this.db.prepare('INSERT INTO incidents (device, school, kind, state, cause, started_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING *');
+    const openOf = this.db.prepare('SELECT * FROM incidents WHERE device = ? AND check_name = ? AND ended_at IS NULL');
+    const insert = this.db.prepare('INSERT INTO incidents (device, check_name, school, kind, state, cause, detail, started_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING *');
     const update = this.db.prepare('UPDATE incidents SET state = ?, cause = ? WHERE id = ?');
     const finish = this.db.prepare('UPDATE incidents SET ended_at = ?, duration_s = ? WHERE id = ? RETURNING *');
     const byId = new Map(devices.map((d) => [d.id, d]));
     this.db.exec('BEGIN');
     try {
-      for (const d of devices) {
-        const s = states.get(d.id);
-        if (!s) continue;
-        upsert.run(d.id, s.state, s.since, s.raw ?? null, s.streak, s.cause ?? null, s.judged ? 1 : 0, s.flapping ? 1 : 0, JSON.stringify(s.changes));
+      for (const [id, s] of states) {
+        upsert.run(id, s.state, s.since, s.raw ?? null, s.streak, s.cause ?? null, s.judged ? 1 : 0, s.flapping ? 1 : 0, JSON.stringify(s.changes));
       }
       for (const t of transitions) {
         const d = byId.get(t.device);
         if (!d) continue;
-        const open = openOf.get(t.device) as IncidentRow | undefined;
+        const check = t.check ?? '';
+        const open = openOf.get(t.device, check) as IncidentRow | undefined;
         if (OUTAGE.has(t.to)) {
           if (open) update.run(t.to, t.cause ?? t.device, open.id);
-          else opened.push(toIncident(insert.get(d.id, d.school.code, d.kind, t.to, t.cause ?? d.id, t.at) as unknown as IncidentRow));
+          else opened.push(toIncident(insert.get(d.id, check, d.school.code, d.kind, t.to, t.cause ?? d.id, t.detail ?? null, t.at) as unknown as IncidentRow));
         } else if (open) {
           closed.push(toIncident(finish.get(t.at, Math.round((t.at - open.started_at) / 1000), open.id) as unknown as IncidentRow));
         }

@@ -68,3 +68,34 @@ describe('notices', () => {
     expect(school[0]!.text).toContain('ห้องเรียน 2');
   });
 });
+
+describe('checks of a device that is up', () => {
+  it('a receiver that answers but has lost the satellite: a check incident and its own notice, with what was seen', async () => {
+    const { deviceChecks } = await import('../../../collector/alerts/checks.ts');
+    const rx = config.deviceById.get('1036090101-dltv-1')!;
+    const poll = (lock: number) => ({ device: rx.id, ok: true, answered: true, durationMs: 1, pdus: 1, timeouts: 0, points: [{ measurement: 'receiver' as const, tags: {}, fields: { lock, cn_db: 2.1 }, time: T0 }] });
+    const echo = { address: rx.address, sent: 3, received: 3, lossPct: 0, rtts: [1, 1, 1] };
+    expect(deviceChecks(rx, poll(0), echo, config.settings.alerts.thresholds)).toEqual([
+      { device: rx, check: 'snmp', raw: 'up', detail: 'SNMP answers' },
+      { device: rx, check: 'receiver.lock', raw: 'down', detail: 'lock = 0 (< 1)' },
+    ]);
+
+    const store = new StateStore(':memory:');
+    const engine = new StateEngine(config, new Schedule(config.calendars, config.settings.alerts));
+    const notices = [];
+    for (let i = 0; i < 4; i++) {
+      const m = new Map<string, Raw>(config.devices.map((d) => [d.id, 'up']));
+      const transitions = engine.observe(m, T0 + i * MIN, deviceChecks(rx, poll(i < 2 ? 1 : 0), echo, config.settings.alerts.thresholds));
+      const { opened, closed } = store.apply(config.devices, engine.states, transitions);
+      notices.push(...composeNotices({ config, transitions, opened, closed, behind: (id) => engine.behind(id), officer: OFFICER, areaSchools: 5 }));
+    }
+    expect(engine.states.get('1036090101-dltv-1')!.state).toBe('up');
+    expect(engine.states.get('1036090101-dltv-1#receiver.lock')!.state).toBe('down');
+    expect(store.openIncidents()).toEqual([expect.objectContaining({ device: '1036090101-dltv-1', check: 'receiver.lock', state: 'down' })]);
+    expect(notices.map((n) => n.subject)).toEqual([
+      '[klaiwatch] โรงเรียนบ้านหนองบัวแดง: เครื่องรับสัญญาณ DLTV 1036090101-dltv-1: เครื่องรับไม่ล็อกสัญญาณดาวเทียม',
+      '[klaiwatch] โรงเรียนบ้านหนองบัวแดง: เครื่องรับสัญญาณ DLTV 1036090101-dltv-1: เครื่องรับไม่ล็อกสัญญาณดาวเทียม',
+    ]);
+    expect(notices[0]!.text).toContain('(lock = 0 (< 1))');
+  });
+});

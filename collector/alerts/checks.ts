@@ -1,0 +1,44 @@
+// The checks of a device that answered, from what its poll brought back:
+// its SNMP agent (when ICMP shows the device itself is there), its uplink
+// interface (inventory `uplink_if`), and the thresholds in the settings
+// (receiver lock, disks, memory, CPU). Each check has a state of its own.
+import type { Device } from '../../config/load.ts';
+import type { ThresholdInput } from '../../config/schema.ts';
+import type { PollResult } from '../snmp/poll.ts';
+import type { IcmpResult } from '../icmp/probe.ts';
+import type { CheckObservation } from './state.ts';
+
+const INDEX_TAGS = ['ifname', 'storage'];
+
+export function deviceChecks(device: Device, poll: PollResult | undefined, echo: IcmpResult | undefined, thresholds: readonly ThresholdInput[]): CheckObservation[] {
+  const out: CheckObservation[] = [];
+  if (poll && echo && echo.received > 0) {
+    out.push({ device, check: 'snmp', raw: poll.answered ? 'up' : 'down', detail: poll.answered ? 'SNMP answers' : (poll.error ?? 'SNMP does not answer') });
+  }
+  if (!poll?.ok) return out;
+  if (device.uplink_if) {
+    const p = poll.points.find((x) => x.measurement === 'interface' && x.tags.ifname === device.uplink_if);
+    const status = p?.fields.oper_status;
+    if (typeof status === 'number') out.push({ device, check: 'uplink', raw: status === 1 ? 'up' : 'down', detail: `${device.uplink_if} ifOperStatus ${status}` });
+  }
+  for (const t of thresholds) {
+    if (t.kinds.length > 0 && !t.kinds.includes(device.kind)) continue;
+    const tagRes = Object.entries(t.tags).map(([tag, re]) => [tag, new RegExp(re)] as const);
+    for (const p of poll.points) {
+      if (p.measurement !== t.measurement) continue;
+      const v = p.fields[t.field];
+      if (typeof v !== 'number') continue;
+      if (!tagRes.every(([tag, re]) => re.test(p.tags[tag] ?? ''))) continue;
+      const index = INDEX_TAGS.map((k) => p.tags[k]).find((x) => x !== undefined);
+      const bad = t.above !== undefined ? v > t.above : v < t.below!;
+      const limit = t.above !== undefined ? `> ${t.above}` : `< ${t.below}`;
+      out.push({
+        device,
+        check: `${t.measurement}.${t.field}${index ? `:${index}` : ''}`,
+        raw: bad ? 'down' : 'up',
+        detail: `${t.field}${index ? ` ${index}` : ''} = ${Math.round(v * 10) / 10}${bad ? ` (${limit})` : ''}`,
+      });
+    }
+  }
+  return out;
+}
