@@ -8,7 +8,7 @@ import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse, stringify } from 'yaml';
-import { writeRecording } from './snmpsim.ts';
+import { writeRecording, startSnmpsim, type Snmpsim } from './snmpsim.ts';
 
 export const PROJECT = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const FIXTURES = join(PROJECT, 'test', 'fixtures');
@@ -173,4 +173,10 @@ export function buildSimArea(o: SimOptions): SimArea {
   writeFileSync(settingsPath, '# Simulated area settings, written by sim/area.ts.\n' + stringify(settings, { lineWidth: 0 }));
   const endpoints = devices.filter((d) => d.served).map((d) => `${d.address}:${port}`);
   return { dir: o.dir, dataDir, settingsPath, snmpPort: port, endpoints, devices };
+}
+
+/** One simulated router with an agent of its own (its own process), so that it alone can be paused. */
+export function startRouterAgent(dir: string, endpoint: string): Promise<Snmpsim> {
+  writeRecording(join(dir, 'recordings'), 'router', recordings().router!);
+  return startSnmpsim({ dir, dataDir: join(dir, 'recordings'), endpoints: [endpoint], probeCommunity: 'router' });
 }

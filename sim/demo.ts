@@ -5,8 +5,8 @@ import { parseArgs } from 'node:util';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { buildSimArea, recordings, DEFAULT_SILENT, PROJECT } from './area.ts';
-import { startSnmpsim, writeRecording } from './snmpsim.ts';
+import { buildSimArea, startRouterAgent, DEFAULT_SILENT, PROJECT } from './area.ts';
+import { startSnmpsim } from './snmpsim.ts';
 import { startMailCatcher } from './mailcatcher.ts';
 import { startInfluxd, pingInflux, type Influxd } from './influxd.ts';
 import { loadConfig } from '../config/load.ts';
@@ -47,9 +47,12 @@ const octet = Number(values.octet);
 // so that pausing that agent is what a router failing looks like.
 const DEMO_ROUTER = '1036090101-router';
 const mailDir = join(values.data!, 'mail');
-const catcher = await startMailCatcher(mailDir, (mail, file) => {
-  const to = mail.to && !Array.isArray(mail.to) ? mail.to.text : '';
-  say(`mail to ${to}: ${mail.subject}  (${file})`);
+const catcher = await startMailCatcher({
+  dir: mailDir,
+  onMail: (mail, file) => {
+    const to = mail.to && !Array.isArray(mail.to) ? mail.to.text : '';
+    say(`mail to ${to}: ${mail.subject}  (${file})`);
+  },
 });
 const area = buildSimArea({
   dir,
@@ -63,12 +66,9 @@ const area = buildSimArea({
 });
 say(`Simulated area: ${area.devices.length} devices, ${area.endpoints.length} SNMP agents on 127.${octet - 1}.0.x and 127.${octet}.x.x port ${area.snmpPort}; silent on purpose: ${DEFAULT_SILENT.join(', ')}`);
 say('Starting snmpsimd (it indexes the recordings on first start) ...');
-const routerDir = join(dir, 'router');
-writeRecording(join(routerDir, 'rec'), 'router', recordings().router!);
-const routerAddress = area.devices.find((d) => d.id === DEMO_ROUTER)!.address;
 const [agents, routerAgent] = await Promise.all([
   startSnmpsim({ dir, dataDir: area.dataDir, endpoints: area.endpoints, probeCommunity: 'router' }),
-  startSnmpsim({ dir: routerDir, dataDir: join(routerDir, 'rec'), endpoints: [`${routerAddress}:${area.snmpPort}`], probeCommunity: 'router' }),
+  startRouterAgent(join(dir, 'router'), `${area.devices.find((d) => d.id === DEMO_ROUTER)!.address}:${area.snmpPort}`),
 ]);
 
 const config = loadConfig(area.settingsPath);

@@ -8,8 +8,8 @@ import { parse, stringify } from 'yaml';
 import { promisify } from 'node:util';
 import type { Server } from 'node:http';
 import pino from 'pino';
-import { buildSimArea, simRate, recordings, DEFAULT_SILENT, type SimArea } from '../../sim/area.ts';
-import { startSnmpsim, writeRecording, type Snmpsim } from '../../sim/snmpsim.ts';
+import { buildSimArea, simRate, startRouterAgent, DEFAULT_SILENT, type SimArea } from '../../sim/area.ts';
+import { startSnmpsim, type Snmpsim } from '../../sim/snmpsim.ts';
 import { loadConfig, type Config } from '../../config/load.ts';
 import { Collector } from '../../collector/collector.ts';
 import { startHealthServer } from '../../collector/health.ts';
@@ -53,11 +53,8 @@ beforeAll(async () => {
   [agents, loner] = await Promise.all([
     startSnmpsim({ dir: dir.path, dataDir: area.dataDir, endpoints: area.endpoints, probeCommunity: 'router' }),
     (async () => {
-      const d = tempDir('loner');
-      lonerDir = d;
-      const address = area.devices.find((x) => x.id === LONER)!.address;
-      writeRecording(`${d.path}/rec`, 'router', recordings().router!);
-      return startSnmpsim({ dir: d.path, dataDir: `${d.path}/rec`, endpoints: [`${address}:${area.snmpPort}`], probeCommunity: 'router' });
+      lonerDir = tempDir('loner');
+      return startRouterAgent(lonerDir.path, `${area.devices.find((x) => x.id === LONER)!.address}:${area.snmpPort}`);
     })(),
   ]);
   config = loadConfig(area.settingsPath);

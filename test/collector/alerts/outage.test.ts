@@ -9,20 +9,20 @@ import { loadConfig, type Config } from '../../../config/load.ts';
 import { Collector } from '../../../collector/collector.ts';
 import { createTestHost, type TestHost } from '../../helpers/netns.ts';
 import { requireBinary, tempDir } from '../../helpers/peers.ts';
-import { startTestSmtp, type TestSmtp } from '../../helpers/smtp.ts';
+import { startMailCatcher, type MailCatcher } from '../../../sim/mailcatcher.ts';
 
 const dir = tempDir('outage');
 let router: TestHost;
 let receiver: TestHost;
 let config: Config;
 let collector: Collector;
-let smtp: TestSmtp;
+let smtp: MailCatcher;
 
 beforeAll(async () => {
   await requireBinary('fping', 'fping');
   router = createTestHost(43);
   receiver = createTestHost(44);
-  smtp = await startTestSmtp();
+  smtp = await startMailCatcher();
   writeFileSync(
     join(dir.path, 'schools.yaml'),
     [
