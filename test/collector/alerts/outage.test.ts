@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { loadConfig, type Config } from '../../../config/load.ts';
 import { Collector } from '../../../collector/collector.ts';
+import { formatThaiDuration } from '../../../collector/alerts/notices.ts';
 import { createTestHost, type TestHost } from '../../helpers/netns.ts';
 import { requireBinary, tempDir } from '../../helpers/peers.ts';
 import { startMailCatcher, type MailCatcher } from '../../../sim/mailcatcher.ts';
@@ -108,7 +109,9 @@ describe('an outage seen through fping', () => {
     await collector.outbox!.idle();
     const recovery = smtp.received.slice(2);
     expect(recovery.map((m) => m.subject)).toEqual(['[klaiwatch] โรงเรียนบ้านเจียง: เราเตอร์กลับมาใช้งานได้แล้ว', '[klaiwatch] โรงเรียนบ้านเจียง: เราเตอร์กลับมาใช้งานได้แล้ว']);
-    expect(recovery[0]!.text).toMatch(/กลับมาใช้งานได้แล้ว เมื่อ .* รวมเวลาที่ใช้งานไม่ได้ \d+ วินาที/);
+    const routerClosed = closed.find((i) => i.device === 'r')!;
+    expect(recovery[0]!.text).toContain(`รวมเวลาที่ใช้งานไม่ได้ ${formatThaiDuration(routerClosed.durationS!)}`);
+    expect(routerClosed.durationS).toBe(Math.round((routerClosed.endedAt! - routerClosed.startedAt) / 1000));
     expect(recovery[0]!.text).toMatch(/is UP again at .* after \d+ s\./);
   });
 
