@@ -10,6 +10,17 @@ import type { CheckObservation } from './state.ts';
 
 const INDEX_TAGS = ['ifname', 'storage'];
 
+// Compiled once per threshold, not once per device and round.
+const tagPatterns = new WeakMap<ThresholdInput, (readonly [string, RegExp])[]>();
+function patterns(t: ThresholdInput): (readonly [string, RegExp])[] {
+  let p = tagPatterns.get(t);
+  if (!p) {
+    p = Object.entries(t.tags).map(([tag, re]) => [tag, new RegExp(re)] as const);
+    tagPatterns.set(t, p);
+  }
+  return p;
+}
+
 export function deviceChecks(device: Device, poll: PollResult | undefined, echo: IcmpResult | undefined, thresholds: readonly ThresholdInput[]): CheckObservation[] {
   const out: CheckObservation[] = [];
   if (poll && echo && echo.received > 0) {
@@ -23,7 +34,7 @@ export function deviceChecks(device: Device, poll: PollResult | undefined, echo:
   }
   for (const t of thresholds) {
     if (t.kinds.length > 0 && !t.kinds.includes(device.kind)) continue;
-    const tagRes = Object.entries(t.tags).map(([tag, re]) => [tag, new RegExp(re)] as const);
+    const tagRes = patterns(t);
     for (const p of poll.points) {
       if (p.measurement !== t.measurement) continue;
       const v = p.fields[t.field];

@@ -90,7 +90,7 @@ export class StateStore {
     return out;
   }
 
-  /** Saves the round's states (devices and checks) and turns its transitions into incident rows; returns what was opened and closed. */
+  /** Saves the states that changed this round (devices and checks) and turns the changes into incident rows; returns what was opened and closed. */
   apply(devices: readonly Device[], states: ReadonlyMap<string, DeviceState>, transitions: readonly Transition[]): { opened: Incident[]; closed: Incident[] } {
     const opened: Incident[] = [];
     const closed: Incident[] = [];
@@ -106,8 +106,11 @@ export class StateStore {
     const byId = new Map(devices.map((d) => [d.id, d]));
     this.db.exec('BEGIN');
     try {
-      for (const [id, s] of states) {
-        upsert.run(id, s.state, s.since, s.raw ?? null, s.streak, s.cause ?? null, s.judged ? 1 : 0, s.flapping ? 1 : 0, JSON.stringify(s.changes));
+      // Only what changed state is written: a restart keeps every state, cause
+      // and flap history, and starts counting repeated results afresh.
+      for (const t of transitions) {
+        const s = states.get(t.subject);
+        if (s) upsert.run(t.subject, s.state, s.since, s.raw ?? null, s.streak, s.cause ?? null, s.judged ? 1 : 0, s.flapping ? 1 : 0, JSON.stringify(s.changes));
       }
       for (const t of transitions) {
         const d = byId.get(t.device);
