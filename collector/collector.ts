@@ -96,7 +96,8 @@ export class Collector {
   readonly lastRounds = new Map<string, RoundSummary>();
   readonly engine: StateEngine | undefined;
   readonly store: StateStore | undefined;
-  readonly outbox: Outbox | undefined;
+  outbox: Outbox | undefined;
+  private statePath: string | undefined;
   prober: Prober | undefined;
   schema: SchemaSetup | undefined;
   clock: (NtpMeasurement & { at: number }) | { error: string; at: number } | undefined;
@@ -123,7 +124,7 @@ export class Collector {
       const statePath = resolve(opts.baseDir ?? dirname(config.file), s.alerts.state_db);
       this.store = new StateStore(statePath);
       this.engine = new StateEngine(config, new Schedule(config.calendars, s.alerts), this.store.loadStates());
-      if (s.mail) this.outbox = new Outbox(statePath, s.mail, createTransport(s.mail, config.mailAuth), log.child({ part: 'mail' }));
+      this.statePath = statePath;
     }
   }
 
@@ -134,6 +135,10 @@ export class Collector {
 
   /** InfluxDB schema (best effort: a down InfluxDB must not stop polling; the spool holds the points), ICMP prober, spool. */
   async prepare(opts: { influx?: boolean } = {}): Promise<void> {
+    const mail = this.config.settings.mail;
+    if (mail && this.statePath && !this.outbox) {
+      this.outbox = new Outbox(this.statePath, mail, await createTransport(mail, this.config.mailAuth), this.log.child({ part: 'mail' }));
+    }
     this.prober = this.config.settings.icmp.enabled ? await chooseProber(this.config.settings.icmp.fping) : undefined;
     if (this.prober && this.prober.name !== 'fping') {
       this.log.warn({ fping: this.config.settings.icmp.fping }, 'fping not found: probing with the system ping, one process per host (install Debian package fping)');

@@ -6,7 +6,7 @@
 // marked the row) the receiving side sees the same message again.
 import { DatabaseSync } from 'node:sqlite';
 import { hostname } from 'node:os';
-import nodemailer, { type Transporter } from 'nodemailer';
+import type { Transporter } from 'nodemailer';
 import type { Logger } from '../log.ts';
 import type { MailInput } from '../../config/schema.ts';
 import type { MailAuth } from '../../config/load.ts';
@@ -33,7 +33,9 @@ const SCHEMA = `CREATE TABLE IF NOT EXISTS outbox (
   status TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL,
   last_error TEXT, sent_at INTEGER, response TEXT)`;
 
-export function createTransport(mail: MailInput, auth: MailAuth): Transporter {
+/** A nodemailer transport for the settings (nodemailer is loaded only where mail is configured). */
+export async function createTransport(mail: MailInput, auth: MailAuth): Promise<Transporter> {
+  const { default: nodemailer } = await import('nodemailer');
   const s = mail.smtp;
   return nodemailer.createTransport({
     host: s.host,

@@ -7,7 +7,6 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { access, constants } from 'node:fs/promises';
 import { delimiter, join, isAbsolute } from 'node:path';
-import ping from 'ping';
 
 export interface IcmpResult {
   address: string;
@@ -116,6 +115,8 @@ export class SystemPingProber implements Prober {
   }
 
   async probe(addresses: readonly string[], opts: IcmpOptions): Promise<Map<string, IcmpResult>> {
+    // Loaded only where fping is missing: most collectors never need it.
+    const { default: ping } = await import('ping');
     const unique = [...new Set(addresses)];
     const results = new Map<string, IcmpResult>();
     let next = 0;
