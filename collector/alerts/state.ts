@@ -82,20 +82,33 @@ export class StateEngine {
    */
   observe(results: ReadonlyMap<string, Raw>, t: number, checks: readonly CheckObservation[] = []): Transition[] {
     const transitions: Transition[] = [];
+    // Devices whose outage ended this round: what sat behind them must prove
+    // itself down afresh, not inherit the failures counted while unreachable
+    // (links, DHCP and agents take a moment after the parent is back).
+    const cleared = new Set<string>();
     for (const d of this.order) {
       const raw = results.get(d.id);
       // Devices of another interval keep their state until their own round.
       if (raw === undefined) continue;
-      const tr = this.step(d.id, d, raw, t, (confirmed) => {
+      const own = this.states.get(d.id);
+      if (own?.state === 'unreachable' && d.parent && cleared.has(d.parent)) own.streak = 0;
+      const tr = this.step(d.id, d, raw, t, (confirmed, s) => {
         const parent = d.parent ? this.states.get(d.parent) : undefined;
+        const parentOut = parent !== undefined && (parent.state === 'down' || parent.state === 'unreachable');
         if (this.schedule.maintenanceOf(d, t) !== undefined || (parent?.state === 'maintenance' && confirmed === 'down')) return { next: 'maintenance' };
         if (confirmed === 'down') {
-          if (parent && (parent.state === 'down' || parent.state === 'unreachable')) return { next: 'unreachable', cause: parent.cause ?? d.parent! };
+          if (parentOut) return { next: 'unreachable', cause: parent.cause ?? d.parent! };
           return { next: 'down', cause: d.id };
         }
+        // Unreachable says nothing about the device itself: with its parent
+        // back and no verdict of its own yet, it is unknown.
+        if (confirmed === undefined && s.state === 'unreachable' && !parentOut) return { next: 'unknown' };
         return { next: confirmed };
       });
-      if (tr) transitions.push(tr);
+      if (tr) {
+        transitions.push(tr);
+        if ((tr.from === 'down' || tr.from === 'unreachable') && tr.to !== 'down' && tr.to !== 'unreachable') cleared.add(d.id);
+      }
     }
     for (const c of checks) {
       const id = checkSubject(c.device.id, c.check);
@@ -115,7 +128,7 @@ export class StateEngine {
    * turn the confirmed result into a state (parents, maintenance), keep the
    * flap history, and say whether the state changed.
    */
-  private step(id: string, d: Device, raw: Raw, t: number, resolve: (confirmed: Raw | undefined) => { next: State | undefined; cause?: string }): Transition | undefined {
+  private step(id: string, d: Device, raw: Raw, t: number, resolve: (confirmed: Raw | undefined, s: DeviceState) => { next: State | undefined; cause?: string }): Transition | undefined {
     const a = this.config.settings.alerts;
     let s = this.states.get(id);
     if (!s) {
@@ -128,10 +141,11 @@ export class StateEngine {
     let confirmed: Raw | undefined;
     if (s.streak >= this.confirmNeeded(d)) confirmed = raw;
     else if (s.state === 'up') confirmed = 'up';
-    else if (s.state === 'down' || s.state === 'unreachable') confirmed = 'down';
+    else if (s.state === 'down') confirmed = 'down';
+    // (unreachable keeps no verdict of its own: see observe())
 
     s.judged = this.schedule.judged(d, t);
-    let { next, cause } = resolve(confirmed);
+    let { next, cause } = resolve(confirmed, s);
     if (next !== 'maintenance' && !s.judged) {
       next = 'unknown';
       cause = undefined;

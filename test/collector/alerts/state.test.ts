@@ -110,3 +110,24 @@ describe('device states', () => {
     second.store.close();
   });
 });
+
+describe('after a parent comes back', () => {
+  it('a device behind it that still fails is unknown until it has failed twice with its parent up: no false "down" from failures counted while unreachable', () => {
+    const { engine, round } = area();
+    round({}, T0);
+    round({}, T0 + MIN);
+    const both = { '1036090101-router': 'down' as Raw, '1036090101-dltv-1': 'down' as Raw };
+    round(both, T0 + 2 * MIN);
+    round(both, T0 + 3 * MIN);
+    expect(engine.states.get('1036090101-dltv-1')!.state).toBe('unreachable');
+    // The router answers again; the receiver not yet (its link is slower).
+    round({ '1036090101-router': 'up', '1036090101-dltv-1': 'down' }, T0 + 4 * MIN);
+    const back = round({ '1036090101-router': 'up', '1036090101-dltv-1': 'down' }, T0 + 5 * MIN);
+    expect(engine.states.get('1036090101-router')!.state).toBe('up');
+    expect(back.transitions.find((t) => t.device === '1036090101-dltv-1')).toMatchObject({ from: 'unreachable', to: 'unknown' });
+    expect(back.closed.map((i) => i.device).sort()).toEqual(['1036090101-dltv-1', '1036090101-router']);
+    // Still failing with its router up (at +5 min and +6 min): now it is down on its own.
+    const own = round({ '1036090101-dltv-1': 'down' }, T0 + 6 * MIN);
+    expect(own.opened).toEqual([expect.objectContaining({ device: '1036090101-dltv-1', state: 'down', cause: '1036090101-dltv-1' })]);
+  });
+});
