@@ -147,7 +147,7 @@ export class Collector {
     await this.writer.start();
     if (this.config.settings.influx.manage_schema) {
       try {
-        this.schema = await setupSchema(this.client, { rawRetentionMs: this.config.settings.influx.raw_retention, rollupRetentionMs: this.config.settings.influx.rollup_retention }, this.log.child({ part: 'influx' }));
+        await this.setupInflux();
       } catch (err) {
         this.log.error({ err: (err as Error).message }, 'influxdb schema set-up failed; polling anyway, points wait in the spool; will retry');
         this.retrySchemaLater();
@@ -155,12 +155,17 @@ export class Collector {
     }
   }
 
+  private async setupInflux(): Promise<void> {
+    const influx = this.config.settings.influx;
+    this.schema = await setupSchema(this.client, { rawRetentionMs: influx.raw_retention, rollupRetentionMs: influx.rollup_retention }, this.log.child({ part: 'influx' }));
+  }
+
   private retrySchemaLater(): void {
     const t = setTimeout(async () => {
       this.timers.delete(t);
       if (this.stopping) return;
       try {
-        this.schema = await setupSchema(this.client, { rawRetentionMs: this.config.settings.influx.raw_retention, rollupRetentionMs: this.config.settings.influx.rollup_retention }, this.log.child({ part: 'influx' }));
+        await this.setupInflux();
       } catch {
         this.retrySchemaLater();
       }
@@ -281,7 +286,8 @@ export class Collector {
       });
 
       // SNMP: bounded concurrency, each device at its own phase of the interval.
-      const snmpDevices = opts.snmp === false ? [] : ready.filter((d) => d.snmp && (d.profile === 'auto' || this.config.profiles.get(d.profile)?.snmp !== false));
+      // The loader gives credentials only to devices whose profile speaks SNMP.
+      const snmpDevices = opts.snmp === false ? [] : ready.filter((d) => d.snmp);
       const spread = opts.jitter ? intervalMs * s.polling.jitter : 0;
       const queue = [...snmpDevices].sort((a, b) => phase(a.id) - phase(b.id));
       const results: PollResult[] = [];

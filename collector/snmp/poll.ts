@@ -8,7 +8,7 @@ import type { ProfileInput, TableInput, ColumnInput, ScalarInput, DerivedInput }
 import { measurements, type MeasurementName } from '../schema.ts';
 import { type Point, deviceTags } from '../point.ts';
 import { SnmpSession, varbindValue, ErrorStatus } from './session.ts';
-import { walkColumns, type Column } from './walk.ts';
+import { walkColumns, compareOids, type Column } from './walk.ts';
 import { counterRate, type CounterSample } from './counters.ts';
 
 export const SYS_OBJECT_ID = '1.3.6.1.2.1.1.2.0';
@@ -277,7 +277,7 @@ export async function pollDevice(session: SnmpSession, device: Device, profiles:
           return (col.fallback && memory.fallbacks.has(col.oid) ? col.fallback.scale : undefined) ?? c.scale;
         };
         const rows: Record<string, number | string>[] = [];
-        for (const idx of [...indices].sort((a, b) => compareIndex(a, b))) {
+        for (const idx of [...indices].sort(compareOids)) {
           if (exclude?.col) {
             const text = exclude.col.get(idx);
             if (text && exclude.re.test(String(varbindValue(text) ?? ''))) continue;
@@ -336,13 +336,6 @@ function labelText(vb: Varbind | undefined): string | undefined {
   const v = varbindValue(vb);
   const s = v === undefined ? '' : String(v).replace(/\0+$/, '').trim();
   return s === '' ? undefined : s;
-}
-
-function compareIndex(a: string, b: string): number {
-  const x = a.split('.').map(Number);
-  const y = b.split('.').map(Number);
-  for (let i = 0; i < Math.min(x.length, y.length); i++) if (x[i] !== y[i]) return x[i]! - y[i]!;
-  return x.length - y.length;
 }
 
 function aggregate(rows: Record<string, number | string>[], how: 'mean' | 'max' | 'sum'): Record<string, number> {

@@ -21,22 +21,24 @@ function under(prefix: string, oid: string): boolean {
   return oid.length > prefix.length && oid.startsWith(prefix) && oid[prefix.length] === '.';
 }
 
-/** a < b in OID order, comparing arc by arc without splitting (this runs once per varbind). */
-export function oidLess(a: string, b: string): boolean {
+/** Negative, zero or positive as a sorts before, with or after b in OID order; arc by arc, without splitting (this runs once per varbind). */
+export function compareOids(a: string, b: string): number {
   let i = 0;
   let j = 0;
   for (;;) {
-    if (i >= a.length) return j < b.length; // a ended first: a prefix of b is smaller
-    if (j >= b.length) return false;
+    if (i >= a.length) return j < b.length ? -1 : 0; // a ended first: a prefix of b is smaller
+    if (j >= b.length) return 1;
     let x = 0;
     while (i < a.length && a.charCodeAt(i) !== 46) x = x * 10 + (a.charCodeAt(i++) - 48);
     let y = 0;
     while (j < b.length && b.charCodeAt(j) !== 46) y = y * 10 + (b.charCodeAt(j++) - 48);
-    if (x !== y) return x < y;
+    if (x !== y) return x - y;
     i++;
     j++;
   }
 }
+
+export const oidLess = (a: string, b: string): boolean => compareOids(a, b) < 0;
 
 export async function walkColumns(session: SnmpSession, columns: string[], maxRepetitions: number, what: string): Promise<Map<string, Column>> {
   const result = new Map<string, Column>(columns.map((c) => [c, new Map()]));
