@@ -97,7 +97,6 @@ export class Collector {
   readonly engine: StateEngine | undefined;
   readonly store: StateStore | undefined;
   outbox: Outbox | undefined;
-  private statePath: string | undefined;
   prober: Prober | undefined;
   schema: SchemaSetup | undefined;
   clock: (NtpMeasurement & { at: number }) | { error: string; at: number } | undefined;
@@ -121,10 +120,8 @@ export class Collector {
     });
     for (const d of config.devices) this.status.set(d.id, { id: d.id, school: d.school.code, kind: d.kind, address: d.address });
     if (opts.states !== false) {
-      const statePath = resolve(opts.baseDir ?? dirname(config.file), s.alerts.state_db);
-      this.store = new StateStore(statePath);
+      this.store = new StateStore(resolve(opts.baseDir ?? dirname(config.file), s.alerts.state_db));
       this.engine = new StateEngine(config, new Schedule(config.calendars, s.alerts), this.store.loadStates());
-      this.statePath = statePath;
     }
   }
 
@@ -136,8 +133,8 @@ export class Collector {
   /** InfluxDB schema (best effort: a down InfluxDB must not stop polling; the spool holds the points), ICMP prober, spool. */
   async prepare(opts: { influx?: boolean } = {}): Promise<void> {
     const mail = this.config.settings.mail;
-    if (mail && this.statePath && !this.outbox) {
-      this.outbox = new Outbox(this.statePath, mail, await createTransport(mail, this.config.mailAuth), this.log.child({ part: 'mail' }));
+    if (mail && this.store && !this.outbox) {
+      this.outbox = new Outbox(this.store.db, mail, await createTransport(mail, this.config.mailAuth), this.log.child({ part: 'mail' }));
     }
     this.prober = this.config.settings.icmp.enabled ? await chooseProber(this.config.settings.icmp.fping) : undefined;
     if (this.prober && this.prober.name !== 'fping') {

@@ -4,7 +4,7 @@
 // the pending ones go out. Each row carries a fixed Message-ID, so in the one
 // case a message can go twice (accepted, then the collector died before it
 // marked the row) the receiving side sees the same message again.
-import { DatabaseSync } from 'node:sqlite';
+import type { DatabaseSync } from 'node:sqlite';
 import { hostname } from 'node:os';
 import type { Transporter } from 'nodemailer';
 import type { Logger } from '../log.ts';
@@ -60,9 +60,9 @@ export class Outbox {
   private again = false;
   private stopped = false;
 
-  constructor(path: string, mail: MailInput, transport: Transporter, log: Logger) {
-    this.db = new DatabaseSync(path);
-    this.db.exec('PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000;');
+  /** `db` is the state database (StateStore.db): notices and the incidents they tell of live in one file. */
+  constructor(db: DatabaseSync, mail: MailInput, transport: Transporter, log: Logger) {
+    this.db = db;
     this.db.exec(SCHEMA);
     this.mail = mail;
     this.transport = transport;
@@ -164,6 +164,5 @@ export class Outbox {
     clearTimeout(this.timer);
     await this.idle();
     this.transport.close();
-    this.db.close();
   }
 }

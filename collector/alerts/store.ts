@@ -63,7 +63,8 @@ const toIncident = (r: IncidentRow): Incident => ({
 });
 
 export class StateStore {
-  private readonly db: DatabaseSync;
+  /** Shared with the outbox, whose table lives in the same file. */
+  readonly db: DatabaseSync;
 
   constructor(path: string) {
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
