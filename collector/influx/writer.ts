@@ -94,9 +94,11 @@ export class InfluxWriter {
 
   private async send(batch: string[]): Promise<void> {
     if (!this.spool.empty) {
-      // Keep order: behind what is already waiting.
+      // Keep order: behind what is already waiting. While a retry is
+      // scheduled, InfluxDB has just failed: leave it the backoff, rather
+      // than trying again with every new batch.
       await this.toSpool(batch);
-      await this.drain();
+      if (!this.retryTimer) await this.drain();
       return;
     }
     try {

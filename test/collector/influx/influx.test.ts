@@ -141,7 +141,7 @@ describe('writer and disk spool', () => {
     expect(await influx.query('restart', 'SELECT count(rtt_avg_ms) FROM icmp')).toEqual([{ time: 0, count: 25 }]);
   });
 
-  it('a full spool drops its oldest batches and counts them', async () => {
+  it('a full spool drops its oldest batches and counts them; while InfluxDB is backed off, new batches wait without new attempts', async () => {
     const d = tempDir('spool3');
     dirs.push(d);
     const client = influx.client('nowhere');
@@ -156,6 +156,8 @@ describe('writer and disk spool', () => {
     }
     expect(writer.stats.spoolLines).toBe(30);
     expect(writer.stats.dropped).toBe(20);
+    // One failed attempt, then the backoff: new batches do not knock again.
+    expect(writer.stats.writeErrors).toBe(1);
     await writer.close();
   });
 
