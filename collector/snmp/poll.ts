@@ -8,7 +8,7 @@ import type { ProfileInput, TableInput, ColumnInput, ScalarInput, DerivedInput }
 import { measurements, type MeasurementName } from '../schema.ts';
 import { type Point, deviceTags } from '../point.ts';
 import { SnmpSession, varbindValue, ErrorStatus } from './session.ts';
-import { walkColumns, compareOids, type Column } from './walk.ts';
+import { walkColumns, compareOids, Column } from './walk.ts';
 import { counterRate, type CounterSample } from './counters.ts';
 
 export const SYS_OBJECT_ID = '1.3.6.1.2.1.1.2.0';
@@ -262,7 +262,8 @@ export async function pollDevice(session: SnmpSession, device: Device, profiles:
 
       for (const t of profile.tables) {
         const m = t.measurement as MeasurementName;
-        const cols = t.columns.map((c) => ({ c, data: walked.get(columnOid(c)) ?? (new Map() as Column) }));
+        const cols = t.columns.map((c) => ({ c, data: walked.get(columnOid(c)) ?? new Column() }));
+        const counterCols = cols.filter(({ c }) => c.type === 'counter');
         const indices = new Set<string>();
         for (const { data } of cols) for (const idx of data.keys()) indices.add(idx);
         const label = t.index_tag ? walked.get(t.index_tag.oid) : undefined;
@@ -283,7 +284,9 @@ export async function pollDevice(session: SnmpSession, device: Device, profiles:
             if (text && exclude.re.test(String(varbindValue(text) ?? ''))) continue;
           }
           const raw: Row = new Map(cols.map(({ c, data }) => [c.name, data.get(idx) ? varbindValue(data.get(idx)!) : undefined]));
-          const { fields } = computeFields(t.columns, raw, t.derived, (n) => `${t.name}|${idx}|${n}`, memory, tableTime, uptimeCs, bitsOf, scaleOf);
+          // The counters' sample time is when their response arrived.
+          const sampledAt = counterCols.map(({ data }) => data.at.get(idx)).find((x) => x !== undefined) ?? tableTime;
+          const { fields } = computeFields(t.columns, raw, t.derived, (n) => `${t.name}|${idx}|${n}`, memory, sampledAt, uptimeCs, bitsOf, scaleOf);
           if (Object.keys(fields).length === 0) continue;
           if (t.aggregate) {
             rows.push(fields);

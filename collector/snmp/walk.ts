@@ -5,8 +5,15 @@
 import type { Varbind } from 'net-snmp';
 import { SnmpSession, isVarbindError, ErrorStatus } from './session.ts';
 
-/** Rows of one column: index suffix (e.g. "3" or "1.4.10.0.0.1") → varbind. */
-export type Column = Map<string, Varbind>;
+/**
+ * Rows of one column: index suffix (e.g. "3" or "1.4.10.0.0.1") → varbind,
+ * and when the response carrying each row arrived: a counter's rate is taken
+ * between those times, not the walk's end (on a busy agent the PDUs of one
+ * walk arrive hundreds of milliseconds apart).
+ */
+export class Column extends Map<string, Varbind> {
+  readonly at = new Map<string, number>();
+}
 
 /**
  * Upper bound of varbinds asked for in one GETBULK (repetitions × columns).
@@ -41,7 +48,7 @@ export function compareOids(a: string, b: string): number {
 export const oidLess = (a: string, b: string): boolean => compareOids(a, b) < 0;
 
 export async function walkColumns(session: SnmpSession, columns: string[], maxRepetitions: number, what: string): Promise<Map<string, Column>> {
-  const result = new Map<string, Column>(columns.map((c) => [c, new Map()]));
+  const result = new Map<string, Column>(columns.map((c) => [c, new Column()]));
   const cursor = new Map<string, string>(columns.map((c) => [c, c]));
   let repetitions = Math.max(1, Math.min(maxRepetitions, Math.floor(MAX_VARBINDS_PER_PDU / Math.max(1, columns.length))));
   let pdus = 0;
@@ -53,7 +60,8 @@ export async function walkColumns(session: SnmpSession, columns: string[], maxRe
       while (cursor.has(c)) {
         if (++pdus > MAX_PDUS_PER_WALK * 10) throw new Error(`${what}: agent did not end the table after ${pdus - 1} requests`);
         try {
-          advance(c, await session.getNext([cursor.get(c)!], what));
+          const vbs = await session.getNext([cursor.get(c)!], what);
+          advance(c, vbs, Date.now());
         } catch (err) {
           // noSuchName: the end of the MIB view. genErr: what agents answer
           // when the next object is a Counter64, which v1 cannot carry.
@@ -82,11 +90,12 @@ export async function walkColumns(session: SnmpSession, columns: string[], maxRe
       throw err;
     }
     // The response interleaves columns row by row; net-snmp has already split them.
-    open.forEach((c, i) => advance(c, lists[i] ?? []));
+    const at = Date.now();
+    open.forEach((c, i) => advance(c, lists[i] ?? [], at));
   }
   return result;
 
-  function advance(column: string, vbs: Varbind[]): void {
+  function advance(column: string, vbs: Varbind[], at: number): void {
     const col = result.get(column)!;
     let last = cursor.get(column)!;
     for (const vb of vbs) {
@@ -94,7 +103,9 @@ export async function walkColumns(session: SnmpSession, columns: string[], maxRe
         cursor.delete(column);
         return;
       }
-      col.set(vb.oid.slice(column.length + 1), vb);
+      const index = vb.oid.slice(column.length + 1);
+      col.set(index, vb);
+      col.at.set(index, at);
       last = vb.oid;
     }
     if (vbs.length === 0) cursor.delete(column);
