@@ -10,6 +10,7 @@ import { startHealthServer } from '../collector/health.ts';
 import { toLine } from '../collector/influx/line.ts';
 import { metricsMarkdown } from '../collector/schema.ts';
 import { execWithServiceFlags } from '../collector/runtime.ts';
+import { writeDashboards } from '../dashboards/build.ts';
 import type { Point } from '../collector/point.ts';
 
 interface Command {
@@ -91,6 +92,20 @@ const commands: Record<string, Command> = {
         writeFileSync(String(values.out), yaml);
         console.error(`${values.out}: ${schools.length} schools, ${schools.reduce((n, s) => n + s.devices.length, 0)} devices`);
       } else process.stdout.write(yaml);
+      return 0;
+    },
+  },
+  dashboards: {
+    summary: 'write the Grafana dashboards (JSON) and provisioning files (InfluxQL data source, dashboard provider)',
+    usage: 'klaiwatch dashboards build --out DIR [--config FILE]',
+    options: { ...configOption, out: { type: 'string', short: 'o' } },
+    positionals: true,
+    run: async (values, positionals) => {
+      if (positionals[0] !== 'build' || positionals.length !== 1) throw new UsageError(`unknown action ${JSON.stringify(positionals.join(' '))}; the only one is "build"`);
+      if (!values.out) throw new UsageError('dashboards build needs --out DIR');
+      const { files, notes } = writeDashboards(String(values.out), load(values).settings.influx);
+      for (const f of files) console.log(f);
+      for (const n of notes) console.error(`note: ${n}`);
       return 0;
     },
   },

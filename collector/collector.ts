@@ -20,7 +20,7 @@ import { Spool } from './influx/spool.ts';
 import { setupSchema, type SchemaSetup } from './influx/setup.ts';
 import { measureClock, type NtpMeasurement } from './ntp.ts';
 import { Schedule } from './alerts/schedule.ts';
-import { StateEngine, STATES, type Raw, type Transition, type CheckObservation } from './alerts/state.ts';
+import { StateEngine, STATES, SCHOOL_STATES, schoolState, type Raw, type Transition, type CheckObservation } from './alerts/state.ts';
 import { deviceChecks } from './alerts/checks.ts';
 import { StateStore, type Incident } from './alerts/store.ts';
 import { composeNotices, type Notice } from './alerts/notices.ts';
@@ -401,11 +401,33 @@ export class Collector {
       else if (st.state === 'down' || st.state === 'unreachable') fields.up = 0;
       ps.push({ measurement: 'device_state', tags: deviceTags(d), fields, time: now });
     }
-    const count = (state: string) => this.config.devices.filter((d) => engine.states.get(d.id)?.state === state).length;
+    const stateOf = (id: string) => engine.states.get(id)?.state;
+    const schools: Record<string, number> = { schools_up: 0, schools_degraded: 0, schools_down: 0, schools_unreachable: 0, schools_unknown: 0 };
+    for (const school of this.config.schools) {
+      const s = schoolState(school.devices, stateOf);
+      if (!school.office) schools[`schools_${s.state === 'maintenance' ? 'unknown' : s.state}`]! += 1;
+      const fields: Record<string, number | string> = { state: s.state, state_code: SCHOOL_STATES.indexOf(s.state), devices_up: s.up, devices_down: s.down, devices_unreachable: s.unreachable };
+      if (school.location) {
+        fields.lat = school.location.lat;
+        fields.lon = school.location.lon;
+      }
+      ps.push({ measurement: 'school_state', tags: { school: school.code, school_name: school.name_th, district: school.district }, fields, time: now });
+    }
+    for (const [inc, end] of [...opened.map((i) => [i, false] as const), ...closed.map((i) => [i, true] as const)]) {
+      const d = this.config.deviceById.get(inc.device);
+      if (!d) continue;
+      const fields: Record<string, number | string> = { incident_id: inc.id, cause: inc.cause };
+      if (end) {
+        fields.closed = 1;
+        fields.duration_s = inc.durationS ?? 0;
+      } else fields.opened = 1;
+      ps.push({ measurement: 'incident', tags: { ...deviceTags(d), check: inc.check || '-', outage: inc.state }, fields, time: end ? inc.endedAt! : inc.startedAt });
+    }
+    const count = (state: string) => this.config.devices.filter((d) => stateOf(d.id) === state).length;
     ps.push({
       measurement: 'area_state',
       tags: { instance: this.config.settings.instance },
-      fields: { devices_up: count('up'), devices_down: count('down'), devices_unreachable: count('unreachable'), devices_unknown: count('unknown'), devices_maintenance: count('maintenance'), incidents_open: store.openIncidents().length },
+      fields: { devices_up: count('up'), devices_down: count('down'), devices_unreachable: count('unreachable'), devices_unknown: count('unknown'), devices_maintenance: count('maintenance'), incidents_open: store.openIncidents().length, ...schools },
       time: now,
     });
     emit(ps);

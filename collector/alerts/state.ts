@@ -182,3 +182,37 @@ export class StateEngine {
     return out;
   }
 }
+
+export const SCHOOL_STATES = ['unknown', 'up', 'degraded', 'down', 'unreachable', 'maintenance'] as const;
+export type SchoolState = (typeof SCHOOL_STATES)[number];
+
+/**
+ * A school as a whole, from its devices' states: down or unreachable when
+ * the device it hangs from (its router: the device whose parent is outside
+ * the school) is; degraded when any other device is down; up when what is
+ * judged is up.
+ */
+export function schoolState(devices: readonly Device[], stateOf: (id: string) => State | undefined): { state: SchoolState; up: number; down: number; unreachable: number } {
+  let up = 0;
+  let down = 0;
+  let unreachable = 0;
+  let maintenance = 0;
+  let rootState: State | undefined;
+  const ids = new Set(devices.map((d) => d.id));
+  for (const d of devices) {
+    const s = stateOf(d.id) ?? 'unknown';
+    if (s === 'up') up++;
+    else if (s === 'down') down++;
+    else if (s === 'unreachable') unreachable++;
+    else if (s === 'maintenance') maintenance++;
+    if (rootState === undefined && (d.parent === undefined || !ids.has(d.parent))) rootState = s;
+  }
+  let state: SchoolState;
+  if (rootState === 'down') state = 'down';
+  else if (rootState === 'unreachable') state = 'unreachable';
+  else if (down > 0) state = 'degraded';
+  else if (up > 0) state = 'up';
+  else if (devices.length > 0 && maintenance === devices.length) state = 'maintenance';
+  else state = 'unknown';
+  return { state, up, down, unreachable };
+}
