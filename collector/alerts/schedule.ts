@@ -58,6 +58,26 @@ export class Calendar {
     return term ? { term: term.name } : { not: 'between terms' };
   }
 
+  /** UTC instant of the local midnight that begins the day of t. */
+  dayStart(t: number): number {
+    return Math.floor((t + this.offsetMs) / 86_400_000) * 86_400_000 - this.offsetMs;
+  }
+
+  /** The broadcast periods of the local day beginning at `dayStart` (empty when it is no school day), as UTC intervals. */
+  broadcastPeriods(dayStart: number): { name: string; start: number; end: number }[] {
+    if (!('term' in this.schoolDay(dayStart + 12 * 3_600_000))) return [];
+    return this.periods.map((p) => ({ name: p.name, start: dayStart + p.start * 60_000, end: dayStart + p.end * 60_000 }));
+  }
+
+  /** The terms, as [first day, last day] local dates. */
+  termList(): readonly { name: string; start: string; end: string }[] {
+    return this.terms;
+  }
+
+  get utcOffsetMs(): number {
+    return this.offsetMs;
+  }
+
   /** The broadcast period at an instant, if lessons are on the air then. */
   broadcast(t: number): Period | undefined {
     if (!('term' in this.schoolDay(t))) return undefined;
