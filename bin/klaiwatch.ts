@@ -11,6 +11,9 @@ import { toLine } from '../collector/influx/line.ts';
 import { metricsMarkdown } from '../collector/schema.ts';
 import { execWithServiceFlags } from '../collector/runtime.ts';
 import { writeDashboards } from '../dashboards/build.ts';
+import { makeReport, ReportError } from '../report/report.ts';
+import { render, FORMATS, type Format } from '../report/render.ts';
+import { PeriodError } from '../report/period.ts';
 import type { Point } from '../collector/point.ts';
 
 interface Command {
@@ -107,6 +110,33 @@ const commands: Record<string, Command> = {
       for (const f of files) console.log(f);
       for (const n of notes) console.error(`note: ${n}`);
       return 0;
+    },
+  },
+  report: {
+    summary: 'the evaluation report for a month, a term or the fiscal year: availability, DLTV readiness, incidents, repair time, latency',
+    usage: 'klaiwatch report --period 2026-11|2569-11|term|term:2/2569|fy2570|2026-11-01..2026-11-30 [--format csv|html|json] [--out FILE] [--now ISO-TIME] [--no-influx] [--config FILE]',
+    options: { ...configOption, period: { type: 'string', short: 'p' }, format: { type: 'string', short: 'f', default: 'html' }, out: { type: 'string', short: 'o' }, now: { type: 'string' }, 'no-influx': { type: 'boolean', default: false } },
+    run: async (values) => {
+      if (!values.period) throw new UsageError('report needs --period (a month such as 2026-11, "term", or a fiscal year such as fy2570)');
+      const format = String(values.format);
+      if (!(FORMATS as readonly string[]).includes(format)) throw new UsageError(`--format ${JSON.stringify(format)}: expected one of ${FORMATS.join(', ')}`);
+      // --now: the report as it would have been made then (to reproduce one handed in earlier).
+      const now = values.now === undefined ? Date.now() : Date.parse(String(values.now));
+      if (Number.isNaN(now)) throw new UsageError(`--now ${JSON.stringify(values.now)}: expected a date and time such as 2026-12-01T08:00:00+07:00`);
+      const config = load(values);
+      try {
+        const { report, warnings } = await makeReport(config, { period: String(values.period), now, noInflux: values['no-influx'] === true });
+        for (const w of warnings) console.error(`warning: ${w}`);
+        const text = render(report, format as Format);
+        if (values.out) {
+          writeFileSync(String(values.out), text);
+          console.error(`${values.out}: ${report.period.label}, ${report.schools.filter((s) => !s.office).length} schools`);
+        } else process.stdout.write(text);
+        return 0;
+      } catch (err) {
+        if (err instanceof PeriodError || err instanceof ReportError) throw new UsageError(err.message);
+        throw err;
+      }
     },
   },
   schema: {

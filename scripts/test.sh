@@ -3,6 +3,9 @@
 # peers, Node 24 if the system's is too old, npm packages), type-checks, runs
 # vitest, and ends with one plain line "N passed, N failed".
 set -euo pipefail
+# Chromium and a Thai font: a test opens the printable report in headless
+# Chromium and prints it to PDF.
+KW_EXTRA_PACKAGES="${KW_EXTRA_PACKAGES:-} chromium fonts-thai-tlwg"
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 cd "$KW_ROOT"
 

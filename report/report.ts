@@ -1,0 +1,105 @@
+// `klaiwatch report`: gathers what the figures need (the incidents from the
+// state database, opened read-only; latency and loss from InfluxDB) and
+// hands it to computeReport. One function, `makeReport`, so an API route
+// can call exactly what the CLI calls.
+import { DatabaseSync } from 'node:sqlite';
+import { existsSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import type { Config } from '../config/load.ts';
+import type { Incident } from '../collector/alerts/store.ts';
+import { Calendar } from '../collector/alerts/schedule.ts';
+import { InfluxClient, ident, rows } from '../collector/influx/client.ts';
+import { RAW_RP, ROLLUP_RP } from '../collector/influx/setup.ts';
+import { computeReport, type LinkStats, type Report } from './figures.ts';
+import { parsePeriod } from './period.ts';
+
+export class ReportError extends Error {}
+
+interface IncidentRow {
+  id: number;
+  device: string;
+  check_name: string;
+  school: string;
+  kind: string;
+  state: string;
+  cause: string;
+  started_at: number;
+  ended_at: number | null;
+  duration_s: number | null;
+}
+
+/** Incidents overlapping [from, to), read from the collector's state database without locking it. */
+export function readIncidents(path: string, from: number, to: number): Incident[] {
+  if (!existsSync(path)) throw new ReportError(`${path}: no state database (alerts.state_db); has the collector run?`);
+  const db = new DatabaseSync(path, { readOnly: true });
+  try {
+    db.exec('PRAGMA busy_timeout = 5000');
+    const list = db.prepare('SELECT * FROM incidents WHERE started_at < ? AND (ended_at IS NULL OR ended_at > ?) ORDER BY started_at, id').all(to, from) as unknown as IncidentRow[];
+    return list.map((r) => ({
+      id: r.id,
+      device: r.device,
+      check: r.check_name,
+      school: r.school,
+      kind: r.kind,
+      state: r.state as Incident['state'],
+      cause: r.cause,
+      startedAt: r.started_at,
+      endedAt: r.ended_at,
+      durationS: r.duration_s,
+    }));
+  } finally {
+    db.close();
+  }
+}
+
+const num = (v: unknown) => (typeof v === 'number' && Number.isFinite(v) ? v : null);
+
+/**
+ * Median and 95th percentile of each school router's round-trip time and
+ * loss. Raw points when the period starts within their retention, else the
+ * 5-minute roll-ups (whose points are 5-minute means: the percentiles are of
+ * those means, as the report says).
+ */
+export async function linkStats(config: Config, from: number, to: number, now: number): Promise<Map<string, LinkStats>> {
+  const s = config.settings.influx;
+  const client = new InfluxClient({ url: s.url, database: s.database, username: s.username, auth: config.influxAuth, timeoutMs: s.timeout });
+  const source: LinkStats['source'] = from >= now - s.raw_retention ? 'raw' : 'rollup_5m';
+  const rp = source === 'raw' ? RAW_RP : ROLLUP_RP;
+  const q =
+    `SELECT median("rtt_avg_ms") AS "rtt_median", percentile("rtt_avg_ms", 95) AS "rtt_p95", median("loss_pct") AS "loss_median", percentile("loss_pct", 95) AS "loss_p95", count("loss_pct") AS "samples" ` +
+    `FROM ${ident(rp)}."icmp" WHERE "kind" = 'router' AND time >= ${from}ms AND time < ${to}ms GROUP BY "school"`;
+  const out = new Map<string, LinkStats>();
+  for (const r of rows(await client.query(q))) {
+    out.set(String(r.school), { rttMedianMs: num(r.rtt_median), rttP95Ms: num(r.rtt_p95), lossMedianPct: num(r.loss_median), lossP95Pct: num(r.loss_p95), samples: num(r.samples) ?? 0, source });
+  }
+  return out;
+}
+
+export interface MakeReportOptions {
+  period: string;
+  now?: number;
+  /** Leave out latency and loss (no InfluxDB to ask). */
+  noInflux?: boolean;
+  /** The state database; default the settings' alerts.state_db. */
+  stateDb?: string;
+}
+
+export async function makeReport(config: Config, o: MakeReportOptions): Promise<{ report: Report; warnings: string[] }> {
+  const now = o.now ?? Date.now();
+  const calendars = config.calendars.map((c) => new Calendar(c));
+  const period = parsePeriod(o.period, calendars, now);
+  if (period.from >= now) throw new ReportError(`period ${o.period} (${period.label}) has not begun`);
+  const countedTo = Math.min(period.to, now);
+  const incidents = readIncidents(o.stateDb ?? resolve(dirname(config.file), config.settings.alerts.state_db), period.from, countedTo);
+  const warnings: string[] = [];
+  let links: Map<string, LinkStats> | undefined;
+  if (!o.noInflux) {
+    try {
+      links = await linkStats(config, period.from, countedTo, now);
+    } catch (err) {
+      // The availability figures do not depend on InfluxDB; say what is missing rather than give no report.
+      warnings.push(`latency and loss left out: InfluxDB at ${config.settings.influx.url} did not answer: ${(err as Error).message}`);
+    }
+  }
+  return { report: computeReport({ config, incidents, period, now, ...(links ? { links } : {}) }), warnings };
+}
