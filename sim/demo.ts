@@ -9,6 +9,7 @@ import { buildSimArea, startRouterAgent, DEFAULT_SILENT, PROJECT } from './area.
 import { startSnmpsim } from './snmpsim.ts';
 import { startMailCatcher } from './mailcatcher.ts';
 import { startInfluxd, pingInflux, type Influxd } from './influxd.ts';
+import { writeDashboards } from '../dashboards/build.ts';
 import { loadConfig } from '../config/load.ts';
 import { createLogger } from '../collector/log.ts';
 import { Collector } from '../collector/collector.ts';
@@ -76,6 +77,8 @@ const log = createLogger(values['log-level']!);
 const collector = new Collector(config, log);
 await collector.prepare();
 const server = await startHealthServer(config.settings.http.listen, () => collector.health());
+const grafanaDir = join(values.data!, 'grafana');
+writeDashboards(grafanaDir, config.settings.influx);
 
 say('');
 say('klaiwatch demo is running.');
@@ -85,6 +88,8 @@ say(`             influx -host 127.0.0.1 -port ${influxPort} -database klaiwatch
 say(`  one device: node bin/klaiwatch.ts poll --once --config ${area.settingsPath} --device 1036090101-router --rates`);
 say(`  a router fails: kill -STOP ${routerAgent.pid()}   (${DEMO_ROUTER}, โรงเรียนบ้านหนองบัวแดง; after two rounds an e-mail arrives below)`);
 say(`  it is back:     kill -CONT ${routerAgent.pid()}   (the recovery e-mail says how long it was out)`);
+say(`  dashboards: ${grafanaDir}/dashboards/*.json, Grafana provisioning in ${grafanaDir}/provisioning/`);
+say(`  report:    node bin/klaiwatch.ts report --config ${area.settingsPath} --period ${new Date(Date.now() + 7 * 3_600_000).toISOString().slice(0, 7)} --format csv`);
 say(`  e-mail:    caught on 127.0.0.1:${catcher.port}, kept in ${mailDir}`);
 say(`  settings:  ${area.settingsPath}`);
 say('  stop:      Ctrl-C');
