@@ -1,0 +1,185 @@
+// The traffic archive on disk:
+//   DIR/wal/current.wal          records as they arrive (write-ahead log)
+//   DIR/wal/sealing-*.wal        a log being turned into a segment
+//   DIR/segments/seg-*.parquet   sealed segments: zstd Parquet, never rewritten
+//   DIR/manifest.jsonl           the hash-chained, signed list of what happened
+//
+// Sealing (hourly, or every N records): the current log is closed under a
+// new name, its records are written, sorted by source address and time, as
+// one Parquet segment through DuckDB; the file is fsynced and renamed into
+// place, its SHA-256 goes into the manifest, and only then is the log
+// removed. A crash at any step leaves either the log or the segment and its
+// entry; opening the archive finishes the work.
+import { DuckDBInstance, type DuckDBConnection, type DuckDBValue } from '@duckdb/node-api';
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import type { KeyObject } from 'node:crypto';
+import { COLUMNS, type TrafficRecord } from './record.ts';
+import { Wal, readWal } from './wal.ts';
+import { Manifest, type SegmentEntry } from './manifest.ts';
+
+export interface ArchiveOptions {
+  dir: string;
+  key: KeyObject;
+  retentionDays: number;
+  fsyncIntervalMs: number;
+  /** The collector's measured clock offset (ms), recorded with each segment. */
+  clockOffset?: () => number | null;
+}
+
+export async function sha256File(path: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
+
+const SQL_TYPES = COLUMNS.map(([c, t]) => `"${c}" ${t}`).join(', ');
+
+function appendRecords(app: Awaited<ReturnType<DuckDBConnection['createAppender']>>, records: readonly TrafficRecord[]): void {
+  for (const r of records) {
+    for (const [c, t] of COLUMNS) {
+      const v = r[c];
+      if (v === null || v === undefined) app.appendNull();
+      else if (t === 'BIGINT') app.appendBigInt(BigInt(Math.trunc(v as number)));
+      else if (t === 'INTEGER') app.appendInteger(v as number);
+      else if (t === 'SMALLINT') app.appendSmallInt(v as number);
+      else app.appendVarchar(String(v));
+    }
+    app.endRow();
+  }
+}
+
+/** A fresh in-memory DuckDB connection with the archive's table shape. */
+export async function duck(): Promise<{ con: DuckDBConnection; close(): void }> {
+  const inst = await DuckDBInstance.create(':memory:', { threads: '2' });
+  const con = await inst.connect();
+  return {
+    con,
+    close: () => {
+      con.closeSync();
+      inst.closeSync();
+    },
+  };
+}
+
+export class Archive {
+  readonly walDir: string;
+  readonly segmentDir: string;
+  private sealing: Promise<SegmentEntry | null> = Promise.resolve(null);
+
+  readonly o: ArchiveOptions;
+  readonly wal: Wal;
+  readonly manifest: Manifest;
+
+  private constructor(o: ArchiveOptions, wal: Wal, manifest: Manifest) {
+    this.o = o;
+    this.wal = wal;
+    this.manifest = manifest;
+    this.walDir = join(o.dir, 'wal');
+    this.segmentDir = join(o.dir, 'segments');
+  }
+
+  static async open(o: ArchiveOptions): Promise<Archive> {
+    await mkdir(join(o.dir, 'segments'), { recursive: true });
+    const manifest = await Manifest.open(join(o.dir, 'manifest.jsonl'), o.key, o.retentionDays);
+    const wal = await Wal.open(join(o.dir, 'wal'), o.fsyncIntervalMs);
+    const a = new Archive(o, wal, manifest);
+    await a.finishInterruptedSeals();
+    return a;
+  }
+
+  append(records: readonly TrafficRecord[]): Promise<void> {
+    return this.wal.append(records);
+  }
+
+  segments(): SegmentEntry[] {
+    const purged = new Set(this.manifest.entries.flatMap((e) => (e.type === 'purge' ? e.files : [])));
+    return this.manifest.entries.filter((e): e is SegmentEntry => e.type === 'segment' && !purged.has(e.file));
+  }
+
+  /** Seals what the log holds into a segment; null when it held nothing. One seal at a time. */
+  seal(): Promise<SegmentEntry | null> {
+    this.sealing = this.sealing.then(async () => {
+      const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+      const walFile = await this.wal.rotate(`${stamp}-${process.pid}`);
+      return this.sealFile(walFile);
+    });
+    return this.sealing;
+  }
+
+  private async sealFile(walFile: string): Promise<SegmentEntry | null> {
+    const { records } = await readWal(walFile);
+    if (records.length === 0) {
+      await unlink(walFile);
+      return null;
+    }
+    const seq = this.manifest.entries.filter((e) => e.type === 'segment').length + 1;
+    let first = Infinity;
+    let last = -Infinity;
+    for (const r of records) {
+      if (r.recv_ms < first) first = r.recv_ms;
+      if (r.recv_ms > last) last = r.recv_ms;
+    }
+    const name = `seg-${String(seq).padStart(6, '0')}-${new Date(first).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}.parquet`;
+    const final = join(this.segmentDir, name);
+    const tmp = join(this.segmentDir, `.tmp-${name}`);
+    const db = await duck();
+    try {
+      await db.con.run(`CREATE TABLE s (${SQL_TYPES})`);
+      const app = await db.con.createAppender('s');
+      appendRecords(app, records);
+      app.closeSync();
+      await db.con.run(`COPY (SELECT * FROM s ORDER BY src_ip, recv_ms) TO '${tmp.replace(/'/g, "''")}' (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 9, ROW_GROUP_SIZE 100000)`);
+    } finally {
+      db.close();
+    }
+    const fh = await open(tmp, 'r');
+    await fh.sync();
+    await fh.close();
+    await rename(tmp, final);
+    await syncDir(this.segmentDir);
+    const { size } = await stat(final);
+    const entry = await this.manifest.append<SegmentEntry & { wal: string }>({
+      type: 'segment',
+      by: 'klaiwatch',
+      file: name,
+      sha256: await sha256File(final),
+      bytes: size,
+      rows: records.length,
+      first_recv: first,
+      last_recv: last,
+      clock_offset_ms: this.o.clockOffset?.() ?? null,
+      wal: basename(walFile),
+    });
+    await unlink(walFile);
+    return entry;
+  }
+
+  private async finishInterruptedSeals(): Promise<void> {
+    for (const f of await Wal.files(this.walDir)) {
+      if (!basename(f).startsWith('sealing-')) continue;
+      const done = this.manifest.entries.some((e) => e.type === 'segment' && (e as SegmentEntry & { wal?: string }).wal === basename(f));
+      if (done) await unlink(f);
+      else await this.sealFile(f);
+    }
+    for (const n of await readdir(this.segmentDir)) if (n.startsWith('.tmp-')) await rm(join(this.segmentDir, n));
+  }
+
+  async close(): Promise<void> {
+    await this.sealing.catch(() => null);
+    await this.wal.close();
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+export type { DuckDBValue };

@@ -1,0 +1,160 @@
+// The archive's manifest: an append-only, hash-chained, signed list of what
+// happened to the archive. Each line is one JSON entry; each entry holds the
+// previous entry's hash, its own hash (SHA-256 of the entry without `hash`
+// and `sig`) and an Ed25519 signature of that hash. Sealed segments, legal
+// holds, purges and retention changes are all entries, so the chain shows
+// every change and `verify` can prove nothing else happened.
+import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import { appendFile, open, readFile } from 'node:fs/promises';
+import { existsSync, writeFileSync } from 'node:fs';
+
+export interface EntryBase {
+  seq: number;
+  type: string;
+  /** When the entry was written (UTC ms). */
+  at: number;
+  /** Who caused it: "klaiwatch" for sealing, the officer's name for holds and purges. */
+  by: string;
+  prev: string;
+  hash: string;
+  sig: string;
+}
+
+export interface GenesisEntry extends EntryBase {
+  type: 'genesis';
+  /** The signing key's public half (raw Ed25519, base64). */
+  public_key: string;
+  retention_days: number;
+}
+
+export interface SegmentEntry extends EntryBase {
+  type: 'segment';
+  file: string;
+  sha256: string;
+  bytes: number;
+  rows: number;
+  /** Ingest times of the first and last record (UTC ms): retention counts from these. */
+  first_recv: number;
+  last_recv: number;
+  /** The collector's clock offset against NTP when the segment was sealed (ms), or null when not measured. */
+  clock_offset_ms: number | null;
+}
+
+export interface HoldEntry extends EntryBase {
+  type: 'hold';
+  id: string;
+  from: number;
+  to: number;
+  sources: string[];
+  until: number;
+  reason: string;
+}
+
+export interface PurgeEntry extends EntryBase {
+  type: 'purge';
+  files: string[];
+  retention_days: number;
+}
+
+export type Entry = GenesisEntry | SegmentEntry | HoldEntry | PurgeEntry;
+type Unsigned<E extends Entry> = Omit<E, 'seq' | 'prev' | 'hash' | 'sig' | 'at'> & { at?: number };
+
+export const GENESIS_PREV = '0'.repeat(64);
+
+/** The hash of an entry: SHA-256 of its JSON without `hash` and `sig`, keys in the order written. */
+export function entryHash(e: Record<string, unknown>): string {
+  const { hash: _h, sig: _s, ...rest } = e;
+  return createHash('sha256').update(JSON.stringify(rest)).digest('hex');
+}
+
+export function generateSigningKey(path: string): { publicKey: string } {
+  const { privateKey, publicKey } = generateKeyPairSync('ed25519');
+  if (existsSync(path)) throw new Error(`${path} exists: a signing key is never overwritten`);
+  writeFileSync(path, privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o400, flag: 'wx' });
+  return { publicKey: rawPublicKey(publicKey) };
+}
+
+export function loadPrivateKey(pem: string): KeyObject {
+  const k = createPrivateKey(pem);
+  if (k.asymmetricKeyType !== 'ed25519') throw new Error(`the signing key is ${k.asymmetricKeyType}, not Ed25519`);
+  return k;
+}
+
+export function rawPublicKey(k: KeyObject): string {
+  const pub = k.type === 'private' ? createPublicKey(k) : k;
+  // The raw 32 bytes are the last 32 of the SPKI DER encoding.
+  return (pub.export({ type: 'spki', format: 'der' }) as Buffer).subarray(-32).toString('base64');
+}
+
+export function publicKeyFromRaw(raw: string): KeyObject {
+  const der = Buffer.concat([Buffer.from('302a300506032b6570032100', 'hex'), Buffer.from(raw, 'base64')]);
+  return createPublicKey({ key: der, format: 'der', type: 'spki' });
+}
+
+export function signatureValid(e: Entry, key: KeyObject): boolean {
+  try {
+    return verify(null, Buffer.from(e.hash, 'hex'), key, Buffer.from(e.sig, 'base64'));
+  } catch {
+    return false;
+  }
+}
+
+export class Manifest {
+  private last: { seq: number; hash: string };
+  readonly path: string;
+  private readonly key: KeyObject;
+  readonly entries: Entry[];
+
+  private constructor(path: string, key: KeyObject, last: { seq: number; hash: string }, entries: Entry[]) {
+    this.path = path;
+    this.key = key;
+    this.last = last;
+    this.entries = entries;
+  }
+
+  /** Opens the manifest (writing its genesis entry when new). Refuses a key other than the one the genesis names. */
+  static async open(path: string, key: KeyObject, retentionDays: number): Promise<Manifest> {
+    const text = await readFile(path, 'utf8').catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? '' : Promise.reject(err)));
+    const entries = text
+      .split('\n')
+      .filter((l) => l.trim() !== '')
+      .map((l, i) => {
+        try {
+          return JSON.parse(l) as Entry;
+        } catch {
+          throw new Error(`${path}:${i + 1}: not a manifest entry (run klaiwatch archive verify)`);
+        }
+      });
+    const last = entries.at(-1);
+    const m = new Manifest(path, key, last ? { seq: last.seq, hash: last.hash } : { seq: -1, hash: GENESIS_PREV }, entries);
+    const pub = rawPublicKey(key);
+    if (!last) await m.append<GenesisEntry>({ type: 'genesis', by: 'klaiwatch', public_key: pub, retention_days: retentionDays });
+    else {
+      const g = entries[0] as GenesisEntry;
+      if (g.type !== 'genesis' || g.public_key !== pub) throw new Error(`${path}: the archive was begun with another signing key (${g.public_key}); this one is ${pub}`);
+    }
+    return m;
+  }
+
+  /** Appends one signed entry and fsyncs the manifest before returning it. */
+  async append<E extends Entry>(e: Unsigned<E>): Promise<E> {
+    const { at, ...fields } = e;
+    const entry = { seq: this.last.seq + 1, at: at ?? Date.now(), ...fields, prev: this.last.hash } as Record<string, unknown>;
+    entry.hash = entryHash(entry);
+    entry.sig = sign(null, Buffer.from(entry.hash as string, 'hex'), this.key).toString('base64');
+    const fh = await open(this.path, 'a');
+    try {
+      await appendFile(fh, JSON.stringify(entry) + '\n');
+      await fh.datasync();
+    } finally {
+      await fh.close();
+    }
+    this.last = { seq: entry.seq as number, hash: entry.hash as string };
+    this.entries.push(entry as unknown as Entry);
+    return entry as unknown as E;
+  }
+
+  get head(): { seq: number; hash: string } {
+    return { ...this.last };
+  }
+}

@@ -1,0 +1,154 @@
+// Reading the archive: the sealed segments through DuckDB, and the records
+// still in the write-ahead log, so the last minutes are never missing from
+// an answer. It opens nothing for writing and can run beside the collector.
+import { readFile } from 'node:fs/promises';
+import { basename, join } from 'node:path';
+import { isIP } from 'node:net';
+import { COLUMNS, type TrafficRecord } from './record.ts';
+import { Wal, readWal } from './wal.ts';
+import type { Entry, SegmentEntry } from './manifest.ts';
+import { duck } from './archive.ts';
+
+export interface ArchiveQuery {
+  /** An address on either side (or the side named), or its NAT translation. */
+  ip?: string;
+  side?: 'src' | 'dst' | 'either';
+  /** The other end (with `ip`: "from this address to that one"). */
+  peer?: string;
+  /** A port on either side. */
+  port?: number;
+  proto?: number;
+  school?: string;
+  user?: string;
+  mac?: string;
+  /** Event time (the device's, else the receive time), UTC ms, half-open. */
+  from?: number;
+  to?: number;
+  limit?: number;
+}
+
+export interface SourceSegment {
+  file: string;
+  seq: number;
+  sha256: string;
+  rows: number;
+}
+
+export interface QueryResult {
+  rows: TrafficRecord[];
+  /** Sealed segments the rows came from, with their hashes and chain positions. */
+  segments: SourceSegment[];
+  /** Rows that came from the write-ahead log (not yet sealed). */
+  fromWal: number;
+  /** How many segments were read (after pruning by time). */
+  segmentsRead: number;
+}
+
+export class QueryError extends Error {}
+
+/** Segments a device clock may be off by, for pruning by time: a day. */
+const SLACK_MS = 86_400_000;
+
+export async function readManifest(dir: string): Promise<Entry[]> {
+  const text = await readFile(join(dir, 'manifest.jsonl'), 'utf8').catch(() => '');
+  return text
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => JSON.parse(l) as Entry);
+}
+
+export function liveSegments(entries: readonly Entry[]): SegmentEntry[] {
+  const purged = new Set(entries.flatMap((e) => (e.type === 'purge' ? e.files : [])));
+  return entries.filter((e): e is SegmentEntry => e.type === 'segment' && !purged.has(e.file));
+}
+
+function checkAddress(v: string | undefined, what: string): void {
+  if (v !== undefined && isIP(v) === 0) throw new QueryError(`${what} ${JSON.stringify(v)} is not an IPv4 or IPv6 address`);
+}
+
+export function whereClause(q: ArchiveQuery): { sql: string; params: (string | number)[] } {
+  checkAddress(q.ip, '--ip');
+  checkAddress(q.peer, '--peer');
+  if (q.port !== undefined && !(Number.isInteger(q.port) && q.port >= 0 && q.port <= 65535)) throw new QueryError(`--port ${q.port} is not a port number (0-65535)`);
+  if (q.from !== undefined && q.to !== undefined && q.to <= q.from) throw new QueryError('--to is not after --from');
+  const w: string[] = [];
+  const p: (string | number)[] = [];
+  const arg = (v: string | number) => {
+    p.push(v);
+    return `$${p.length}`;
+  };
+  if (q.ip) {
+    const a = arg(q.ip);
+    const side = q.side ?? 'either';
+    if (side === 'src') w.push(`(src_ip = ${a} OR nat_ip = ${a})`);
+    else if (side === 'dst') w.push(`dst_ip = ${a}`);
+    else w.push(`(src_ip = ${a} OR dst_ip = ${a} OR nat_ip = ${a})`);
+  }
+  if (q.peer) {
+    const b = arg(q.peer);
+    w.push(q.ip && (q.side ?? 'either') === 'either' ? `(src_ip = ${b} OR dst_ip = ${b})` : q.side === 'dst' ? `src_ip = ${b}` : `dst_ip = ${b}`);
+  }
+  if (q.port !== undefined) {
+    const a = arg(q.port);
+    w.push(`(src_port = ${a} OR dst_port = ${a} OR nat_port = ${a})`);
+  }
+  if (q.proto !== undefined) w.push(`proto = ${arg(q.proto)}`);
+  if (q.school) w.push(`school = ${arg(q.school)}`);
+  if (q.user) w.push(`"user" = ${arg(q.user)}`);
+  if (q.mac) w.push(`mac = ${arg(q.mac.toLowerCase().replace(/-/g, ':'))}`);
+  if (q.from !== undefined) w.push(`COALESCE(dev_ms, recv_ms) >= ${arg(q.from)}`);
+  if (q.to !== undefined) w.push(`COALESCE(dev_ms, recv_ms) < ${arg(q.to)}`);
+  return { sql: w.length > 0 ? `WHERE ${w.join(' AND ')}` : '', params: p };
+}
+
+const toNumber = (v: unknown) => (typeof v === 'bigint' ? Number(v) : v);
+
+export async function queryArchive(dir: string, q: ArchiveQuery): Promise<QueryResult> {
+  const where = whereClause(q);
+  const entries = await readManifest(dir);
+  const all = liveSegments(entries);
+  const segs = all.filter((s) => (q.from === undefined || s.last_recv >= q.from - SLACK_MS) && (q.to === undefined || s.first_recv < q.to + SLACK_MS));
+  const walRecords: TrafficRecord[] = [];
+  for (const f of await Wal.files(join(dir, 'wal'))) walRecords.push(...(await readWal(f)).records);
+
+  const db = await duck();
+  try {
+    const cols = COLUMNS.map(([c]) => `"${c}"`).join(', ');
+    await db.con.run(`CREATE TABLE w (${COLUMNS.map(([c, t]) => `"${c}" ${t}`).join(', ')})`);
+    if (walRecords.length > 0) {
+      const app = await db.con.createAppender('w');
+      for (const r of walRecords) {
+        for (const [c, t] of COLUMNS) {
+          const v = r[c];
+          if (v === null || v === undefined) app.appendNull();
+          else if (t === 'BIGINT') app.appendBigInt(BigInt(Math.trunc(v as number)));
+          else if (t === 'INTEGER') app.appendInteger(v as number);
+          else if (t === 'SMALLINT') app.appendSmallInt(v as number);
+          else app.appendVarchar(String(v));
+        }
+        app.endRow();
+      }
+      app.closeSync();
+    }
+    const files = segs.map((s) => `'${join(dir, 'segments', s.file).replace(/'/g, "''")}'`);
+    const parts = [`SELECT ${cols}, 'wal' AS _source FROM w ${where.sql}`];
+    if (files.length > 0) parts.unshift(`SELECT ${cols}, filename AS _source FROM read_parquet([${files.join(', ')}], filename = true) ${where.sql}`);
+    const limit = q.limit !== undefined ? ` LIMIT ${Math.max(0, Math.trunc(q.limit))}` : '';
+    const reader = await db.con.runAndReadAll(`SELECT * FROM (${parts.join(' UNION ALL ')}) ORDER BY COALESCE(dev_ms, recv_ms), recv_ms${limit}`, where.params as unknown as never[]);
+    const rows: TrafficRecord[] = [];
+    const used = new Map<string, number>();
+    let fromWal = 0;
+    for (const o of reader.getRowObjectsJS()) {
+      const r = {} as Record<string, unknown>;
+      for (const [c] of COLUMNS) r[c] = toNumber(o[c]) ?? null;
+      rows.push(r as unknown as TrafficRecord);
+      const src = String(o._source);
+      if (src === 'wal') fromWal++;
+      else used.set(basename(src), (used.get(basename(src)) ?? 0) + 1);
+    }
+    const segments = segs.filter((s) => used.has(s.file)).map((s) => ({ file: s.file, seq: s.seq, sha256: s.sha256, rows: used.get(s.file)! }));
+    return { rows, segments, fromWal, segmentsRead: segs.length };
+  } finally {
+    db.close();
+  }
+}

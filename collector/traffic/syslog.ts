@@ -1,0 +1,159 @@
+// Syslog headers as devices really send them: RFC 5424; RFC 3164 with its
+// variants (no priority, an ISO time instead of the BSD one, a year in the
+// BSD time as Cisco writes it, no host name as pfSense writes it, two host
+// tokens as Infoblox writes it, no header at all as RouterOS may). What is
+// not header is the message, which the parsers read.
+
+export interface SyslogMessage {
+  pri: number | null;
+  /** The device's time for the message (UTC ms), or null when it gave none. */
+  time: number | null;
+  host: string | null;
+  app: string | null;
+  pid: string | null;
+  /** RFC 5424 MSGID and structured data, as text. */
+  msgid: string | null;
+  sd: string | null;
+  /** The message after the tag ("app[pid]: "). */
+  msg: string;
+  /** Everything after the host (the tag included): for messages whose "tag" is not one (RouterOS topics). */
+  text: string;
+}
+
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+const ISO = /^(\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(?:\.\d+)?)(Z|[+-]\d{2}:?\d{2})?\s+/;
+const BSD = /^(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) {1,2}(\d{1,2})(?: (\d{4}))? (\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?\s+/;
+const TAG = /^([^\s[\]:]{1,64})(?:\[([^\]\s]{0,32})\])?: ?/;
+const HOSTLIKE = /^(?:[A-Za-z0-9][A-Za-z0-9._-]{0,252}|\[?[0-9A-Fa-f:.]+\]?)$/;
+
+export interface SyslogOptions {
+  /** The receive time (UTC ms): the year of a BSD time comes from it. */
+  recvMs: number;
+  /** Offset of the devices' local time, for times written without one (Asia/Bangkok: +420 minutes). */
+  utcOffsetMinutes: number;
+}
+
+function isoTime(text: string, zone: string | undefined, offsetMinutes: number): number | null {
+  const base = text.replace(' ', 'T');
+  // JavaScript keeps milliseconds; the device's microseconds are cut, not rounded.
+  const trimmed = base.replace(/(\.\d{3})\d+$/, '$1');
+  const z = zone ? (zone === 'Z' ? 'Z' : zone.length === 5 ? `${zone.slice(0, 3)}:${zone.slice(3)}` : zone) : offsetZone(offsetMinutes);
+  const t = Date.parse(trimmed + z);
+  return Number.isNaN(t) ? null : t;
+}
+
+function offsetZone(minutes: number): string {
+  const sign = minutes < 0 ? '-' : '+';
+  const m = Math.abs(minutes);
+  return `${sign}${String(Math.floor(m / 60)).padStart(2, '0')}:${String(m % 60).padStart(2, '0')}`;
+}
+
+function bsdTime(m: RegExpExecArray, o: SyslogOptions): number | null {
+  const month = MONTHS.indexOf(m[1]!);
+  const day = Number(m[2]);
+  const [hh, mm, ss] = [Number(m[4]), Number(m[5]), Number(m[6])];
+  const ms = m[7] ? Number(m[7].slice(0, 3).padEnd(3, '0')) : 0;
+  const offset = o.utcOffsetMinutes * 60_000;
+  let year = m[3] ? Number(m[3]) : new Date(o.recvMs + offset).getUTCFullYear();
+  let t = Date.UTC(year, month, day, hh, mm, ss, ms) - offset;
+  // No year in the message: a time more than a month ahead is last year's (a December line read in January).
+  if (!m[3] && t > o.recvMs + 31 * 86_400_000) {
+    year -= 1;
+    t = Date.UTC(year, month, day, hh, mm, ss, ms) - offset;
+  }
+  return Number.isNaN(t) ? null : t;
+}
+
+export function parseSyslog(line: string, o: SyslogOptions): SyslogMessage {
+  let s = line.replace(/[\r\n]+$/, '');
+  let pri: number | null = null;
+  const p = /^<(\d{1,3})>/.exec(s);
+  if (p && Number(p[1]) <= 191) {
+    pri = Number(p[1]);
+    s = s.slice(p[0].length);
+  }
+  const v5424 = /^1 (\S+) (\S+) (\S+) (\S+) (\S+) /.exec(s);
+  if (v5424) return rfc5424(s, v5424, pri, o);
+
+  let time: number | null = null;
+  let stamped = false;
+  const iso = ISO.exec(s);
+  const bsd = iso ? null : BSD.exec(s);
+  if (iso) {
+    time = isoTime(iso[1]!, iso[2], o.utcOffsetMinutes);
+    s = s.slice(iso[0].length);
+    stamped = true;
+  } else if (bsd) {
+    time = bsdTime(bsd, o);
+    s = s.slice(bsd[0].length);
+    stamped = true;
+  }
+  // A host follows a time (RFC 3164); pfSense leaves it out, Infoblox writes two.
+  let host: string | null = null;
+  if (stamped) {
+    for (let k = 0; k < 2; k++) {
+      const sp = s.indexOf(' ');
+      if (sp <= 0) break;
+      const token = s.slice(0, sp);
+      // The tag itself ("dhcpd[7024]:", "filterlog:"): no host was written.
+      if (token.endsWith(':') || /\[[^\]]*\]:?$/.test(token)) break;
+      if (!HOSTLIKE.test(token) || token.includes(',')) break;
+      // A second host token only when a tag follows it (Infoblox: "name 10.0.0.1 dhcpd[7024]: ...").
+      if (k === 1) {
+        const rest = s.slice(sp + 1);
+        const t = TAG.exec(rest);
+        if (!t || !t[0].includes(':')) break;
+        host = `${host} ${token}`;
+      } else host = token;
+      s = s.slice(sp + 1);
+    }
+  }
+  const text = s;
+  let app: string | null = null;
+  let pid: string | null = null;
+  const t = TAG.exec(s);
+  if (t && t[0].includes(':')) {
+    app = t[1]!;
+    pid = t[2] ?? null;
+    s = s.slice(t[0].length);
+  }
+  return { pri, time, host, app, pid, msgid: null, sd: null, msg: s, text };
+}
+
+function rfc5424(s: string, m: RegExpExecArray, pri: number | null, o: SyslogOptions): SyslogMessage {
+  const nil = (v: string | undefined) => (v === undefined || v === '-' ? null : v);
+  let rest = s.slice(m[0].length);
+  let sd: string | null = null;
+  if (rest.startsWith('-')) rest = rest.slice(rest.startsWith('- ') ? 2 : 1);
+  else if (rest.startsWith('[')) {
+    // Structured data: [id k="v" ...][...]; "]" inside a value is escaped as \].
+    let i = 0;
+    while (rest[i] === '[') {
+      i++;
+      while (i < rest.length && rest[i] !== ']') i += rest[i] === '\\' ? 2 : rest[i] === '"' ? skipQuoted(rest, i) : 1;
+      i++;
+    }
+    sd = rest.slice(0, i);
+    rest = rest.slice(i).replace(/^ /, '');
+  }
+  if (rest.startsWith('\ufeff')) rest = rest.slice(1);
+  const ts = nil(m[1]);
+  const iso = ts ? ISO.exec(`${ts} `) : null;
+  return {
+    pri,
+    time: iso ? isoTime(iso[1]!, iso[2], o.utcOffsetMinutes) : null,
+    host: nil(m[2]),
+    app: nil(m[3]),
+    pid: nil(m[4]),
+    msgid: nil(m[5]),
+    sd,
+    msg: rest,
+    text: rest,
+  };
+}
+
+function skipQuoted(s: string, i: number): number {
+  let j = i + 1;
+  while (j < s.length && s[j] !== '"') j += s[j] === '\\' ? 2 : 1;
+  return j - i + 1;
+}

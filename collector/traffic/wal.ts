@@ -1,0 +1,180 @@
+// The write-ahead log: every accepted record is appended here, and counts as
+// stored only when the fsync that follows it has returned. Appends are
+// grouped: records gathered over `fsyncIntervalMs` go out as one frame and
+// one fdatasync, so a kill -9 loses at most that interval.
+//
+// A frame: u32 length, u32 CRC-32 of the payload, payload (JSON: an array
+// of rows in COLUMNS order). A frame cut short by a crash fails its length
+// or its CRC; opening the log cuts it off and counts what was lost.
+import { open, readFile, rename, mkdir, readdir, stat, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import { crc32 } from 'node:zlib';
+import { fromRow, toRow, type TrafficRecord } from './record.ts';
+
+const HEADER = 8;
+export const CURRENT = 'current.wal';
+
+export interface WalStats {
+  /** Records made durable (fsynced) since start. */
+  stored: number;
+  /** Frames written. */
+  frames: number;
+  /** Bytes of the current log file. */
+  bytes: number;
+  /** Records waiting for the next fsync. */
+  pending: number;
+  /** Bytes cut from a torn tail when the log was opened. */
+  recoveredTornBytes: number;
+}
+
+interface Waiter {
+  resolve(): void;
+  reject(err: Error): void;
+}
+
+/** Reads a log file's records; a torn or corrupt tail ends the read (and is reported). */
+export async function readWal(path: string): Promise<{ records: TrafficRecord[]; validBytes: number; tornBytes: number }> {
+  const buf = await readFile(path);
+  const records: TrafficRecord[] = [];
+  let o = 0;
+  while (o + HEADER <= buf.length) {
+    const len = buf.readUInt32LE(o);
+    const sum = buf.readUInt32LE(o + 4);
+    if (o + HEADER + len > buf.length) break;
+    const payload = buf.subarray(o + HEADER, o + HEADER + len);
+    if (crc32(payload) !== sum) break;
+    for (const row of JSON.parse(payload.toString('utf8')) as unknown[][]) records.push(fromRow(row));
+    o += HEADER + len;
+  }
+  return { records, validBytes: o, tornBytes: buf.length - o };
+}
+
+export class Wal {
+  readonly stats: WalStats = { stored: 0, frames: 0, bytes: 0, pending: 0, recoveredTornBytes: 0 };
+  private fh!: FileHandle;
+  private queue: unknown[][] = [];
+  private waiters: Waiter[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private writing: Promise<void> = Promise.resolve();
+  private closed = false;
+  private pendingBytesEstimate = 0;
+
+  readonly dir: string;
+  private readonly fsyncIntervalMs: number;
+
+  private constructor(dir: string, fsyncIntervalMs: number) {
+    this.dir = dir;
+    this.fsyncIntervalMs = fsyncIntervalMs;
+  }
+
+  /** Opens (or creates) dir/current.wal, cutting off a torn tail left by a crash. */
+  static async open(dir: string, fsyncIntervalMs: number): Promise<Wal> {
+    await mkdir(dir, { recursive: true });
+    const w = new Wal(dir, fsyncIntervalMs);
+    const path = join(dir, CURRENT);
+    const exists = await stat(path).then(
+      () => true,
+      () => false,
+    );
+    if (exists) {
+      const { validBytes, tornBytes } = await readWal(path);
+      if (tornBytes > 0) {
+        const fh = await open(path, 'r+');
+        await fh.truncate(validBytes);
+        await fh.datasync();
+        await fh.close();
+        w.stats.recoveredTornBytes = tornBytes;
+      }
+      w.stats.bytes = validBytes;
+    }
+    w.fh = await open(path, 'a');
+    return w;
+  }
+
+  /** Appends records; resolves when they are on disk (after the grouped fsync). */
+  append(records: readonly TrafficRecord[]): Promise<void> {
+    if (this.closed) return Promise.reject(new Error('the write-ahead log is closed'));
+    for (const r of records) {
+      this.queue.push(toRow(r));
+      this.pendingBytesEstimate += 120 + (r.raw?.length ?? 0);
+    }
+    this.stats.pending = this.queue.length;
+    const done = new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
+    this.timer ??= setTimeout(() => {
+      this.timer = undefined;
+      void this.flush();
+    }, this.fsyncIntervalMs);
+    return done;
+  }
+
+  /** Rough size of what waits for the next fsync: the receivers pause reading above a limit. */
+  get pendingBytes(): number {
+    return this.pendingBytesEstimate;
+  }
+
+  /** Writes and fsyncs what is queued now; resolves when it is durable. */
+  flush(): Promise<void> {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+    }
+    const rows = this.queue;
+    const waiters = this.waiters;
+    this.queue = [];
+    this.waiters = [];
+    this.pendingBytesEstimate = 0;
+    this.writing = this.writing.then(async () => {
+      if (rows.length === 0) {
+        for (const w of waiters) w.resolve();
+        return;
+      }
+      try {
+        const payload = Buffer.from(JSON.stringify(rows), 'utf8');
+        const header = Buffer.alloc(HEADER);
+        header.writeUInt32LE(payload.length, 0);
+        header.writeUInt32LE(crc32(payload), 4);
+        await this.fh.writev([header, payload]);
+        await this.fh.datasync();
+        this.stats.bytes += HEADER + payload.length;
+        this.stats.frames++;
+        this.stats.stored += rows.length;
+        this.stats.pending = this.queue.length;
+        for (const w of waiters) w.resolve();
+      } catch (err) {
+        for (const w of waiters) w.reject(err as Error);
+      }
+    });
+    return this.writing;
+  }
+
+  /**
+   * Closes the current file under a new name (`sealing-<name>.wal`) and starts
+   * an empty one; returns the closed file's path. What was queued is flushed
+   * into the closed file first.
+   */
+  async rotate(name: string): Promise<string> {
+    await this.flush();
+    const to = join(this.dir, `sealing-${name}.wal`);
+    this.writing = this.writing.then(async () => {
+      await this.fh.close();
+      await rename(join(this.dir, CURRENT), to);
+      this.fh = await open(join(this.dir, CURRENT), 'a');
+      this.stats.bytes = 0;
+    });
+    await this.writing;
+    return to;
+  }
+
+  async close(): Promise<void> {
+    await this.flush();
+    this.closed = true;
+    await this.writing;
+    await this.fh.close();
+  }
+
+  /** Log files not yet sealed: those left mid-seal by a crash, then the current one. */
+  static async files(dir: string): Promise<string[]> {
+    const names = await readdir(dir).catch(() => [] as string[]);
+    return [...names.filter((n) => n.startsWith('sealing-') && n.endsWith('.wal')).sort(), ...(names.includes(CURRENT) ? [CURRENT] : [])].map((n) => join(dir, n));
+  }
+}
