@@ -187,6 +187,67 @@ export const mailSchema = z.strictObject({
 });
 export type MailInput = z.infer<typeof mailSchema>;
 
+// ---------------------------------------------------------------- traffic logs
+
+/** The Computer Crime Act B.E. 2550 (amended 2560), section 26: at least 90 days. */
+export const MIN_RETENTION_DAYS = 90;
+/** A legal hold keeps data at most two years (section 26, on an official's order). */
+export const MAX_HOLD_DAYS = 730;
+
+const listenAddress = (what: string) =>
+  z.string().regex(/^(\[[0-9a-fA-F:]+\]|[^:\s]+):\d{1,5}$/, `${what} must be HOST:PORT, such as 0.0.0.0:514 or [::]:514`);
+
+export const trafficSchema = z.strictObject({
+  /** The archive folder (write-ahead log, segments, manifest), relative to the settings file. */
+  dir: z.string().default('data/traffic'),
+  retention: duration('traffic.retention')
+    .default(MIN_RETENTION_DAYS * 86_400_000)
+    .refine((ms) => ms >= MIN_RETENTION_DAYS * 86_400_000, {
+      error: (iss) => `traffic.retention is ${Math.round((iss.input as number) / 86_400_000)} days; the Computer Crime Act (section 26) requires at least ${MIN_RETENTION_DAYS} days: set 90d or more`,
+    }),
+  /** The Ed25519 private key that signs the manifest (PEM; \`klaiwatch archive keygen\`). Keep it on another medium if you can. */
+  signing_key: z.string().min(1),
+  syslog: z
+    .strictObject({
+      udp: listenAddress('traffic.syslog.udp').optional(),
+      tcp: listenAddress('traffic.syslog.tcp').optional(),
+      tls: z
+        .strictObject({
+          listen: listenAddress('traffic.syslog.tls.listen'),
+          cert: z.string().min(1),
+          key: z.string().min(1),
+          /** Client certificates signed by this CA are required when set. */
+          ca: z.string().optional(),
+        })
+        .optional(),
+      /** Longer messages are cut at this size (and counted). */
+      max_message: size.default(65_536),
+    })
+    .default({ max_message: 65_536 }),
+  flow: z
+    .strictObject({
+      udp: listenAddress('traffic.flow.udp').optional(),
+      /** Data sets waiting for their template, at most. */
+      max_held: z.number().int().min(0).max(1_000_000).default(10_000),
+      hold: duration('traffic.flow.hold').default(30 * 60_000),
+    })
+    .default({ max_held: 10_000, hold: 30 * 60_000 }),
+  /** Records are durable after the fsync that follows them: at most this much is lost to a crash. */
+  fsync_interval: duration('traffic.fsync_interval').default(200),
+  /** A segment is sealed this often... */
+  seal_interval: duration('traffic.seal_interval').default(3_600_000),
+  /** ...or when the log holds this many records. */
+  seal_records: z.number().int().min(1).default(5_000_000),
+  /** TCP and TLS senders are paused (not dropped) while this much waits for the disk. */
+  max_pending: size.default(64 * 1024 * 1024),
+  /** The devices' clocks, for syslog times written without a zone (Thailand: +07:00). */
+  device_utc_offset: z
+    .string()
+    .regex(/^[+-]\d{2}:\d{2}$/, 'traffic.device_utc_offset must be like +07:00')
+    .default('+07:00'),
+});
+export type TrafficInput = z.infer<typeof trafficSchema>;
+
 // ---------------------------------------------------------------- settings
 
 const kindIntervals = z
@@ -276,6 +337,8 @@ export const settingsSchema = z.strictObject({
   alerts: alertsSchema,
   /** Without it, notices are only logged. */
   mail: mailSchema.optional(),
+  /** The Computer-Crime-Act traffic-log archive (syslog, NetFlow/IPFIX); absent: not received. */
+  traffic: trafficSchema.optional(),
 });
 export type SettingsInput = z.infer<typeof settingsSchema>;
 

@@ -4,8 +4,10 @@
 # vitest, and ends with one plain line "N passed, N failed".
 set -euo pipefail
 # Chromium and a Thai font: a test opens the printable report in headless
-# Chromium and prints it to PDF.
-KW_EXTRA_PACKAGES="${KW_EXTRA_PACKAGES:-} chromium fonts-thai-tlwg"
+# Chromium and prints it to PDF. nfdump (nfcapd) is the reference flow
+# collector and softflowd a real exporter for the traffic-archive tests;
+# openssl makes their TLS certificate.
+KW_EXTRA_PACKAGES="${KW_EXTRA_PACKAGES:-} chromium fonts-thai-tlwg nfdump softflowd openssl"
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 cd "$KW_ROOT"
 
@@ -18,6 +20,19 @@ if [ ! -x .tools/chrony/usr/sbin/chronyd ]; then
   (cd "$tmp" && { apt-get download chrony >/dev/null 2>&1 || { kw_sudo apt-get update -qq && apt-get download chrony >/dev/null; }; })
   mkdir -p .tools/chrony
   dpkg -x "$tmp"/chrony_*.deb .tools/chrony
+  rm -rf "$tmp"
+fi
+
+# loggen (syslog-ng's load generator) sends syslog over UDP, TCP and TLS in
+# the tests. Unpacked like chrony: installing syslog-ng-core would start a
+# second syslog daemon on this machine.
+if [ ! -x .tools/syslog-ng/usr/bin/loggen ]; then
+  kw_say "unpacking Debian package syslog-ng-core into .tools/syslog-ng (tests' syslog sender, loggen)"
+  tmp="$(mktemp -d)"
+  chmod 777 "$tmp"
+  (cd "$tmp" && { apt-get download syslog-ng-core >/dev/null 2>&1 || { kw_sudo apt-get update -qq && apt-get download syslog-ng-core >/dev/null; }; })
+  mkdir -p .tools/syslog-ng
+  dpkg -x "$tmp"/syslog-ng-core_*.deb .tools/syslog-ng
   rm -rf "$tmp"
 fi
 

@@ -1,0 +1,386 @@
+// The traffic-log service inside `klaiwatch run`: syslog over UDP, TCP
+// (RFC 6587 octet counting and newline framing) and TLS (RFC 5425), NetFlow
+// v5/v9 and IPFIX over UDP, all into the archive's write-ahead log; a seal
+// every `seal_interval` or `seal_records`. TCP and TLS senders are paused,
+// not dropped, while the disk is behind; UDP cannot be paused, so what the
+// kernel drops is read from /proc/net/udp and reported.
+import { createSocket, type Socket as UdpSocket } from 'node:dgram';
+import { createServer, type Server, type Socket } from 'node:net';
+import { createServer as createTlsServer } from 'node:tls';
+import { readFileSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import { isIP } from 'node:net';
+import { dirname, resolve } from 'node:path';
+import type { Logger } from 'pino';
+import type { Config } from '../../config/load.ts';
+import type { TrafficInput } from '../../config/schema.ts';
+import { Archive } from './archive.ts';
+import { loadPrivateKey } from './manifest.ts';
+import { FlowDecoder } from './netflow.ts';
+import { parseLogLine } from './parsers.ts';
+import type { TrafficRecord } from './record.ts';
+
+export interface TrafficStats {
+  syslog_received: number;
+  flows_received: number;
+  flow_datagrams: number;
+  /** Datagrams or frames that could not be read (bad NetFlow, bad octet count). */
+  malformed: number;
+  /** Messages cut at max_message. */
+  truncated: number;
+  /** Log lines that no parser understood (kept raw). */
+  unparsed: number;
+  /** Records fsynced into the write-ahead log. */
+  stored: number;
+  /** Records whose write failed (disk error): they were not acknowledged. */
+  write_failed: number;
+  /** Datagrams the kernel dropped on our UDP sockets (buffer full). */
+  udp_drops: number;
+  /** Times a TCP/TLS sender was paused because the disk was behind. */
+  paused: number;
+  flows_held: number;
+  flows_held_dropped: number;
+  segments: number;
+  archive_bytes: number;
+  wal_bytes: number;
+  seal_failures: number;
+}
+
+/** Split a TCP stream into syslog messages: octet counting ("LEN MSG") or newline framing, decided per message (RFC 6587). */
+export class SyslogFramer {
+  private buf: Buffer = Buffer.alloc(0);
+  private readonly max: number;
+  truncated = 0;
+  malformed = 0;
+
+  constructor(maxMessage: number) {
+    this.max = maxMessage;
+  }
+
+  push(chunk: Buffer): string[] {
+    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
+    const out: string[] = [];
+    for (;;) {
+      if (this.buf.length === 0) break;
+      const c = this.buf[0]!;
+      if (c >= 0x31 && c <= 0x39) {
+        // Octet counting: digits, a space, then exactly that many bytes of a
+        // syslog message, which begins with its priority ("<"). A line that
+        // merely starts with a number ("2026-03-18T..." or "2026 is ...") is
+        // newline-framed.
+        const sp = this.buf.indexOf(0x20);
+        if (sp < 0 || sp + 1 >= this.buf.length) {
+          if (this.buf.length > 10 && sp < 0) this.lineFramed(out);
+          break;
+        }
+        const digits = this.buf.toString('latin1', 0, sp);
+        if (!/^\d{1,9}$/.test(digits) || this.buf[sp + 1] !== 0x3c) {
+          // Not a count after all: a newline-framed message that starts with a digit.
+          if (!this.lineFramed(out)) break;
+          continue;
+        }
+        const len = Number(digits);
+        if (sp + 1 + len > this.buf.length) {
+          if (len > this.max * 4) {
+            this.malformed++;
+            this.buf = Buffer.alloc(0);
+          }
+          break;
+        }
+        let msg = this.buf.subarray(sp + 1, sp + 1 + len);
+        if (msg.length > this.max) {
+          msg = msg.subarray(0, this.max);
+          this.truncated++;
+        }
+        out.push(msg.toString('utf8'));
+        this.buf = this.buf.subarray(sp + 1 + len);
+      } else if (c === 0x0a || c === 0x0d || c === 0x00) {
+        this.buf = this.buf.subarray(1);
+      } else if (!this.lineFramed(out)) break;
+    }
+    return out;
+  }
+
+  /** One newline-terminated message, or false when the line is not complete yet. */
+  private lineFramed(out: string[]): boolean {
+    let nl = this.buf.indexOf(0x0a);
+    const nul = this.buf.indexOf(0x00);
+    if (nul >= 0 && (nl < 0 || nul < nl)) nl = nul;
+    if (nl < 0) {
+      if (this.buf.length > this.max) {
+        out.push(this.buf.subarray(0, this.max).toString('utf8'));
+        this.truncated++;
+        this.buf = Buffer.alloc(0);
+        return true;
+      }
+      return false;
+    }
+    let line = this.buf.subarray(0, nl);
+    if (line.length > 0 && line[line.length - 1] === 0x0d) line = line.subarray(0, -1);
+    if (line.length > this.max) {
+      line = line.subarray(0, this.max);
+      this.truncated++;
+    }
+    if (line.length > 0) out.push(line.toString('utf8'));
+    this.buf = this.buf.subarray(nl + 1);
+    return true;
+  }
+
+  /** What is left when the connection closes: a last message without its newline. */
+  end(): string[] {
+    const rest = this.buf.toString('utf8').trim();
+    this.buf = Buffer.alloc(0);
+    return rest ? [rest] : [];
+  }
+}
+
+function split(listen: string): { host: string; port: number } {
+  const i = listen.lastIndexOf(':');
+  return { host: listen.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(listen.slice(i + 1)) };
+}
+
+/** Datagrams dropped by the kernel on UDP sockets bound to `port` (the "drops" column of /proc/net/udp and udp6). */
+export async function udpDrops(port: number): Promise<number> {
+  let drops = 0;
+  for (const f of ['/proc/net/udp', '/proc/net/udp6']) {
+    const text = await readFile(f, 'utf8').catch(() => '');
+    for (const line of text.split('\n').slice(1)) {
+      const cols = line.trim().split(/\s+/);
+      if (cols.length < 13) continue;
+      const local = cols[1]!;
+      if (parseInt(local.slice(local.lastIndexOf(':') + 1), 16) === port) drops += Number(cols[cols.length - 1]) || 0;
+    }
+  }
+  return drops;
+}
+
+export class TrafficService {
+  readonly stats: TrafficStats = {
+    syslog_received: 0,
+    flows_received: 0,
+    flow_datagrams: 0,
+    malformed: 0,
+    truncated: 0,
+    unparsed: 0,
+    stored: 0,
+    write_failed: 0,
+    udp_drops: 0,
+    paused: 0,
+    flows_held: 0,
+    flows_held_dropped: 0,
+    segments: 0,
+    archive_bytes: 0,
+    wal_bytes: 0,
+    seal_failures: 0,
+  };
+  archive!: Archive;
+  readonly decoder: FlowDecoder;
+  private readonly t: TrafficInput;
+  private readonly log: Logger;
+  private readonly schoolOf = new Map<string, string>();
+  private readonly utcOffsetMinutes: number;
+  private readonly udp: UdpSocket[] = [];
+  private readonly servers: Server[] = [];
+  private readonly sockets = new Set<Socket>();
+  private readonly paused = new Set<Socket>();
+  private sealTimer: NodeJS.Timeout | undefined;
+  private unsealed = 0;
+  private readonly udpPorts: number[] = [];
+  private lastMalformedLog = 0;
+  /** Where the listeners ended up (port 0 resolved), by name. */
+  readonly bound: Record<string, string> = {};
+
+  private readonly config: Config;
+  private readonly clockOffset: () => number | null;
+
+  constructor(config: Config, log: Logger, clockOffset: () => number | null = () => null) {
+    this.config = config;
+    this.clockOffset = clockOffset;
+    this.t = config.settings.traffic!;
+    this.log = log.child({ part: 'traffic' });
+    for (const d of config.devices) this.schoolOf.set(d.address, d.school.code);
+    const off = this.t.device_utc_offset;
+    this.utcOffsetMinutes = (off[0] === '-' ? -1 : 1) * (Number(off.slice(1, 3)) * 60 + Number(off.slice(4, 6)));
+    this.decoder = new FlowDecoder({ maxHeld: this.t.flow.max_held, holdMs: this.t.flow.hold });
+  }
+
+  private path(p: string): string {
+    return resolve(dirname(this.config.file), p);
+  }
+
+  async start(): Promise<void> {
+    const key = loadPrivateKey(readFileSync(this.path(this.t.signing_key), 'utf8'));
+    this.archive = await Archive.open({ dir: this.path(this.t.dir), key, retentionDays: Math.round(this.t.retention / 86_400_000), fsyncIntervalMs: this.t.fsync_interval, clockOffset: this.clockOffset });
+    if (this.archive.wal.stats.recoveredTornBytes > 0) this.log.warn({ bytes: this.archive.wal.stats.recoveredTornBytes }, 'write-ahead log ended in a torn frame (a crash mid-write): cut off');
+    const s = this.t.syslog;
+    if (s.udp) await this.udpListener('syslog-udp', s.udp, (msg, from, at) => this.syslogMessages([msg.toString('utf8')], from, at));
+    if (s.tcp) await this.streamListener('syslog-tcp', s.tcp, createServer());
+    if (s.tls) {
+      const server = createTlsServer({
+        cert: readFileSync(this.path(s.tls.cert)),
+        key: readFileSync(this.path(s.tls.key)),
+        ...(s.tls.ca ? { ca: readFileSync(this.path(s.tls.ca)), requestCert: true, rejectUnauthorized: true } : {}),
+      });
+      await this.streamListener('syslog-tls', s.tls.listen, server, 'secureConnection');
+    }
+    if (this.t.flow.udp) await this.udpListener('flow-udp', this.t.flow.udp, (msg, from, at) => this.flowDatagram(msg, from, at));
+    this.scheduleSeal();
+    this.log.info({ bound: this.bound, dir: this.path(this.t.dir) }, 'traffic-log receivers listening');
+  }
+
+  private udpListener(name: string, listen: string, onMessage: (msg: Buffer, from: string, at: number) => void): Promise<void> {
+    const { host, port } = split(listen);
+    const sock = createSocket({ type: isIP(host) === 6 ? 'udp6' : 'udp4', recvBufferSize: 8 * 1024 * 1024 });
+    sock.on('message', (msg, rinfo) => onMessage(msg, rinfo.address, Date.now()));
+    sock.on('error', (err) => this.log.error({ err, listen }, `${name} socket error`));
+    this.udp.push(sock);
+    return new Promise((res, rej) => {
+      sock.once('error', rej);
+      sock.bind(port, host, () => {
+        sock.off('error', rej);
+        const a = sock.address();
+        this.bound[name] = `${a.address}:${a.port}`;
+        this.udpPorts.push(a.port);
+        res();
+      });
+    });
+  }
+
+  private streamListener(name: string, listen: string, server: Server, event = 'connection'): Promise<void> {
+    const { host, port } = split(listen);
+    server.on(event, (sock: Socket) => this.stream(sock));
+    server.on('tlsClientError', (err: Error) => this.log.warn({ err: err.message }, `${name}: a client failed the TLS handshake`));
+    this.servers.push(server);
+    return new Promise((res, rej) => {
+      server.once('error', rej);
+      server.listen(port, host, () => {
+        server.off('error', rej);
+        const a = server.address();
+        if (a && typeof a === 'object') this.bound[name] = `${a.address}:${a.port}`;
+        res();
+      });
+    });
+  }
+
+  private stream(sock: Socket): void {
+    const framer = new SyslogFramer(this.t.syslog.max_message);
+    const from = (sock.remoteAddress ?? '').replace(/^::ffff:/, '');
+    this.sockets.add(sock);
+    sock.on('data', (chunk: Buffer) => {
+      const msgs = framer.push(chunk);
+      this.stats.truncated += framer.truncated;
+      this.stats.malformed += framer.malformed;
+      framer.truncated = 0;
+      framer.malformed = 0;
+      if (msgs.length > 0) this.syslogMessages(msgs, from, Date.now());
+      // The disk is behind: stop reading this sender until the log has caught up.
+      if (this.archive.wal.pendingBytes > this.t.max_pending && !this.paused.has(sock)) {
+        sock.pause();
+        this.paused.add(sock);
+        this.stats.paused++;
+        void this.archive.wal.flush().then(() => this.resumeAll());
+      }
+    });
+    sock.on('end', () => {
+      const rest = framer.end();
+      if (rest.length > 0) this.syslogMessages(rest, from, Date.now());
+    });
+    sock.on('error', () => sock.destroy());
+    sock.on('close', () => {
+      this.sockets.delete(sock);
+      this.paused.delete(sock);
+    });
+  }
+
+  private resumeAll(): void {
+    for (const s of this.paused) s.resume();
+    this.paused.clear();
+  }
+
+  private syslogMessages(lines: string[], from: string, at: number): void {
+    const exporter = from.replace(/^::ffff:/, '');
+    const school = this.schoolOf.get(exporter) ?? null;
+    const records: TrafficRecord[] = [];
+    for (const line of lines) {
+      const r = parseLogLine(line, { exporter, recvMs: at, utcOffsetMinutes: this.utcOffsetMinutes });
+      r.school = school;
+      if (r.parser === 'syslog') this.stats.unparsed++;
+      records.push(r);
+    }
+    this.stats.syslog_received += records.length;
+    this.store(records);
+  }
+
+  private flowDatagram(msg: Buffer, from: string, at: number): void {
+    const exporter = from.replace(/^::ffff:/, '');
+    this.stats.flow_datagrams++;
+    const { flows, error } = this.decoder.decode(msg, exporter, at);
+    if (error) {
+      this.stats.malformed++;
+      if (at - this.lastMalformedLog > 10_000) {
+        this.lastMalformedLog = at;
+        this.log.warn({ exporter, error, bytes: msg.length }, 'malformed flow datagram (counted; the receiver goes on)');
+      }
+    }
+    const school = this.schoolOf.get(exporter) ?? null;
+    for (const f of flows) f.school = school;
+    this.stats.flows_received += flows.length;
+    this.stats.flows_held = this.decoder.stats.held;
+    this.stats.flows_held_dropped = this.decoder.stats.heldDropped;
+    if (flows.length > 0) this.store(flows);
+  }
+
+  private store(records: TrafficRecord[]): void {
+    this.unsealed += records.length;
+    this.archive.append(records).then(
+      () => {
+        this.stats.stored += records.length;
+      },
+      (err: Error) => {
+        this.stats.write_failed += records.length;
+        this.log.error({ err: err.message, records: records.length }, 'write-ahead log write failed: records not stored');
+      },
+    );
+    if (this.unsealed >= this.t.seal_records) void this.seal();
+  }
+
+  private scheduleSeal(): void {
+    // Aligned to the interval (hourly seals at the top of the hour).
+    const wait = this.t.seal_interval - (Date.now() % this.t.seal_interval);
+    this.sealTimer = setTimeout(() => {
+      void this.seal().finally(() => this.scheduleSeal());
+    }, wait);
+    this.sealTimer.unref();
+  }
+
+  async seal(): Promise<void> {
+    this.unsealed = 0;
+    try {
+      const e = await this.archive.seal();
+      if (e) this.log.info({ file: e.file, rows: e.rows, bytes: e.bytes, seq: e.seq }, 'segment sealed');
+    } catch (err) {
+      this.stats.seal_failures++;
+      this.log.error({ err }, 'sealing failed: the records stay in the write-ahead log and the next seal tries again');
+    }
+  }
+
+  /** Refreshes the figures that need a look at the system (kernel drops, sizes). */
+  async refreshStats(): Promise<TrafficStats> {
+    let drops = 0;
+    for (const p of this.udpPorts) drops += await udpDrops(p);
+    this.stats.udp_drops = drops;
+    const segs = this.archive.segments();
+    this.stats.segments = segs.length;
+    this.stats.archive_bytes = segs.reduce((n, s) => n + s.bytes, 0);
+    this.stats.wal_bytes = this.archive.wal.stats.bytes;
+    return this.stats;
+  }
+
+  async stop(): Promise<void> {
+    if (this.sealTimer) clearTimeout(this.sealTimer);
+    for (const s of this.udp) s.close();
+    for (const s of this.servers) s.close();
+    for (const s of this.sockets) s.end();
+    await this.archive?.close();
+  }
+}
