@@ -14,6 +14,8 @@ import { writeDashboards } from '../dashboards/build.ts';
 import { makeReport, ReportError } from '../report/report.ts';
 import { render, FORMATS, type Format } from '../report/render.ts';
 import { PeriodError } from '../report/period.ts';
+import { TrafficService } from '../collector/traffic/service.ts';
+import { archiveCommand, ArchiveUsageError, ARCHIVE_OPTIONS, ARCHIVE_USAGE } from './archive.ts';
 import type { Point } from '../collector/point.ts';
 
 interface Command {
@@ -139,6 +141,21 @@ const commands: Record<string, Command> = {
       }
     },
   },
+  archive: {
+    summary: 'the traffic-log archive: query, who had an address, export evidence, verify, holds, purge, the access journal',
+    usage: ARCHIVE_USAGE,
+    options: { ...configOption, ...ARCHIVE_OPTIONS },
+    positionals: true,
+    run: async (values, positionals) => {
+      if (positionals.length > 1) throw new UsageError(`one action at a time; got ${positionals.join(' ')}`);
+      try {
+        return await archiveCommand(positionals[0], values as Record<string, string | boolean | string[] | undefined>, () => load(values));
+      } catch (err) {
+        if (err instanceof ArchiveUsageError) throw new UsageError(err.message);
+        throw err;
+      }
+    },
+  },
   schema: {
     summary: 'print the measurement schema (every measurement, tag and field) as Markdown',
     usage: 'klaiwatch schema',
@@ -160,6 +177,16 @@ async function runService(config: Config): Promise<number> {
   const server = await startHealthServer(config.settings.http.listen, () => collector.health());
   log.info({ listen: config.settings.http.listen, devices: config.devices.length, schools: config.schools.length, prober: collector.prober?.name ?? 'disabled' }, 'klaiwatch running; GET /healthz for its own figures');
   collector.start();
+  let traffic: TrafficService | undefined;
+  let trafficTimer: NodeJS.Timeout | undefined;
+  if (config.settings.traffic) {
+    traffic = new TrafficService(config, log, () => collector.clockOffsetMs());
+    await traffic.start();
+    const t = traffic;
+    trafficTimer = setInterval(() => {
+      void t.refreshStats().then((st) => collector.writePoints([{ measurement: 'traffic', tags: { instance: config.settings.instance }, fields: { ...st }, time: Date.now() }]));
+    }, 30_000);
+  }
   await new Promise<void>((resolve) => {
     const stop = (sig: string) => {
       log.info({ signal: sig }, 'stopping: finishing rounds, flushing points');
@@ -169,6 +196,8 @@ async function runService(config: Config): Promise<number> {
     process.once('SIGTERM', () => stop('SIGTERM'));
   });
   server.close();
+  if (trafficTimer) clearInterval(trafficTimer);
+  await traffic?.stop();
   await collector.stop();
   return 0;
 }

@@ -463,6 +463,16 @@ export class Collector {
   }
 
   /** What GET /healthz shows; also what an API route will return later. */
+  /** The clock offset last measured against NTP (ms), or null. */
+  clockOffsetMs(): number | null {
+    return this.clock && 'offsetMs' in this.clock ? this.clock.offsetMs : null;
+  }
+
+  /** Points from another part of the service (the traffic archive's figures), through the same writer and spool. */
+  writePoints(ps: Point[]): void {
+    if (this.opts.write !== false && ps.length > 0) this.writer.write(toLines(ps));
+  }
+
   health(): Record<string, unknown> {
     const w = this.writer.stats;
     const down = [...this.status.values()].filter((s) => (s.snmp && !s.snmp.ok) || (s.icmp && !s.icmp.up)).length;

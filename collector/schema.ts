@@ -199,6 +199,29 @@ export const measurements = {
       rss_bytes: f('integer', 'bytes', 'max', 'resident memory of the collector'),
     },
   },
+  traffic: {
+    name: 'traffic',
+    description: "The traffic-log archive's own figures (counters since the service started), every 30 s.",
+    tags: ['instance'],
+    fields: {
+      syslog_received: f('integer', 'short', 'last', 'syslog messages received'),
+      flows_received: f('integer', 'short', 'last', 'NetFlow/IPFIX flow records received'),
+      flow_datagrams: f('integer', 'short', 'last', 'NetFlow/IPFIX datagrams received'),
+      stored: f('integer', 'short', 'last', 'records made durable in the write-ahead log'),
+      write_failed: f('integer', 'short', 'last', 'records whose write failed (not acknowledged)'),
+      malformed: f('integer', 'short', 'last', 'datagrams or frames that could not be read'),
+      truncated: f('integer', 'short', 'last', 'messages cut at traffic.syslog.max_message'),
+      unparsed: f('integer', 'short', 'last', 'log lines no parser understood (kept raw)'),
+      udp_drops: f('integer', 'short', 'last', 'datagrams the kernel dropped on the receivers\' UDP sockets'),
+      paused: f('integer', 'short', 'last', 'times a TCP/TLS sender was paused while the disk caught up'),
+      flows_held: f('integer', 'short', 'last', 'flow data sets waiting for their template'),
+      flows_held_dropped: f('integer', 'short', 'last', 'flow data sets dropped: their template never came'),
+      segments: f('integer', 'short', 'last', 'sealed segments in the archive'),
+      archive_bytes: f('integer', 'bytes', 'last', 'bytes of sealed segments'),
+      wal_bytes: f('integer', 'bytes', 'last', 'bytes in the write-ahead log (not yet sealed)'),
+      seal_failures: f('integer', 'short', 'last', 'seals that failed (the records stay in the log)'),
+    },
+  },
 } as const satisfies Record<string, MeasurementSpec>;
 
 export type MeasurementName = keyof typeof measurements;

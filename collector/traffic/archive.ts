@@ -118,9 +118,11 @@ export class Archive {
     const seq = this.manifest.entries.filter((e) => e.type === 'segment').length + 1;
     let first = Infinity;
     let last = -Infinity;
+    const exporters = new Set<string>();
     for (const r of records) {
       if (r.recv_ms < first) first = r.recv_ms;
       if (r.recv_ms > last) last = r.recv_ms;
+      exporters.add(r.exporter);
     }
     const name = `seg-${String(seq).padStart(6, '0')}-${new Date(first).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}.parquet`;
     const final = join(this.segmentDir, name);
@@ -141,7 +143,7 @@ export class Archive {
     await rename(tmp, final);
     await syncDir(this.segmentDir);
     const { size } = await stat(final);
-    const entry = await this.manifest.append<SegmentEntry & { wal: string }>({
+    const entry = await this.manifest.append<SegmentEntry>({
       type: 'segment',
       by: 'klaiwatch',
       file: name,
@@ -151,6 +153,7 @@ export class Archive {
       first_recv: first,
       last_recv: last,
       clock_offset_ms: this.o.clockOffset?.() ?? null,
+      exporters: [...exporters].sort(),
       wal: basename(walFile),
     });
     await unlink(walFile);
@@ -160,7 +163,7 @@ export class Archive {
   private async finishInterruptedSeals(): Promise<void> {
     for (const f of await Wal.files(this.walDir)) {
       if (!basename(f).startsWith('sealing-')) continue;
-      const done = this.manifest.entries.some((e) => e.type === 'segment' && (e as SegmentEntry & { wal?: string }).wal === basename(f));
+      const done = this.manifest.entries.some((e) => e.type === 'segment' && e.wal === basename(f));
       if (done) await unlink(f);
       else await this.sealFile(f);
     }

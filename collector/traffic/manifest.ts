@@ -5,7 +5,7 @@
 // holds, purges and retention changes are all entries, so the chain shows
 // every change and `verify` can prove nothing else happened.
 import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
-import { appendFile, open, readFile } from 'node:fs/promises';
+import { appendFile, open, readFile, stat, unlink } from 'node:fs/promises';
 import { existsSync, writeFileSync } from 'node:fs';
 
 export interface EntryBase {
@@ -38,6 +38,10 @@ export interface SegmentEntry extends EntryBase {
   last_recv: number;
   /** The collector's clock offset against NTP when the segment was sealed (ms), or null when not measured. */
   clock_offset_ms: number | null;
+  /** The addresses its records came from (legal holds name sources by them). */
+  exporters: string[];
+  /** The write-ahead log file it was sealed from. */
+  wal: string;
 }
 
 export interface HoldEntry extends EntryBase {
@@ -60,6 +64,23 @@ export type Entry = GenesisEntry | SegmentEntry | HoldEntry | PurgeEntry;
 type Unsigned<E extends Entry> = Omit<E, 'seq' | 'prev' | 'hash' | 'sig' | 'at'> & { at?: number };
 
 export const GENESIS_PREV = '0'.repeat(64);
+
+/** An exclusive lock file; one left by a process that died is taken over after 30 s. */
+async function lock(path: string): Promise<() => Promise<void>> {
+  for (let i = 0; ; i++) {
+    try {
+      const fh = await open(path, 'wx');
+      await fh.writeFile(String(process.pid));
+      await fh.close();
+      return () => unlink(path).catch(() => undefined);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const age = await stat(path).then((s) => Date.now() - s.mtimeMs, () => 0);
+      if (age > 30_000) await unlink(path).catch(() => undefined);
+      else await new Promise((r) => setTimeout(r, Math.min(5 + i * 5, 100)));
+    }
+  }
+}
 
 /** The hash of an entry: SHA-256 of its JSON without `hash` and `sig`, keys in the order written. */
 export function entryHash(e: Record<string, unknown>): string {
@@ -136,22 +157,42 @@ export class Manifest {
     return m;
   }
 
-  /** Appends one signed entry and fsyncs the manifest before returning it. */
+  /**
+   * Appends one signed entry and fsyncs the manifest before returning it.
+   * The collector (seals, purges) and an officer's command (holds) may
+   * append at the same time: a lock file serialises them, and the chain's
+   * end is read again under the lock.
+   */
   async append<E extends Entry>(e: Unsigned<E>): Promise<E> {
-    const { at, ...fields } = e;
-    const entry = { seq: this.last.seq + 1, at: at ?? Date.now(), ...fields, prev: this.last.hash } as Record<string, unknown>;
-    entry.hash = entryHash(entry);
-    entry.sig = sign(null, Buffer.from(entry.hash as string, 'hex'), this.key).toString('base64');
-    const fh = await open(this.path, 'a');
+    const release = await lock(`${this.path}.lock`);
     try {
-      await appendFile(fh, JSON.stringify(entry) + '\n');
-      await fh.datasync();
+      await this.refresh();
+      const { at, ...fields } = e;
+      const entry = { seq: this.last.seq + 1, at: at ?? Date.now(), ...fields, prev: this.last.hash } as Record<string, unknown>;
+      entry.hash = entryHash(entry);
+      entry.sig = sign(null, Buffer.from(entry.hash as string, 'hex'), this.key).toString('base64');
+      const fh = await open(this.path, 'a');
+      try {
+        await appendFile(fh, JSON.stringify(entry) + '\n');
+        await fh.datasync();
+      } finally {
+        await fh.close();
+      }
+      this.last = { seq: entry.seq as number, hash: entry.hash as string };
+      this.entries.push(entry as unknown as Entry);
+      return entry as unknown as E;
     } finally {
-      await fh.close();
+      await release();
     }
-    this.last = { seq: entry.seq as number, hash: entry.hash as string };
-    this.entries.push(entry as unknown as Entry);
-    return entry as unknown as E;
+  }
+
+  /** Takes in entries another process appended. */
+  async refresh(): Promise<void> {
+    const text = await readFile(this.path, 'utf8').catch(() => '');
+    const lines = text.split('\n').filter((l) => l.trim() !== '');
+    for (const l of lines.slice(this.entries.length)) this.entries.push(JSON.parse(l) as Entry);
+    const last = this.entries.at(-1);
+    if (last) this.last = { seq: last.seq, hash: last.hash };
   }
 
   get head(): { seq: number; hash: string } {

@@ -16,6 +16,7 @@ import type { Config } from '../../config/load.ts';
 import type { TrafficInput } from '../../config/schema.ts';
 import { Archive } from './archive.ts';
 import { loadPrivateKey } from './manifest.ts';
+import { purge } from './retention.ts';
 import { FlowDecoder } from './netflow.ts';
 import { parseLogLine } from './parsers.ts';
 import type { TrafficRecord } from './record.ts';
@@ -184,6 +185,7 @@ export class TrafficService {
   private readonly sockets = new Set<Socket>();
   private readonly paused = new Set<Socket>();
   private sealTimer: NodeJS.Timeout | undefined;
+  private purgeTimer: NodeJS.Timeout | undefined;
   private unsealed = 0;
   private readonly udpPorts: number[] = [];
   private lastMalformedLog = 0;
@@ -225,6 +227,10 @@ export class TrafficService {
     }
     if (this.t.flow.udp) await this.udpListener('flow-udp', this.t.flow.udp, (msg, from, at) => this.flowDatagram(msg, from, at));
     this.scheduleSeal();
+    // Retention: what is past it and not held goes, checked now and every six hours.
+    void this.enforceRetention();
+    this.purgeTimer = setInterval(() => void this.enforceRetention(), 6 * 3_600_000);
+    this.purgeTimer.unref();
     this.log.info({ bound: this.bound, dir: this.path(this.t.dir) }, 'traffic-log receivers listening');
   }
 
@@ -364,6 +370,15 @@ export class TrafficService {
     }
   }
 
+  async enforceRetention(now = Date.now()): Promise<void> {
+    try {
+      const { entry, plan } = await purge(this.archive, Math.round(this.t.retention / 86_400_000), 'klaiwatch (retention)', now);
+      if (entry) this.log.info({ files: entry.files.length, seq: entry.seq, held: plan.held.length }, 'segments past retention purged');
+    } catch (err) {
+      this.log.error({ err }, 'purge failed');
+    }
+  }
+
   /** Refreshes the figures that need a look at the system (kernel drops, sizes). */
   async refreshStats(): Promise<TrafficStats> {
     let drops = 0;
@@ -378,6 +393,7 @@ export class TrafficService {
 
   async stop(): Promise<void> {
     if (this.sealTimer) clearTimeout(this.sealTimer);
+    if (this.purgeTimer) clearInterval(this.purgeTimer);
     for (const s of this.udp) s.close();
     for (const s of this.servers) s.close();
     for (const s of this.sockets) s.end();

@@ -1,0 +1,222 @@
+// `klaiwatch archive ACTION`: the auditor's and the officer's commands on the
+// traffic-log archive. The work is in collector/traffic/; this file reads
+// options, prints, and sets the exit status.
+import { readFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { userInfo } from 'node:os';
+import type { Config } from '../config/load.ts';
+import { protoNumber } from '../collector/traffic/record.ts';
+import { QueryError, type ArchiveQuery } from '../collector/traffic/query.ts';
+import { rowsCsv } from '../collector/traffic/export.ts';
+import { auditContext, auditedExport, auditedQuery, auditedVerify, auditedWho, parseTime, publicKeyArg, AuditError } from '../collector/traffic/auditor.ts';
+import { Manifest, generateSigningKey, loadPrivateKey } from '../collector/traffic/manifest.ts';
+import { HoldError, placeHold, planPurge, purge } from '../collector/traffic/retention.ts';
+import { liveSegments, readManifest } from '../collector/traffic/query.ts';
+import { Wal, readWal } from '../collector/traffic/wal.ts';
+
+export const ARCHIVE_USAGE = `klaiwatch archive ACTION [options] --config FILE
+
+  query   --ip X [--side src|dst|either] [--peer Y] [--port P] [--proto tcp|udp|N]
+          [--school CODE] [--user U] [--mac M] [--from T] [--to T] [--limit N]
+          [--format csv|json] [--as NAME]
+  who     --ip X --at T [--port P (X is a public NAT address)] [--as NAME]
+  export  (the query options) --out FILE.tar --reference "หนังสือที่ ..." [--as NAME]
+  verify  [--public-key KEY|FILE] [--as NAME]
+  hold    --from T --to T --until DATE --reason TEXT --by NAME [--source IP ...]
+  purge   --by NAME [--dry-run]
+  status
+  journal [--verify]
+  keygen  --out FILE   (a new Ed25519 signing key; never overwrites)
+
+Times: 2026-06-03T09:41 or 2026-06-03 are Asia/Bangkok; or ISO-8601 with a zone.
+Every query, who, export and verify is written to the access journal.`;
+
+export const ARCHIVE_OPTIONS = {
+  ip: { type: 'string' },
+  side: { type: 'string' },
+  peer: { type: 'string' },
+  port: { type: 'string' },
+  proto: { type: 'string' },
+  school: { type: 'string' },
+  user: { type: 'string' },
+  mac: { type: 'string' },
+  from: { type: 'string' },
+  to: { type: 'string' },
+  at: { type: 'string' },
+  limit: { type: 'string' },
+  format: { type: 'string' },
+  as: { type: 'string' },
+  out: { type: 'string', short: 'o' },
+  reference: { type: 'string' },
+  'public-key': { type: 'string' },
+  until: { type: 'string' },
+  reason: { type: 'string' },
+  by: { type: 'string' },
+  source: { type: 'string', multiple: true },
+  'dry-run': { type: 'boolean', default: false },
+  verify: { type: 'boolean', default: false },
+} as const;
+
+type Values = Record<string, string | boolean | string[] | undefined>;
+
+export class ArchiveUsageError extends Error {}
+
+const str = (v: Values, k: string) => (typeof v[k] === 'string' ? (v[k] as string) : undefined);
+
+function int(v: Values, k: string, min: number, max: number): number | undefined {
+  const s = str(v, k);
+  if (s === undefined) return undefined;
+  const n = Number(s);
+  if (!Number.isInteger(n) || n < min || n > max) throw new ArchiveUsageError(`--${k} ${JSON.stringify(s)}: expected a whole number from ${min} to ${max}`);
+  return n;
+}
+
+function queryOf(v: Values): ArchiveQuery {
+  const q: ArchiveQuery = {};
+  const side = str(v, 'side');
+  if (side !== undefined && !['src', 'dst', 'either'].includes(side)) throw new ArchiveUsageError(`--side ${JSON.stringify(side)}: expected src, dst or either`);
+  if (str(v, 'ip')) q.ip = str(v, 'ip')!;
+  if (side) q.side = side as ArchiveQuery['side'];
+  if (str(v, 'peer')) q.peer = str(v, 'peer')!;
+  const port = int(v, 'port', 0, 65535);
+  if (port !== undefined) q.port = port;
+  const proto = str(v, 'proto');
+  if (proto !== undefined) {
+    const n = protoNumber(proto);
+    if (n === null) throw new ArchiveUsageError(`--proto ${JSON.stringify(proto)}: expected tcp, udp, icmp or a protocol number`);
+    q.proto = n;
+  }
+  for (const k of ['school', 'user', 'mac'] as const) if (str(v, k)) q[k] = str(v, k)!;
+  if (str(v, 'from')) q.from = parseTime(str(v, 'from')!, '--from');
+  if (str(v, 'to')) q.to = parseTime(str(v, 'to')!, '--to');
+  const limit = int(v, 'limit', 1, 100_000_000);
+  if (limit !== undefined) q.limit = limit;
+  if (!q.ip && !q.port && !q.school && !q.user && !q.mac && q.from === undefined) throw new ArchiveUsageError('say what to look for: --ip, --port, --school, --user, --mac or a time range (--from/--to)');
+  return q;
+}
+
+const who = (v: Values) => str(v, 'as') ?? userInfo().username;
+const iso = (t: number) => new Date(t + 7 * 3_600_000).toISOString().replace('Z', '+07:00');
+
+function openManifest(config: Config): Promise<Manifest> {
+  const t = config.settings.traffic!;
+  const base = dirname(config.file);
+  return Manifest.open(join(resolve(base, t.dir), 'manifest.jsonl'), loadPrivateKey(readFileSync(resolve(base, t.signing_key), 'utf8')), Math.round(t.retention / 86_400_000));
+}
+
+export async function archiveCommand(action: string | undefined, v: Values, load: () => Config): Promise<number> {
+  try {
+    return await run(action, v, load);
+  } catch (err) {
+    if (err instanceof QueryError || err instanceof AuditError || err instanceof HoldError) throw new ArchiveUsageError(err.message);
+    throw err;
+  }
+}
+
+async function run(action: string | undefined, v: Values, load: () => Config): Promise<number> {
+  switch (action) {
+    case 'keygen': {
+      const out = str(v, 'out');
+      if (!out) throw new ArchiveUsageError('keygen needs --out FILE');
+      const { publicKey } = generateSigningKey(out);
+      console.log(`${out}: new Ed25519 signing key (mode 0400). Public key, to keep apart and give to auditors:\n${publicKey}`);
+      return 0;
+    }
+    case 'query': {
+      const ctx = auditContext(load(), who(v));
+      const format = str(v, 'format') ?? 'csv';
+      if (!['csv', 'json'].includes(format)) throw new ArchiveUsageError(`--format ${JSON.stringify(format)}: expected csv or json`);
+      const r = await auditedQuery(ctx, queryOf(v));
+      process.stdout.write(format === 'csv' ? rowsCsv(r.rows) : JSON.stringify({ rows: r.rows, segments: r.segments, fromWal: r.fromWal }, null, 1) + '\n');
+      console.error(`${r.rows.length} rows (${r.fromWal} not yet sealed) from ${r.segments.length} of ${r.segmentsRead} segments read; journalled as ${ctx.auditor}`);
+      return 0;
+    }
+    case 'who': {
+      const ip = str(v, 'ip');
+      const at = str(v, 'at');
+      if (!ip || !at) throw new ArchiveUsageError('who needs --ip and --at');
+      const ctx = auditContext(load(), who(v));
+      const port = int(v, 'port', 0, 65535);
+      const a = await auditedWho(ctx, ip, parseTime(at, '--at'), port);
+      if (str(v, 'format') === 'json') {
+        console.log(JSON.stringify(a, null, 1));
+        return 0;
+      }
+      if (a.nat) console.log(`${a.nat.public}:${a.nat.port} was ${a.nat.inside}${a.nat.insidePort !== null ? `:${a.nat.insidePort}` : ''} inside (NAT, ${a.nat.record.parser} from ${a.nat.record.exporter})`);
+      else if (port !== undefined) console.log(`no NAT translation of ${ip}:${port} within 15 minutes of ${iso(a.at)}: answering for ${ip} itself`);
+      console.log(`${a.ip} at ${iso(a.at)}:`);
+      if (a.leases.length === 0 && a.sessions.length === 0) console.log('  nobody known: no DHCP lease, RADIUS or hotspot session in the archive covers that moment');
+      for (const b of a.leases) console.log(`  lease   MAC ${b.mac ?? '?'}${b.client ? ` (${b.client})` : ''} from ${iso(b.from)} to ${b.to === null ? 'still bound' : iso(b.to)} [${b.source}, ${b.events} events, ${b.exporter}${b.school ? `, school ${b.school}` : ''}]`);
+      for (const b of a.sessions) console.log(`  user    ${b.user}${b.mac ? ` MAC ${b.mac}` : ''} from ${iso(b.from)} to ${b.to === null ? 'still logged in' : iso(b.to)} [${b.source}, ${b.exporter}]`);
+      return a.leases.length + a.sessions.length > 0 ? 0 : 3;
+    }
+    case 'export': {
+      const out = str(v, 'out');
+      if (!out) throw new ArchiveUsageError('export needs --out FILE.tar');
+      const ctx = auditContext(load(), who(v));
+      const r = await auditedExport(ctx, queryOf(v), out, str(v, 'reference') ?? '');
+      console.log(`${out}: ${r.rows} rows, ${r.bytes} bytes; archive verification: ${r.verify.ok ? 'intact' : `${r.verify.faults.length} faults`}`);
+      console.log(`SHA-256 ${r.sha256}`);
+      return r.verify.ok ? 0 : 2;
+    }
+    case 'verify': {
+      const ctx = auditContext(load(), who(v));
+      const key = str(v, 'public-key');
+      const r = await auditedVerify(ctx, key ? publicKeyArg(key) : undefined);
+      for (const f of r.faults) console.log(`FAULT ${f}`);
+      console.log(`${r.ok ? 'intact' : 'NOT INTACT'}: ${r.entries} manifest entries, ${r.segments} segments; chain head ${r.head ? `${r.head.seq} ${r.head.hash}` : '-'}; key ${r.publicKey ?? '-'}${ctx.trustedKey || key ? '' : ' (no trusted key given: checked against the key the archive names)'}`);
+      return r.ok ? 0 : 1;
+    }
+    case 'hold': {
+      const config = load();
+      for (const k of ['from', 'to', 'until', 'reason', 'by']) if (!str(v, k)) throw new ArchiveUsageError(`hold needs --${k}`);
+      const m = await openManifest(config);
+      const h = await placeHold({ manifest: m, segmentDir: '' }, { from: parseTime(str(v, 'from')!, '--from'), to: parseTime(str(v, 'to')!, '--to'), until: parseTime(str(v, 'until')!, '--until'), reason: str(v, 'reason')!, by: str(v, 'by')!, sources: (v.source as string[] | undefined) ?? [] });
+      console.log(`${h.id}: records received ${iso(h.from)} – ${iso(h.to)}${h.sources.length ? ` from ${h.sources.join(', ')}` : ''} kept until ${iso(h.until)} (manifest entry ${h.seq})`);
+      return 0;
+    }
+    case 'purge': {
+      const config = load();
+      const t = config.settings.traffic!;
+      const days = Math.round(t.retention / 86_400_000);
+      if (v['dry-run']) {
+        const plan = planPurge(await readManifest(resolve(dirname(config.file), t.dir)), days, Date.now());
+        console.log(`retention ${days} days: ${plan.expired.length} segments would go (received before ${iso(plan.cutoff)}), ${plan.held.length} kept by holds`);
+        for (const s of plan.expired) console.log(`  would purge ${s.file}`);
+        for (const { segment, hold } of plan.held) console.log(`  held      ${segment.file} by ${hold.id} until ${iso(hold.until)}`);
+        return 0;
+      }
+      if (!str(v, 'by')) throw new ArchiveUsageError('purge needs --by NAME (it is written into the manifest)');
+      const m = await openManifest(config);
+      const { entry, plan } = await purge({ manifest: m, segmentDir: join(resolve(dirname(config.file), t.dir), 'segments') }, days, str(v, 'by')!);
+      console.log(entry ? `purged ${entry.files.length} segments (manifest entry ${entry.seq}); ${plan.held.length} kept by holds` : `nothing past ${days} days to purge; ${plan.held.length} kept by holds`);
+      return 0;
+    }
+    case 'status': {
+      const config = load();
+      const dir = resolve(dirname(config.file), config.settings.traffic!.dir);
+      const entries = await readManifest(dir);
+      const segs = liveSegments(entries);
+      let walRecords = 0;
+      for (const f of await Wal.files(join(dir, 'wal'))) walRecords += (await readWal(f)).records.length;
+      const rows = segs.reduce((n, s) => n + s.rows, 0);
+      const bytes = segs.reduce((n, s) => n + s.bytes, 0);
+      console.log(`${dir}: ${segs.length} segments, ${rows} records, ${bytes} bytes (${rows ? (bytes / rows).toFixed(1) : '-'} bytes per record); ${walRecords} records not yet sealed`);
+      if (segs.length) console.log(`oldest received ${iso(segs[0]!.first_recv)}, newest ${iso(segs.at(-1)!.last_recv)}; chain head ${entries.at(-1)!.seq} ${entries.at(-1)!.hash}`);
+      return 0;
+    }
+    case 'journal': {
+      const ctx = auditContext(load(), who(v));
+      if (v.verify) {
+        const r = ctx.journal.verify();
+        for (const f of r.faults) console.log(`FAULT ${f}`);
+        console.log(`${r.ok ? 'intact' : 'NOT INTACT'}: ${r.rows} journal rows`);
+        return r.ok ? 0 : 1;
+      }
+      for (const r of ctx.journal.list()) console.log(`${r.id}\t${iso(r.at)}\t${r.auditor} (${r.os_user}@${r.host})\t${r.action}\t${r.rows} rows\t${r.params}${r.result_sha256 ? `\tsha256 ${r.result_sha256}` : ''}`);
+      return 0;
+    }
+    default:
+      throw new ArchiveUsageError(action ? `unknown action ${JSON.stringify(action)}` : 'needs an action');
+  }
+}

@@ -1,0 +1,130 @@
+// Who had an address at a moment: time ranges of IP ↔ MAC (DHCP leases:
+// ISC, Kea, RouterOS) and IP ↔ user (RADIUS accounting, RADIUS logins,
+// hotspot logins), built from the archived records themselves; and behind
+// NAT, the inside address a public address and port stood for (RouterOS
+// src-nat, Cisco ASA translations, flows with NAT fields).
+import { queryArchive, type QueryResult, type SourceSegment } from './query.ts';
+import type { TrafficRecord } from './record.ts';
+
+export interface Binding {
+  ip: string;
+  mac: string | null;
+  /** The client's own name (DHCP) or none. */
+  client: string | null;
+  user: string | null;
+  from: number;
+  /** null: still bound when the archive ends. */
+  to: number | null;
+  /** What the range rests on: the parser and the events. */
+  source: string;
+  events: number;
+  exporter: string;
+  school: string | null;
+}
+
+export interface WhoAnswer {
+  ip: string;
+  at: number;
+  /** Public address and port translated to this inside address, when the question came through NAT. */
+  nat?: { public: string; port: number; inside: string; insidePort: number | null; record: TrafficRecord };
+  leases: Binding[];
+  sessions: Binding[];
+  segments: SourceSegment[];
+  fromWal: number;
+}
+
+const LOOKBACK = 14 * 86_400_000;
+const when = (r: TrafficRecord) => r.dev_ms ?? r.recv_ms;
+
+const LEASE_START = /^(DHCPACK|DHCP4_LEASE_ALLOC|assigned)$/;
+const LEASE_END = /^(DHCPRELEASE|DHCPNAK|DHCPDECLINE|DHCP4_RELEASE|DHCP4_DECLINE|DHCP4_LEASE_EXPIRED|deassigned)$/;
+const SESSION_START = /^(Start|Interim-Update|Alive|logged in|Login OK)$/;
+const SESSION_END = /^(Stop|logged out)$/;
+
+/** Lease ranges for one address from its DHCP records, in time order. */
+export function leases(records: readonly TrafficRecord[], ip: string): Binding[] {
+  const out: Binding[] = [];
+  let open: Binding | null = null;
+  for (const r of [...records].filter((x) => x.src_ip === ip && /dhcp/.test(x.parser)).sort((a, b) => when(a) - when(b))) {
+    const t = when(r);
+    const action = r.action ?? '';
+    if (LEASE_START.test(action)) {
+      if (open && open.mac === r.mac) {
+        // A renewal: the same client keeps it.
+        open.events++;
+        open.to = r.end_ms ?? null;
+        if (r.client) open.client = r.client;
+        continue;
+      }
+      if (open) open.to = open.to === null || open.to > t ? t : open.to;
+      open = { ip, mac: r.mac, client: r.client, user: null, from: t, to: r.end_ms ?? null, source: r.parser, events: 1, exporter: r.exporter, school: r.school };
+      out.push(open);
+    } else if (LEASE_END.test(action) && open && (r.mac === null || r.mac === open.mac)) {
+      open.to = t;
+      open.events++;
+      open = null;
+    }
+  }
+  return out;
+}
+
+/** Login sessions (RADIUS accounting or logins, hotspot) on one address. */
+export function sessions(records: readonly TrafficRecord[], ip: string): Binding[] {
+  const out: Binding[] = [];
+  const open = new Map<string, Binding>();
+  for (const r of [...records].filter((x) => x.src_ip === ip && x.user && /radius|hotspot/.test(x.parser)).sort((a, b) => when(a) - when(b))) {
+    const action = (r.action ?? '').replace(/: .*$/, '');
+    const key = r.user!;
+    if (SESSION_START.test(action)) {
+      const s = open.get(key);
+      if (s) {
+        s.events++;
+        continue;
+      }
+      const b: Binding = { ip, mac: r.mac, client: r.client, user: r.user, from: r.start_ms ?? when(r), to: null, source: r.parser, events: 1, exporter: r.exporter, school: r.school };
+      open.set(key, b);
+      out.push(b);
+    } else if (SESSION_END.test(action)) {
+      const s = open.get(key);
+      const end = r.end_ms ?? when(r);
+      if (s) {
+        s.to = end;
+        s.events++;
+        open.delete(key);
+      } else out.push({ ip, mac: r.mac, client: r.client, user: r.user, from: r.start_ms ?? end, to: end, source: r.parser, events: 1, exporter: r.exporter, school: r.school });
+    }
+  }
+  return out;
+}
+
+const covers = (b: Binding, t: number) => b.from <= t && (b.to === null || t < b.to);
+
+/** Who had `ip` at `at`; with `port`, `ip` is a public (NAT) address and the inside address is found first. */
+export async function whoHad(dir: string, ip: string, at: number, port?: number): Promise<WhoAnswer> {
+  let inside = ip;
+  let nat: WhoAnswer['nat'];
+  const used: QueryResult[] = [];
+  if (port !== undefined) {
+    const q = await queryArchive(dir, { ip, side: 'src', from: at - 15 * 60_000, to: at + 15 * 60_000 });
+    used.push(q);
+    const t = q.rows.filter((r) => r.nat_ip === ip && r.nat_port === port && r.src_ip).sort((a, b) => Math.abs(when(a) - at) - Math.abs(when(b) - at))[0];
+    if (t) {
+      inside = t.src_ip!;
+      nat = { public: ip, port, inside, insidePort: t.src_port, record: t };
+    }
+  }
+  const q = await queryArchive(dir, { ip: inside, side: 'src', from: at - LOOKBACK, to: at + 86_400_000 });
+  used.push(q);
+  const l = leases(q.rows, inside).filter((b) => covers(b, at));
+  const s = sessions(q.rows, inside).filter((b) => covers(b, at));
+  // A login that named no address but the lease's MAC (RADIUS Calling-Station-Id) answers too.
+  for (const mac of new Set(l.map((b) => b.mac).filter((m): m is string => m !== null))) {
+    const m = await queryArchive(dir, { mac, from: at - LOOKBACK, to: at + 86_400_000 });
+    used.push(m);
+    const byMac = m.rows.filter((r) => r.src_ip === null).map((r) => ({ ...r, src_ip: inside }));
+    for (const b of sessions(byMac, inside)) if (covers(b, at) && !s.some((x) => x.user === b.user && x.from === b.from)) s.push(b);
+  }
+  const segments = new Map<string, SourceSegment>();
+  for (const r of used) for (const g of r.segments) segments.set(g.file, g);
+  return { ip: inside, at, ...(nat ? { nat } : {}), leases: l, sessions: s, segments: [...segments.values()], fromWal: used.reduce((n, r) => n + r.fromWal, 0) };
+}
