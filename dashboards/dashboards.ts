@@ -357,8 +357,9 @@ export function evaluationDashboard(): dashboard.DashboardBuilder {
 // ------------------------------------------------------------ klaiwatch health
 
 export function healthDashboard(): dashboard.DashboardBuilder {
+  const traffic = (select: string) => new InfluxQL(`SELECT ${select} FROM ${from('traffic')} WHERE $timeFilter GROUP BY time($__interval), ${tag('traffic', 'instance')} fill(null)`).alias('$tag_instance $col');
   const self = (select: string) => new InfluxQL(`SELECT ${select} FROM ${from('klaiwatch')} WHERE $timeFilter GROUP BY time($__interval), ${tag('klaiwatch', 'instance')}, ${tag('klaiwatch', 'interval')} fill(null)`).alias('$tag_instance $tag_interval $col');
-  return base('klaiwatch-health', 'klaiwatch · สุขภาพของระบบ (klaiwatch health)', "The collector's own figures: polling rounds, failures, the InfluxDB spool, points written, clock offset, memory.")
+  return base('klaiwatch-health', 'klaiwatch · สุขภาพของระบบ (klaiwatch health)', "The collector's own figures: polling rounds, failures, the InfluxDB spool, points written, clock offset, memory; the traffic-log archive's ingest, losses and size.")
     .withPanel(timeseriesPanel('เวลาต่อรอบ poll', [self(`max(${fd('klaiwatch', 'round_ms')}) AS "round", max(${fd('klaiwatch', 'icmp_ms')}) AS "icmp"`)], { unit: 'ms', min: 0 }))
     .withPanel(
       timeseriesPanel('อุปกรณ์ต่อรอบ', [self(`last(${fd('klaiwatch', 'devices')}) AS "scheduled", last(${fd('klaiwatch', 'devices_polled')}) AS "answered", last(${fd('klaiwatch', 'devices_failed')}) AS "failed", last(${fd('klaiwatch', 'icmp_down')}) AS "icmp silent"`)], { min: 0 }),
@@ -379,6 +380,32 @@ export function healthDashboard(): dashboard.DashboardBuilder {
       }).thresholdsStyle(new common.GraphThresholdsStyleConfigBuilder().mode(common.GraphThresholdsStyleMode.Line)).thresholds(thresholds([[null, 'green'], [10, 'red']])),
     )
     .withPanel(timeseriesPanel('หน่วยความจำของ collector', [self(`max(${fd('klaiwatch', 'rss_bytes')}) AS "rss"`)], { unit: 'bytes', min: 0 }))
+    .withRow(new dashboard.RowBuilder('ข้อมูลจราจรทางคอมพิวเตอร์ (traffic-log archive)'))
+    .withPanel(
+      timeseriesPanel(
+        'รับเข้า (ต่อวินาที)',
+        [
+          traffic(
+            `non_negative_derivative(last(${fd('traffic', 'syslog_received')}), 1s) AS "syslog", non_negative_derivative(last(${fd('traffic', 'flows_received')}), 1s) AS "flows", non_negative_derivative(last(${fd('traffic', 'stored')}), 1s) AS "stored"`,
+          ),
+        ],
+        { unit: 'short', min: 0, span: 8, description: 'syslog messages and flow records received, and records made durable in the write-ahead log' },
+      ),
+    )
+    .withPanel(
+      timeseriesPanel(
+        'ความสูญหายและความผิดปกติ',
+        [
+          traffic(
+            `last(${fd('traffic', 'udp_drops')}) AS "UDP dropped by the kernel", last(${fd('traffic', 'malformed')}) AS "malformed", last(${fd('traffic', 'write_failed')}) AS "write failed", last(${fd('traffic', 'flows_held_dropped')}) AS "flows without template", last(${fd('traffic', 'paused')}) AS "senders paused"`,
+          ),
+        ],
+        { min: 0, span: 8, description: 'counters since the service started; anything but "senders paused" above 0 deserves a look' },
+      ),
+    )
+    .withPanel(
+      timeseriesPanel('ขนาดคลังข้อมูล', [traffic(`last(${fd('traffic', 'archive_bytes')}) AS "sealed segments", last(${fd('traffic', 'wal_bytes')}) AS "write-ahead log"`)], { unit: 'bytes', min: 0, span: 8 }),
+    )
     .withPanel(
       timeseriesPanel('เวลา poll ต่ออุปกรณ์ (p95)', [new InfluxQL(`SELECT percentile(${fd('device', 'poll_ms')}, 95) FROM ${from('device')} WHERE $timeFilter GROUP BY time($__interval), ${tag('device', 'kind')} fill(null)`).alias('$tag_kind')], {
         unit: 'ms',

@@ -6,7 +6,10 @@
 // with Grafana's macros and the template variables substituted, must parse,
 // run and return series.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { generateKeyPairSync } from 'node:crypto';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import pino from 'pino';
@@ -14,6 +17,7 @@ import { buildSimArea, startRouterAgent, DEFAULT_SILENT, type SimArea } from '..
 import { startSnmpsim, type Snmpsim } from '../../sim/snmpsim.ts';
 import { loadConfig, type Config } from '../../config/load.ts';
 import { Collector } from '../../collector/collector.ts';
+import { TrafficService } from '../../collector/traffic/service.ts';
 import { buildDashboards, writeDashboards } from '../../dashboards/build.ts';
 import { DATASOURCE, type InfluxQLQuery } from '../../dashboards/influxql.ts';
 import { startTestInflux, type TestInflux } from '../helpers/influx.ts';
@@ -24,6 +28,7 @@ const OCTET = 71;
 const LONER = '1036090103-router';
 const SCHOOL = '1036090101';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const execFileAsync = promisify(execFile);
 
 let influx: TestInflux;
 let dir: ReturnType<typeof tempDir>;
@@ -53,8 +58,11 @@ beforeAll(async () => {
       ntp: { server: '127.0.0.1', port: ntpPort },
       // Receivers judged whatever the hour the suite runs at, so DLTV panels have judged points.
       alerts: { state_db: join(dir.path, 'state.sqlite'), schedule: { 'dltv-receiver': 'always' } },
+      // The traffic archive runs too, so the health dashboard's ingest panels have figures.
+      traffic: { dir: join(dir.path, 'traffic'), signing_key: join(dir.path, 'signing.pem'), syslog: { udp: '127.0.0.1:0' } },
     },
   });
+  writeFileSync(join(dir.path, 'signing.pem'), generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }));
   [agents, loner] = await Promise.all([
     startSnmpsim({ dir: dir.path, dataDir: area.dataDir, endpoints: area.endpoints, probeCommunity: 'router' }),
     startRouterAgent(lonerDir.path, `${area.devices.find((d) => d.id === LONER)!.address}:${area.snmpPort}`),
@@ -64,12 +72,22 @@ beforeAll(async () => {
   await collector.prepare();
   await collector.checkClock();
   const round = () => collector.runRound(config.devices, 4000, { jitter: false });
+  const traffic = new TrafficService(config, pino({ level: 'silent' }), () => collector.clockOffsetMs());
+  await traffic.start();
+  const trafficPoint = async () => collector.writePoints([{ measurement: 'traffic', tags: { instance: 'sim' }, fields: { ...(await traffic.refreshStats()) }, time: Date.now() }]);
+  const udpPort = Number(traffic.bound['syslog-udp']!.split(':').pop());
+  const sendLogs = () => execFileAsync('logger', ['--server', '127.0.0.1', '--port', String(udpPort), '--udp', '-t', 'dhcpd', 'DHCPACK on 10.36.1.50 to aa:bb:cc:00:11:22 via eth0']);
   try {
     // Two rounds for rates and confirmed states; two with one router silent
     // (an outage opens); two with it back (the outage closes, with a duration).
     await round();
+    await sendLogs();
+    await trafficPoint();
     await sleep(4000);
     await round();
+    await sendLogs();
+    await traffic.seal();
+    await trafficPoint();
     loner.pause();
     await round();
     await round();
@@ -79,8 +97,12 @@ beforeAll(async () => {
     await round();
     await sleep(2000);
     await collector.checkClock();
+    await sendLogs();
+    await sleep(200);
+    await trafficPoint();
   } finally {
     loner.resume();
+    await traffic.stop();
     await collector.stop();
   }
 }, 300_000);
