@@ -57,6 +57,12 @@ export async function startNfcapd(dir: string, port: number): Promise<Nfcapd> {
   }
   return {
     async stop() {
+      // Let it read what waits in its socket (the rx_queue column of /proc/net/udp) before it is told to stop.
+      for (const end = Date.now() + 5000; Date.now() < end; await new Promise((r) => setTimeout(r, 50))) {
+        const row = readFileSync('/proc/net/udp', 'utf8').split('\n').find((l) => l.includes(hex));
+        if (!row || row.trim().split(/\s+/)[4]!.endsWith(':00000000')) break;
+      }
+      await new Promise((r) => setTimeout(r, 500));
       const exited = new Promise((r) => p.once('exit', r));
       p.kill('SIGTERM');
       await exited;
