@@ -7,7 +7,7 @@ import { isIP } from 'node:net';
 import { COLUMNS, type TrafficRecord } from './record.ts';
 import { Wal, readWal } from './wal.ts';
 import type { Entry, SegmentEntry } from './manifest.ts';
-import { duck } from './archive.ts';
+import { appendRecords, duck, STAGING_COLUMNS, TYPED_SELECT } from './archive.ts';
 
 export interface ArchiveQuery {
   /** An address on either side (or the side named), or its NAT translation. */
@@ -114,24 +114,14 @@ export async function queryArchive(dir: string, q: ArchiveQuery): Promise<QueryR
   const db = await duck();
   try {
     const cols = COLUMNS.map(([c]) => `"${c}"`).join(', ');
-    await db.con.run(`CREATE TABLE w (${COLUMNS.map(([c, t]) => `"${c}" ${t}`).join(', ')})`);
+    await db.con.run(`CREATE TABLE w (${STAGING_COLUMNS})`);
     if (walRecords.length > 0) {
       const app = await db.con.createAppender('w');
-      for (const r of walRecords) {
-        for (const [c, t] of COLUMNS) {
-          const v = r[c];
-          if (v === null || v === undefined) app.appendNull();
-          else if (t === 'BIGINT') app.appendBigInt(BigInt(Math.trunc(v as number)));
-          else if (t === 'INTEGER') app.appendInteger(v as number);
-          else if (t === 'SMALLINT') app.appendSmallInt(v as number);
-          else app.appendVarchar(String(v));
-        }
-        app.endRow();
-      }
+      appendRecords(app, walRecords);
       app.closeSync();
     }
     const files = segs.map((s) => `'${join(dir, 'segments', s.file).replace(/'/g, "''")}'`);
-    const parts = [`SELECT ${cols}, 'wal' AS _source FROM w ${where.sql}`];
+    const parts = [`SELECT ${TYPED_SELECT}, 'wal' AS _source FROM w ${where.sql}`];
     if (files.length > 0) parts.unshift(`SELECT ${cols}, filename AS _source FROM read_parquet([${files.join(', ')}], filename = true) ${where.sql}`);
     const limit = q.limit !== undefined ? ` LIMIT ${Math.max(0, Math.trunc(q.limit))}` : '';
     const reader = await db.con.runAndReadAll(`SELECT * FROM (${parts.join(' UNION ALL ')}) ORDER BY COALESCE(dev_ms, recv_ms), recv_ms${limit}`, where.params as unknown as never[]);

@@ -3,13 +3,14 @@
 // grouped: records gathered over `fsyncIntervalMs` go out as one frame and
 // one fdatasync, so a kill -9 loses at most that interval.
 //
-// A frame: u32 length, u32 CRC-32 of the payload, payload (JSON: an array
-// of rows in COLUMNS order). A frame cut short by a crash fails its length
+// A frame: u32 length, u32 CRC-32 of the payload, payload (binary rows,
+// record.ts encodeRecords; a payload that begins with "[" is JSON rows, as
+// the first versions wrote). A frame cut short by a crash fails its length
 // or its CRC; opening the log cuts it off and counts what was lost.
 import { open, readFile, rename, mkdir, readdir, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
-import { fromRow, toRow, type TrafficRecord } from './record.ts';
+import { BINARY_MAGIC, decodeRecords, encodeRecords, fromRow, type TrafficRecord } from './record.ts';
 
 const HEADER = 8;
 export const CURRENT = 'current.wal';
@@ -43,7 +44,8 @@ export async function readWal(path: string): Promise<{ records: TrafficRecord[];
     if (o + HEADER + len > buf.length) break;
     const payload = buf.subarray(o + HEADER, o + HEADER + len);
     if (crc32(payload) !== sum) break;
-    for (const row of JSON.parse(payload.toString('utf8')) as unknown[][]) records.push(fromRow(row));
+    if (payload[0] === BINARY_MAGIC) for (const r of decodeRecords(payload)) records.push(r);
+    else for (const row of JSON.parse(payload.toString('utf8')) as unknown[][]) records.push(fromRow(row));
     o += HEADER + len;
   }
   return { records, validBytes: o, tornBytes: buf.length - o };
@@ -52,7 +54,7 @@ export async function readWal(path: string): Promise<{ records: TrafficRecord[];
 export class Wal {
   readonly stats: WalStats = { stored: 0, frames: 0, bytes: 0, pending: 0, recoveredTornBytes: 0 };
   private fh!: FileHandle;
-  private queue: unknown[][] = [];
+  private queue: TrafficRecord[] = [];
   private waiters: Waiter[] = [];
   private timer: NodeJS.Timeout | undefined;
   private writing: Promise<void> = Promise.resolve();
@@ -95,7 +97,7 @@ export class Wal {
   append(records: readonly TrafficRecord[]): Promise<void> {
     if (this.closed) return Promise.reject(new Error('the write-ahead log is closed'));
     for (const r of records) {
-      this.queue.push(toRow(r));
+      this.queue.push(r);
       this.pendingBytesEstimate += 120 + (r.raw?.length ?? 0);
     }
     this.stats.pending = this.queue.length;
@@ -129,7 +131,7 @@ export class Wal {
         return;
       }
       try {
-        const payload = Buffer.from(JSON.stringify(rows), 'utf8');
+        const payload = encodeRecords(rows);
         const header = Buffer.alloc(HEADER);
         header.writeUInt32LE(payload.length, 0);
         header.writeUInt32LE(crc32(payload), 4);
