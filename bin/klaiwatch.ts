@@ -9,7 +9,7 @@ import { Collector } from '../collector/collector.ts';
 import { startHealthServer } from '../collector/health.ts';
 import { toLine } from '../collector/influx/line.ts';
 import { metricsMarkdown } from '../collector/schema.ts';
-import { execWithServiceFlags } from '../collector/runtime.ts';
+import { execWithServiceFlags, SERVICE_V8_FLAGS, TRAFFIC_V8_FLAGS } from '../collector/runtime.ts';
 import { writeDashboards } from '../dashboards/build.ts';
 import { makeReport, ReportError } from '../report/report.ts';
 import { render, FORMATS, type Format } from '../report/render.ts';
@@ -170,14 +170,14 @@ const commands: Record<string, Command> = {
 class UsageError extends Error {}
 
 async function runService(config: Config): Promise<number> {
-  execWithServiceFlags();
+  execWithServiceFlags(config.settings.traffic ? TRAFFIC_V8_FLAGS : SERVICE_V8_FLAGS);
   const log = createLogger(config.settings.log.level);
   const collector = new Collector(config, log);
   await collector.prepare();
-  const server = await startHealthServer(config.settings.http.listen, () => collector.health());
+  let traffic: TrafficService | undefined;
+  const server = await startHealthServer(config.settings.http.listen, () => ({ ...collector.health(), ...(traffic ? { traffic: { ...traffic.stats, bound: traffic.bound } } : {}) }));
   log.info({ listen: config.settings.http.listen, devices: config.devices.length, schools: config.schools.length, prober: collector.prober?.name ?? 'disabled' }, 'klaiwatch running; GET /healthz for its own figures');
   collector.start();
-  let traffic: TrafficService | undefined;
   let trafficTimer: NodeJS.Timeout | undefined;
   if (config.settings.traffic) {
     traffic = new TrafficService(config, log, () => collector.clockOffsetMs());

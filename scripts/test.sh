@@ -11,30 +11,13 @@ KW_EXTRA_PACKAGES="${KW_EXTRA_PACKAGES:-} chromium fonts-thai-tlwg nfdump softfl
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 cd "$KW_ROOT"
 
-# chronyd is the tests' NTP server. It is unpacked, not installed: installing
-# Debian's chrony would replace this machine's own time service.
-if [ ! -x .tools/chrony/usr/sbin/chronyd ]; then
-  kw_say "unpacking Debian package chrony into .tools/chrony (tests' NTP server)"
-  tmp="$(mktemp -d)"
-  chmod 777 "$tmp"
-  (cd "$tmp" && { apt-get download chrony >/dev/null 2>&1 || { kw_sudo apt-get update -qq && apt-get download chrony >/dev/null; }; })
-  mkdir -p .tools/chrony
-  dpkg -x "$tmp"/chrony_*.deb .tools/chrony
-  rm -rf "$tmp"
-fi
-
-# loggen (syslog-ng's load generator) sends syslog over UDP, TCP and TLS in
-# the tests. Unpacked like chrony: installing syslog-ng-core would start a
-# second syslog daemon on this machine.
-if [ ! -x .tools/syslog-ng/usr/bin/loggen ]; then
-  kw_say "unpacking Debian package syslog-ng-core into .tools/syslog-ng (tests' syslog sender, loggen)"
-  tmp="$(mktemp -d)"
-  chmod 777 "$tmp"
-  (cd "$tmp" && { apt-get download syslog-ng-core >/dev/null 2>&1 || { kw_sudo apt-get update -qq && apt-get download syslog-ng-core >/dev/null; }; })
-  mkdir -p .tools/syslog-ng
-  dpkg -x "$tmp"/syslog-ng-core_*.deb .tools/syslog-ng
-  rm -rf "$tmp"
-fi
+source "$KW_ROOT/scripts/unpack.sh"
+# chronyd is the tests' NTP server and loggen (syslog-ng's load generator)
+# their syslog sender over UDP, TCP and TLS. Unpacked, not installed:
+# installing chrony or syslog-ng-core would replace this machine's own time
+# service or start a second syslog daemon.
+[ -x .tools/chrony/usr/sbin/chronyd ] || kw_unpack chrony .tools/chrony
+[ -x .tools/syslog-ng/usr/bin/loggen ] || kw_unpack syslog-ng-core .tools/syslog-ng
 
 echo "== type check (tsc --noEmit)"
 tc_status=0

@@ -17,7 +17,7 @@ import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises
 import { basename, join } from 'node:path';
 import type { KeyObject } from 'node:crypto';
 import { COLUMNS, type TrafficRecord } from './record.ts';
-import { Wal, readWal } from './wal.ts';
+import { Wal, walFrames } from './wal.ts';
 import { Manifest, type SegmentEntry } from './manifest.ts';
 
 export interface ArchiveOptions {
@@ -121,33 +121,40 @@ export class Archive {
   }
 
   private async sealFile(walFile: string): Promise<SegmentEntry | null> {
-    const { records } = await readWal(walFile);
-    if (records.length === 0) {
-      await unlink(walFile);
-      return null;
-    }
+    // The log is read frame by frame into DuckDB: a seal of millions of
+    // records never holds them all as JavaScript objects.
     const seq = this.manifest.entries.filter((e) => e.type === 'segment').length + 1;
     let first = Infinity;
     let last = -Infinity;
+    let rows = 0;
     const exporters = new Set<string>();
-    for (const r of records) {
-      if (r.recv_ms < first) first = r.recv_ms;
-      if (r.recv_ms > last) last = r.recv_ms;
-      exporters.add(r.exporter);
-    }
-    const name = `seg-${String(seq).padStart(6, '0')}-${new Date(first).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}.parquet`;
-    const final = join(this.segmentDir, name);
-    const tmp = join(this.segmentDir, `.tmp-${name}`);
     const db = await duck();
+    const tmpFor = (n: string) => join(this.segmentDir, `.tmp-${n}`);
+    let name = '';
     try {
       await db.con.run(`CREATE TABLE s (${STAGING_COLUMNS})`);
       const app = await db.con.createAppender('s');
-      appendRecords(app, records);
+      for await (const records of walFrames(walFile)) {
+        for (const r of records) {
+          if (r.recv_ms < first) first = r.recv_ms;
+          if (r.recv_ms > last) last = r.recv_ms;
+          exporters.add(r.exporter);
+        }
+        rows += records.length;
+        appendRecords(app, records);
+      }
       app.closeSync();
-      await db.con.run(`COPY (SELECT ${TYPED_SELECT} FROM s ORDER BY src_ip, recv_ms) TO '${tmp.replace(/'/g, "''")}' (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 9, ROW_GROUP_SIZE 100000)`);
+      if (rows === 0) {
+        await unlink(walFile);
+        return null;
+      }
+      name = `seg-${String(seq).padStart(6, '0')}-${new Date(first).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}.parquet`;
+      await db.con.run(`COPY (SELECT ${TYPED_SELECT} FROM s ORDER BY src_ip, recv_ms) TO '${tmpFor(name).replace(/'/g, "''")}' (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 9, ROW_GROUP_SIZE 100000)`);
     } finally {
       db.close();
     }
+    const final = join(this.segmentDir, name);
+    const tmp = tmpFor(name);
     const fh = await open(tmp, 'r');
     await fh.sync();
     await fh.close();
@@ -160,12 +167,13 @@ export class Archive {
       file: name,
       sha256: await sha256File(final),
       bytes: size,
-      rows: records.length,
+      rows,
       first_recv: first,
       last_recv: last,
       clock_offset_ms: this.o.clockOffset?.() ?? null,
       exporters: [...exporters].sort(),
       wal: basename(walFile),
+      wal_inode: (await stat(walFile)).ino,
     });
     await unlink(walFile);
     return entry;

@@ -40,8 +40,9 @@ export interface SegmentEntry extends EntryBase {
   clock_offset_ms: number | null;
   /** The addresses its records came from (legal holds name sources by them). */
   exporters: string[];
-  /** The write-ahead log file it was sealed from. */
+  /** The write-ahead log file it was sealed from, and that file's inode (a reader of the log knows by it what the segment holds). */
   wal: string;
+  wal_inode: number;
 }
 
 export interface HoldEntry extends EntryBase {

@@ -1,11 +1,11 @@
 // Reading the archive: the sealed segments through DuckDB, and the records
 // still in the write-ahead log, so the last minutes are never missing from
 // an answer. It opens nothing for writing and can run beside the collector.
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { isIP } from 'node:net';
 import { COLUMNS, type TrafficRecord } from './record.ts';
-import { Wal, readWal } from './wal.ts';
+import { Wal, walFrames } from './wal.ts';
 import type { Entry, SegmentEntry } from './manifest.ts';
 import { appendRecords, duck, STAGING_COLUMNS, TYPED_SELECT } from './archive.ts';
 
@@ -105,21 +105,30 @@ const toNumber = (v: unknown) => (typeof v === 'bigint' ? Number(v) : v);
 
 export async function queryArchive(dir: string, q: ArchiveQuery): Promise<QueryResult> {
   const where = whereClause(q);
-  const entries = await readManifest(dir);
-  const all = liveSegments(entries);
-  const segs = all.filter((s) => (q.from === undefined || s.last_recv >= q.from - SLACK_MS) && (q.to === undefined || s.first_recv < q.to + SLACK_MS));
-  const walRecords: TrafficRecord[] = [];
-  for (const f of await Wal.files(join(dir, 'wal'))) walRecords.push(...(await readWal(f)).records);
-
   const db = await duck();
   try {
     const cols = COLUMNS.map(([c]) => `"${c}"`).join(', ');
+    // What is still in the write-ahead log goes into a table of its own,
+    // frame by frame; then the manifest is read, and a segment sealed from a
+    // log file read here meanwhile is left out, so nothing is counted twice
+    // and nothing sealed in between is missed.
     await db.con.run(`CREATE TABLE w (${STAGING_COLUMNS})`);
-    if (walRecords.length > 0) {
-      const app = await db.con.createAppender('w');
-      appendRecords(app, walRecords);
-      app.closeSync();
+    const app = await db.con.createAppender('w');
+    // By inode: the current log is renamed (same inode) when it is sealed.
+    const read = new Set<number>();
+    for (const f of await Wal.files(join(dir, 'wal'))) {
+      try {
+        const ino = (await stat(f)).ino;
+        for await (const records of walFrames(f)) appendRecords(app, records);
+        read.add(ino);
+      } catch (err) {
+        // Sealed and removed before it could be opened: its records are in a segment now.
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      }
     }
+    app.closeSync();
+    const all = liveSegments(await readManifest(dir)).filter((s) => !read.has(s.wal_inode));
+    const segs = all.filter((s) => (q.from === undefined || s.last_recv >= q.from - SLACK_MS) && (q.to === undefined || s.first_recv < q.to + SLACK_MS));
     const files = segs.map((s) => `'${join(dir, 'segments', s.file).replace(/'/g, "''")}'`);
     const parts = [`SELECT ${TYPED_SELECT}, 'wal' AS _source FROM w ${where.sql}`];
     if (files.length > 0) parts.unshift(`SELECT ${cols}, filename AS _source FROM read_parquet([${files.join(', ')}], filename = true) ${where.sql}`);

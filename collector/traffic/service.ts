@@ -105,8 +105,9 @@ export class SyslogFramer {
   /** One newline-terminated message, or false when the line is not complete yet. */
   private lineFramed(out: string[]): boolean {
     let nl = this.buf.indexOf(0x0a);
-    const nul = this.buf.indexOf(0x00);
-    if (nul >= 0 && (nl < 0 || nul < nl)) nl = nul;
+    // A NUL also ends a message (some senders use it); looked for only before the newline, so a chunk is scanned once.
+    const nul = (nl < 0 ? this.buf : this.buf.subarray(0, nl)).indexOf(0x00);
+    if (nul >= 0) nl = nul;
     if (nl < 0) {
       if (this.buf.length > this.max) {
         out.push(this.buf.subarray(0, this.max).toString('utf8'));
@@ -394,9 +395,10 @@ export class TrafficService {
   async stop(): Promise<void> {
     if (this.sealTimer) clearTimeout(this.sealTimer);
     if (this.purgeTimer) clearInterval(this.purgeTimer);
+    // Stop hearing first; then what was accepted is flushed and the log closed.
     for (const s of this.udp) s.close();
     for (const s of this.servers) s.close();
-    for (const s of this.sockets) s.end();
+    for (const s of this.sockets) s.destroy();
     await this.archive?.close();
   }
 }

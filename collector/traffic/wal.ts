@@ -33,6 +33,34 @@ interface Waiter {
   reject(err: Error): void;
 }
 
+/**
+ * A log file's records, frame by frame, without holding the file in memory;
+ * a torn or corrupt tail ends the iteration. `state.validBytes` says how far
+ * the good frames reached.
+ */
+export async function* walFrames(path: string, state: { validBytes: number } = { validBytes: 0 }): AsyncGenerator<TrafficRecord[]> {
+  const fh = await open(path, 'r');
+  try {
+    const size = (await fh.stat()).size;
+    let pos = 0;
+    const header = Buffer.alloc(HEADER);
+    while (pos + HEADER <= size) {
+      await fh.read(header, 0, HEADER, pos);
+      const len = header.readUInt32LE(0);
+      const sum = header.readUInt32LE(4);
+      if (pos + HEADER + len > size) break;
+      const payload = Buffer.allocUnsafe(len);
+      await fh.read(payload, 0, len, pos + HEADER);
+      if (crc32(payload) !== sum) break;
+      pos += HEADER + len;
+      state.validBytes = pos;
+      yield payload[0] === BINARY_MAGIC ? decodeRecords(payload) : (JSON.parse(payload.toString('utf8')) as unknown[][]).map(fromRow);
+    }
+  } finally {
+    await fh.close();
+  }
+}
+
 /** Reads a log file's records; a torn or corrupt tail ends the read (and is reported). */
 export async function readWal(path: string): Promise<{ records: TrafficRecord[]; validBytes: number; tornBytes: number }> {
   const buf = await readFile(path);

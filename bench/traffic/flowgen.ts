@@ -1,0 +1,88 @@
+// A NetFlow v5 exporter for the benchmark, as targets.md asks: 200 schools
+// × 60 hosts talking to 50,000 destinations, uniform ephemeral ports, bytes
+// and packets from the operating system's random source (a weak generator
+// makes flows compress unrealistically well). Each school exports from its
+// own loopback address (127.60.0.1 + school). Prints the flows it sent.
+// Usage: node bench/traffic/flowgen.ts PORT RATE_FLOWS_PER_S SECONDS [HOST]
+import { createSocket, type Socket } from 'node:dgram';
+import { randomFillSync } from 'node:crypto';
+
+const [portArg, rateArg, secondsArg, hostArg] = process.argv.slice(2);
+const port = Number(portArg);
+const rate = Number(rateArg);
+const seconds = Number(secondsArg);
+const host = hostArg ?? '127.0.0.1';
+const SCHOOLS = 200;
+const HOSTS = 60;
+const PER = 30;
+
+const rnd = Buffer.alloc(64 * 1024 * 1024);
+randomFillSync(rnd);
+let ri = 0;
+const r32 = () => {
+  if (ri + 4 > rnd.length) ri = 0;
+  const v = rnd.readUInt32LE(ri);
+  ri += 4;
+  return v;
+};
+const destinations = Array.from({ length: 50_000 }, () => (((1 + (r32() % 223)) << 24) >>> 0) + (r32() & 0xffffff));
+
+const sockets: Socket[] = [];
+for (let s = 0; s < SCHOOLS; s++) {
+  const sock = createSocket('udp4');
+  sock.bind(0, `127.60.0.${1 + s}`);
+  sockets.push(sock);
+}
+await new Promise((r) => setTimeout(r, 200));
+const seq = new Array<number>(SCHOOLS).fill(0);
+const boot = Date.now() - 3_600_000;
+
+function datagram(s: number): Buffer {
+  const b = Buffer.alloc(24 + PER * 48);
+  const now = Date.now();
+  const uptime = now - boot;
+  b.writeUInt16BE(5, 0);
+  b.writeUInt16BE(PER, 2);
+  b.writeUInt32BE(uptime >>> 0, 4);
+  b.writeUInt32BE(Math.floor(now / 1000), 8);
+  b.writeUInt32BE((now % 1000) * 1e6, 12);
+  b.writeUInt32BE(seq[s]!, 16);
+  seq[s]! += PER;
+  for (let i = 0; i < PER; i++) {
+    const o = 24 + i * 48;
+    const h = 1 + (r32() % HOSTS);
+    b.writeUInt32BE(((10 << 24) | (36 << 16) | (s << 8) | h) >>> 0, o);
+    b.writeUInt32BE(destinations[r32() % destinations.length]!, o + 4);
+    const packets = 1 + (r32() % 200);
+    b.writeUInt32BE(packets, o + 16);
+    b.writeUInt32BE(packets * (40 + (r32() % 1460)), o + 20);
+    const dur = r32() % 120_000;
+    b.writeUInt32BE((uptime - dur - (r32() % 5000)) >>> 0, o + 24);
+    b.writeUInt32BE((uptime - (r32() % 5000)) >>> 0, o + 28);
+    b.writeUInt16BE(32768 + (r32() % 28232), o + 32);
+    const p = r32() % 10;
+    b.writeUInt16BE(p < 5 ? 443 : p < 7 ? 80 : p < 8 ? 53 : 1024 + (r32() % 64511), o + 34);
+    b[o + 37] = 0x18;
+    b[o + 38] = p === 7 ? 17 : 6;
+  }
+  return b;
+}
+
+let sent = 0;
+const t0 = Date.now();
+const total = rate * seconds;
+let school = 0;
+while (sent < total) {
+  const due = Math.min(total, Math.floor(((Date.now() - t0) / 1000) * rate));
+  const batch: Promise<void>[] = [];
+  while (sent + PER <= due) {
+    const s = school++ % SCHOOLS;
+    batch.push(new Promise((res) => sockets[s]!.send(datagram(s), port, host, () => res())));
+    sent += PER;
+  }
+  if (batch.length > 0) await Promise.all(batch);
+  else await new Promise((r) => setTimeout(r, 1));
+  if (due >= total && sent + PER > total) break;
+}
+for (const s of sockets) s.close();
+console.log(JSON.stringify({ sent, seconds: (Date.now() - t0) / 1000 }));
