@@ -15,6 +15,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
+import { Worker } from 'node:worker_threads';
 import type { KeyObject } from 'node:crypto';
 import { COLUMNS, type TrafficRecord } from './record.ts';
 import { Wal, walFrames } from './wal.ts';
@@ -27,6 +28,8 @@ export interface ArchiveOptions {
   fsyncIntervalMs: number;
   /** The collector's measured clock offset (ms), recorded with each segment. */
   clockOffset?: () => number | null;
+  /** Seal on this thread instead of a worker (tools that do nothing else meanwhile). */
+  sealInProcess?: boolean;
 }
 
 export async function sha256File(path: string): Promise<string> {
@@ -75,6 +78,65 @@ export async function duck(): Promise<{ con: DuckDBConnection; close(): void }> 
   };
 }
 
+export interface WrittenSegment {
+  name: string;
+  rows: number;
+  first: number;
+  last: number;
+  exporters: string[];
+}
+
+/**
+ * Reads a write-ahead log file frame by frame into DuckDB (a seal of
+ * millions of records never holds them as JavaScript objects) and writes
+ * them, sorted by source address and time, as zstd Parquet to
+ * `.tmp-<name>` in `segmentDir`; null when the file held nothing.
+ */
+export async function writeSegment(walFile: string, segmentDir: string, seq: number): Promise<WrittenSegment | null> {
+  let first = Infinity;
+  let last = -Infinity;
+  let rows = 0;
+  const exporters = new Set<string>();
+  const db = await duck();
+  try {
+    await db.con.run(`CREATE TABLE s (${STAGING_COLUMNS})`);
+    const app = await db.con.createAppender('s');
+    for await (const records of walFrames(walFile)) {
+      for (const r of records) {
+        if (r.recv_ms < first) first = r.recv_ms;
+        if (r.recv_ms > last) last = r.recv_ms;
+        exporters.add(r.exporter);
+      }
+      rows += records.length;
+      appendRecords(app, records);
+    }
+    app.closeSync();
+    if (rows === 0) return null;
+    const name = `seg-${String(seq).padStart(6, '0')}-${new Date(first).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}.parquet`;
+    const tmp = join(segmentDir, `.tmp-${name}`);
+    await db.con.run(`COPY (SELECT ${TYPED_SELECT} FROM s ORDER BY src_ip, recv_ms) TO '${tmp.replace(/'/g, "''")}' (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 9, ROW_GROUP_SIZE 100000)`);
+    return { name, rows, first, last, exporters: [...exporters].sort() };
+  } finally {
+    db.close();
+  }
+}
+
+/**
+ * writeSegment in a worker thread: a seal's appending is synchronous
+ * JavaScript, seconds of it for an hour of an area's flows, and on the main
+ * thread it would keep the receivers from reading their sockets.
+ */
+export function writeSegmentInWorker(walFile: string, segmentDir: string, seq: number): Promise<WrittenSegment | null> {
+  return new Promise((resolve, reject) => {
+    const w = new Worker(new URL('./seal-worker.ts', import.meta.url), { workerData: { walFile, segmentDir, seq } });
+    w.once('message', (m: { ok: true; result: WrittenSegment | null } | { ok: false; error: string }) => (m.ok ? resolve(m.result) : reject(new Error(m.error))));
+    w.once('error', reject);
+    w.once('exit', (code) => {
+      if (code !== 0) reject(new Error(`the seal worker exited with ${code}`));
+    });
+  });
+}
+
 export class Archive {
   readonly walDir: string;
   readonly segmentDir: string;
@@ -121,40 +183,15 @@ export class Archive {
   }
 
   private async sealFile(walFile: string): Promise<SegmentEntry | null> {
-    // The log is read frame by frame into DuckDB: a seal of millions of
-    // records never holds them all as JavaScript objects.
     const seq = this.manifest.entries.filter((e) => e.type === 'segment').length + 1;
-    let first = Infinity;
-    let last = -Infinity;
-    let rows = 0;
-    const exporters = new Set<string>();
-    const db = await duck();
-    const tmpFor = (n: string) => join(this.segmentDir, `.tmp-${n}`);
-    let name = '';
-    try {
-      await db.con.run(`CREATE TABLE s (${STAGING_COLUMNS})`);
-      const app = await db.con.createAppender('s');
-      for await (const records of walFrames(walFile)) {
-        for (const r of records) {
-          if (r.recv_ms < first) first = r.recv_ms;
-          if (r.recv_ms > last) last = r.recv_ms;
-          exporters.add(r.exporter);
-        }
-        rows += records.length;
-        appendRecords(app, records);
-      }
-      app.closeSync();
-      if (rows === 0) {
-        await unlink(walFile);
-        return null;
-      }
-      name = `seg-${String(seq).padStart(6, '0')}-${new Date(first).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}.parquet`;
-      await db.con.run(`COPY (SELECT ${TYPED_SELECT} FROM s ORDER BY src_ip, recv_ms) TO '${tmpFor(name).replace(/'/g, "''")}' (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 9, ROW_GROUP_SIZE 100000)`);
-    } finally {
-      db.close();
+    const written = this.o.sealInProcess ? await writeSegment(walFile, this.segmentDir, seq) : await writeSegmentInWorker(walFile, this.segmentDir, seq);
+    if (!written) {
+      await unlink(walFile);
+      return null;
     }
+    const { name, rows, first, last, exporters } = written;
+    const tmp = join(this.segmentDir, `.tmp-${name}`);
     const final = join(this.segmentDir, name);
-    const tmp = tmpFor(name);
     const fh = await open(tmp, 'r');
     await fh.sync();
     await fh.close();
@@ -171,7 +208,7 @@ export class Archive {
       first_recv: first,
       last_recv: last,
       clock_offset_ms: this.o.clockOffset?.() ?? null,
-      exporters: [...exporters].sort(),
+      exporters,
       wal: basename(walFile),
       wal_inode: (await stat(walFile)).ino,
     });

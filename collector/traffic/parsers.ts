@@ -197,6 +197,8 @@ const webAccess: Parser = (_text, msg, r) => {
 const filterlog: Parser = (_text, msg, r) => {
   const f = msg.trim().split(',');
   if (f.length < 9 || !/^(pass|block|reject)$/.test(f[6]!) || !/^[46]$/.test(f[8]!)) return false;
+  const src = f[f[8] === '4' ? 18 : 15];
+  if (src !== undefined && !isIP(src)) return false;
   r.parser = 'filterlog';
   r.action = `${f[6]} ${f[7]} ${f[4]}`;
   let i: number;
@@ -223,7 +225,6 @@ const filterlog: Parser = (_text, msg, r) => {
     r.dst_port = Number(f[i + 1]) || null;
   }
   r.packets = 1;
-  if (r.src_ip !== null && !isIP(r.src_ip)) return false;
   return true;
 };
 
@@ -302,18 +303,16 @@ export function parseLogLine(line: string, ctx: ParseContext): TrafficRecord {
   r.host = m.host;
   r.app = m.app;
   const tried = new Set<Parser>();
+  // Parsers fill the record only once they know the message is theirs; one
+  // that throws part-way is undone by starting the record again from the header.
   const attempt = (p: Parser) => {
     tried.add(p);
-    const before = { ...r };
-    let ok = false;
     try {
-      ok = p(m.text, m.msg, r);
+      return p(m.text, m.msg, r);
     } catch {
-      ok = false;
+      Object.assign(r, emptyRecord('log', 'syslog', ctx.exporter, ctx.recvMs), { raw: r.raw, dev_ms: m.time, host: m.host, app: m.app });
+      return false;
     }
-    // A parser that gave up part-way leaves nothing behind for the next one.
-    if (!ok) Object.assign(r, before);
-    return ok;
   };
   if (m.app) for (const [re, ps] of BY_APP) if (re.test(m.app)) for (const p of ps) if (attempt(p)) return r;
   for (const p of ANY) if (!tried.has(p) && attempt(p)) return r;

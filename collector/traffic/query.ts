@@ -116,6 +116,7 @@ export async function queryArchive(dir: string, q: ArchiveQuery): Promise<QueryR
     const app = await db.con.createAppender('w');
     // By inode: the current log is renamed (same inode) when it is sealed.
     const read = new Set<number>();
+    const started = Date.now();
     for (const f of await Wal.files(join(dir, 'wal'))) {
       try {
         const ino = (await stat(f)).ino;
@@ -127,7 +128,8 @@ export async function queryArchive(dir: string, q: ArchiveQuery): Promise<QueryR
       }
     }
     app.closeSync();
-    const all = liveSegments(await readManifest(dir)).filter((s) => !read.has(s.wal_inode));
+    // Inodes are reused once a sealed log is removed: only a segment sealed since this read began can hold what was read.
+    const all = liveSegments(await readManifest(dir)).filter((s) => !(read.has(s.wal_inode) && s.at >= started));
     const segs = all.filter((s) => (q.from === undefined || s.last_recv >= q.from - SLACK_MS) && (q.to === undefined || s.first_recv < q.to + SLACK_MS));
     const files = segs.map((s) => `'${join(dir, 'segments', s.file).replace(/'/g, "''")}'`);
     const parts = [`SELECT ${TYPED_SELECT}, 'wal' AS _source FROM w ${where.sql}`];
