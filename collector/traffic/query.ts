@@ -5,9 +5,9 @@ import { readFile, stat } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { isIP } from 'node:net';
 import { COLUMNS, type TrafficRecord } from './record.ts';
-import { Wal, walFrames } from './wal.ts';
+import { Wal, walPayloads } from './wal.ts';
 import type { Entry, SegmentEntry } from './manifest.ts';
-import { appendRecords, duck, STAGING_COLUMNS, TYPED_SELECT } from './archive.ts';
+import { appendFrame, duck, STAGING_COLUMNS, TYPED_SELECT } from './archive.ts';
 
 export interface ArchiveQuery {
   /** An address on either side (or the side named), or its NAT translation. */
@@ -120,7 +120,7 @@ export async function queryArchive(dir: string, q: ArchiveQuery): Promise<QueryR
     for (const f of await Wal.files(join(dir, 'wal'))) {
       try {
         const ino = (await stat(f)).ino;
-        for await (const records of walFrames(f)) appendRecords(app, records);
+        for await (const payload of walPayloads(f)) appendFrame(app, payload);
         read.add(ino);
       } catch (err) {
         // Sealed and removed before it could be opened: its records are in a segment now.

@@ -39,6 +39,11 @@ interface Waiter {
  * the good frames reached.
  */
 export async function* walFrames(path: string, state: { validBytes: number } = { validBytes: 0 }): AsyncGenerator<TrafficRecord[]> {
+  for await (const payload of walPayloads(path, state)) yield payload[0] === BINARY_MAGIC ? decodeRecords(payload) : (JSON.parse(payload.toString('utf8')) as unknown[][]).map(fromRow);
+}
+
+/** The frames' payloads as they are on disk (for readers that decode them themselves). */
+export async function* walPayloads(path: string, state: { validBytes: number } = { validBytes: 0 }): AsyncGenerator<Buffer> {
   const fh = await open(path, 'r');
   try {
     const size = (await fh.stat()).size;
@@ -54,7 +59,7 @@ export async function* walFrames(path: string, state: { validBytes: number } = {
       if (crc32(payload) !== sum) break;
       pos += HEADER + len;
       state.validBytes = pos;
-      yield payload[0] === BINARY_MAGIC ? decodeRecords(payload) : (JSON.parse(payload.toString('utf8')) as unknown[][]).map(fromRow);
+      yield payload;
     }
   } finally {
     await fh.close();
