@@ -14,9 +14,14 @@ import { loadConfig } from '../config/load.ts';
 import { createLogger } from '../collector/log.ts';
 import { Collector } from '../collector/collector.ts';
 import { startHealthServer } from '../collector/health.ts';
-import { execWithServiceFlags } from '../collector/runtime.ts';
+import { execWithServiceFlags, TRAFFIC_V8_FLAGS } from '../collector/runtime.ts';
+import { TrafficService } from '../collector/traffic/service.ts';
+import { generateSigningKey } from '../collector/traffic/manifest.ts';
+import { udpPayloads } from '../collector/traffic/pcap.ts';
+import { createSocket } from 'node:dgram';
+import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 
-execWithServiceFlags();
+execWithServiceFlags(TRAFFIC_V8_FLAGS);
 const { values } = parseArgs({
   options: {
     rounds: { type: 'string' },
@@ -26,6 +31,8 @@ const { values } = parseArgs({
     'log-level': { type: 'string', default: 'info' },
     data: { type: 'string', default: join(PROJECT, 'data') },
     octet: { type: 'string', default: '20' },
+    'syslog-port': { type: 'string', default: '15140' },
+    'flow-port': { type: 'string', default: '20550' },
   },
 });
 
@@ -55,6 +62,9 @@ const catcher = await startMailCatcher({
     say(`mail to ${to}: ${mail.subject}  (${file})`);
   },
 });
+mkdirSync(values.data!, { recursive: true });
+const signingKey = join(values.data!, 'archive-signing.pem');
+if (!existsSync(signingKey)) generateSigningKey(signingKey);
 const area = buildSimArea({
   dir,
   influxUrl,
@@ -63,7 +73,10 @@ const area = buildSimArea({
   octet,
   silent: [...DEFAULT_SILENT, DEMO_ROUTER],
   snmpOnly: [DEMO_ROUTER],
-  extraSettings: { mail: { smtp: { host: '127.0.0.1', port: catcher.port, security: 'none' }, from: 'klaiwatch demo <klaiwatch@example.org>', officer: ['it-officer@example.org'] } },
+  extraSettings: {
+    // The traffic-log archive, its signing key made for the demo on first run (a real area keeps it on another medium).
+    traffic: { dir: join(values.data!, 'traffic'), signing_key: signingKey, syslog: { udp: `127.0.0.1:${values['syslog-port']}`, tcp: `127.0.0.1:${values['syslog-port']}` }, flow: { udp: `127.0.0.1:${values['flow-port']}` } },
+    mail: { smtp: { host: '127.0.0.1', port: catcher.port, security: 'none' }, from: 'klaiwatch demo <klaiwatch@example.org>', officer: ['it-officer@example.org'] } },
 });
 say(`Simulated area: ${area.devices.length} devices, ${area.endpoints.length} SNMP agents on 127.${octet - 1}.0.x and 127.${octet}.x.x port ${area.snmpPort}; silent on purpose: ${DEFAULT_SILENT.join(', ')}`);
 say('Starting snmpsimd (it indexes the recordings on first start) ...');
@@ -77,6 +90,17 @@ const log = createLogger(values['log-level']!);
 const collector = new Collector(config, log);
 await collector.prepare();
 const server = await startHealthServer(config.settings.http.listen, () => collector.health());
+const traffic = new TrafficService(config, log, () => collector.clockOffsetMs());
+await traffic.start();
+// Something to find in the archive: the real log lines and exporters' datagrams of test/fixtures, sent from loopback.
+const feed = createSocket('udp4');
+const send = (b: Buffer | string, port: string) => new Promise((r) => feed.send(b, Number(port), '127.0.0.1', r));
+const fixtures = join(PROJECT, 'test', 'fixtures');
+for (const f of readdirSync(join(fixtures, 'logs')).filter((n) => n.endsWith('.log'))) {
+  for (const line of readFileSync(join(fixtures, 'logs', f), 'utf8').split('\n').filter(Boolean)) await send(line, values['syslog-port']!);
+}
+for (const f of ['nfv5', 'template', 'data', 'ipfixprobe-templates', 'ipfixprobe-data']) for (const d of udpPayloads(readFileSync(join(fixtures, 'netflow', `${f}.pcap`)))) await send(d.payload, values['flow-port']!);
+feed.close();
 const grafanaDir = join(values.data!, 'grafana');
 writeDashboards(grafanaDir, config.settings.influx);
 
@@ -90,6 +114,11 @@ say(`  a router fails: kill -STOP ${routerAgent.pid()}   (${DEMO_ROUTER}, โร
 say(`  it is back:     kill -CONT ${routerAgent.pid()}   (the recovery e-mail says how long it was out)`);
 say(`  dashboards: ${grafanaDir}/dashboards/*.json, Grafana provisioning in ${grafanaDir}/provisioning/`);
 say(`  report:    node bin/klaiwatch.ts report --config ${area.settingsPath} --period ${new Date(Date.now() + 7 * 3_600_000).toISOString().slice(0, 7)} --format csv`);
+say(`  traffic:   syslog on 127.0.0.1:${values['syslog-port']} (UDP, TCP), flows on UDP ${values['flow-port']}; archive in ${join(values.data!, 'traffic')}`);
+say(`             logger --server 127.0.0.1 --port ${values['syslog-port']} --udp -t dhcpd "DHCPACK on 10.36.1.50 to aa:bb:cc:00:11:22 (pc-1) via eth0"`);
+say(`             node bin/klaiwatch.ts archive who --config ${area.settingsPath} --ip 10.36.1.50 --at "$(TZ=Asia/Bangkok date +%FT%T)"`);
+say(`             node bin/klaiwatch.ts archive query --config ${area.settingsPath} --ip 125.25.69.110`);
+say(`             node bin/klaiwatch.ts archive verify --config ${area.settingsPath}`);
 say(`  e-mail:    caught on 127.0.0.1:${catcher.port}, kept in ${mailDir}`);
 say(`  settings:  ${area.settingsPath}`);
 say('  stop:      Ctrl-C');
@@ -114,6 +143,7 @@ await finished;
 
 say('Stopping ...');
 server.close();
+await traffic.stop();
 await collector.stop();
 await agents.stop();
 await routerAgent.stop();
