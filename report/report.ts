@@ -6,7 +6,7 @@ import { DatabaseSync } from 'node:sqlite';
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Config } from '../config/load.ts';
-import type { Incident } from '../collector/alerts/store.ts';
+import { incidentsBetween, type Incident } from '../collector/alerts/store.ts';
 import { Calendar } from '../collector/alerts/schedule.ts';
 import { InfluxClient, ident, rows } from '../collector/influx/client.ts';
 import { RAW_RP, ROLLUP_RP } from '../collector/influx/setup.ts';
@@ -15,38 +15,13 @@ import { parsePeriod } from './period.ts';
 
 export class ReportError extends Error {}
 
-interface IncidentRow {
-  id: number;
-  device: string;
-  check_name: string;
-  school: string;
-  kind: string;
-  state: string;
-  cause: string;
-  started_at: number;
-  ended_at: number | null;
-  duration_s: number | null;
-}
-
 /** Incidents overlapping [from, to), read from the collector's state database without locking it. */
 export function readIncidents(path: string, from: number, to: number): Incident[] {
   if (!existsSync(path)) throw new ReportError(`${path}: no state database (alerts.state_db); has the collector run?`);
   const db = new DatabaseSync(path, { readOnly: true });
   try {
     db.exec('PRAGMA busy_timeout = 5000');
-    const list = db.prepare('SELECT * FROM incidents WHERE started_at < ? AND (ended_at IS NULL OR ended_at > ?) ORDER BY started_at, id').all(to, from) as unknown as IncidentRow[];
-    return list.map((r) => ({
-      id: r.id,
-      device: r.device,
-      check: r.check_name,
-      school: r.school,
-      kind: r.kind,
-      state: r.state as Incident['state'],
-      cause: r.cause,
-      startedAt: r.started_at,
-      endedAt: r.ended_at,
-      durationS: r.duration_s,
-    }));
+    return incidentsBetween(db, from, to);
   } finally {
     db.close();
   }

@@ -36,7 +36,7 @@ const SCHEMA = [
   'CREATE INDEX IF NOT EXISTS incidents_time ON incidents (started_at)',
 ];
 
-interface IncidentRow {
+export interface IncidentRow {
   id: number;
   device: string;
   check_name: string;
@@ -49,7 +49,7 @@ interface IncidentRow {
   duration_s: number | null;
 }
 
-const toIncident = (r: IncidentRow): Incident => ({
+export const toIncident = (r: IncidentRow): Incident => ({
   id: r.id,
   device: r.device,
   check: r.check_name,
@@ -61,6 +61,11 @@ const toIncident = (r: IncidentRow): Incident => ({
   endedAt: r.ended_at,
   durationS: r.duration_s,
 });
+
+/** Incidents that overlap [from, to), oldest first, from an open state database (the report opens it read-only). */
+export function incidentsBetween(db: DatabaseSync, from: number, to: number): Incident[] {
+  return (db.prepare('SELECT * FROM incidents WHERE started_at < ? AND (ended_at IS NULL OR ended_at > ?) ORDER BY started_at, id').all(to, from) as unknown as IncidentRow[]).map(toIncident);
+}
 
 export class StateStore {
   /** Shared with the outbox, whose table lives in the same file. */
@@ -139,7 +144,7 @@ export class StateStore {
 
   /** Incidents that overlap [from, to), oldest first. */
   incidents(from = 0, to = Number.MAX_SAFE_INTEGER): Incident[] {
-    return (this.db.prepare('SELECT * FROM incidents WHERE started_at < ? AND (ended_at IS NULL OR ended_at > ?) ORDER BY started_at, id').all(to, from) as unknown as IncidentRow[]).map(toIncident);
+    return incidentsBetween(this.db, from, to);
   }
 
   close(): void {

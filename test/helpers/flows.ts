@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { PROJECT } from '../../sim/area.ts';
 import { requireBinary } from './peers.ts';
+import { prng } from './prng.ts';
 
 const run = promisify(execFile);
 
@@ -73,16 +74,6 @@ export async function startNfcapd(dir: string, port: number): Promise<Nfcapd> {
   };
 }
 
-/** mulberry32: a seeded generator, so the capture is the same on every run. */
-function prng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function checksum(b: Buffer, o: number, len: number): number {
   let s = 0;

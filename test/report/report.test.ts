@@ -23,6 +23,7 @@ import { renderHtml } from '../../report/render.ts';
 import type { Report } from '../../report/figures.ts';
 import { startTestInflux, type TestInflux } from '../helpers/influx.ts';
 import { tempDir, requireBinary } from '../helpers/peers.ts';
+import { prng } from '../helpers/prng.ts';
 
 const run = promisify(execFile);
 const at = (local: string) => Date.parse(`${local}:00+07:00`);
@@ -36,16 +37,6 @@ let config: Config;
 let report: Report;
 let browser: Browser;
 
-/** mulberry32: a small seeded generator, so the history is the same on every run. */
-function prng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function writeHistory(config: Config, path: string): void {
   const store = new StateStore(path);
