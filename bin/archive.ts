@@ -118,7 +118,12 @@ async function run(action: string | undefined, v: Values, load: () => Config): P
     case 'keygen': {
       const out = str(v, 'out');
       if (!out) throw new ArchiveUsageError('keygen needs --out FILE');
-      const { publicKey } = generateSigningKey(out);
+      let publicKey: string;
+      try {
+        ({ publicKey } = generateSigningKey(out));
+      } catch (err) {
+        throw new ArchiveUsageError((err as Error).message);
+      }
       console.log(`${out}: new Ed25519 signing key (mode 0400). Public key, to keep apart and give to auditors:\n${publicKey}`);
       return 0;
     }

@@ -5,7 +5,7 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import { readFileSync, writeFileSync, mkdirSync, existsSync } from 'node:fs';
+import { readFileSync, writeFileSync, mkdirSync, existsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { createHash, generateKeyPairSync, createPrivateKey } from 'node:crypto';
 import { DatabaseSync } from 'node:sqlite';
@@ -194,6 +194,20 @@ describe('holds, retention and purge', () => {
     const { entry } = await purge(a, 30, 'test', Date.now());
     expect(entry).toBeNull();
     await a.close();
+  });
+});
+
+describe('keys', () => {
+  it('keygen writes a new Ed25519 key readable only by its owner, prints its public half, and never overwrites one', async () => {
+    const file = join(dir.path, 'new-key.pem');
+    const r = await cli('keygen', '--out', file);
+    expect(r.code).toBe(0);
+    const pub = r.stdout.trim().split('\n').at(-1)!;
+    expect(rawPublicKey(loadPrivateKey(readFileSync(file, 'utf8')))).toBe(pub);
+    expect(statSync(file).mode & 0o777).toBe(0o400);
+    const again = await cli('keygen', '--out', file);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/new-key\.pem exists: a signing key is never overwritten/);
   });
 });
 
