@@ -66,7 +66,14 @@ function checkAddress(v: string | undefined, what: string): void {
   if (v !== undefined && isIP(v) === 0) throw new QueryError(`${what} ${JSON.stringify(v)} is not an IPv4 or IPv6 address`);
 }
 
-export function whereClause(q: ArchiveQuery): { sql: string; params: (string | number)[] } {
+/**
+ * The WHERE clause of a query: `sql` as one condition, and `variants`, the
+ * same split into conditions that each test one address column for
+ * equality, which DuckDB can push into the Parquet reader (row-group
+ * statistics) where an OR across columns cannot be pushed. The variants
+ * exclude each other, so their UNION ALL is the same rows, once.
+ */
+export function whereClause(q: ArchiveQuery): { sql: string; variants: string[]; params: (string | number)[] } {
   checkAddress(q.ip, '--ip');
   checkAddress(q.peer, '--peer');
   if (q.port !== undefined && !(Number.isInteger(q.port) && q.port >= 0 && q.port <= 65535)) throw new QueryError(`--port ${q.port} is not a port number (0-65535)`);
@@ -77,12 +84,14 @@ export function whereClause(q: ArchiveQuery): { sql: string; params: (string | n
     p.push(v);
     return `$${p.length}`;
   };
+  let split: string[] = [''];
   if (q.ip) {
     const a = arg(q.ip);
     const side = q.side ?? 'either';
-    if (side === 'src') w.push(`(src_ip = ${a} OR nat_ip = ${a})`);
-    else if (side === 'dst') w.push(`dst_ip = ${a}`);
-    else w.push(`(src_ip = ${a} OR dst_ip = ${a} OR nat_ip = ${a})`);
+    const cols = side === 'src' ? ['src_ip', 'nat_ip'] : side === 'dst' ? ['dst_ip'] : ['src_ip', 'dst_ip', 'nat_ip'];
+    w.push(cols.length === 1 ? `${cols[0]} = ${a}` : `(${cols.map((c) => `${c} = ${a}`).join(' OR ')})`);
+    // One variant per column: "this column is it, and none before it was".
+    split = cols.map((c, i) => [`${c} = ${a}`, ...cols.slice(0, i).map((b) => `${b} IS DISTINCT FROM ${a}`)].join(' AND '));
   }
   if (q.peer) {
     const b = arg(q.peer);
@@ -98,7 +107,12 @@ export function whereClause(q: ArchiveQuery): { sql: string; params: (string | n
   if (q.mac) w.push(`mac = ${arg(q.mac.toLowerCase().replace(/-/g, ':'))}`);
   if (q.from !== undefined) w.push(`COALESCE(dev_ms, recv_ms) >= ${arg(q.from)}`);
   if (q.to !== undefined) w.push(`COALESCE(dev_ms, recv_ms) < ${arg(q.to)}`);
-  return { sql: w.length > 0 ? `WHERE ${w.join(' AND ')}` : '', params: p };
+  const rest = q.ip ? w.slice(1) : w;
+  return {
+    sql: w.length > 0 ? `WHERE ${w.join(' AND ')}` : '',
+    variants: split.map((v) => [v, ...rest].filter(Boolean)).map((c) => (c.length > 0 ? `WHERE ${c.join(' AND ')}` : '')),
+    params: p,
+  };
 }
 
 const toNumber = (v: unknown) => (typeof v === 'bigint' ? Number(v) : v);
@@ -133,7 +147,10 @@ export async function queryArchive(dir: string, q: ArchiveQuery): Promise<QueryR
     const segs = all.filter((s) => (q.from === undefined || s.last_recv >= q.from - SLACK_MS) && (q.to === undefined || s.first_recv < q.to + SLACK_MS));
     const files = segs.map((s) => `'${join(dir, 'segments', s.file).replace(/'/g, "''")}'`);
     const parts = [`SELECT ${TYPED_SELECT}, 'wal' AS _source FROM w ${where.sql}`];
-    if (files.length > 0) parts.unshift(`SELECT ${cols}, filename AS _source FROM read_parquet([${files.join(', ')}], filename = true) ${where.sql}`);
+    if (files.length > 0) {
+      const scan = `read_parquet([${files.join(', ')}], filename = true)`;
+      parts.unshift(...where.variants.map((v) => `SELECT ${cols}, filename AS _source FROM ${scan} ${v}`));
+    }
     const limit = q.limit !== undefined ? ` LIMIT ${Math.max(0, Math.trunc(q.limit))}` : '';
     const reader = await db.con.runAndReadAll(`SELECT * FROM (${parts.join(' UNION ALL ')}) ORDER BY COALESCE(dev_ms, recv_ms), recv_ms${limit}`, where.params as unknown as never[]);
     const rows: TrafficRecord[] = [];
