@@ -29,6 +29,7 @@ const ROS_NAT = /NAT \((\S+?)->(\S+?)\)->(\S+?),/;
 const ROS_TOPICS = /^([a-z]+(?:,[a-z]+)+)\s+/;
 
 const mikrotikFirewall: Parser = (text, _msg, r) => {
+  if (!text.includes('proto ')) return false;
   const f = ROS_FLOW.exec(text);
   if (!f || !/\bin:\S+ out:/.test(text)) return false;
   r.parser = 'mikrotik-firewall';
@@ -56,6 +57,7 @@ const mikrotikFirewall: Parser = (text, _msg, r) => {
 };
 
 const mikrotikDhcp: Parser = (text, _msg, r) => {
+  if (!text.includes('assigned ')) return false;
   const m = new RegExp(`(\\S+) (assigned|deassigned) ([\\d.]+|[0-9A-Fa-f:]+) (?:to|from|for) (${MAC})(?:\\s+(\\S+))?`).exec(text);
   if (!m || !(text.includes('dhcp') || ROS_TOPICS.test(text))) return false;
   r.parser = 'mikrotik-dhcp';
@@ -68,6 +70,7 @@ const mikrotikDhcp: Parser = (text, _msg, r) => {
 };
 
 const mikrotikHotspot: Parser = (text, _msg, r) => {
+  if (!text.includes('hotspot') || !text.includes('): ')) return false;
   const m = /(?:^|\s)(\S+) \(([\d.]+|[0-9A-Fa-f:]+)\): (logged in|logged out|login failed|trying to log in by [\w-]+)(?:: (.*))?$/.exec(text);
   if (!m || !/hotspot/.test(text)) return false;
   r.parser = 'mikrotik-hotspot';
@@ -98,6 +101,7 @@ const iscDhcp: Parser = (_text, msg, r) => {
 };
 
 const keaDhcp: Parser = (_text, msg, r) => {
+  if (!msg.includes('DHCP4_')) return false;
   const m = new RegExp(`(DHCP4_LEASE_ALLOC|DHCP4_LEASE_ADVERT|DHCP4_RELEASE|DHCP4_DECLINE|DHCP4_LEASE_EXPIRED)\\b.*?\\[hwtype=\\d+ (${MAC})\\].*?(?:lease|address) ([\\d.]+)(?:.*? for (\\d+) seconds)?`).exec(msg);
   if (!m) return false;
   r.parser = 'kea-dhcp';
@@ -114,6 +118,7 @@ const keaDhcp: Parser = (_text, msg, r) => {
 // ---------------------------------------------------------------- FreeRADIUS
 
 const radiusAuth: Parser = (_text, msg, r) => {
+  if (!msg.includes('Login ') && !msg.includes('Invalid user')) return false;
   const m = /(Login OK|Login incorrect|Invalid user)(?: \([^)]*\))?: \[([^\]]*)\](?:\s*\(from client (\S+) port (\S+)(?: cli (\S+))?[^)]*\))?/.exec(msg);
   if (!m) return false;
   r.parser = 'radius';
@@ -155,6 +160,8 @@ const radiusAccounting: Parser = (text, _msg, r) => {
 // ------------------------------------------------------------------ web proxies
 
 const squid: Parser = (_text, msg, r) => {
+  const c = msg.charCodeAt(0);
+  if (!(c >= 0x30 && c <= 0x39) && c !== 0x20) return false;
   const m = /^(\d{9,10}\.\d{1,3})\s+(\d+) (\S+) ([A-Z_]+)\/(\d{3}) (\d+) (\S+) (\S+) (\S+) ([A-Z_]+)\/(\S+)(?: (\S+))?/.exec(msg.trim());
   if (!m || !isIP(m[3]!)) return false;
   r.parser = 'squid';
@@ -177,6 +184,7 @@ const MONTH3: Record<string, number> = { Jan: 0, Feb: 1, Mar: 2, Apr: 3, May: 4,
 
 /** nginx and Apache "combined" / "common" access logs. */
 const webAccess: Parser = (_text, msg, r) => {
+  if (!msg.includes('] "')) return false;
   const m = /^(\S+) \S+ (\S+) \[(\d{2})\/(\w{3})\/(\d{4}):(\d{2}):(\d{2}):(\d{2}) ([+-]\d{4})\] "(\S+) (\S+)[^"]*" (\d{3}) (\d+|-)/.exec(msg);
   if (!m || !isIP(m[1]!)) return false;
   r.parser = 'web-access';
@@ -195,6 +203,7 @@ const webAccess: Parser = (_text, msg, r) => {
 
 /** pfSense / OPNsense filterlog: comma-separated, https://docs.netgate.com/pfsense/en/latest/monitoring/logs/raw-filter-format.html */
 const filterlog: Parser = (_text, msg, r) => {
+  if (!msg.includes(',match,') && !/,(pass|block|reject),/.test(msg)) return false;
   const f = msg.trim().split(',');
   if (f.length < 9 || !/^(pass|block|reject)$/.test(f[6]!) || !/^[46]$/.test(f[8]!)) return false;
   const src = f[f[8] === '4' ? 18 : 15];
@@ -230,6 +239,7 @@ const filterlog: Parser = (_text, msg, r) => {
 
 /** Cisco ASA: translations (305011/305012) and connections (302013-302016). */
 const ciscoAsa: Parser = (_text, msg, r) => {
+  if (!msg.includes('%ASA-')) return false;
   const id = /%ASA-\d-(\d{6}): (.*)$/.exec(msg);
   if (!id) return false;
   const body = id[2]!;

@@ -1,0 +1,86 @@
+// The parsers on the real log lines of test/fixtures/logs (SOURCES.md names
+// each line's origin and the facts to take from it): which parser takes
+// each line, and the facts it takes.
+import { describe, it, expect } from 'vitest';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseLogLine } from '../../collector/traffic/parsers.ts';
+import { parseSyslog } from '../../collector/traffic/syslog.ts';
+import { PROJECT } from '../../sim/area.ts';
+
+const dir = join(PROJECT, 'test', 'fixtures', 'logs');
+const RECV = Date.parse('2026-11-24T10:00:00+07:00');
+const parse = (line: string) => parseLogLine(line, { exporter: '127.0.0.1', recvMs: RECV, utcOffsetMinutes: 420 });
+const lines = (f: string) => readFileSync(join(dir, f), 'utf8').split('\n').filter(Boolean);
+
+describe('parsers on real lines', () => {
+  it('every line is taken by the parser for its source, or kept raw when it carries no traffic fact', () => {
+    const count: Record<string, number> = {};
+    for (const f of readdirSync(dir).filter((n) => n.endsWith('.log'))) {
+      for (const l of lines(f)) {
+        const r = parse(l);
+        expect(r.raw).toBe(l);
+        count[`${f}: ${r.parser}`] = (count[`${f}: ${r.parser}`] ?? 0) + 1;
+      }
+    }
+    expect(count).toEqual({
+      'cisco-asa.log: cisco-asa': 20,
+      'freeradius-radius.log: radius': 7,
+      'isc-dhcpd.log: isc-dhcp': 21,
+      'isc-dhcpd.log: syslog': 2, // "Listening on" / "Sending on": no lease
+      'mikrotik-firewall.log: mikrotik-firewall': 6,
+      'mikrotik-firewall.log: mikrotik-hotspot': 1,
+      'mikrotik-firewall.log: mikrotik-dhcp': 1,
+      'nginx-access.log: web-access': 6,
+      'pfsense-filterlog.log: filterlog': 11,
+      'postfix.log: postfix': 9,
+      'rfc5424.log: filterlog': 3,
+      'rfc5424.log: syslog': 4, // strongSwan (charon): no parser, kept raw
+      'squid-access.log: squid': 13,
+    });
+  });
+
+  it('RouterOS: NAT translation, IPv6 in brackets, MAC, rule label and chain, hotspot user, DHCP release', () => {
+    const [v4, , v6, nat, hotspot, dhcp] = lines('mikrotik-firewall.log').map(parse);
+    expect(v4).toMatchObject({ dev_ms: Date.parse('2023-03-18T20:35:05.734+01:00'), host: '10.120.127.1', src_ip: '186.26.78.68', src_port: 44355, dst_ip: '81.82.202.145', dst_port: 53, proto: 17, mac: '00:17:10:88:bc:02', action: 'drop-in input', bytes: 65 });
+    expect(v6).toMatchObject({ src_ip: '2001:db8:1234::1', dst_ip: '2001:db8:1234::2', dst_port: 20461, proto: 6 });
+    expect(nat).toMatchObject({ src_ip: '192.168.20.171', src_port: 43996, nat_ip: '125.25.69.110', nat_port: 43996, dst_ip: '47.241.18.42', dst_port: 443, dev_ms: null });
+    expect(hotspot).toMatchObject({ user: 'seubpong.mon', src_ip: '192.168.20.29', action: 'logged in' });
+    expect(dhcp).toMatchObject({ action: 'deassigned', src_ip: '192.168.65.149', mac: '04:d3:b5:fc:e8:09', host: '192.168.65.1' });
+  });
+
+  it('ISC dhcpd: lease, MAC, client name, lease time; a BSD time without a year is this year, or last year if it would be ahead', () => {
+    const all = lines('isc-dhcpd.log').map(parse);
+    expect(all[3]).toMatchObject({ action: 'DHCPACK', src_ip: '10.150.60.56', mac: '4c:55:41:a0:fa:99', client: 'computer-name', dev_ms: Date.parse('2026-07-04T09:39:41+07:00') });
+    // "Dec 31" read on 24 November 2026 is 31 December 2025.
+    expect(all[6]!.dev_ms).toBe(Date.parse('2025-12-31T22:06:16+07:00'));
+    // Infoblox writes two host tokens.
+    expect(all.find((r) => r.host === 'infoblox.localdomain 10.0.0.1')).toMatchObject({ app: 'dhcpd', action: 'DHCPDISCOVER' });
+    const offer = all.find((r) => r.action === 'DHCPOFFER' && r.client === 'DESKTOP-ABCD')!;
+    expect(offer.end_ms! - offer.start_ms!).toBe(119_000);
+  });
+
+  it('FreeRADIUS: logins with user and calling station, and an accounting detail record', () => {
+    const [machine, tls] = lines('freeradius-radius.log').map(parse);
+    expect(machine).toMatchObject({ user: 'host/hostname.example.org', client: 'WLAN', mac: '00:11:22:33:44:55', action: 'Login OK' });
+    expect(tls).toMatchObject({ user: 'john.doe@example.org', src_ip: '1.2.3.4' });
+    const detail = parse(readFileSync(join(dir, 'freeradius-detail.txt'), 'utf8'));
+    expect(detail).toMatchObject({ parser: 'radius-acct', user: 'bob', action: 'Start', client: '10.10.0.179', dev_ms: 1_554_226_681_000 });
+  });
+
+  it('Squid, filterlog (IPv4 and IPv6), Cisco ASA translation and teardown', () => {
+    expect(parse(lines('squid-access.log')[0]!)).toMatchObject({ src_ip: '10.105.21.199', user: 'badeyek', url: 'login.yahoo.com:443', dst_port: 443, action: 'CONNECT TCP_MISS/200', bytes: 19763, dev_ms: 1_157_689_312_049 });
+    const fl = lines('pfsense-filterlog.log').map(parse);
+    expect(fl[0]).toMatchObject({ action: 'block in igb1.12', src_ip: '10.170.12.50', src_port: 49724, dst_ip: '1.1.1.1', dst_port: 853, proto: 6 });
+    expect(fl.find((r) => r.src_ip?.includes(':'))).toMatchObject({ src_ip: 'fe80::208:9bff:fef3:652b', dst_ip: 'ff02::1:2', dst_port: 547, proto: 17 });
+    const asa = lines('cisco-asa.log').map(parse);
+    expect(asa[0]).toMatchObject({ src_ip: '172.31.98.44', src_port: 1772, nat_ip: '100.66.98.44', nat_port: 8256, proto: 6 });
+    expect(asa[2]).toMatchObject({ src_ip: '172.31.98.44', dst_ip: '100.66.211.242', dst_port: 80, bytes: 38110 });
+  });
+
+  it('RFC 5424 headers: structured data kept apart, the message after it', () => {
+    const m = parseSyslog(lines('rfc5424.log')[0]!, { recvMs: RECV, utcOffsetMinutes: 420 });
+    expect(m).toMatchObject({ pri: 134, host: 'opnsense', app: 'filterlog', pid: '69805', sd: '[meta sequenceId="2633353"]', time: Date.parse('2022-09-06T18:37:34+02:00') });
+    expect(m.msg.startsWith('10,,,02f4bab031b57d1e30553ce08e0ec131,re0,')).toBe(true);
+  });
+});
