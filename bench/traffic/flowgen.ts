@@ -1,26 +1,32 @@
 // A NetFlow v5 exporter for the benchmark, as targets.md asks: 200 schools
 // × 60 hosts talking to 50,000 destinations, uniform ephemeral ports, bytes
-// and packets from the operating system's random source (a weak generator
-// makes flows compress unrealistically well). Each school exports from its
-// own loopback address (127.60.0.1 + school). Prints the flows it sent.
-// Usage: node bench/traffic/flowgen.ts PORT RATE_FLOWS_PER_S SECONDS [HOST]
+// and packets from AES-256-CTR keystream (a cryptographic generator: a weak
+// one makes flows compress unrealistically well), seeded, so that klaiwatch
+// and nfcapd are sent the very same flows. Each school exports from its own
+// loopback address (127.60.0.1 + school). Prints the flows it sent.
+// Usage: node bench/traffic/flowgen.ts PORT RATE_FLOWS_PER_S SECONDS [SEED]
 import { createSocket, type Socket } from 'node:dgram';
-import { randomFillSync } from 'node:crypto';
+import { createCipheriv, createHash } from 'node:crypto';
 
-const [portArg, rateArg, secondsArg, hostArg] = process.argv.slice(2);
+const [portArg, rateArg, secondsArg, seedArg] = process.argv.slice(2);
 const port = Number(portArg);
 const rate = Number(rateArg);
 const seconds = Number(secondsArg);
-const host = hostArg ?? '127.0.0.1';
+const host = '127.0.0.1';
 const SCHOOLS = 200;
 const HOSTS = 60;
 const PER = 30;
 
-const rnd = Buffer.alloc(64 * 1024 * 1024);
-randomFillSync(rnd);
+const key = createHash('sha256').update(`klaiwatch-flowgen-${seedArg ?? '2569'}`).digest();
+const stream = createCipheriv('aes-256-ctr', key, Buffer.alloc(16));
+const BLOCK = 4 * 1024 * 1024;
+let rnd = stream.update(Buffer.alloc(BLOCK));
 let ri = 0;
 const r32 = () => {
-  if (ri + 4 > rnd.length) ri = 0;
+  if (ri + 4 > rnd.length) {
+    rnd = stream.update(Buffer.alloc(BLOCK));
+    ri = 0;
+  }
   const v = rnd.readUInt32LE(ri);
   ri += 4;
   return v;
