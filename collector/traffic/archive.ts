@@ -190,6 +190,7 @@ export class Archive {
   readonly walDir: string;
   readonly segmentDir: string;
   private sealing: Promise<SegmentEntry | null> = Promise.resolve(null);
+  private nextSeal: Promise<SegmentEntry | null> | undefined;
 
   readonly o: ArchiveOptions;
   readonly wal: Wal;
@@ -221,17 +222,30 @@ export class Archive {
     return this.manifest.entries.filter((e): e is SegmentEntry => e.type === 'segment' && !purged.has(e.file));
   }
 
-  /** Seals what the log holds into a segment; null when it held nothing. One seal at a time. */
+  /**
+   * Seals what the log holds into a segment; null when it held nothing. One
+   * seal at a time; a request made while one waits to start joins it (a
+   * burst that asks for a seal every few thousand records would otherwise
+   * queue thousands of them).
+   */
   seal(): Promise<SegmentEntry | null> {
-    this.sealing = this.sealing.then(async () => {
+    if (this.nextSeal) return this.nextSeal;
+    const next = this.sealing.then(async () => {
+      this.nextSeal = undefined;
       const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
       const walFile = await this.wal.rotate(`${stamp}-${process.pid}`);
       return this.sealFile(walFile);
     });
-    return this.sealing;
+    this.nextSeal = next;
+    this.sealing = next.catch(() => null);
+    return next;
   }
 
   private async sealFile(walFile: string): Promise<SegmentEntry | null> {
+    if ((await stat(walFile)).size === 0) {
+      await unlink(walFile);
+      return null;
+    }
     const seq = this.manifest.entries.filter((e) => e.type === 'segment').length + 1;
     const written = this.o.sealInProcess ? await writeSegment(walFile, this.segmentDir, seq) : await writeSegmentInWorker(walFile, this.segmentDir, seq);
     if (!written) {

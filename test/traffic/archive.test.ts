@@ -164,6 +164,26 @@ describe('the traffic archive', () => {
     expect(readdirSync(join(dir.path, 'wal'))).toEqual(['current.wal']);
   });
 
+  it('a burst of seal requests makes one seal running and at most one waiting, not one each', async () => {
+    const a = await Archive.open({ dir: dir.path, key, retentionDays: 90, fsyncIntervalMs: 5 });
+    await a.append(flows(Date.UTC(2026, 10, 24, 7)));
+    const first = a.seal();
+    await a.append(flows(Date.UTC(2026, 10, 24, 7, 1)));
+    const asked = Array.from({ length: 50 }, () => a.seal());
+    const done = await Promise.all([first, ...asked]);
+    // The 51 requests were at most two seals (the one running, and one that waited).
+    expect(new Set(done.map((e) => e?.seq ?? null)).size).toBeLessThanOrEqual(2);
+    expect(a.segments().reduce((n, s) => n + s.rows, 0)).toBe(58);
+    expect(a.segments().length).toBeLessThanOrEqual(2);
+    // Again: the requests join the seal that has not started, or wait as one behind it.
+    await a.append(flows(Date.UTC(2026, 10, 24, 7, 2)));
+    const more = await Promise.all(Array.from({ length: 20 }, () => a.seal()));
+    expect(new Set(more.map((e) => e?.seq ?? null)).size).toBeLessThanOrEqual(2);
+    expect(a.segments().reduce((n, s) => n + s.rows, 0)).toBe(87);
+    expect(a.segments().length).toBeLessThanOrEqual(4);
+    await a.close();
+  });
+
   it('opens only with the key it was begun with', async () => {
     await (await Archive.open({ dir: dir.path, key, retentionDays: 90, fsyncIntervalMs: 5 })).close();
     await expect(Archive.open({ dir: dir.path, key: generateKeyPairSync('ed25519').privateKey, retentionDays: 90, fsyncIntervalMs: 5 })).rejects.toThrow(/was begun with another signing key/);
