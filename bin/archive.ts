@@ -13,6 +13,7 @@ import { Manifest, generateSigningKey, loadPrivateKey } from '../collector/traff
 import { HoldError, placeHold, planPurge, purge } from '../collector/traffic/retention.ts';
 import { liveSegments, readManifest } from '../collector/traffic/query.ts';
 import { Wal, readWal } from '../collector/traffic/wal.ts';
+import { mergeSegments, planCompaction } from '../collector/traffic/archive.ts';
 
 export const ARCHIVE_USAGE = `klaiwatch archive ACTION [options] --config FILE
 
@@ -24,6 +25,8 @@ export const ARCHIVE_USAGE = `klaiwatch archive ACTION [options] --config FILE
   verify  [--public-key KEY|FILE] [--as NAME]
   hold    --from T --to T --until DATE --reason TEXT --by NAME [--source IP ...]
   purge   --by NAME [--dry-run]
+  compact [--dry-run]  (merge each finished day's segments into one; the
+          collector does this every six hours by itself)
   status
   journal [--verify]
   keygen  --out FILE   (a new Ed25519 signing key; never overwrites)
@@ -196,6 +199,29 @@ async function run(action: string | undefined, v: Values, load: () => Config): P
       const { entry, plan } = await purge({ manifest: m, segmentDir: join(resolve(dirname(config.file), t.dir), 'segments') }, days, str(v, 'by')!);
       console.log(entry ? `purged ${entry.files.length} segments (manifest entry ${entry.seq}); ${plan.held.length} kept by holds` : `nothing past ${days} days to purge; ${plan.held.length} kept by holds`);
       return 0;
+    }
+    case 'compact': {
+      const config = load();
+      const dir = resolve(dirname(config.file), config.settings.traffic!.dir);
+      const m = await openManifest(config);
+      const groups = planCompaction(liveSegments(m.entries), Date.now());
+      if (v['dry-run']) {
+        for (const g of groups) console.log(`would merge ${g.length} segments (${g.reduce((n, s) => n + s.rows, 0)} records) of ${iso(g[0]!.first_recv).slice(0, 10)}: ${g.map((s) => s.file).join(' ')}`);
+        console.log(`${groups.length} merges planned`);
+        return 0;
+      }
+      let refused = 0;
+      for (const g of groups) {
+        try {
+          const e = await mergeSegments(m, join(dir, 'segments'), g);
+          console.log(`merged ${g.length} segments into ${e.file} (${e.rows} records, ${e.bytes} bytes; manifest entry ${e.seq})`);
+        } catch (err) {
+          refused++;
+          console.log(`NOT MERGED ${(err as Error).message}`);
+        }
+      }
+      console.log(`${groups.length - refused} merges done${refused ? `, ${refused} refused` : ''}`);
+      return refused ? 1 : 0;
     }
     case 'status': {
       const config = load();

@@ -19,7 +19,8 @@ import { Worker } from 'node:worker_threads';
 import type { KeyObject } from 'node:crypto';
 import { BINARY_MAGIC, COLUMNS, decodeRecords, type TrafficRecord } from './record.ts';
 import { Wal, walPayloads } from './wal.ts';
-import { Manifest, type SegmentEntry } from './manifest.ts';
+import { liveSegments, Manifest, type Entry, type MergedSegment, type SegmentEntry } from './manifest.ts';
+import { BLOOM_KEY, buildBloom } from './bloom.ts';
 
 export interface ArchiveOptions {
   dir: string;
@@ -138,6 +139,27 @@ export interface WrittenSegment {
   exporters: string[];
 }
 
+export function segmentName(seq: number, first: number): string {
+  return `seg-${String(seq).padStart(6, '0')}-${new Date(first).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}.parquet`;
+}
+
+const sqlString = (s: string) => `'${s.replace(/'/g, "''")}'`;
+
+/**
+ * Writes the rows of `select` as one segment file: sorted by source address
+ * and time (the reader skips row groups for a source address by their
+ * statistics), zstd, and with the address filter of bloom.ts in the footer
+ * for the destination and NAT columns.
+ */
+export async function copySegment(con: DuckDBConnection, select: string, path: string): Promise<void> {
+  const addrs = await con.runAndReadAll(`SELECT DISTINCT a FROM (SELECT dst_ip AS a FROM (${select}) UNION ALL SELECT nat_ip FROM (${select})) WHERE a IS NOT NULL`);
+  const list = addrs.getColumns()[0] ?? [];
+  const bloom = buildBloom(list as string[], list.length);
+  await con.run(
+    `COPY (${select} ORDER BY src_ip, recv_ms) TO ${sqlString(path)} (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 9, ROW_GROUP_SIZE 65536, PARQUET_VERSION V2, KV_METADATA {${BLOOM_KEY}: ${sqlString(bloom)}})`,
+  );
+}
+
 /**
  * Reads a write-ahead log file frame by frame into DuckDB (a seal of
  * millions of records never holds them as JavaScript objects) and writes
@@ -161,9 +183,8 @@ export async function writeSegment(walFile: string, segmentDir: string, seq: num
     for await (const payload of walPayloads(walFile)) rows += appendFrame(app, payload, seen);
     app.closeSync();
     if (rows === 0) return null;
-    const name = `seg-${String(seq).padStart(6, '0')}-${new Date(first).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}.parquet`;
-    const tmp = join(segmentDir, `.tmp-${name}`);
-    await db.con.run(`COPY (SELECT ${TYPED_SELECT} FROM s ORDER BY src_ip, recv_ms) TO '${tmp.replace(/'/g, "''")}' (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 9, ROW_GROUP_SIZE 100000)`);
+    const name = segmentName(seq, first);
+    await copySegment(db.con, `SELECT ${TYPED_SELECT} FROM s`, join(segmentDir, `.tmp-${name}`));
     return { name, rows, first, last, exporters: [...exporters].sort() };
   } finally {
     db.close();
@@ -184,6 +205,51 @@ export function writeSegmentInWorker(walFile: string, segmentDir: string, seq: n
       if (code !== 0) reject(new Error(`the seal worker exited with ${code}`));
     });
   });
+}
+
+/** Thailand keeps UTC+7 all year: a local day is a fixed 24 h. */
+const BANGKOK_OFFSET_MS = 7 * 3_600_000;
+export const localDay = (ms: number) => Math.floor((ms + BANGKOK_OFFSET_MS) / 86_400_000);
+/** A merged segment holds at most this many records (DuckDB sorts them in memory, spilling past 512 MB). */
+export const MERGE_MAX_ROWS = 5_000_000;
+
+/**
+ * What a compaction merges: per local day (Asia/Bangkok), once the day is
+ * over, its segments in groups of at most `maxRows` records, oldest first.
+ * A group of one is left as it is.
+ */
+export function planCompaction(segments: readonly SegmentEntry[], now: number, maxRows = MERGE_MAX_ROWS): SegmentEntry[][] {
+  const today = localDay(now);
+  const byDay = new Map<number, SegmentEntry[]>();
+  for (const s of segments) {
+    const day = localDay(s.first_recv);
+    if (day >= today) continue;
+    const list = byDay.get(day) ?? [];
+    list.push(s);
+    byDay.set(day, list);
+  }
+  const groups: SegmentEntry[][] = [];
+  for (const [, segs] of [...byDay].sort((a, b) => a[0] - b[0])) {
+    let group: SegmentEntry[] = [];
+    let rows = 0;
+    for (const s of segs.sort((a, b) => a.seq - b.seq)) {
+      if (group.length > 0 && rows + s.rows > maxRows) {
+        groups.push(group);
+        group = [];
+        rows = 0;
+      }
+      group.push(s);
+      rows += s.rows;
+    }
+    groups.push(group);
+  }
+  return groups.filter((g) => g.length >= 2);
+}
+
+export interface CompactResult {
+  merged: SegmentEntry[];
+  /** Groups not merged, each with why (a segment altered or gone). */
+  refused: string[];
 }
 
 export class Archive {
@@ -218,8 +284,7 @@ export class Archive {
   }
 
   segments(): SegmentEntry[] {
-    const purged = new Set(this.manifest.entries.flatMap((e) => (e.type === 'purge' ? e.files : [])));
-    return this.manifest.entries.filter((e): e is SegmentEntry => e.type === 'segment' && !purged.has(e.file));
+    return liveSegments(this.manifest.entries);
   }
 
   /**
@@ -241,6 +306,33 @@ export class Archive {
     return next;
   }
 
+  /**
+   * Merges sealed segments into one (a day's hourly seals, so that a query
+   * over months opens tens of files, not thousands). Each input's SHA-256 is
+   * checked first: nothing altered is carried into a new file under a fresh
+   * hash. The new segment's entry names what it was made from; then the
+   * inputs are removed. Runs in turn with seals.
+   */
+  merge(group: readonly SegmentEntry[]): Promise<SegmentEntry> {
+    const run = this.sealing.then(() => mergeSegments(this.manifest, this.segmentDir, group));
+    this.sealing = run.catch(() => null);
+    return run;
+  }
+
+  /** Merges each finished day's segments (planCompaction). */
+  async compact(now = Date.now(), maxRows = MERGE_MAX_ROWS): Promise<CompactResult> {
+    await this.manifest.refresh();
+    const result: CompactResult = { merged: [], refused: [] };
+    for (const group of planCompaction(this.segments(), now, maxRows)) {
+      try {
+        result.merged.push(await this.merge(group));
+      } catch (err) {
+        result.refused.push((err as Error).message);
+      }
+    }
+    return result;
+  }
+
   private async sealFile(walFile: string): Promise<SegmentEntry | null> {
     if ((await stat(walFile)).size === 0) {
       await unlink(walFile);
@@ -255,9 +347,7 @@ export class Archive {
     const { name, rows, first, last, exporters } = written;
     const tmp = join(this.segmentDir, `.tmp-${name}`);
     const final = join(this.segmentDir, name);
-    const fh = await open(tmp, 'r');
-    await fh.sync();
-    await fh.close();
+    await syncFile(tmp);
     await rename(tmp, final);
     await syncDir(this.segmentDir);
     const { size } = await stat(final);
@@ -286,12 +376,111 @@ export class Archive {
       if (done) await unlink(f);
       else await this.sealFile(f);
     }
-    for (const n of await readdir(this.segmentDir)) if (n.startsWith('.tmp-')) await rm(join(this.segmentDir, n));
+    // A merged segment whose entry was written but whose file still has its
+    // temporary name: the merge is finished. Other work files go.
+    const listed = new Set(this.manifest.entries.flatMap((e) => (e.type === 'segment' ? [e.file] : [])));
+    const names = new Set(await readdir(this.segmentDir));
+    for (const n of names) {
+      if (!n.startsWith('.tmp-')) continue;
+      const file = n.slice('.tmp-'.length);
+      if (listed.has(file) && !names.has(file)) await rename(join(this.segmentDir, n), join(this.segmentDir, file));
+      else await rm(join(this.segmentDir, n), { recursive: true, force: true });
+    }
+    await syncDir(this.segmentDir);
+    await removeMerged(this.segmentDir, this.manifest.entries);
   }
 
   async close(): Promise<void> {
     await this.sealing.catch(() => null);
     await this.wal.close();
+  }
+}
+
+/**
+ * Merges sealed segments into one, sorted like a sealed one, with its own
+ * address filter. Each input's SHA-256 is checked first (nothing altered is
+ * carried into a new file under a fresh hash), the record count after, and
+ * the entry is written only if no input was merged or purged meanwhile (by
+ * another process). Then the inputs are removed; their entries stay.
+ */
+export async function mergeSegments(manifest: Manifest, segmentDir: string, group: readonly SegmentEntry[]): Promise<SegmentEntry> {
+  if (group.length < 2) throw new Error('a merge needs at least two segments');
+  await manifest.refresh();
+  const live = new Set(liveSegments(manifest.entries).map((s) => s.file));
+  for (const s of group) if (!live.has(s.file)) throw new Error(`segment ${s.file} (entry ${s.seq}) is no longer in the archive (purged or merged meanwhile); not merged`);
+  for (const s of group) {
+    const actual = await sha256File(join(segmentDir, s.file)).catch((err: NodeJS.ErrnoException) => `unreadable (${err.code})`);
+    if (actual !== s.sha256) throw new Error(`segment ${s.file} (entry ${s.seq}) does not match the manifest (SHA-256 ${actual}, the manifest says ${s.sha256}); not merged: run klaiwatch archive verify`);
+  }
+  const rows = group.reduce((n, s) => n + s.rows, 0);
+  const first = Math.min(...group.map((s) => s.first_recv));
+  const last = Math.max(...group.map((s) => s.last_recv));
+  const seq = manifest.entries.filter((e) => e.type === 'segment').length + 1;
+  const name = segmentName(seq, first);
+  const tmp = join(segmentDir, `.tmp-${name}`);
+  const db = await duck();
+  try {
+    await db.con.run(`SET memory_limit = '512MB'; SET temp_directory = ${sqlString(join(segmentDir, `.tmp-duckdb-${process.pid}`))}`);
+    const inputs = group.map((s) => sqlString(join(segmentDir, s.file))).join(', ');
+    await copySegment(db.con, `SELECT ${COLUMNS.map(([c]) => `"${c}"`).join(', ')} FROM read_parquet([${inputs}], union_by_name = true)`, tmp);
+    const written = Number((await db.con.runAndReadAll(`SELECT count(*) FROM read_parquet(${sqlString(tmp)})`)).getColumns()[0]![0]);
+    if (written !== rows) throw new Error(`merging ${group.map((s) => s.file).join(', ')}: wrote ${written} records, the segments hold ${rows}; not merged`);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  } finally {
+    db.close();
+    await rm(join(segmentDir, `.tmp-duckdb-${process.pid}`), { recursive: true, force: true });
+  }
+  // The file keeps its temporary name until its entry is written: a crash
+  // before leaves a work file that opening the archive removes, a crash
+  // after leaves one it finishes (finishInterruptedMerges).
+  const final = join(segmentDir, name);
+  await syncFile(tmp);
+  const stillLive = (entries: readonly Entry[]) => {
+    const live = new Set(liveSegments(entries).map((s) => s.file));
+    const gone = group.find((s) => !live.has(s.file));
+    if (gone) throw new Error(`segment ${gone.file} (entry ${gone.seq}) was merged or purged meanwhile; not merged`);
+  };
+  const entry = await manifest.append<SegmentEntry>({
+    type: 'segment',
+    by: 'klaiwatch',
+    file: name,
+    sha256: await sha256File(tmp),
+    bytes: (await stat(tmp)).size,
+    rows,
+    first_recv: first,
+    last_recv: last,
+    clock_offset_ms: null,
+    exporters: [...new Set(group.flatMap((s) => s.exporters))].sort(),
+    wal: '',
+    wal_inode: 0,
+    merged_from: group.map((s): MergedSegment => ({ file: s.file, seq: s.seq, sha256: s.sha256, rows: s.rows, clock_offset_ms: s.clock_offset_ms })),
+  }, stillLive).catch(async (err: unknown) => {
+    await rm(tmp, { force: true });
+    throw err;
+  });
+  await rename(tmp, final);
+  await syncDir(segmentDir);
+  await removeMerged(segmentDir, [entry]);
+  return entry;
+}
+
+/** Removes the inputs of merges whose merged file is in place (never the only copy of the records). */
+async function removeMerged(segmentDir: string, entries: readonly Entry[]): Promise<void> {
+  for (const e of entries) {
+    if (e.type !== 'segment' || !e.merged_from) continue;
+    if (!(await stat(join(segmentDir, e.file)).then(() => true, () => false))) continue;
+    for (const m of e.merged_from ?? []) await unlink(join(segmentDir, m.file)).catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? undefined : Promise.reject(err)));
+  }
+}
+
+async function syncFile(path: string): Promise<void> {
+  const fh = await open(path, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
   }
 }
 

@@ -43,6 +43,20 @@ export interface SegmentEntry extends EntryBase {
   /** The write-ahead log file it was sealed from, and that file's inode (a reader of the log knows by it what the segment holds). */
   wal: string;
   wal_inode: number;
+  /**
+   * Set on a segment made by merging earlier ones (a day's hourly seals into
+   * one file, archive.ts compact): what it was made from. Those files are
+   * then removed; their entries stay in the chain.
+   */
+  merged_from?: MergedSegment[];
+}
+
+export interface MergedSegment {
+  file: string;
+  seq: number;
+  sha256: string;
+  rows: number;
+  clock_offset_ms: number | null;
 }
 
 export interface HoldEntry extends EntryBase {
@@ -63,6 +77,22 @@ export interface PurgeEntry extends EntryBase {
 
 export type Entry = GenesisEntry | SegmentEntry | HoldEntry | PurgeEntry;
 type Unsigned<E extends Entry> = Omit<E, 'seq' | 'prev' | 'hash' | 'sig' | 'at'> & { at?: number };
+
+/** Files no longer in the archive by rule: purged, or merged into a later segment. */
+export function goneSegments(entries: readonly Entry[]): { purged: Set<string>; merged: Map<string, SegmentEntry> } {
+  const purged = new Set<string>();
+  const merged = new Map<string, SegmentEntry>();
+  for (const e of entries) {
+    if (e.type === 'purge') for (const f of e.files) purged.add(f);
+    else if (e.type === 'segment') for (const m of e.merged_from ?? []) merged.set(m.file, e);
+  }
+  return { purged, merged };
+}
+
+export function liveSegments(entries: readonly Entry[]): SegmentEntry[] {
+  const { purged, merged } = goneSegments(entries);
+  return entries.filter((e): e is SegmentEntry => e.type === 'segment' && !purged.has(e.file) && !merged.has(e.file));
+}
 
 export const GENESIS_PREV = '0'.repeat(64);
 
@@ -164,10 +194,12 @@ export class Manifest {
    * append at the same time: a lock file serialises them, and the chain's
    * end is read again under the lock.
    */
-  async append<E extends Entry>(e: Unsigned<E>): Promise<E> {
+  /** `precondition` runs on the entries as they are under the lock, and may throw to refuse the append. */
+  async append<E extends Entry>(e: Unsigned<E>, precondition?: (entries: readonly Entry[]) => void): Promise<E> {
     const release = await lock(`${this.path}.lock`);
     try {
       await this.refresh();
+      precondition?.(this.entries);
       const { at, ...fields } = e;
       const entry = { seq: this.last.seq + 1, at: at ?? Date.now(), ...fields, prev: this.last.hash } as Record<string, unknown>;
       entry.hash = entryHash(entry);

@@ -6,8 +6,10 @@ import { basename, join } from 'node:path';
 import { isIP } from 'node:net';
 import { COLUMNS, type TrafficRecord } from './record.ts';
 import { Wal, walPayloads } from './wal.ts';
-import type { Entry, SegmentEntry } from './manifest.ts';
+import { goneSegments, liveSegments, type Entry, type SegmentEntry } from './manifest.ts';
 import { appendFrame, duck, STAGING_COLUMNS, TYPED_SELECT } from './archive.ts';
+import { BLOOM_KEY, parseBloom } from './bloom.ts';
+import type { DuckDBConnection } from '@duckdb/node-api';
 
 export interface ArchiveQuery {
   /** An address on either side (or the side named), or its NAT translation. */
@@ -57,10 +59,7 @@ export async function readManifest(dir: string): Promise<Entry[]> {
     .map((l) => JSON.parse(l) as Entry);
 }
 
-export function liveSegments(entries: readonly Entry[]): SegmentEntry[] {
-  const purged = new Set(entries.flatMap((e) => (e.type === 'purge' ? e.files : [])));
-  return entries.filter((e): e is SegmentEntry => e.type === 'segment' && !purged.has(e.file));
-}
+export { goneSegments, liveSegments };
 
 function checkAddress(v: string | undefined, what: string): void {
   if (v !== undefined && isIP(v) === 0) throw new QueryError(`${what} ${JSON.stringify(v)} is not an IPv4 or IPv6 address`);
@@ -73,7 +72,7 @@ function checkAddress(v: string | undefined, what: string): void {
  * statistics) where an OR across columns cannot be pushed. The variants
  * exclude each other, so their UNION ALL is the same rows, once.
  */
-export function whereClause(q: ArchiveQuery): { sql: string; variants: string[]; params: (string | number)[] } {
+export function whereClause(q: ArchiveQuery): { sql: string; variants: string[]; variantColumns: string[]; params: (string | number)[] } {
   checkAddress(q.ip, '--ip');
   checkAddress(q.peer, '--peer');
   if (q.port !== undefined && !(Number.isInteger(q.port) && q.port >= 0 && q.port <= 65535)) throw new QueryError(`--port ${q.port} is not a port number (0-65535)`);
@@ -85,10 +84,11 @@ export function whereClause(q: ArchiveQuery): { sql: string; variants: string[];
     return `$${p.length}`;
   };
   let split: string[] = [''];
+  let cols: string[] = [''];
   if (q.ip) {
     const a = arg(q.ip);
     const side = q.side ?? 'either';
-    const cols = side === 'src' ? ['src_ip', 'nat_ip'] : side === 'dst' ? ['dst_ip'] : ['src_ip', 'dst_ip', 'nat_ip'];
+    cols = side === 'src' ? ['src_ip', 'nat_ip'] : side === 'dst' ? ['dst_ip'] : ['src_ip', 'dst_ip', 'nat_ip'];
     w.push(cols.length === 1 ? `${cols[0]} = ${a}` : `(${cols.map((c) => `${c} = ${a}`).join(' OR ')})`);
     // One variant per column: "this column is it, and none before it was".
     split = cols.map((c, i) => [`${c} = ${a}`, ...cols.slice(0, i).map((b) => `${b} IS DISTINCT FROM ${a}`)].join(' AND '));
@@ -111,14 +111,38 @@ export function whereClause(q: ArchiveQuery): { sql: string; variants: string[];
   return {
     sql: w.length > 0 ? `WHERE ${w.join(' AND ')}` : '',
     variants: split.map((v) => [v, ...rest].filter(Boolean)).map((c) => (c.length > 0 ? `WHERE ${c.join(' AND ')}` : '')),
+    variantColumns: cols,
     params: p,
   };
 }
 
 const toNumber = (v: unknown) => (typeof v === 'bigint' ? Number(v) : v);
 
+/**
+ * Runs a query. A segment purged or merged between reading the manifest and
+ * reading the file makes DuckDB fail to open it: then the query runs once
+ * more on the new manifest.
+ */
 export async function queryArchive(dir: string, q: ArchiveQuery): Promise<QueryResult> {
   const where = whereClause(q);
+  try {
+    return await queryOnce(dir, q, where);
+  } catch (err) {
+    if (!/No such file|No files found|Cannot open file/i.test((err as Error).message)) throw err;
+    return queryOnce(dir, q, where);
+  }
+}
+
+/** Segments whose address filter (bloom.ts) may hold `ip`: a segment without one is always read. */
+async function segmentsMayHold(con: DuckDBConnection, paths: readonly string[], ip: string): Promise<Set<string>> {
+  const list = paths.map((p) => `'${p.replace(/'/g, "''")}'`).join(', ');
+  const reader = await con.runAndReadAll(`SELECT file_name, decode(value) FROM parquet_kv_metadata([${list}]) WHERE key = '${BLOOM_KEY}'::BLOB`);
+  const filters = new Map<string, string>();
+  for (const [file, text] of reader.getRows()) filters.set(String(file), String(text));
+  return new Set(paths.filter((p) => parseBloom(filters.get(p) ?? '')?.has(ip) ?? true));
+}
+
+async function queryOnce(dir: string, q: ArchiveQuery, where: ReturnType<typeof whereClause>): Promise<QueryResult> {
   const db = await duck();
   try {
     const cols = COLUMNS.map(([c]) => `"${c}"`).join(', ');
@@ -145,12 +169,19 @@ export async function queryArchive(dir: string, q: ArchiveQuery): Promise<QueryR
     // Inodes are reused once a sealed log is removed: only a segment sealed since this read began can hold what was read.
     const all = liveSegments(await readManifest(dir)).filter((s) => !(read.has(s.wal_inode) && s.at >= started));
     const segs = all.filter((s) => (q.from === undefined || s.last_recv >= q.from - SLACK_MS) && (q.to === undefined || s.first_recv < q.to + SLACK_MS));
-    const files = segs.map((s) => `'${join(dir, 'segments', s.file).replace(/'/g, "''")}'`);
+    const paths = segs.map((s) => join(dir, 'segments', s.file));
     const parts = [`SELECT ${TYPED_SELECT}, 'wal' AS _source FROM w ${where.sql}`];
-    if (files.length > 0) {
-      const scan = `read_parquet([${files.join(', ')}], filename = true)`;
-      parts.unshift(...where.variants.map((v) => `SELECT ${cols}, filename AS _source FROM ${scan} ${v}`));
-    }
+    // Segments are sorted by source address: the reader skips row groups for
+    // it by their statistics. For the destination and NAT columns the
+    // segment's address filter says which segments need reading at all.
+    const unsorted = q.ip && where.variantColumns.some((c) => c === 'dst_ip' || c === 'nat_ip') && paths.length > 0 ? await segmentsMayHold(db.con, paths, q.ip) : null;
+    where.variants.forEach((v, i) => {
+      const col = where.variantColumns[i];
+      const read = unsorted && (col === 'dst_ip' || col === 'nat_ip') ? paths.filter((p) => unsorted.has(p)) : paths;
+      if (read.length === 0) return;
+      const scan = `read_parquet([${read.map((p) => `'${p.replace(/'/g, "''")}'`).join(', ')}], filename = true, union_by_name = true)`;
+      parts.splice(parts.length - 1, 0, `SELECT ${cols}, filename AS _source FROM ${scan} ${v}`);
+    });
     const limit = q.limit !== undefined ? ` LIMIT ${Math.max(0, Math.trunc(q.limit))}` : '';
     const reader = await db.con.runAndReadAll(`SELECT * FROM (${parts.join(' UNION ALL ')}) ORDER BY COALESCE(dev_ms, recv_ms), recv_ms${limit}`, where.params as unknown as never[]);
     const rows: TrafficRecord[] = [];

@@ -228,7 +228,7 @@ export class TrafficService {
     }
     if (this.t.flow.udp) await this.udpListener('flow-udp', this.t.flow.udp, (msg, from, at) => this.flowDatagram(msg, from, at));
     this.scheduleSeal();
-    // Retention: what is past it and not held goes, checked now and every six hours.
+    // Finished days merged, and what is past retention and not held purged: now and every six hours.
     void this.enforceRetention();
     this.purgeTimer = setInterval(() => void this.enforceRetention(), 6 * 3_600_000);
     this.purgeTimer.unref();
@@ -371,7 +371,15 @@ export class TrafficService {
     }
   }
 
+  /** Every six hours: finished days' segments merged (archive.ts compact), then what is past retention purged. */
   async enforceRetention(now = Date.now()): Promise<void> {
+    try {
+      const { merged, refused } = await this.archive.compact(now);
+      for (const e of merged) this.log.info({ file: e.file, rows: e.rows, bytes: e.bytes, seq: e.seq, from: e.merged_from!.length }, "a day's segments merged");
+      for (const why of refused) this.log.error({ why }, 'segments not merged');
+    } catch (err) {
+      this.log.error({ err }, 'merging segments failed');
+    }
     try {
       const { entry, plan } = await purge(this.archive, Math.round(this.t.retention / 86_400_000), 'klaiwatch (retention)', now);
       if (entry) this.log.info({ files: entry.files.length, seq: entry.seq, held: plan.held.length }, 'segments past retention purged');

@@ -5,7 +5,7 @@
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { KeyObject } from 'node:crypto';
-import { GENESIS_PREV, entryHash, publicKeyFromRaw, signatureValid, type Entry, type GenesisEntry, type SegmentEntry } from './manifest.ts';
+import { GENESIS_PREV, entryHash, goneSegments, publicKeyFromRaw, signatureValid, type Entry, type GenesisEntry, type SegmentEntry } from './manifest.ts';
 import { sha256File } from './archive.ts';
 
 export interface VerifyResult {
@@ -73,14 +73,31 @@ export async function verifyArchive(dir: string, trustedKey?: string): Promise<V
   });
 
   const valid = entries.filter((e): e is Entry => e !== null);
-  const purged = new Set(valid.flatMap((e) => (e.type === 'purge' ? e.files : [])));
+  const { purged, merged } = goneSegments(valid);
   const segments = valid.filter((e): e is SegmentEntry => e.type === 'segment');
   const byHash = new Map(segments.map((s) => [s.sha256, s]));
+  const byFile = new Map(segments.map((s) => [s.file, s]));
+  // A merged segment's entry must name earlier entries exactly, and hold their records.
+  for (const s of segments) {
+    if (!s.merged_from) continue;
+    for (const m of s.merged_from) {
+      const src = byFile.get(m.file);
+      if (!src || src.seq >= s.seq || src.sha256 !== m.sha256 || src.rows !== m.rows) faults.push(`segment ${s.file} (entry ${s.seq}): says it was merged from ${m.file} (entry ${m.seq}), which the chain does not hold as such`);
+    }
+    const rows = s.merged_from.reduce((n, m) => n + m.rows, 0);
+    if (rows !== s.rows) faults.push(`segment ${s.file} (entry ${s.seq}): holds ${s.rows} records, the segments it was merged from ${rows}`);
+  }
   const segDir = join(dir, 'segments');
   const present = new Set((await readdir(segDir).catch(() => [] as string[])).filter((n) => n.endsWith('.parquet') && !n.startsWith('.tmp-')));
   for (const s of segments) {
     if (purged.has(s.file)) {
       if (present.has(s.file)) faults.push(`segment ${s.file} (entry ${s.seq}): purged in the manifest but still present`);
+      present.delete(s.file);
+      continue;
+    }
+    const into = merged.get(s.file);
+    if (into) {
+      if (present.has(s.file)) faults.push(`segment ${s.file} (entry ${s.seq}): merged into ${into.file} (entry ${into.seq}) but still present (an interrupted merge: opening the archive removes it)`);
       present.delete(s.file);
       continue;
     }
@@ -97,5 +114,5 @@ export async function verifyArchive(dir: string, trustedKey?: string): Promise<V
   }
   for (const n of [...present].sort()) faults.push(`segment ${n}: added (a file the manifest does not list)`);
   const last = valid.at(-1);
-  return { ok: faults.length === 0, faults, entries: valid.length, segments: segments.length - purged.size, head: last ? { seq: last.seq, hash: last.hash } : null, publicKey };
+  return { ok: faults.length === 0, faults, entries: valid.length, segments: segments.filter((x) => !purged.has(x.file) && !merged.has(x.file)).length, head: last ? { seq: last.seq, hash: last.hash } : null, publicKey };
 }
