@@ -10,7 +10,7 @@ import { QueryError, type ArchiveQuery } from '../collector/traffic/query.ts';
 import { rowsCsv } from '../collector/traffic/export.ts';
 import { auditContext, auditedExport, auditedQuery, auditedVerify, auditedWho, parseTime, publicKeyArg, AuditError } from '../collector/traffic/auditor.ts';
 import { Manifest, generateSigningKey, loadPrivateKey } from '../collector/traffic/manifest.ts';
-import { HoldError, placeHold, planPurge, purge } from '../collector/traffic/retention.ts';
+import { HoldError, holdStates, placeHold, planPurge, purge, releaseHold } from '../collector/traffic/retention.ts';
 import { liveSegments, readManifest } from '../collector/traffic/query.ts';
 import { Wal, readWal } from '../collector/traffic/wal.ts';
 import { mergeSegments, planCompaction } from '../collector/traffic/archive.ts';
@@ -24,6 +24,8 @@ export const ARCHIVE_USAGE = `klaiwatch archive ACTION [options] --config FILE
   export  (the query options) --out FILE.tar --reference "หนังสือที่ ..." [--as NAME]
   verify  [--public-key KEY|FILE] [--as NAME]
   hold    --from T --to T --until DATE --reason TEXT --by NAME [--source IP ...]
+  holds   (every hold: in force, expired or released)
+  release --hold ID --reason TEXT --by NAME   (lift a hold before its date)
   purge   --by NAME [--dry-run]
   compact [--dry-run]  (merge each finished day's segments into one; the
           collector does this every six hours by itself)
@@ -56,6 +58,7 @@ export const ARCHIVE_OPTIONS = {
   reason: { type: 'string' },
   by: { type: 'string' },
   source: { type: 'string', multiple: true },
+  hold: { type: 'string' },
   'dry-run': { type: 'boolean', default: false },
   verify: { type: 'boolean', default: false },
 } as const;
@@ -181,6 +184,23 @@ async function run(action: string | undefined, v: Values, load: () => Config): P
       const m = await openManifest(config);
       const h = await placeHold({ manifest: m, segmentDir: '' }, { from: parseTime(str(v, 'from')!, '--from'), to: parseTime(str(v, 'to')!, '--to'), until: parseTime(str(v, 'until')!, '--until'), reason: str(v, 'reason')!, by: str(v, 'by')!, sources: (v.source as string[] | undefined) ?? [] });
       console.log(`${h.id}: records received ${iso(h.from)} – ${iso(h.to)}${h.sources.length ? ` from ${h.sources.join(', ')}` : ''} kept until ${iso(h.until)} (manifest entry ${h.seq})`);
+      return 0;
+    }
+    case 'holds': {
+      const config = load();
+      const states = holdStates(await readManifest(resolve(dirname(config.file), config.settings.traffic!.dir)), Date.now());
+      for (const { hold: h, state, release } of states) {
+        console.log(`${h.id}  ${state.padEnd(8)}  records received ${iso(h.from)} – ${iso(h.to)}${h.sources.length ? ` from ${h.sources.join(', ')}` : ''} until ${iso(h.until)}; ${h.reason} (${h.by}, entry ${h.seq})${release ? `; released ${iso(release.at)} by ${release.by}: ${release.reason} (entry ${release.seq})` : ''}`);
+      }
+      if (states.length === 0) console.log('no holds');
+      return 0;
+    }
+    case 'release': {
+      const config = load();
+      for (const k of ['hold', 'reason', 'by']) if (!str(v, k)) throw new ArchiveUsageError(`release needs --${k}`);
+      const m = await openManifest(config);
+      const e = await releaseHold({ manifest: m, segmentDir: '' }, { id: str(v, 'hold')!, reason: str(v, 'reason')!, by: str(v, 'by')! });
+      console.log(`${e.hold} released (manifest entry ${e.seq}); its records go at the next purge once past retention, unless another hold keeps them`);
       return 0;
     }
     case 'purge': {

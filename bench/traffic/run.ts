@@ -31,9 +31,9 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '10' },
     rates: { type: 'string', default: '100000,200000,300000' },
     keep: { type: 'boolean', default: false },
-    /** Also: a point query over this many flows in 2,160 segments (90 days of hourly seals), beside nfdump over the same flows. */
+    /** Also: a point query over this many flows in a 90-day archive, beside nfdump over the same flows (query-scale.ts). */
     'query-flows': { type: 'string', default: '0' },
-    'query-rate': { type: 'string', default: '200000' },
+    'query-rate': { type: 'string', default: '500000' },
   },
 });
 const seconds = Number(values.seconds);
@@ -281,48 +281,12 @@ table([
 ]);
 
 // ------------------------------------------------- point query at scale
+// In its own script (query-scale.ts): the same flows into a 90-day archive
+// and into nfcapd, then the query beside nfdump.
 const qFlows = Number(values['query-flows']);
 if (qFlows > 0) {
-  const qRate = Number(values['query-rate']);
-  const qSeconds = Math.ceil(qFlows / qRate);
-  const qPort = nextPort();
-  const k3 = await startKlaiwatch('query', { flow: qPort, sealRecords: Math.ceil(qFlows / 2160) });
-  const tq = Date.now();
-  const gq = JSON.parse((await exec(process.execPath, [join(PROJECT, 'bench', 'traffic', 'flowgen.ts'), String(qPort), String(qRate), String(qSeconds), 'query'], { maxBuffer: 1 << 20 })).stdout) as { sent: number };
-  await waitFor(async () => {
-    const h = await k3.health();
-    return h.stored >= h.flows_received && h.flows_received > 0;
-  }, 600_000);
-  await sleep(2000);
-  const hq = await k3.health();
-  await k3.stop();
-  say(`\n## Point query at scale: ${fmt(gq.sent)} flows sent at ${fmt(qRate)}/s, ${fmt(hq.flows_received)} received, ${fmt(hq.stored)} stored (${((Date.now() - tq) / 1000).toFixed(0)} s)`);
-  const nq = join(work, 'nfcapd-query');
-  mkdirSync(nq);
-  const nqPort = nextPort();
-  const nfq = spawn('nfcapd', ['-w', nq, '-p', String(nqPort), '-b', '127.0.0.1', '-y', '-B', String(8 << 20), '-t', '86400'], { stdio: 'ignore' });
-  await sleep(1000);
-  await exec(process.execPath, [join(PROJECT, 'bench', 'traffic', 'flowgen.ts'), String(nqPort), String(qRate), String(qSeconds), 'query'], { maxBuffer: 1 << 20 });
-  await sleep(3000);
-  nfq.kill('SIGTERM');
-  await sleep(3000);
-  const nqFlows = Number(/^Flows: (\d+)$/m.exec((await exec('nfdump', ['-R', nq, '-I'])).stdout)?.[1]);
-  const segsQ = (await import('../../collector/traffic/query.ts')).liveSegments(await (await import('../../collector/traffic/query.ts')).readManifest(k3.dir));
-  const kq = () => timeIt(async () => (await queryArchive(k3.dir, { ip: host })).rows.length);
-  const nqq = () => timeIt(async () => (await exec('nfdump', ['-R', nq, '-q', '-o', 'csv', `host ${host}`], { maxBuffer: 1 << 28 })).stdout.trim().split('\n').filter((l) => /^\d{4}-/.test(l)).length);
-  await dropCaches();
-  const kc = await kq();
-  const kw = await kq();
-  await dropCaches();
-  const nc = await nqq();
-  const nw = await nqq();
-  table([
-    ['', `klaiwatch (${fmt(segsQ.length)} segments + log)`, `nfdump -R (${fmt(nqFlows)} flows)`, 'ratio'],
-    ['rows found', fmt(kc.n), fmt(nc.n), ''],
-    ['cold', `${kc.ms.toFixed(0)} ms`, `${nc.ms.toFixed(0)} ms`, ratio(kc.ms, nc.ms)],
-    ['warm', `${kw.ms.toFixed(0)} ms`, `${nw.ms.toFixed(0)} ms`, ratio(kw.ms, nw.ms)],
-    ['bytes on disk', fmt(dirBytes(k3.dir)), fmt(dirBytes(nq)), ratio(dirBytes(k3.dir), dirBytes(nq))],
-  ]);
+  const child = spawn(process.execPath, [join(PROJECT, 'bench', 'traffic', 'query-scale.ts'), '--flows', String(qFlows), '--rate', values['query-rate']!, '--work', join(work, 'scale')], { stdio: 'inherit' });
+  await new Promise((r) => child.once('exit', r));
 }
 
 if (!values.keep) rmSync(work, { recursive: true, force: true });

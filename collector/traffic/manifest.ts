@@ -75,7 +75,14 @@ export interface PurgeEntry extends EntryBase {
   retention_days: number;
 }
 
-export type Entry = GenesisEntry | SegmentEntry | HoldEntry | PurgeEntry;
+/** A hold lifted before its date (the official's order withdrawn, the case closed). */
+export interface ReleaseEntry extends EntryBase {
+  type: 'release';
+  hold: string;
+  reason: string;
+}
+
+export type Entry = GenesisEntry | SegmentEntry | HoldEntry | PurgeEntry | ReleaseEntry;
 type Unsigned<E extends Entry> = Omit<E, 'seq' | 'prev' | 'hash' | 'sig' | 'at'> & { at?: number };
 
 /** Files no longer in the archive by rule: purged, or merged into a later segment. */

@@ -8,7 +8,7 @@ import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isIP } from 'node:net';
 import { MAX_HOLD_DAYS, MIN_RETENTION_DAYS } from '../../config/schema.ts';
-import type { Entry, HoldEntry, Manifest, PurgeEntry, SegmentEntry } from './manifest.ts';
+import type { Entry, HoldEntry, Manifest, PurgeEntry, ReleaseEntry, SegmentEntry } from './manifest.ts';
 
 /** What holds and purges touch: the manifest, and the segments' folder. */
 export interface ArchiveFiles {
@@ -32,7 +32,37 @@ export interface HoldRequest {
 }
 
 export function activeHolds(entries: readonly Entry[], now: number): HoldEntry[] {
-  return entries.filter((e): e is HoldEntry => e.type === 'hold' && e.until > now);
+  const released = new Set(entries.flatMap((e) => (e.type === 'release' ? [e.hold] : [])));
+  return entries.filter((e): e is HoldEntry => e.type === 'hold' && e.until > now && !released.has(e.id));
+}
+
+export interface HoldState {
+  hold: HoldEntry;
+  state: 'in force' | 'expired' | 'released';
+  release?: ReleaseEntry;
+}
+
+export function holdStates(entries: readonly Entry[], now: number): HoldState[] {
+  const releases = new Map(entries.flatMap((e) => (e.type === 'release' ? [[e.hold, e] as const] : [])));
+  return entries
+    .filter((e): e is HoldEntry => e.type === 'hold')
+    .map((hold) => {
+      const release = releases.get(hold.id);
+      return release ? { hold, state: 'released', release } : { hold, state: hold.until > now ? 'in force' : 'expired' };
+    });
+}
+
+/** Lifts a hold in force; the release is a manifest entry with who and why. */
+export async function releaseHold(archive: ArchiveFiles, r: { id: string; reason: string; by: string }, now = Date.now()): Promise<ReleaseEntry> {
+  const problems: string[] = [];
+  if (r.reason.trim().length < 3) problems.push('--reason must say why (the order that lifts it)');
+  if (r.by.trim() === '') problems.push('--by must name who lifted the hold');
+  if (problems.length > 0) throw new HoldError(problems.join('; '));
+  return archive.manifest.append<ReleaseEntry>({ type: 'release', by: r.by, at: now, hold: r.id, reason: r.reason }, (entries) => {
+    const state = holdStates(entries, now).find((h) => h.hold.id === r.id);
+    if (!state) throw new HoldError(`there is no hold ${r.id} (klaiwatch archive holds lists them)`);
+    if (state.state !== 'in force') throw new HoldError(`hold ${r.id} is ${state.state} already`);
+  });
 }
 
 /** Whether a hold in force keeps this segment. */

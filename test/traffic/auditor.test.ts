@@ -185,9 +185,30 @@ describe('holds, retention and purge', () => {
     expect((await verifyArchive(archiveDir, publicKey)).ok).toBe(true);
   });
 
+  it('a hold lifted before its date is a chain entry with who and why; then its records go at the next purge', async () => {
+    const before = await readManifest(archiveDir);
+    const first = before.find((e) => e.type === 'hold') as Entry & { id: string };
+    const old95 = before.filter((e) => e.type === 'segment')[1] as Entry & { file: string };
+    const bad = await cli('release', '--hold', 'hold-nothing', '--reason', 'คำสั่งยกเลิก', '--by', 'นายสมชาย');
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain('there is no hold hold-nothing (klaiwatch archive holds lists them)');
+    const r = await cli('release', '--hold', first.id, '--reason', 'คำสั่งเพิกถอน ที่ 13/2569', '--by', 'นายสมชาย');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(new RegExp(`^${first.id} released \\(manifest entry \\d+\\)`));
+    const again = await cli('release', '--hold', first.id, '--reason', 'อีกครั้ง', '--by', 'นายสมชาย');
+    expect(again.stderr).toContain(`hold ${first.id} is released already`);
+    const list = await cli('holds');
+    expect(list.stdout).toMatch(new RegExp(`^${first.id} {2}released {2}.*released .* by นายสมชาย: คำสั่งเพิกถอน ที่ 13/2569`, 'm'));
+    expect(list.stdout).toMatch(/in force {2}records received 2026-06-0[23]/);
+    const p = await cli('purge', '--by', 'นายสมชาย');
+    expect(p.stdout).toMatch(/^purged 1 segments/);
+    expect(existsSync(join(archiveDir, 'segments', old95.file))).toBe(false);
+    expect((await verifyArchive(archiveDir, publicKey)).ok).toBe(true);
+  });
+
   it('the 90-day floor holds whatever retention a caller passes', async () => {
     const plan = planPurge(await readManifest(archiveDir), 30, Date.now());
-    expect(plan.expired).toEqual([]); // the 95-day segment is held, the 10-day one young
+    expect(plan.expired).toEqual([]); // what is older is purged or held, the 10-day segment young
     expect(plan.cutoff).toBeLessThanOrEqual(Date.now() - 90 * DAY);
     const pem = readFileSync(join(dir.path, 'signing.pem'), 'utf8');
     const a = await Archive.open({ dir: archiveDir, key: loadPrivateKey(pem), retentionDays: 90, fsyncIntervalMs: 5 });
