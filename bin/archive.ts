@@ -13,7 +13,7 @@ import { Manifest, generateSigningKey, loadPrivateKey } from '../collector/traff
 import { HoldError, holdStates, placeHold, planPurge, purge, releaseHold } from '../collector/traffic/retention.ts';
 import { liveSegments, readManifest } from '../collector/traffic/query.ts';
 import { Wal, readWal } from '../collector/traffic/wal.ts';
-import { mergeSegments, planCompaction } from '../collector/traffic/archive.ts';
+import { compactSegments, mergeSegments, MERGE_MAX_ROWS, planCompaction } from '../collector/traffic/archive.ts';
 
 export const ARCHIVE_USAGE = `klaiwatch archive ACTION [options] --config FILE
 
@@ -224,24 +224,17 @@ async function run(action: string | undefined, v: Values, load: () => Config): P
       const config = load();
       const dir = resolve(dirname(config.file), config.settings.traffic!.dir);
       const m = await openManifest(config);
-      const groups = planCompaction(liveSegments(m.entries), Date.now());
       if (v['dry-run']) {
+        const groups = planCompaction(liveSegments(m.entries), Date.now());
         for (const g of groups) console.log(`would merge ${g.length} segments (${g.reduce((n, s) => n + s.rows, 0)} records) of ${iso(g[0]!.first_recv).slice(0, 10)}: ${g.map((s) => s.file).join(' ')}`);
         console.log(`${groups.length} merges planned`);
         return 0;
       }
-      let refused = 0;
-      for (const g of groups) {
-        try {
-          const e = await mergeSegments(m, join(dir, 'segments'), g);
-          console.log(`merged ${g.length} segments into ${e.file} (${e.rows} records, ${e.bytes} bytes; manifest entry ${e.seq})`);
-        } catch (err) {
-          refused++;
-          console.log(`NOT MERGED ${(err as Error).message}`);
-        }
-      }
-      console.log(`${groups.length - refused} merges done${refused ? `, ${refused} refused` : ''}`);
-      return refused ? 1 : 0;
+      const { merged, refused } = await compactSegments(m, Date.now(), MERGE_MAX_ROWS, (g) => mergeSegments(m, join(dir, 'segments'), g));
+      for (const e of merged) console.log(`merged ${e.merged_from!.length} segments into ${e.file} (${e.rows} records, ${e.bytes} bytes; manifest entry ${e.seq})`);
+      for (const why of refused) console.log(`NOT MERGED ${why}`);
+      console.log(`${merged.length} merges done${refused.length ? `, ${refused.length} refused` : ''}`);
+      return refused.length ? 1 : 0;
     }
     case 'status': {
       const config = load();

@@ -14,13 +14,13 @@
 // would wait an hour for their seals; the layout queried is the same.
 import { spawn, execFile } from 'node:child_process';
 import { promisify, parseArgs } from 'node:util';
-import { createWriteStream, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync, renameSync } from 'node:fs';
+import { createWriteStream, mkdirSync, mkdtempSync, rmSync, statSync, renameSync } from 'node:fs';
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generateKeyPairSync } from 'node:crypto';
 import { Archive, copySegment, duck, segmentName, sha256File } from '../../collector/traffic/archive.ts';
-import { queryArchive } from '../../collector/traffic/query.ts';
+import { dirBytes, dropCaches, fmt, klaiwatchHostQuery, nfdumpHostQuery, ratio, table } from './measure.ts';
 import { FlowDecoder } from '../../collector/traffic/netflow.ts';
 import { COLUMNS, type TrafficRecord } from '../../collector/traffic/record.ts';
 import type { SegmentEntry } from '../../collector/traffic/manifest.ts';
@@ -44,14 +44,7 @@ const rate = Number(values.rate);
 const host = values.host!;
 const work = values.work ?? mkdtempSync(join(tmpdir(), 'kw-bench-scale-'));
 const say = (s: string) => console.log(s);
-const fmt = (n: number) => Math.round(n).toLocaleString('en-US');
 const DAY = 86_400_000;
-
-function dirBytes(dir: string): number {
-  let n = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) n += e.isDirectory() ? dirBytes(join(dir, e.name)) : statSync(join(dir, e.name)).size;
-  return n;
-}
 
 // ------------------------------------------------------------- klaiwatch
 const dir = join(work, 'klaiwatch');
@@ -140,22 +133,8 @@ const nfFlows = Number(/^Flows: (\d+)$/m.exec((await exec('nfdump', ['-R', nq, '
 say(`  nfcapd: ${fmt(sent.sent)} flows sent at ${fmt(rate)}/s, ${fmt(nfFlows)} stored (${((Date.now() - t1) / 1000).toFixed(0)} s)`);
 
 // ---------------------------------------------------------------- query
-const dropCaches = async () => {
-  try {
-    await exec('sync');
-    writeFileSync('/proc/sys/vm/drop_caches', '3');
-    return true;
-  } catch {
-    return false;
-  }
-};
-const timeIt = async (f: () => Promise<number>) => {
-  const t = performance.now();
-  const n = await f();
-  return { ms: performance.now() - t, n };
-};
-const kq = () => timeIt(async () => (await queryArchive(dir, { ip: host })).rows.length);
-const nqq = () => timeIt(async () => (await exec('nfdump', ['-R', nq, '-q', '-o', 'csv', `host ${host}`], { maxBuffer: 1 << 28 })).stdout.trim().split('\n').filter((l) => /^\d{4}-/.test(l)).length);
+const kq = () => klaiwatchHostQuery(dir, host);
+const nqq = () => nfdumpHostQuery(nq, host);
 const dropped = await dropCaches();
 const kc = await kq();
 const kw = await kq();
@@ -168,16 +147,14 @@ const segs = archive.segments().length;
 const kwBytes = dirBytes(dir);
 const nfBytes = dirBytes(nq);
 say(`\n## Point query at scale: every flow from or to ${host}\n`);
-const rows = [
+table([
   ['', `klaiwatch (${segs} segments, ${fmt(written)} flows, queryArchive)`, `nfdump -R (${fmt(nfFlows)} flows)`, 'ratio'],
   ['rows found', fmt(kc.n), fmt(nc.n), ''],
-  [`cold${dropped ? ' (page cache dropped)' : ' (page cache could not be dropped)'}`, `${kc.ms.toFixed(0)} ms`, `${nc.ms.toFixed(0)} ms`, (kc.ms / nc.ms).toFixed(2)],
-  ['warm (best of two)', `${Math.min(kw.ms, kw2.ms).toFixed(0)} ms`, `${Math.min(nw.ms, nw2.ms).toFixed(0)} ms`, (Math.min(kw.ms, kw2.ms) / Math.min(nw.ms, nw2.ms)).toFixed(2)],
-  ['bytes on disk', fmt(kwBytes), fmt(nfBytes), (kwBytes / nfBytes).toFixed(2)],
+  [`cold${dropped ? ' (page cache dropped)' : ' (page cache could not be dropped)'}`, `${kc.ms.toFixed(0)} ms`, `${nc.ms.toFixed(0)} ms`, ratio(kc.ms, nc.ms)],
+  ['warm (best of two)', `${Math.min(kw.ms, kw2.ms).toFixed(0)} ms`, `${Math.min(nw.ms, nw2.ms).toFixed(0)} ms`, ratio(Math.min(kw.ms, kw2.ms), Math.min(nw.ms, nw2.ms))],
+  ['bytes on disk', fmt(kwBytes), fmt(nfBytes), ratio(kwBytes, nfBytes)],
   ['bytes per flow', (kwBytes / written).toFixed(1), (nfBytes / nfFlows).toFixed(1), ''],
-];
-const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-for (const r of rows) say('| ' + r.map((c, i) => c.padEnd(w[i]!)).join(' | ') + ' |');
+]);
 say(`(klaiwatch archive built in ${kwBuild.toFixed(0)} s: decoding, CSV, segment writer, manifest)`);
 if (!values.keep) rmSync(work, { recursive: true, force: true });
 else say(`kept ${work}`);

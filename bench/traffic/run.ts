@@ -14,14 +14,14 @@
 // Prints each figure and the ratio to the reference.
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdtempSync, writeFileSync, readFileSync, readdirSync, statSync, rmSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, readFileSync, statSync, rmSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { generateKeyPairSync } from 'node:crypto';
 import { Archive } from '../../collector/traffic/archive.ts';
 import { loadPrivateKey } from '../../collector/traffic/manifest.ts';
-import { queryArchive } from '../../collector/traffic/query.ts';
+import { dirBytes, dropCaches, fmt, klaiwatchHostQuery, nfdumpHostQuery, ratio, table } from './measure.ts';
 import { PROJECT } from '../../sim/area.ts';
 import type { TrafficStats } from '../../collector/traffic/service.ts';
 
@@ -49,12 +49,6 @@ const nextPort = () => port++;
 function cpuSeconds(pid: number): number {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return (Number(f[11]) + Number(f[12])) / 100;
-}
-
-function dirBytes(dir: string): number {
-  let n = 0;
-  for (const e of readdirSync(dir, { withFileTypes: true })) n += e.isDirectory() ? dirBytes(join(dir, e.name)) : statSync(join(dir, e.name)).size;
-  return n;
 }
 
 interface Service {
@@ -133,14 +127,6 @@ async function waitFor(test: () => Promise<boolean>, ms: number): Promise<number
   }
   return Date.now();
 }
-
-function table(rows: string[][]): void {
-  const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  for (const r of rows) say('| ' + r.map((c, i) => c.padEnd(w[i]!)).join(' | ') + ' |');
-}
-
-const fmt = (n: number) => (Number.isFinite(n) ? Math.round(n).toLocaleString('en-US') : '-');
-const ratio = (a: number, b: number) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? (a / b).toFixed(2) : '-');
 
 say(`klaiwatch traffic benchmark: ${new Date().toISOString()}, node ${process.version}, ${seconds} s per run, work in ${work}`);
 
@@ -250,22 +236,8 @@ say(`(${segs.length} segments; the last seal of ${fmt(segs.at(-1)?.rows ?? 0)} r
 
 // ------------------------------------------------------------ point query
 const host = '10.36.7.23';
-const dropCaches = async () => {
-  try {
-    await exec('sync');
-    writeFileSync('/proc/sys/vm/drop_caches', '3');
-    return true;
-  } catch {
-    return false;
-  }
-};
-const timeIt = async (f: () => Promise<number>) => {
-  const t = performance.now();
-  const n = await f();
-  return { ms: performance.now() - t, n };
-};
-const kwQuery = () => timeIt(async () => (await queryArchive(k2.dir, { ip: host })).rows.length);
-const nfQuery = () => timeIt(async () => (await exec('nfdump', ['-R', nfDir, '-q', '-o', 'csv', `host ${host}`], { maxBuffer: 1 << 28 })).stdout.trim().split('\n').filter((l) => /^\d{4}-/.test(l)).length);
+const kwQuery = () => klaiwatchHostQuery(k2.dir, host);
+const nfQuery = () => nfdumpHostQuery(nfDir, host);
 const dropped = await dropCaches();
 const kwCold = await kwQuery();
 const kwWarm = await kwQuery();

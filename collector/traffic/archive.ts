@@ -20,7 +20,7 @@ import type { KeyObject } from 'node:crypto';
 import { BINARY_MAGIC, COLUMNS, decodeRecords, type TrafficRecord } from './record.ts';
 import { Wal, walPayloads } from './wal.ts';
 import { liveSegments, Manifest, type Entry, type MergedSegment, type SegmentEntry } from './manifest.ts';
-import { BLOOM_KEY, buildBloom } from './bloom.ts';
+import { BLOOM_COLUMNS, BLOOM_KEY, buildBloom } from './bloom.ts';
 
 export interface ArchiveOptions {
   dir: string;
@@ -143,7 +143,8 @@ export function segmentName(seq: number, first: number): string {
   return `seg-${String(seq).padStart(6, '0')}-${new Date(first).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}.parquet`;
 }
 
-const sqlString = (s: string) => `'${s.replace(/'/g, "''")}'`;
+/** A string as an SQL literal (paths, mostly). */
+export const sqlString = (s: string) => `'${s.replace(/'/g, "''")}'`;
 
 /**
  * Writes the rows of `select` as one segment file: sorted by source address
@@ -152,7 +153,7 @@ const sqlString = (s: string) => `'${s.replace(/'/g, "''")}'`;
  * for the destination and NAT columns.
  */
 export async function copySegment(con: DuckDBConnection, select: string, path: string): Promise<void> {
-  const addrs = await con.runAndReadAll(`SELECT DISTINCT a FROM (SELECT dst_ip AS a FROM (${select}) UNION ALL SELECT nat_ip FROM (${select})) WHERE a IS NOT NULL`);
+  const addrs = await con.runAndReadAll(`SELECT DISTINCT a FROM (${BLOOM_COLUMNS.map((c) => `SELECT ${c} AS a FROM (${select})`).join(' UNION ALL ')}) WHERE a IS NOT NULL`);
   const list = addrs.getColumns()[0] ?? [];
   const bloom = buildBloom(list as string[], list.length);
   await con.run(
@@ -252,6 +253,24 @@ export interface CompactResult {
   refused: string[];
 }
 
+/**
+ * Merges each group planCompaction finds, with `merge` (mergeSegments, or
+ * Archive.merge to take turns with seals); a refused group does not stop
+ * the others.
+ */
+export async function compactSegments(manifest: Manifest, now: number, maxRows: number, merge: (group: readonly SegmentEntry[]) => Promise<SegmentEntry>): Promise<CompactResult> {
+  await manifest.refresh();
+  const result: CompactResult = { merged: [], refused: [] };
+  for (const group of planCompaction(liveSegments(manifest.entries), now, maxRows)) {
+    try {
+      result.merged.push(await merge(group));
+    } catch (err) {
+      result.refused.push((err as Error).message);
+    }
+  }
+  return result;
+}
+
 export class Archive {
   readonly walDir: string;
   readonly segmentDir: string;
@@ -319,18 +338,9 @@ export class Archive {
     return run;
   }
 
-  /** Merges each finished day's segments (planCompaction). */
-  async compact(now = Date.now(), maxRows = MERGE_MAX_ROWS): Promise<CompactResult> {
-    await this.manifest.refresh();
-    const result: CompactResult = { merged: [], refused: [] };
-    for (const group of planCompaction(this.segments(), now, maxRows)) {
-      try {
-        result.merged.push(await this.merge(group));
-      } catch (err) {
-        result.refused.push((err as Error).message);
-      }
-    }
-    return result;
+  /** Merges each finished day's segments (planCompaction), in turn with seals. */
+  compact(now = Date.now(), maxRows = MERGE_MAX_ROWS): Promise<CompactResult> {
+    return compactSegments(this.manifest, now, maxRows, (group) => this.merge(group));
   }
 
   private async sealFile(walFile: string): Promise<SegmentEntry | null> {
@@ -347,9 +357,9 @@ export class Archive {
     const { name, rows, first, last, exporters } = written;
     const tmp = join(this.segmentDir, `.tmp-${name}`);
     const final = join(this.segmentDir, name);
-    await syncFile(tmp);
+    await syncPath(tmp);
     await rename(tmp, final);
-    await syncDir(this.segmentDir);
+    await syncPath(this.segmentDir);
     const { size } = await stat(final);
     const entry = await this.manifest.append<SegmentEntry>({
       type: 'segment',
@@ -386,7 +396,7 @@ export class Archive {
       if (listed.has(file) && !names.has(file)) await rename(join(this.segmentDir, n), join(this.segmentDir, file));
       else await rm(join(this.segmentDir, n), { recursive: true, force: true });
     }
-    await syncDir(this.segmentDir);
+    await syncPath(this.segmentDir);
     await removeMerged(this.segmentDir, this.manifest.entries);
   }
 
@@ -405,9 +415,14 @@ export class Archive {
  */
 export async function mergeSegments(manifest: Manifest, segmentDir: string, group: readonly SegmentEntry[]): Promise<SegmentEntry> {
   if (group.length < 2) throw new Error('a merge needs at least two segments');
+  // Checked before the work, and again under the manifest's lock before the entry.
+  const stillLive = (entries: readonly Entry[]) => {
+    const live = new Set(liveSegments(entries).map((s) => s.file));
+    const gone = group.find((s) => !live.has(s.file));
+    if (gone) throw new Error(`segment ${gone.file} (entry ${gone.seq}) is no longer in the archive (purged or merged meanwhile); not merged`);
+  };
   await manifest.refresh();
-  const live = new Set(liveSegments(manifest.entries).map((s) => s.file));
-  for (const s of group) if (!live.has(s.file)) throw new Error(`segment ${s.file} (entry ${s.seq}) is no longer in the archive (purged or merged meanwhile); not merged`);
+  stillLive(manifest.entries);
   for (const s of group) {
     const actual = await sha256File(join(segmentDir, s.file)).catch((err: NodeJS.ErrnoException) => `unreadable (${err.code})`);
     if (actual !== s.sha256) throw new Error(`segment ${s.file} (entry ${s.seq}) does not match the manifest (SHA-256 ${actual}, the manifest says ${s.sha256}); not merged: run klaiwatch archive verify`);
@@ -434,14 +449,9 @@ export async function mergeSegments(manifest: Manifest, segmentDir: string, grou
   }
   // The file keeps its temporary name until its entry is written: a crash
   // before leaves a work file that opening the archive removes, a crash
-  // after leaves one it finishes (finishInterruptedMerges).
+  // after leaves one it finishes (Archive.open, finishInterruptedSeals).
   const final = join(segmentDir, name);
-  await syncFile(tmp);
-  const stillLive = (entries: readonly Entry[]) => {
-    const live = new Set(liveSegments(entries).map((s) => s.file));
-    const gone = group.find((s) => !live.has(s.file));
-    if (gone) throw new Error(`segment ${gone.file} (entry ${gone.seq}) was merged or purged meanwhile; not merged`);
-  };
+  await syncPath(tmp);
   const entry = await manifest.append<SegmentEntry>({
     type: 'segment',
     by: 'klaiwatch',
@@ -461,7 +471,7 @@ export async function mergeSegments(manifest: Manifest, segmentDir: string, grou
     throw err;
   });
   await rename(tmp, final);
-  await syncDir(segmentDir);
+  await syncPath(segmentDir);
   await removeMerged(segmentDir, [entry]);
   return entry;
 }
@@ -471,21 +481,13 @@ async function removeMerged(segmentDir: string, entries: readonly Entry[]): Prom
   for (const e of entries) {
     if (e.type !== 'segment' || !e.merged_from) continue;
     if (!(await stat(join(segmentDir, e.file)).then(() => true, () => false))) continue;
-    for (const m of e.merged_from ?? []) await unlink(join(segmentDir, m.file)).catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? undefined : Promise.reject(err)));
+    for (const m of e.merged_from) await unlink(join(segmentDir, m.file)).catch((err: NodeJS.ErrnoException) => (err.code === 'ENOENT' ? undefined : Promise.reject(err)));
   }
 }
 
-async function syncFile(path: string): Promise<void> {
+/** fsync of a file or a folder (a folder: so that renames and removals in it last). */
+async function syncPath(path: string): Promise<void> {
   const fh = await open(path, 'r');
-  try {
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const fh = await open(dir, 'r');
   try {
     await fh.sync();
   } finally {

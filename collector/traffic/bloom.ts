@@ -11,6 +11,8 @@
 // (32-bit) with two offset bases, combined by double hashing
 // (Kirsch and Mitzenmacher).
 export const BLOOM_KEY = 'klaiwatch_addr_bloom';
+/** The columns whose addresses the filter holds: those a segment is not sorted by. */
+export const BLOOM_COLUMNS = ['dst_ip', 'nat_ip'] as const;
 const BITS_PER_ADDRESS = 8;
 const HASHES = 6;
 

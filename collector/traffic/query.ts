@@ -7,8 +7,8 @@ import { isIP } from 'node:net';
 import { COLUMNS, type TrafficRecord } from './record.ts';
 import { Wal, walPayloads } from './wal.ts';
 import { goneSegments, liveSegments, type Entry, type SegmentEntry } from './manifest.ts';
-import { appendFrame, duck, STAGING_COLUMNS, TYPED_SELECT } from './archive.ts';
-import { BLOOM_KEY, parseBloom } from './bloom.ts';
+import { appendFrame, duck, sqlString, STAGING_COLUMNS, TYPED_SELECT } from './archive.ts';
+import { BLOOM_COLUMNS, BLOOM_KEY, parseBloom } from './bloom.ts';
 import type { DuckDBConnection } from '@duckdb/node-api';
 
 export interface ArchiveQuery {
@@ -133,10 +133,11 @@ export async function queryArchive(dir: string, q: ArchiveQuery): Promise<QueryR
   }
 }
 
+const FILTERED = new Set<string>(BLOOM_COLUMNS);
+
 /** Segments whose address filter (bloom.ts) may hold `ip`: a segment without one is always read. */
 async function segmentsMayHold(con: DuckDBConnection, paths: readonly string[], ip: string): Promise<Set<string>> {
-  const list = paths.map((p) => `'${p.replace(/'/g, "''")}'`).join(', ');
-  const reader = await con.runAndReadAll(`SELECT file_name, decode(value) FROM parquet_kv_metadata([${list}]) WHERE key = '${BLOOM_KEY}'::BLOB`);
+  const reader = await con.runAndReadAll(`SELECT file_name, decode(value) FROM parquet_kv_metadata([${paths.map(sqlString).join(', ')}]) WHERE key = '${BLOOM_KEY}'::BLOB`);
   const filters = new Map<string, string>();
   for (const [file, text] of reader.getRows()) filters.set(String(file), String(text));
   return new Set(paths.filter((p) => parseBloom(filters.get(p) ?? '')?.has(ip) ?? true));
@@ -174,12 +175,11 @@ async function queryOnce(dir: string, q: ArchiveQuery, where: ReturnType<typeof 
     // Segments are sorted by source address: the reader skips row groups for
     // it by their statistics. For the destination and NAT columns the
     // segment's address filter says which segments need reading at all.
-    const unsorted = q.ip && where.variantColumns.some((c) => c === 'dst_ip' || c === 'nat_ip') && paths.length > 0 ? await segmentsMayHold(db.con, paths, q.ip) : null;
+    const unsorted = q.ip && where.variantColumns.some((c) => FILTERED.has(c)) && paths.length > 0 ? await segmentsMayHold(db.con, paths, q.ip) : null;
     where.variants.forEach((v, i) => {
-      const col = where.variantColumns[i];
-      const read = unsorted && (col === 'dst_ip' || col === 'nat_ip') ? paths.filter((p) => unsorted.has(p)) : paths;
+      const read = unsorted && FILTERED.has(where.variantColumns[i]!) ? paths.filter((p) => unsorted.has(p)) : paths;
       if (read.length === 0) return;
-      const scan = `read_parquet([${read.map((p) => `'${p.replace(/'/g, "''")}'`).join(', ')}], filename = true, union_by_name = true)`;
+      const scan = `read_parquet([${read.map(sqlString).join(', ')}], filename = true, union_by_name = true)`;
       parts.splice(parts.length - 1, 0, `SELECT ${cols}, filename AS _source FROM ${scan} ${v}`);
     });
     const limit = q.limit !== undefined ? ` LIMIT ${Math.max(0, Math.trunc(q.limit))}` : '';

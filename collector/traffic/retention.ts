@@ -32,8 +32,9 @@ export interface HoldRequest {
 }
 
 export function activeHolds(entries: readonly Entry[], now: number): HoldEntry[] {
-  const released = new Set(entries.flatMap((e) => (e.type === 'release' ? [e.hold] : [])));
-  return entries.filter((e): e is HoldEntry => e.type === 'hold' && e.until > now && !released.has(e.id));
+  return holdStates(entries, now)
+    .filter((h) => h.state === 'in force')
+    .map((h) => h.hold);
 }
 
 export interface HoldState {
