@@ -22,7 +22,10 @@ import { generateKeyPairSync } from 'node:crypto';
 import { Archive, copySegment, duck, segmentName, sha256File } from '../../collector/traffic/archive.ts';
 import { dirBytes, dropCaches, fmt, klaiwatchHostQuery, nfdumpHostQuery, ratio, table } from './measure.ts';
 import { FlowDecoder } from '../../collector/traffic/netflow.ts';
-import { COLUMNS, type TrafficRecord } from '../../collector/traffic/record.ts';
+import { RowEncoder, type TrafficRecord } from '../../collector/traffic/record.ts';
+import { Stager } from '../../collector/traffic/stage.ts';
+import { BLOOM_COLUMNS } from '../../collector/traffic/bloom.ts';
+import { LAYOUT } from '../../collector/traffic/layout.ts';
 import type { SegmentEntry } from '../../collector/traffic/manifest.ts';
 import { PROJECT } from '../../sim/area.ts';
 import { flowSource, PER, SCHOOLS } from './flows.ts';
@@ -53,23 +56,32 @@ const archive = await Archive.open({ dir, key: generateKeyPairSync('ed25519').pr
 const source = flowSource('query');
 const decoder = new FlowDecoder();
 const start = Date.UTC(2026, 7, 26, 17); // 90 days up to 24 November 2026, Bangkok midnights
-const csvCell = (v: unknown) => (v === null || v === undefined ? '' : String(v));
+const encoder = new RowEncoder();
 const t0 = Date.now();
 let school = 0;
 let written = 0;
-let pending: Promise<void> = Promise.resolve();
 
-async function segmentOf(csv: string, day: number): Promise<void> {
+/** One day's flows as one segment, through the seal's own path: write-ahead log frames (RowEncoder) into a Stager, then copySegment. */
+async function daySegment(day: number, flows: number): Promise<void> {
   const db = await duck();
   try {
-    const cols = COLUMNS.map(([c, t]) => `'${c}': '${t}'`).join(', ');
-    await db.con.run(`CREATE TABLE s AS SELECT * FROM read_csv('${csv}', header = false, nullstr = '', columns = {${cols}})`);
-    const stats = (await db.con.runAndReadAll(`SELECT count(*), min(recv_ms), max(recv_ms) FROM s`)).getRows()[0]!.map(Number);
-    const exporters = (await db.con.runAndReadAll(`SELECT DISTINCT exporter FROM s ORDER BY 1`)).getColumns()[0]!.map(String);
+    const st = await Stager.create(db.con, 's');
+    let batch: TrafficRecord[] = [];
+    for (let i = 0; i < flows; i++) {
+      const s = school++ % SCHOOLS;
+      const recv = start + day * DAY + Math.floor((i * DAY) / flows);
+      for (const r of decoder.decode(source.datagram(s, recv), `127.60.0.${1 + s}`, recv).flows) batch.push(r);
+      if (batch.length >= 60_000) {
+        await st.addFrame(encoder.encode(batch));
+        batch = [];
+      }
+    }
+    if (batch.length > 0) await st.addFrame(encoder.encode(batch));
+    await st.close();
     const seq = archive.manifest.entries.filter((e) => e.type === 'segment').length + 1;
-    const name = segmentName(seq, stats[1]!);
+    const name = segmentName(seq, st.firstRecv);
     const tmp = join(archive.segmentDir, `.tmp-${name}`);
-    await copySegment(db.con, `SELECT ${COLUMNS.map(([c]) => `"${c}"`).join(', ')} FROM s`, tmp);
+    await copySegment(db.con, st.segmentSelect, tmp, BLOOM_COLUMNS.flatMap((c) => st.texts(c)));
     renameSync(tmp, join(archive.segmentDir, name));
     await archive.manifest.append<SegmentEntry>({
       type: 'segment',
@@ -77,44 +89,24 @@ async function segmentOf(csv: string, day: number): Promise<void> {
       file: name,
       sha256: await sha256File(join(archive.segmentDir, name)),
       bytes: statSync(join(archive.segmentDir, name)).size,
-      rows: stats[0]!,
-      first_recv: stats[1]!,
-      last_recv: stats[2]!,
+      rows: st.rows,
+      first_recv: st.firstRecv,
+      last_recv: st.lastRecv,
       clock_offset_ms: null,
-      exporters,
+      exporters: st.exporters(),
       wal: '',
       wal_inode: 0,
+      layout: LAYOUT,
     });
-    written += stats[0]!;
+    written += st.rows;
     if (day % 10 === 9) say(`  day ${day + 1}: ${fmt(written)} flows in ${seq} segments (${((Date.now() - t0) / 1000).toFixed(0)} s)`);
   } finally {
     db.close();
-    rmSync(csv, { force: true });
   }
 }
 
 say(`point query at scale: ${fmt(datagrams * PER)} flows over ${days} days, work in ${work}`);
-for (let d = 0; d < days; d++) {
-  const n = Math.floor(((d + 1) * datagrams) / days) - Math.floor((d * datagrams) / days);
-  const csv = join(work, `day-${d}.csv`);
-  const out = createWriteStream(csv);
-  let lines: string[] = [];
-  for (let i = 0; i < n; i++) {
-    const s = school++ % SCHOOLS;
-    const recv = start + d * DAY + Math.floor((i * DAY) / n);
-    const flows: TrafficRecord[] = decoder.decode(source.datagram(s, recv), `127.60.0.${1 + s}`, recv).flows;
-    for (const r of flows) lines.push(COLUMNS.map(([c]) => csvCell(r[c])).join(','));
-    if (lines.length >= 30_000) {
-      if (!out.write(lines.join('\n') + '\n')) await once(out, 'drain');
-      lines = [];
-    }
-  }
-  out.end(lines.length ? lines.join('\n') + '\n' : '');
-  await once(out, 'close');
-  await pending;
-  pending = segmentOf(csv, d);
-}
-await pending;
+for (let d = 0; d < days; d++) await daySegment(d, Math.floor(((d + 1) * datagrams) / days) - Math.floor((d * datagrams) / days));
 await archive.close();
 const kwBuild = (Date.now() - t0) / 1000;
 

@@ -17,10 +17,13 @@ import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises
 import { basename, join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { KeyObject } from 'node:crypto';
-import { BINARY_MAGIC, COLUMNS, decodeRecords, type TrafficRecord } from './record.ts';
 import { Wal, walPayloads } from './wal.ts';
+import type { TrafficRecord } from './record.ts';
 import { liveSegments, Manifest, type Entry, type MergedSegment, type SegmentEntry } from './manifest.ts';
 import { BLOOM_COLUMNS, BLOOM_KEY, buildBloom } from './bloom.ts';
+import { sqlString } from './sql.ts';
+import { LAYOUT, LAYOUT_KEY, logical, physical, PHYSICAL, PHYSICAL_ORDER, v4Text } from './layout.ts';
+import { Stager } from './stage.ts';
 
 export interface ArchiveOptions {
   dir: string;
@@ -37,85 +40,6 @@ export async function sha256File(path: string): Promise<string> {
   const h = createHash('sha256');
   for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
   return h.digest('hex');
-}
-
-/**
- * The staging table records are appended to: BIGINT columns staged as
- * DOUBLE (exact for milliseconds and byte counts below 2^53), because the
- * appender takes a JavaScript number as a DOUBLE four times faster than it
- * takes a BigInt; the COPY casts them back.
- */
-export const STAGING_COLUMNS = COLUMNS.map(([c, t]) => `"${c}" ${t === 'BIGINT' ? 'DOUBLE' : t}`).join(', ');
-/** SELECT list that turns staged rows into the archive's types. */
-export const TYPED_SELECT = COLUMNS.map(([c, t]) => (t === 'BIGINT' ? `CAST("${c}" AS BIGINT) AS "${c}"` : `"${c}"`)).join(', ');
-
-const NAMES = COLUMNS.map(([c]) => c);
-const TYPES = COLUMNS.map(([, t]) => t);
-const EXPORTER = NAMES.indexOf('exporter');
-
-/**
- * Appends one write-ahead log frame straight from its bytes (the binary
- * layout of record.ts encodeRecords), without making objects: what a seal
- * spends its time on. Calls `seen(recvMs, exporter)` per row.
- */
-export function appendFrame(app: Awaited<ReturnType<DuckDBConnection['createAppender']>>, payload: Buffer, seen?: (recvMs: number, exporter: string) => void): number {
-  if (payload[0] !== BINARY_MAGIC) {
-    const records = decodeRecords(payload);
-    appendRecords(app, records);
-    if (seen) for (const r of records) seen(r.recv_ms, r.exporter);
-    return records.length;
-  }
-  let o = 1;
-  const count = payload.readUInt32LE(o);
-  o += 4;
-  for (let k = 0; k < count; k++) {
-    const map = payload.readUInt32LE(o);
-    o += 4;
-    let recv = 0;
-    let exporter = '';
-    for (let i = 0; i < TYPES.length; i++) {
-      if (!(map & (1 << i))) {
-        app.appendNull();
-        continue;
-      }
-      const t = TYPES[i];
-      if (t === 'BIGINT') {
-        const v = payload.readDoubleLE(o);
-        if (i === 0) recv = v;
-        app.appendDouble(v);
-        o += 8;
-      } else if (t === 'INTEGER') {
-        app.appendInteger(payload.readInt32LE(o));
-        o += 4;
-      } else if (t === 'SMALLINT') {
-        app.appendSmallInt(payload.readInt16LE(o));
-        o += 2;
-      } else {
-        const n = payload.readUInt32LE(o);
-        const v = payload.toString('utf8', o + 4, o + 4 + n);
-        if (i === EXPORTER) exporter = v;
-        app.appendVarchar(v);
-        o += 4 + n;
-      }
-    }
-    app.endRow();
-    seen?.(recv, exporter);
-  }
-  return count;
-}
-
-export function appendRecords(app: Awaited<ReturnType<DuckDBConnection['createAppender']>>, records: readonly TrafficRecord[]): void {
-  for (const r of records) {
-    for (let i = 0; i < NAMES.length; i++) {
-      const v = r[NAMES[i]!];
-      if (v === null || v === undefined) app.appendNull();
-      else if (TYPES[i] === 'BIGINT') app.appendDouble(v as number);
-      else if (TYPES[i] === 'INTEGER') app.appendInteger(v as number);
-      else if (TYPES[i] === 'SMALLINT') app.appendSmallInt(v as number);
-      else app.appendVarchar(v as string);
-    }
-    app.endRow();
-  }
 }
 
 /** A fresh in-memory DuckDB connection with the archive's table shape. */
@@ -143,50 +67,55 @@ export function segmentName(seq: number, first: number): string {
   return `seg-${String(seq).padStart(6, '0')}-${new Date(first).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z')}.parquet`;
 }
 
-/** A string as an SQL literal (paths, mostly). */
-export const sqlString = (s: string) => `'${s.replace(/'/g, "''")}'`;
+export { sqlString };
 
 /**
- * Writes the rows of `select` as one segment file: sorted by source address
- * and time (the reader skips row groups for a source address by their
- * statistics), zstd, and with the address filter of bloom.ts in the footer
- * for the destination and NAT columns.
+ * Writes the rows of `select` (layout.ts layout 2, already in its order:
+ * the reader skips row groups for a source address by their statistics) as
+ * one segment file: zstd, with its layout and the address filter of
+ * bloom.ts over `addresses` (the destination and NAT addresses it holds) in
+ * the footer. A seal writes at zstd level 3 (level 9 takes a quarter longer
+ * for 1 % less); a day's merge, which is what stays, at 9.
  */
-export async function copySegment(con: DuckDBConnection, select: string, path: string): Promise<void> {
-  const addrs = await con.runAndReadAll(`SELECT DISTINCT a FROM (${BLOOM_COLUMNS.map((c) => `SELECT ${c} AS a FROM (${select})`).join(' UNION ALL ')}) WHERE a IS NOT NULL`);
-  const list = addrs.getColumns()[0] ?? [];
-  const bloom = buildBloom(list as string[], list.length);
+export async function copySegment(con: DuckDBConnection, select: string, path: string, addresses: readonly string[], level = 9): Promise<void> {
+  const bloom = buildBloom(addresses, addresses.length);
   await con.run(
-    `COPY (${select} ORDER BY src_ip, recv_ms) TO ${sqlString(path)} (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 9, ROW_GROUP_SIZE 65536, PARQUET_VERSION V2, KV_METADATA {${BLOOM_KEY}: ${sqlString(bloom)}})`,
+    `COPY (${select}) TO ${sqlString(path)} (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL ${level}, ROW_GROUP_SIZE 65536, PARQUET_VERSION V2, KV_METADATA {${BLOOM_KEY}: ${sqlString(bloom)}, ${LAYOUT_KEY}: '${LAYOUT}'})`,
   );
 }
 
 /**
- * Reads a write-ahead log file frame by frame into DuckDB (a seal of
- * millions of records never holds them as JavaScript objects) and writes
- * them, sorted by source address and time, as zstd Parquet to
+ * Segment files (of any layout) as layout-2 rows, in one SELECT, and the
+ * destination and NAT addresses they hold: what a merge writes.
+ */
+export async function segmentRows(con: DuckDBConnection, files: readonly { path: string; layout: number }[]): Promise<{ select: string; addresses: string[] }> {
+  const parts: string[] = [];
+  const v2 = files.filter((f) => f.layout === LAYOUT).map((f) => sqlString(f.path));
+  const v1 = files.filter((f) => f.layout !== LAYOUT).map((f) => sqlString(f.path));
+  const cols = PHYSICAL.map(([c]) => `"${c}"`).join(', ');
+  if (v2.length > 0) parts.push(`SELECT ${cols} FROM read_parquet([${v2.join(', ')}])`);
+  if (v1.length > 0) parts.push(`SELECT ${physical()} FROM (SELECT ${logical(1)} FROM read_parquet([${v1.join(', ')}], union_by_name = true))`);
+  const union = parts.join(' UNION ALL ');
+  const found = await con.runAndReadAll(`SELECT DISTINCT a FROM (${BLOOM_COLUMNS.map((c) => `SELECT coalesce(${c}, ${v4Text(c.replace(/_ip$/, '_v4'))}) AS a FROM (${union})`).join(' UNION ALL ')}) WHERE a IS NOT NULL`);
+  return { select: `SELECT * FROM (${union}) ORDER BY ${PHYSICAL_ORDER}`, addresses: (found.getColumns()[0] ?? []) as string[] };
+}
+
+/**
+ * Reads a write-ahead log file frame by frame into DuckDB (stage.ts: a seal
+ * of millions of records never holds them as JavaScript objects) and writes
+ * them as a segment (layout 2, sorted by source address and time) to
  * `.tmp-<name>` in `segmentDir`; null when the file held nothing.
  */
 export async function writeSegment(walFile: string, segmentDir: string, seq: number): Promise<WrittenSegment | null> {
-  let first = Infinity;
-  let last = -Infinity;
-  let rows = 0;
-  const exporters = new Set<string>();
   const db = await duck();
   try {
-    await db.con.run(`CREATE TABLE s (${STAGING_COLUMNS})`);
-    const app = await db.con.createAppender('s');
-    const seen = (recv: number, exporter: string) => {
-      if (recv < first) first = recv;
-      if (recv > last) last = recv;
-      exporters.add(exporter);
-    };
-    for await (const payload of walPayloads(walFile)) rows += appendFrame(app, payload, seen);
-    app.closeSync();
-    if (rows === 0) return null;
-    const name = segmentName(seq, first);
-    await copySegment(db.con, `SELECT ${TYPED_SELECT} FROM s`, join(segmentDir, `.tmp-${name}`));
-    return { name, rows, first, last, exporters: [...exporters].sort() };
+    const st = await Stager.create(db.con, 's');
+    for await (const payload of walPayloads(walFile)) await st.addFrame(payload);
+    await st.close();
+    if (st.rows === 0) return null;
+    const name = segmentName(seq, st.firstRecv);
+    await copySegment(db.con, st.segmentSelect, join(segmentDir, `.tmp-${name}`), BLOOM_COLUMNS.flatMap((c) => st.texts(c)), 3);
+    return { name, rows: st.rows, first: st.firstRecv, last: st.lastRecv, exporters: st.exporters() };
   } finally {
     db.close();
   }
@@ -374,6 +303,7 @@ export class Archive {
       exporters,
       wal: basename(walFile),
       wal_inode: (await stat(walFile)).ino,
+      layout: LAYOUT,
     });
     await unlink(walFile);
     return entry;
@@ -436,8 +366,8 @@ export async function mergeSegments(manifest: Manifest, segmentDir: string, grou
   const db = await duck();
   try {
     await db.con.run(`SET memory_limit = '512MB'; SET temp_directory = ${sqlString(join(segmentDir, `.tmp-duckdb-${process.pid}`))}`);
-    const inputs = group.map((s) => sqlString(join(segmentDir, s.file))).join(', ');
-    await copySegment(db.con, `SELECT ${COLUMNS.map(([c]) => `"${c}"`).join(', ')} FROM read_parquet([${inputs}], union_by_name = true)`, tmp);
+    const { select, addresses } = await segmentRows(db.con, group.map((s) => ({ path: join(segmentDir, s.file), layout: s.layout ?? 1 })));
+    await copySegment(db.con, select, tmp, addresses);
     const written = Number((await db.con.runAndReadAll(`SELECT count(*) FROM read_parquet(${sqlString(tmp)})`)).getColumns()[0]![0]);
     if (written !== rows) throw new Error(`merging ${group.map((s) => s.file).join(', ')}: wrote ${written} records, the segments hold ${rows}; not merged`);
   } catch (err) {
@@ -465,6 +395,7 @@ export async function mergeSegments(manifest: Manifest, segmentDir: string, grou
     exporters: [...new Set(group.flatMap((s) => s.exporters))].sort(),
     wal: '',
     wal_inode: 0,
+    layout: LAYOUT,
     merged_from: group.map((s): MergedSegment => ({ file: s.file, seq: s.seq, sha256: s.sha256, rows: s.rows, clock_offset_ms: s.clock_offset_ms })),
   }, stillLive).catch(async (err: unknown) => {
     await rm(tmp, { force: true });

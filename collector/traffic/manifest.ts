@@ -43,6 +43,8 @@ export interface SegmentEntry extends EntryBase {
   /** The write-ahead log file it was sealed from, and that file's inode (a reader of the log knows by it what the segment holds). */
   wal: string;
   wal_inode: number;
+  /** How the file lays out the columns (layout.ts); absent in the entries of the first segments, which are layout 1. */
+  layout?: number;
   /**
    * Set on a segment made by merging earlier ones (a day's hourly seals into
    * one file, archive.ts compact): what it was made from. Those files are

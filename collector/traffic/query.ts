@@ -7,7 +7,9 @@ import { isIP } from 'node:net';
 import { COLUMNS, type TrafficRecord } from './record.ts';
 import { Wal, walPayloads } from './wal.ts';
 import { goneSegments, liveSegments, type Entry, type SegmentEntry } from './manifest.ts';
-import { appendFrame, duck, sqlString, STAGING_COLUMNS, TYPED_SELECT } from './archive.ts';
+import { duck, sqlString } from './archive.ts';
+import { Stager } from './stage.ts';
+import { addressIs, logical } from './layout.ts';
 import { BLOOM_COLUMNS, BLOOM_KEY, parseBloom } from './bloom.ts';
 import type { DuckDBConnection } from '@duckdb/node-api';
 
@@ -66,13 +68,16 @@ function checkAddress(v: string | undefined, what: string): void {
 }
 
 /**
- * The WHERE clause of a query: `sql` as one condition, and `variants`, the
- * same split into conditions that each test one address column for
- * equality, which DuckDB can push into the Parquet reader (row-group
- * statistics) where an OR across columns cannot be pushed. The variants
- * exclude each other, so their UNION ALL is the same rows, once.
+ * The conditions of a query. `address` (with `ip`) is the address test,
+ * split into one variant per address column ("this column is it, and none
+ * before it was"): each tests one column for equality, which DuckDB can push
+ * into the Parquet reader (row-group statistics) where an OR across columns
+ * cannot be pushed, and the variants exclude each other, so their UNION ALL
+ * is the same rows, once. `rest` holds every other condition. Both are SQL
+ * over the archive's columns (a segment's own layout rewrites the address
+ * test: layout.ts addressIs).
  */
-export function whereClause(q: ArchiveQuery): { sql: string; variants: string[]; variantColumns: string[]; params: (string | number)[] } {
+export function whereClause(q: ArchiveQuery): { columns: string[]; rest: string[]; params: (string | number)[] } {
   checkAddress(q.ip, '--ip');
   checkAddress(q.peer, '--peer');
   if (q.port !== undefined && !(Number.isInteger(q.port) && q.port >= 0 && q.port <= 65535)) throw new QueryError(`--port ${q.port} is not a port number (0-65535)`);
@@ -83,19 +88,11 @@ export function whereClause(q: ArchiveQuery): { sql: string; variants: string[];
     p.push(v);
     return `$${p.length}`;
   };
-  let split: string[] = [''];
-  let cols: string[] = [''];
-  if (q.ip) {
-    const a = arg(q.ip);
-    const side = q.side ?? 'either';
-    cols = side === 'src' ? ['src_ip', 'nat_ip'] : side === 'dst' ? ['dst_ip'] : ['src_ip', 'dst_ip', 'nat_ip'];
-    w.push(cols.length === 1 ? `${cols[0]} = ${a}` : `(${cols.map((c) => `${c} = ${a}`).join(' OR ')})`);
-    // One variant per column: "this column is it, and none before it was".
-    split = cols.map((c, i) => [`${c} = ${a}`, ...cols.slice(0, i).map((b) => `${b} IS DISTINCT FROM ${a}`)].join(' AND '));
-  }
+  const side = q.side ?? 'either';
+  const columns = !q.ip ? [] : side === 'src' ? ['src_ip', 'nat_ip'] : side === 'dst' ? ['dst_ip'] : ['src_ip', 'dst_ip', 'nat_ip'];
   if (q.peer) {
     const b = arg(q.peer);
-    w.push(q.ip && (q.side ?? 'either') === 'either' ? `(src_ip = ${b} OR dst_ip = ${b})` : q.side === 'dst' ? `src_ip = ${b}` : `dst_ip = ${b}`);
+    w.push(q.ip && side === 'either' ? `(src_ip = ${b} OR dst_ip = ${b})` : q.side === 'dst' ? `src_ip = ${b}` : `dst_ip = ${b}`);
   }
   if (q.port !== undefined) {
     const a = arg(q.port);
@@ -107,14 +104,16 @@ export function whereClause(q: ArchiveQuery): { sql: string; variants: string[];
   if (q.mac) w.push(`mac = ${arg(q.mac.toLowerCase().replace(/-/g, ':'))}`);
   if (q.from !== undefined) w.push(`COALESCE(dev_ms, recv_ms) >= ${arg(q.from)}`);
   if (q.to !== undefined) w.push(`COALESCE(dev_ms, recv_ms) < ${arg(q.to)}`);
-  const rest = q.ip ? w.slice(1) : w;
-  return {
-    sql: w.length > 0 ? `WHERE ${w.join(' AND ')}` : '',
-    variants: split.map((v) => [v, ...rest].filter(Boolean)).map((c) => (c.length > 0 ? `WHERE ${c.join(' AND ')}` : '')),
-    variantColumns: cols,
-    params: p,
-  };
+  return { columns, rest: w, params: p };
 }
+
+/** The address variants of a query for a layout: WHERE conditions, one per column (a single empty one without an address). */
+function addressVariants(layout: number, ip: string | undefined, columns: readonly string[]): string[] {
+  if (!ip) return [''];
+  return columns.map((c, i) => [addressIs(layout, c, ip), ...columns.slice(0, i).map((b) => addressIs(layout, b, ip, true))].join(' AND '));
+}
+
+const where = (conds: readonly string[]) => (conds.filter(Boolean).length > 0 ? `WHERE ${conds.filter(Boolean).join(' AND ')}` : '');
 
 const toNumber = (v: unknown) => (typeof v === 'bigint' ? Number(v) : v);
 
@@ -124,12 +123,12 @@ const toNumber = (v: unknown) => (typeof v === 'bigint' ? Number(v) : v);
  * more on the new manifest.
  */
 export async function queryArchive(dir: string, q: ArchiveQuery): Promise<QueryResult> {
-  const where = whereClause(q);
+  const cond = whereClause(q);
   try {
-    return await queryOnce(dir, q, where);
+    return await queryOnce(dir, q, cond);
   } catch (err) {
     if (!/No such file|No files found|Cannot open file/i.test((err as Error).message)) throw err;
-    return queryOnce(dir, q, where);
+    return queryOnce(dir, q, cond);
   }
 }
 
@@ -143,7 +142,7 @@ async function segmentsMayHold(con: DuckDBConnection, paths: readonly string[], 
   return new Set(paths.filter((p) => parseBloom(filters.get(p) ?? '')?.has(ip) ?? true));
 }
 
-async function queryOnce(dir: string, q: ArchiveQuery, where: ReturnType<typeof whereClause>): Promise<QueryResult> {
+async function queryOnce(dir: string, q: ArchiveQuery, cond: ReturnType<typeof whereClause>): Promise<QueryResult> {
   const db = await duck();
   try {
     const cols = COLUMNS.map(([c]) => `"${c}"`).join(', ');
@@ -151,39 +150,42 @@ async function queryOnce(dir: string, q: ArchiveQuery, where: ReturnType<typeof 
     // frame by frame; then the manifest is read, and a segment sealed from a
     // log file read here meanwhile is left out, so nothing is counted twice
     // and nothing sealed in between is missed.
-    await db.con.run(`CREATE TABLE w (${STAGING_COLUMNS})`);
-    const app = await db.con.createAppender('w');
+    const wal = await Stager.create(db.con, 'w');
     // By inode: the current log is renamed (same inode) when it is sealed.
     const read = new Set<number>();
     const started = Date.now();
     for (const f of await Wal.files(join(dir, 'wal'))) {
       try {
         const ino = (await stat(f)).ino;
-        for await (const payload of walPayloads(f)) appendFrame(app, payload);
+        for await (const payload of walPayloads(f)) await wal.addFrame(payload);
         read.add(ino);
       } catch (err) {
         // Sealed and removed before it could be opened: its records are in a segment now.
         if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
       }
     }
-    app.closeSync();
+    await wal.close();
     // Inodes are reused once a sealed log is removed: only a segment sealed since this read began can hold what was read.
     const all = liveSegments(await readManifest(dir)).filter((s) => !(read.has(s.wal_inode) && s.at >= started));
     const segs = all.filter((s) => (q.from === undefined || s.last_recv >= q.from - SLACK_MS) && (q.to === undefined || s.first_recv < q.to + SLACK_MS));
     const paths = segs.map((s) => join(dir, 'segments', s.file));
-    const parts = [`SELECT ${TYPED_SELECT}, 'wal' AS _source FROM w ${where.sql}`];
+    const layoutOf = new Map(segs.map((s) => [join(dir, 'segments', s.file), s.layout ?? 1]));
+    const parts = [`SELECT *, 'wal' AS _source FROM (${wal.select}) ${where([q.ip ? addressVariants(1, q.ip, cond.columns).map((v) => `(${v})`).join(' OR ') : '', ...cond.rest])}`];
     // Segments are sorted by source address: the reader skips row groups for
     // it by their statistics. For the destination and NAT columns the
     // segment's address filter says which segments need reading at all.
-    const unsorted = q.ip && where.variantColumns.some((c) => FILTERED.has(c)) && paths.length > 0 ? await segmentsMayHold(db.con, paths, q.ip) : null;
-    where.variants.forEach((v, i) => {
-      const read = unsorted && FILTERED.has(where.variantColumns[i]!) ? paths.filter((p) => unsorted.has(p)) : paths;
-      if (read.length === 0) return;
-      const scan = `read_parquet([${read.map(sqlString).join(', ')}], filename = true, union_by_name = true)`;
-      parts.splice(parts.length - 1, 0, `SELECT ${cols}, filename AS _source FROM ${scan} ${v}`);
-    });
+    const unsorted = q.ip && cond.columns.some((c) => FILTERED.has(c)) && paths.length > 0 ? await segmentsMayHold(db.con, paths, q.ip) : null;
+    for (const layout of new Set(layoutOf.values())) {
+      addressVariants(layout, q.ip, cond.columns).forEach((v, i) => {
+        const read = paths.filter((p) => layoutOf.get(p) === layout && !(unsorted && FILTERED.has(cond.columns[i]!) && !unsorted.has(p)));
+        if (read.length === 0) return;
+        // The address test on the layout's own columns (pushed into the reader), the rest on the archive's.
+        const scan = `SELECT ${logical(layout)}, filename AS _source FROM read_parquet([${read.map(sqlString).join(', ')}], filename = true${layout === 1 ? ', union_by_name = true' : ''}) ${where([v])}`;
+        parts.splice(parts.length - 1, 0, `SELECT ${cols}, _source FROM (${scan}) ${where(cond.rest)}`);
+      });
+    }
     const limit = q.limit !== undefined ? ` LIMIT ${Math.max(0, Math.trunc(q.limit))}` : '';
-    const reader = await db.con.runAndReadAll(`SELECT * FROM (${parts.join(' UNION ALL ')}) ORDER BY COALESCE(dev_ms, recv_ms), recv_ms${limit}`, where.params as unknown as never[]);
+    const reader = await db.con.runAndReadAll(`SELECT * FROM (${parts.join(' UNION ALL ')}) ORDER BY COALESCE(dev_ms, recv_ms), recv_ms${limit}`, cond.params as unknown as never[]);
     const rows: TrafficRecord[] = [];
     const used = new Map<string, number>();
     let fromWal = 0;

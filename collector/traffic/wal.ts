@@ -4,13 +4,13 @@
 // one fdatasync, so a kill -9 loses at most that interval.
 //
 // A frame: u32 length, u32 CRC-32 of the payload, payload (binary rows,
-// record.ts encodeRecords; a payload that begins with "[" is JSON rows, as
-// the first versions wrote). A frame cut short by a crash fails its length
+// record.ts RowEncoder; the layouts of earlier versions are read too). A
+// frame cut short by a crash fails its length
 // or its CRC; opening the log cuts it off and counts what was lost.
 import { open, readFile, rename, mkdir, readdir, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
-import { BINARY_MAGIC, decodeRecords, encodeRecords, fromRow, type TrafficRecord } from './record.ts';
+import { decodeFrame, RowEncoder, type TrafficRecord } from './record.ts';
 
 const HEADER = 8;
 export const CURRENT = 'current.wal';
@@ -39,7 +39,7 @@ interface Waiter {
  * the good frames reached.
  */
 export async function* walFrames(path: string, state: { validBytes: number } = { validBytes: 0 }): AsyncGenerator<TrafficRecord[]> {
-  for await (const payload of walPayloads(path, state)) yield payload[0] === BINARY_MAGIC ? decodeRecords(payload) : (JSON.parse(payload.toString('utf8')) as unknown[][]).map(fromRow);
+  for await (const payload of walPayloads(path, state)) yield decodeFrame(payload);
 }
 
 /** The frames' payloads as they are on disk (for readers that decode them themselves). */
@@ -77,8 +77,7 @@ export async function readWal(path: string): Promise<{ records: TrafficRecord[];
     if (o + HEADER + len > buf.length) break;
     const payload = buf.subarray(o + HEADER, o + HEADER + len);
     if (crc32(payload) !== sum) break;
-    if (payload[0] === BINARY_MAGIC) for (const r of decodeRecords(payload)) records.push(r);
-    else for (const row of JSON.parse(payload.toString('utf8')) as unknown[][]) records.push(fromRow(row));
+    for (const r of decodeFrame(payload)) records.push(r);
     o += HEADER + len;
   }
   return { records, validBytes: o, tornBytes: buf.length - o };
@@ -93,6 +92,7 @@ export class Wal {
   private writing: Promise<void> = Promise.resolve();
   private closed = false;
   private pendingBytesEstimate = 0;
+  private readonly encoder = new RowEncoder();
 
   readonly dir: string;
   private readonly fsyncIntervalMs: number;
@@ -164,7 +164,8 @@ export class Wal {
         return;
       }
       try {
-        const payload = encodeRecords(rows);
+        // Written before the next frame is encoded: the writes are chained.
+        const payload = this.encoder.encode(rows);
         const header = Buffer.alloc(HEADER);
         header.writeUInt32LE(payload.length, 0);
         header.writeUInt32LE(crc32(payload), 4);
