@@ -12,7 +12,7 @@ import { auditContext, auditedExport, auditedQuery, auditedVerify, auditedWho, p
 import { Manifest, generateSigningKey, loadPrivateKey } from '../collector/traffic/manifest.ts';
 import { HoldError, holdStates, placeHold, planPurge, purge, releaseHold } from '../collector/traffic/retention.ts';
 import { liveSegments, readManifest } from '../collector/traffic/query.ts';
-import { Wal, readWal } from '../collector/traffic/wal.ts';
+import { Wal, walRecordCount } from '../collector/traffic/wal.ts';
 import { compactSegments, mergeSegments, MERGE_MAX_ROWS, planCompaction } from '../collector/traffic/archive.ts';
 
 export const ARCHIVE_USAGE = `klaiwatch archive ACTION [options] --config FILE
@@ -242,7 +242,7 @@ async function run(action: string | undefined, v: Values, load: () => Config): P
       const entries = await readManifest(dir);
       const segs = liveSegments(entries);
       let walRecords = 0;
-      for (const f of await Wal.files(join(dir, 'wal'))) walRecords += (await readWal(f)).records.length;
+      for (const f of await Wal.files(join(dir, 'wal'))) walRecords += await walRecordCount(f);
       const rows = segs.reduce((n, s) => n + s.rows, 0);
       const bytes = segs.reduce((n, s) => n + s.bytes, 0);
       console.log(`${dir}: ${segs.length} segments, ${rows} records, ${bytes} bytes (${rows ? (bytes / rows).toFixed(1) : '-'} bytes per record); ${walRecords} records not yet sealed`);
