@@ -2,16 +2,17 @@
 // runs it after the ingest figures): N flows from flows.ts, the same ones
 // in both, as
 //   - a klaiwatch archive of 90 days: each day's flows, decoded by
-//     klaiwatch's own NetFlow decoder, written by the segment writer
-//     (archive.ts copySegment: what a seal and a day's merge write), each
-//     segment signed into the manifest, receive times spread over the days;
+//     klaiwatch's own NetFlow decoder, encoded as write-ahead log frames,
+//     staged and written as one segment the way a seal does it (stage.ts,
+//     archive.ts copySegment), each segment signed into the manifest,
+//     receive times spread over the days;
 //   - nfcapd 1.7 fed the same flows over UDP by flowgen.ts;
 // then "every flow from or to one school host", cold (page cache dropped)
 // and warm, through queryArchive beside `nfdump -R dir 'host X'`.
 //
-// Why not through the live collector: a seal works through about 60,000
-// records a second, so 100 million flows sent at the ingest figures' rates
-// would wait an hour for their seals; the layout queried is the same.
+// Why not through the live collector: it stamps each flow with the time it
+// arrives, and a run of minutes cannot spread receive times over 90 days
+// (which is what makes the layout, and the size, realistic).
 import { spawn, execFile } from 'node:child_process';
 import { promisify, parseArgs } from 'node:util';
 import { createWriteStream, mkdirSync, mkdtempSync, rmSync, statSync, renameSync } from 'node:fs';
@@ -147,6 +148,6 @@ table([
   ['bytes on disk', fmt(kwBytes), fmt(nfBytes), ratio(kwBytes, nfBytes)],
   ['bytes per flow', (kwBytes / written).toFixed(1), (nfBytes / nfFlows).toFixed(1), ''],
 ]);
-say(`(klaiwatch archive built in ${kwBuild.toFixed(0)} s: decoding, CSV, segment writer, manifest)`);
+say(`(klaiwatch archive built in ${kwBuild.toFixed(0)} s: decoding, log frames, staging, segment writer, manifest)`);
 if (!values.keep) rmSync(work, { recursive: true, force: true });
 else say(`kept ${work}`);

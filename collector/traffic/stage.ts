@@ -160,7 +160,11 @@ export class Stager {
   /** Stages records given as objects (frames of JSON rows, and tests). */
   async addRecords(records: readonly TrafficRecord[]): Promise<void> {
     let columns = 0;
-    for (const r of records) COLUMNS.forEach(([c], i) => r[c] !== null && r[c] !== undefined && (columns |= 1 << i));
+    for (const r of records) {
+      COLUMNS.forEach(([c], i) => {
+        if (r[c] !== null && r[c] !== undefined) columns |= 1 << i;
+      });
+    }
     if (columns & ~this.present) await this.widen(columns);
     for (const r of records) {
       const row = this.n;
