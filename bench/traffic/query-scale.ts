@@ -23,6 +23,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { Archive, copySegment, duck, segmentName, sha256File } from '../../collector/traffic/archive.ts';
 import { dirBytes, dropCaches, fmt, klaiwatchHostQuery, nfdumpHostQuery, ratio, table } from './measure.ts';
 import { FlowDecoder } from '../../collector/traffic/netflow.ts';
+import { liveSegments, readManifest } from '../../collector/traffic/query.ts';
 import { RowEncoder, type TrafficRecord } from '../../collector/traffic/record.ts';
 import { Stager } from '../../collector/traffic/stage.ts';
 import { BLOOM_COLUMNS } from '../../collector/traffic/bloom.ts';
@@ -40,6 +41,8 @@ const { values } = parseArgs({
     host: { type: 'string', default: '10.36.7.23' },
     work: { type: 'string' },
     keep: { type: 'boolean', default: false },
+    /** Query the archive and nfcapd files a --keep run left in --work, without building them again. */
+    reuse: { type: 'boolean', default: false },
   },
 });
 const datagrams = Math.floor(Number(values.flows) / PER);
@@ -53,7 +56,8 @@ const DAY = 86_400_000;
 // ------------------------------------------------------------- klaiwatch
 const dir = join(work, 'klaiwatch');
 mkdirSync(dir, { recursive: true });
-const archive = await Archive.open({ dir, key: generateKeyPairSync('ed25519').privateKey, retentionDays: 90, fsyncIntervalMs: 200, sealInProcess: true });
+// With --reuse the archive is only read (it was begun with a key not kept).
+const archive = values.reuse ? null : await Archive.open({ dir, key: generateKeyPairSync('ed25519').privateKey, retentionDays: 90, fsyncIntervalMs: 200, sealInProcess: true });
 const source = flowSource('query');
 const decoder = new FlowDecoder();
 const start = Date.UTC(2026, 7, 26, 17); // 90 days up to 24 November 2026, Bangkok midnights
@@ -63,7 +67,7 @@ let school = 0;
 let written = 0;
 
 /** One day's flows as one segment, through the seal's own path: write-ahead log frames (RowEncoder) into a Stager, then copySegment. */
-async function daySegment(day: number, flows: number): Promise<void> {
+async function daySegment(archive: Archive, day: number, flows: number): Promise<void> {
   const db = await duck();
   try {
     const st = await Stager.create(db.con, 's');
@@ -107,23 +111,28 @@ async function daySegment(day: number, flows: number): Promise<void> {
 }
 
 say(`point query at scale: ${fmt(datagrams * PER)} flows over ${days} days, work in ${work}`);
-for (let d = 0; d < days; d++) await daySegment(d, Math.floor(((d + 1) * datagrams) / days) - Math.floor((d * datagrams) / days));
-await archive.close();
+for (let d = 0; archive && d < days; d++) await daySegment(archive, d, Math.floor(((d + 1) * datagrams) / days) - Math.floor((d * datagrams) / days));
+await archive?.close();
+const segments = liveSegments(await readManifest(dir));
+written = segments.reduce((n, s) => n + s.rows, 0);
 const kwBuild = (Date.now() - t0) / 1000;
 
 // ---------------------------------------------------------------- nfcapd
 const nq = join(work, 'nfcapd');
-mkdirSync(nq);
-const port = 39000 + (process.pid % 500);
-const nfq = spawn('nfcapd', ['-w', nq, '-p', String(port), '-b', '127.0.0.1', '-y', '-B', String(8 << 20), '-t', '86400'], { stdio: 'ignore' });
-await new Promise((r) => setTimeout(r, 1000));
-const t1 = Date.now();
-const sent = JSON.parse((await exec(process.execPath, [join(PROJECT, 'bench', 'traffic', 'flowgen.ts'), String(port), String(rate), String(Math.ceil((datagrams * PER) / rate)), 'query'], { maxBuffer: 1 << 20 })).stdout) as { sent: number };
-await new Promise((r) => setTimeout(r, 3000));
-nfq.kill('SIGTERM');
-await once(nfq, 'exit');
+if (!values.reuse) {
+  mkdirSync(nq);
+  const port = 39000 + (process.pid % 500);
+  const nfq = spawn('nfcapd', ['-w', nq, '-p', String(port), '-b', '127.0.0.1', '-y', '-B', String(8 << 20), '-t', '86400'], { stdio: 'ignore' });
+  await new Promise((r) => setTimeout(r, 1000));
+  const t1 = Date.now();
+  const sent = JSON.parse((await exec(process.execPath, [join(PROJECT, 'bench', 'traffic', 'flowgen.ts'), String(port), String(rate), String(Math.ceil((datagrams * PER) / rate)), 'query'], { maxBuffer: 1 << 20 })).stdout) as { sent: number };
+  await new Promise((r) => setTimeout(r, 3000));
+  nfq.kill('SIGTERM');
+  await once(nfq, 'exit');
+  say(`  nfcapd: ${fmt(sent.sent)} flows sent at ${fmt(rate)}/s (${((Date.now() - t1) / 1000).toFixed(0)} s)`);
+}
 const nfFlows = Number(/^Flows: (\d+)$/m.exec((await exec('nfdump', ['-R', nq, '-I'])).stdout)?.[1]);
-say(`  nfcapd: ${fmt(sent.sent)} flows sent at ${fmt(rate)}/s, ${fmt(nfFlows)} stored (${((Date.now() - t1) / 1000).toFixed(0)} s)`);
+say(`  nfcapd stored ${fmt(nfFlows)} flows`);
 
 // ---------------------------------------------------------------- query
 const kq = () => klaiwatchHostQuery(dir, host);
@@ -136,7 +145,7 @@ await dropCaches();
 const nc = await nqq();
 const nw = await nqq();
 const nw2 = await nqq();
-const segs = archive.segments().length;
+const segs = segments.length;
 const kwBytes = dirBytes(dir);
 const nfBytes = dirBytes(nq);
 say(`\n## Point query at scale: every flow from or to ${host}\n`);
@@ -148,6 +157,6 @@ table([
   ['bytes on disk', fmt(kwBytes), fmt(nfBytes), ratio(kwBytes, nfBytes)],
   ['bytes per flow', (kwBytes / written).toFixed(1), (nfBytes / nfFlows).toFixed(1), ''],
 ]);
-say(`(klaiwatch archive built in ${kwBuild.toFixed(0)} s: decoding, log frames, staging, segment writer, manifest)`);
+if (!values.reuse) say(`(klaiwatch archive built in ${kwBuild.toFixed(0)} s: decoding, log frames, staging, segment writer, manifest)`);
 if (!values.keep) rmSync(work, { recursive: true, force: true });
 else say(`kept ${work}`);
