@@ -22,41 +22,18 @@ import { sqlString } from './sql.ts';
 export const LAYOUT = 2;
 export const LAYOUT_KEY = 'klaiwatch_layout';
 
-/** Layout 2's columns, in file order, with their DuckDB types. */
-export const PHYSICAL: readonly (readonly [string, string])[] = [
-  ['recv_ms', 'BIGINT'],
-  ['dev_off', 'BIGINT'],
-  ['kind', 'VARCHAR'],
-  ['parser', 'VARCHAR'],
-  ['exporter', 'VARCHAR'],
-  ['school', 'VARCHAR'],
-  ['src_v4', 'UINTEGER'],
-  ['src_ip', 'VARCHAR'],
-  ['src_port', 'INTEGER'],
-  ['dst_v4', 'UINTEGER'],
-  ['dst_ip', 'VARCHAR'],
-  ['dst_port', 'INTEGER'],
-  ['proto', 'SMALLINT'],
-  ['bytes', 'BIGINT'],
-  ['packets', 'BIGINT'],
-  ['start_off', 'BIGINT'],
-  ['end_off', 'BIGINT'],
-  ['nat_v4', 'UINTEGER'],
-  ['nat_ip', 'VARCHAR'],
-  ['nat_port', 'INTEGER'],
-  ['mac', 'VARCHAR'],
-  ['user', 'VARCHAR'],
-  ['client', 'VARCHAR'],
-  ['url', 'VARCHAR'],
-  ['action', 'VARCHAR'],
-  ['host', 'VARCHAR'],
-  ['app', 'VARCHAR'],
-  ['raw', 'VARCHAR'],
-];
-
 /** Address columns stored as number-or-text in layout 2. */
 export const ADDRESS_COLUMNS = ['src_ip', 'dst_ip', 'nat_ip'] as const;
 const v4Of = (c: string) => c.replace(/_ip$/, '_v4');
+/** Time columns stored as differences in layout 2, and their names there. */
+const OFFSETS: Record<string, string> = { dev_ms: 'dev_off', start_ms: 'start_off', end_ms: 'end_off' };
+
+/** Layout 2's columns, in file order, with their DuckDB types: COLUMNS, each address as two, each device or flow time as its difference. */
+export const PHYSICAL: readonly (readonly [string, string])[] = COLUMNS.flatMap(([c, t]): [string, string][] => {
+  if ((ADDRESS_COLUMNS as readonly string[]).includes(c)) return [[v4Of(c), 'UINTEGER'], [c, 'VARCHAR']];
+  if (OFFSETS[c]) return [[OFFSETS[c], 'BIGINT']];
+  return [[c, t]];
+});
 
 /** An IPv4 number as dotted text, in SQL. */
 export const v4Text = (x: string) => `CASE WHEN ${x} IS NOT NULL THEN concat(${x} >> 24, '.', (${x} >> 16) & 255, '.', (${x} >> 8) & 255, '.', ${x} & 255) END`;
