@@ -4,7 +4,7 @@
 // A message no parser takes is still archived whole (parser "syslog"):
 // nothing received is dropped for not parsing.
 import { isIP } from 'node:net';
-import { parseSyslog, type SyslogOptions } from './syslog.ts';
+import { parseSyslog, withoutEol, type SyslogMessage, type SyslogOptions } from './syslog.ts';
 import { emptyRecord, normalMac, protoNumber, type TrafficRecord } from './record.ts';
 
 type Parser = (text: string, msg: string, r: TrafficRecord) => boolean;
@@ -299,33 +299,41 @@ export interface ParseContext extends SyslogOptions {
   exporter: string;
 }
 
+/**
+ * Parsers fill the record only once they know the message is theirs; one
+ * that throws part-way is undone by starting the record again from the header.
+ */
+function attempt(p: Parser, m: SyslogMessage, r: TrafficRecord, ctx: ParseContext): boolean {
+  try {
+    return p(m.text, m.msg, r);
+  } catch {
+    Object.assign(r, emptyRecord('log', 'syslog', ctx.exporter, ctx.recvMs), { raw: r.raw, dev_ms: m.time, host: m.host, app: m.app });
+    return false;
+  }
+}
+
 /** A syslog message (or a bare log line) as an archive record: parsed when a parser knows it, raw always. */
 export function parseLogLine(line: string, ctx: ParseContext): TrafficRecord {
   const r = emptyRecord('log', 'syslog', ctx.exporter, ctx.recvMs);
-  r.raw = line.replace(/[\r\n]+$/, '');
+  r.raw = withoutEol(line);
   let m;
   try {
-    m = parseSyslog(line, ctx);
+    m = parseSyslog(r.raw, ctx);
   } catch {
     return r;
   }
   r.dev_ms = m.time;
   r.host = m.host;
   r.app = m.app;
-  const tried = new Set<Parser>();
-  // Parsers fill the record only once they know the message is theirs; one
-  // that throws part-way is undone by starting the record again from the header.
-  const attempt = (p: Parser) => {
-    tried.add(p);
-    try {
-      return p(m.text, m.msg, r);
-    } catch {
-      Object.assign(r, emptyRecord('log', 'syslog', ctx.exporter, ctx.recvMs), { raw: r.raw, dev_ms: m.time, host: m.host, app: m.app });
-      return false;
+  let tried: Parser[] | undefined;
+  if (m.app) {
+    for (const [re, ps] of BY_APP) {
+      if (!re.test(m.app)) continue;
+      tried = ps;
+      for (const p of ps) if (attempt(p, m, r, ctx)) return r;
     }
-  };
-  if (m.app) for (const [re, ps] of BY_APP) if (re.test(m.app)) for (const p of ps) if (attempt(p)) return r;
-  for (const p of ANY) if (!tried.has(p) && attempt(p)) return r;
+  }
+  for (const p of ANY) if (!tried?.includes(p) && attempt(p, m, r, ctx)) return r;
   r.parser = 'syslog';
   return r;
 }

@@ -83,4 +83,18 @@ describe('parsers on real lines', () => {
     expect(m).toMatchObject({ pri: 134, host: 'opnsense', app: 'filterlog', pid: '69805', sd: '[meta sequenceId="2633353"]', time: Date.parse('2022-09-06T18:37:34+02:00') });
     expect(m.msg.startsWith('10,,,02f4bab031b57d1e30553ce08e0ec131,re0,')).toBe(true);
   });
+
+  it('ISO times in every spelling devices use come out as Date.parse reads them; a date that does not exist is no time', () => {
+    const o = { recvMs: RECV, utcOffsetMinutes: 420 };
+    const at = (stamp: string) => parseSyslog(`<13>1 ${stamp} host app - - - text`, o).time;
+    const bare = (stamp: string) => parseSyslog(`<13>${stamp} host app: text\r\n`, o).time;
+    expect(at('2026-06-03T09:41:05Z')).toBe(Date.parse('2026-06-03T09:41:05Z'));
+    expect(at('2026-06-03T09:41:05.123456+07:00')).toBe(Date.parse('2026-06-03T09:41:05.123+07:00'));
+    expect(at('2026-06-03T09:41:05.5-03:30')).toBe(Date.parse('2026-06-03T09:41:05.500-03:30'));
+    expect(bare('2026-06-03T09:41:05+0700')).toBe(Date.parse('2026-06-03T09:41:05+07:00'));
+    // No zone: the devices' own offset (Asia/Bangkok).
+    expect(bare('2026-06-03 09:41:05')).toBe(Date.parse('2026-06-03T09:41:05+07:00'));
+    expect(at('2024-02-29T00:00:00Z')).toBe(Date.parse('2024-02-29T00:00:00Z'));
+    for (const nonsense of ['2026-02-29T00:00:00Z', '2026-13-01T00:00:00Z', '2026-04-31T00:00:00Z', '2026-06-03T24:00:00Z', '2026-06-03T09:60:00Z', '2026-06-03T09:41:05+25:00']) expect(at(nonsense), nonsense).toBeNull();
+  });
 });
