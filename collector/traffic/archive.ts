@@ -123,17 +123,41 @@ export async function writeSegment(walFile: string, segmentDir: string, seq: num
 }
 
 /**
- * writeSegment in a worker thread: a seal's appending is synchronous
- * JavaScript, seconds of it for an hour of an area's flows, and on the main
- * thread it would keep the receivers from reading their sockets.
+ * Writes `files` (segments of any layout) as one segment at `out`; returns
+ * the records written. A merge's DuckDB part, and the background work the
+ * worker below runs at nice 10.
  */
-export function writeSegmentInWorker(walFile: string, segmentDir: string, seq: number): Promise<WrittenSegment | null> {
+export async function writeMerged(files: readonly { path: string; layout: number }[], out: string, workDir: string): Promise<number> {
+  const db = await duck(1);
+  try {
+    await db.con.run(`SET memory_limit = '512MB'; SET temp_directory = ${sqlString(workDir)}`);
+    const { select, addresses } = await segmentRows(db.con, files);
+    await copySegment(db.con, select, out, addresses);
+    return Number((await db.con.runAndReadAll(`SELECT count(*) FROM read_parquet(${sqlString(out)})`)).getColumns()[0]![0]);
+  } finally {
+    db.close();
+    await rm(workDir, { recursive: true, force: true });
+  }
+}
+
+/** Work the background worker does. */
+export type BackgroundJob = { kind: 'seal'; walFile: string; segmentDir: string; seq: number } | { kind: 'merge'; files: { path: string; layout: number }[]; out: string; workDir: string };
+
+/**
+ * A seal or a merge in a worker thread at nice 10: a seal's staging is
+ * synchronous JavaScript, seconds of it for an hour of an area's flows, and
+ * both keep DuckDB busy for seconds; on the receivers' thread, or beside it
+ * at the same priority, they would keep it from reading its sockets.
+ */
+export function inBackground(job: Extract<BackgroundJob, { kind: 'seal' }>): Promise<WrittenSegment | null>;
+export function inBackground(job: Extract<BackgroundJob, { kind: 'merge' }>): Promise<number>;
+export function inBackground(job: BackgroundJob): Promise<unknown> {
   return new Promise((resolve, reject) => {
-    const w = new Worker(new URL('./seal-worker.ts', import.meta.url), { workerData: { walFile, segmentDir, seq } });
-    w.once('message', (m: { ok: true; result: WrittenSegment | null } | { ok: false; error: string }) => (m.ok ? resolve(m.result) : reject(new Error(m.error))));
+    const w = new Worker(new URL('./background-worker.ts', import.meta.url), { workerData: job });
+    w.once('message', (m: { ok: true; result: unknown } | { ok: false; error: string }) => (m.ok ? resolve(m.result) : reject(new Error(m.error))));
     w.once('error', reject);
     w.once('exit', (code) => {
-      if (code !== 0) reject(new Error(`the seal worker exited with ${code}`));
+      if (code !== 0) reject(new Error(`the background worker exited with ${code} (${job.kind})`));
     });
   });
 }
@@ -263,7 +287,7 @@ export class Archive {
    * inputs are removed. Runs in turn with seals.
    */
   merge(group: readonly SegmentEntry[]): Promise<SegmentEntry> {
-    const run = this.sealing.then(() => mergeSegments(this.manifest, this.segmentDir, group));
+    const run = this.sealing.then(() => mergeSegments(this.manifest, this.segmentDir, group, !this.o.sealInProcess));
     this.sealing = run.catch(() => null);
     return run;
   }
@@ -279,7 +303,7 @@ export class Archive {
       return null;
     }
     const seq = this.manifest.entries.filter((e) => e.type === 'segment').length + 1;
-    const written = this.o.sealInProcess ? await writeSegment(walFile, this.segmentDir, seq) : await writeSegmentInWorker(walFile, this.segmentDir, seq);
+    const written = this.o.sealInProcess ? await writeSegment(walFile, this.segmentDir, seq) : await inBackground({ kind: 'seal', walFile, segmentDir: this.segmentDir, seq });
     if (!written) {
       await unlink(walFile);
       return null;
@@ -344,7 +368,7 @@ export class Archive {
  * the entry is written only if no input was merged or purged meanwhile (by
  * another process). Then the inputs are removed; their entries stay.
  */
-export async function mergeSegments(manifest: Manifest, segmentDir: string, group: readonly SegmentEntry[]): Promise<SegmentEntry> {
+export async function mergeSegments(manifest: Manifest, segmentDir: string, group: readonly SegmentEntry[], background = false): Promise<SegmentEntry> {
   if (group.length < 2) throw new Error('a merge needs at least two segments');
   // Checked before the work, and again under the manifest's lock before the entry.
   const stillLive = (entries: readonly Entry[]) => {
@@ -364,19 +388,14 @@ export async function mergeSegments(manifest: Manifest, segmentDir: string, grou
   const seq = manifest.entries.filter((e) => e.type === 'segment').length + 1;
   const name = segmentName(seq, first);
   const tmp = join(segmentDir, `.tmp-${name}`);
-  const db = await duck();
   try {
-    await db.con.run(`SET memory_limit = '512MB'; SET temp_directory = ${sqlString(join(segmentDir, `.tmp-duckdb-${process.pid}`))}`);
-    const { select, addresses } = await segmentRows(db.con, group.map((s) => ({ path: join(segmentDir, s.file), layout: s.layout ?? 1 })));
-    await copySegment(db.con, select, tmp, addresses);
-    const written = Number((await db.con.runAndReadAll(`SELECT count(*) FROM read_parquet(${sqlString(tmp)})`)).getColumns()[0]![0]);
+    const files = group.map((s) => ({ path: join(segmentDir, s.file), layout: s.layout ?? 1 }));
+    const workDir = join(segmentDir, `.tmp-duckdb-${process.pid}`);
+    const written = background ? await inBackground({ kind: 'merge', files, out: tmp, workDir }) : await writeMerged(files, tmp, workDir);
     if (written !== rows) throw new Error(`merging ${group.map((s) => s.file).join(', ')}: wrote ${written} records, the segments hold ${rows}; not merged`);
   } catch (err) {
     await rm(tmp, { force: true });
     throw err;
-  } finally {
-    db.close();
-    await rm(join(segmentDir, `.tmp-duckdb-${process.pid}`), { recursive: true, force: true });
   }
   // The file keeps its temporary name until its entry is written: a crash
   // before leaves a work file that opening the archive removes, a crash

@@ -54,8 +54,9 @@ function hourOfFlows(hourStart: number, n: number, rnd: () => number): TrafficRe
   });
 }
 
-async function threeDays(day0 = DAY0): Promise<{ a: Archive; inbound: string }> {
-  const a = await Archive.open({ dir: dir.path, key, retentionDays: 90, fsyncIntervalMs: 5, sealInProcess: true, clockOffset: () => 2 });
+/** With `background`, seals and merges run in the collector's background worker (as in the service), else on this thread. */
+async function threeDays(day0 = DAY0, background = false): Promise<{ a: Archive; inbound: string }> {
+  const a = await Archive.open({ dir: dir.path, key, retentionDays: 90, fsyncIntervalMs: 5, sealInProcess: !background, clockOffset: () => 2 });
   const rnd = prng(7);
   // Two finished days of four hourly seals each, and two seals of today.
   for (const day of [0, 1, 2]) {
@@ -75,6 +76,20 @@ async function threeDays(day0 = DAY0): Promise<{ a: Archive; inbound: string }> 
 const sorted = (rows: TrafficRecord[]) => rows.map((r) => JSON.stringify(r)).sort();
 
 describe('compaction', () => {
+  it('in the background worker, as the service runs them, seals and merges give the same answers and an intact chain', async () => {
+    const { a, inbound } = await threeDays(DAY0, true);
+    const before = await Promise.all([queryArchive(dir.path, { ip: '10.36.1.5' }), queryArchive(dir.path, { ip: inbound }), queryArchive(dir.path, {})]);
+    const { merged, refused } = await a.compact(DAY0 + 50 * HOUR);
+    expect(refused).toEqual([]);
+    expect(merged.map((e) => e.merged_from!.length)).toEqual([4, 5]);
+    const after = await Promise.all([queryArchive(dir.path, { ip: '10.36.1.5' }), queryArchive(dir.path, { ip: inbound }), queryArchive(dir.path, {})]);
+    after.forEach((q, i) => expect(sorted(q.rows)).toEqual(sorted(before[i]!.rows)));
+    expect(after[2]!.rows).toHaveLength(10 * 500 + 1);
+    expect(readdirSync(join(dir.path, 'segments')).filter((f) => f.startsWith('.tmp-'))).toEqual([]);
+    expect(await verifyArchive(dir.path, trusted)).toMatchObject({ ok: true, faults: [] });
+    await a.close();
+  });
+
   it('plans one group per finished local day, leaves today and single segments alone', () => {
     const seg = (seq: number, first: number, rows = 10) => ({ seq, first_recv: first, rows }) as SegmentEntry;
     // 23:30 and 00:30 Bangkok time fall on different days though the same UTC date.
