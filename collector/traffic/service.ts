@@ -21,6 +21,9 @@ import { FlowDecoder } from './netflow.ts';
 import { parseLogLine } from './parsers.ts';
 import type { TrafficRecord } from './record.ts';
 
+/** The receive buffer a UDP receiver asks for: about a second of 100,000 flows/s. */
+const UDP_BUFFER = 8 * 1024 * 1024;
+
 export interface TrafficStats {
   syslog_received: number;
   flows_received: number;
@@ -237,7 +240,7 @@ export class TrafficService {
 
   private udpListener(name: string, listen: string, onMessage: (msg: Buffer, from: string, at: number) => void): Promise<void> {
     const { host, port } = split(listen);
-    const sock = createSocket({ type: isIP(host) === 6 ? 'udp6' : 'udp4', recvBufferSize: 8 * 1024 * 1024 });
+    const sock = createSocket({ type: isIP(host) === 6 ? 'udp6' : 'udp4', recvBufferSize: UDP_BUFFER });
     sock.on('message', (msg, rinfo) => onMessage(msg, rinfo.address, Date.now()));
     sock.on('error', (err) => this.log.error({ err, listen }, `${name} socket error`));
     this.udp.push(sock);
@@ -248,6 +251,9 @@ export class TrafficService {
         const a = sock.address();
         this.bound[name] = `${a.address}:${a.port}`;
         this.udpPorts.push(a.port);
+        // Linux caps the request at net.core.rmem_max and reports twice what it keeps.
+        const got = sock.getRecvBufferSize();
+        if (got < UDP_BUFFER) this.log.warn({ listen, requested: UDP_BUFFER, got, sysctl: `net.core.rmem_max=${UDP_BUFFER}` }, `${name}: the kernel gave the socket a smaller buffer than asked; a burst or a pause overflows it sooner (raise net.core.rmem_max)`);
         res();
       });
     });
