@@ -83,7 +83,7 @@ async function daySegment(archive: Archive, day: number, flows: number): Promise
     }
     if (batch.length > 0) await st.addFrame(encoder.encode(batch));
     await st.close();
-    const seq = archive.manifest.entries.filter((e) => e.type === 'segment').length + 1;
+    const seq = archive.manifest.nextSegmentNumber();
     const name = segmentName(seq, st.firstRecv);
     const tmp = join(archive.segmentDir, `.tmp-${name}`);
     await copySegment(db.con, st.segmentSelect, tmp, BLOOM_COLUMNS.flatMap((c) => st.texts(c)));

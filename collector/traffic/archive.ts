@@ -42,7 +42,7 @@ export async function sha256File(path: string): Promise<string> {
   return h.digest('hex');
 }
 
-/** A fresh in-memory DuckDB connection with the archive's table shape. */
+/** A fresh in-memory DuckDB connection (closed with its instance). */
 export async function duck(threads = 2): Promise<{ con: DuckDBConnection; close(): void }> {
   const inst = await DuckDBInstance.create(':memory:', { threads: String(threads) });
   const con = await inst.connect();
@@ -302,7 +302,7 @@ export class Archive {
       await unlink(walFile);
       return null;
     }
-    const seq = this.manifest.entries.filter((e) => e.type === 'segment').length + 1;
+    const seq = this.manifest.nextSegmentNumber();
     const written = this.o.sealInProcess ? await writeSegment(walFile, this.segmentDir, seq) : await inBackground({ kind: 'seal', walFile, segmentDir: this.segmentDir, seq });
     if (!written) {
       await unlink(walFile);
@@ -385,7 +385,7 @@ export async function mergeSegments(manifest: Manifest, segmentDir: string, grou
   const rows = group.reduce((n, s) => n + s.rows, 0);
   const first = Math.min(...group.map((s) => s.first_recv));
   const last = Math.max(...group.map((s) => s.last_recv));
-  const seq = manifest.entries.filter((e) => e.type === 'segment').length + 1;
+  const seq = manifest.nextSegmentNumber();
   const name = segmentName(seq, first);
   const tmp = join(segmentDir, `.tmp-${name}`);
   try {

@@ -100,9 +100,39 @@ export function addressIs(layout: number, c: string, ip: string, negate = false)
 
 /** Dotted-quad IPv4 (as inet_ntop writes it) as its number; null for anything else. */
 export function ipv4Number(ip: string): number | null {
-  const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(ip);
-  if (!m) return null;
-  const parts = m.slice(1).map(Number);
-  if (parts.some((p, i) => p > 255 || String(p) !== m[i + 1])) return null;
-  return ((parts[0]! << 24) >>> 0) + (parts[1]! << 16) + (parts[2]! << 8) + parts[3]!;
+  const b = Buffer.from(ip, 'latin1');
+  const n = ipv4At(b, 0, b.length);
+  return n < 0 ? null : n;
 }
+
+/**
+ * The IPv4 address written in b[at, at + len) as its number, if it is
+ * dotted-quad as inet_ntop writes it; -1 for anything else. Read from the
+ * bytes (a seal looks up every address this way, without making a string).
+ */
+export function ipv4At(b: Uint8Array, at: number, len: number): number {
+  let n = 0;
+  let part = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = at; i < at + len; i++) {
+    const c = b[i]!;
+    if (c === 0x2e) {
+      if (digits === 0 || dots === 3) return -1;
+      n = n * 256 + part;
+      part = 0;
+      digits = 0;
+      dots++;
+    } else if (c >= 0x30 && c <= 0x39) {
+      // No leading zeros: "010" would not come back as written.
+      if (digits > 0 && part === 0) return -1;
+      part = part * 10 + (c - 0x30);
+      if (++digits > 3 || part > 255) return -1;
+    } else return -1;
+  }
+  if (dots !== 3 || digits === 0) return -1;
+  return n * 256 + part;
+}
+
+/** An IPv4 number as dotted text. */
+export const v4String = (n: number) => `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;

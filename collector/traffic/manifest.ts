@@ -240,4 +240,9 @@ export class Manifest {
   get head(): { seq: number; hash: string } {
     return { ...this.last };
   }
+
+  /** The number the next segment file is named by (segments ever written, plus one). */
+  nextSegmentNumber(): number {
+    return this.entries.filter((e) => e.type === 'segment').length + 1;
+  }
 }

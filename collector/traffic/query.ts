@@ -193,11 +193,7 @@ async function queryOnce(dir: string, q: ArchiveQuery, cond: ReturnType<typeof w
     let fromWal = 0;
     for (const src of source) {
       if (src === 'wal') fromWal++;
-      else used.set(src, (used.get(src) ?? 0) + 1);
-    }
-    for (const [path, n] of [...used]) {
-      used.delete(path);
-      used.set(basename(path), n);
+      else used.set(basename(src), (used.get(basename(src)) ?? 0) + 1);
     }
     const segments = segs.filter((s) => used.has(s.file)).map((s) => ({ file: s.file, seq: s.seq, sha256: s.sha256, rows: used.get(s.file)! }));
     return { rows, segments, fromWal, segmentsRead: segs.length };

@@ -141,11 +141,11 @@ export function normalMac(mac: string): string {
 const KIND = COLUMNS.map(([, t]) => (t === 'BIGINT' ? 0 : t === 'INTEGER' ? 1 : t === 'SMALLINT' ? 2 : 3));
 const NAMES = COLUMNS.map(([c]) => c);
 /** Binary rows with the frame's column map. */
-export const ROWS_MAGIC = 0x43;
+const ROWS_MAGIC = 0x43;
 /** Binary rows without it (the first binary frames). */
 const ROWS_MAGIC_V1 = 0x42;
 /** Every column. */
-export const ALL_COLUMNS = 2 ** COLUMNS.length - 1;
+const ALL_COLUMNS = 2 ** COLUMNS.length - 1;
 
 /** Where a frame's rows start, and the columns they may have; null for a frame of JSON rows. */
 export function frameLayout(payload: Buffer): { count: number; columns: number; rowsAt: number } | null {

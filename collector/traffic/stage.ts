@@ -14,8 +14,8 @@
 // takes about one.
 import duckdb from '@duckdb/node-bindings';
 import { DuckDBDataChunk, DuckDBBigIntType, DuckDBIntegerType, DuckDBSmallIntType, DuckDBVarCharType, type DuckDBConnection, type DuckDBAppender, type DuckDBType } from '@duckdb/node-api';
-import { COLUMNS, frameLayout, fromRow, type TrafficRecord } from './record.ts';
-import { physical } from './layout.ts';
+import { COLUMNS, decodeFrame, frameLayout, type TrafficRecord } from './record.ts';
+import { ADDRESS_COLUMNS, ipv4At, physical, v4String } from './layout.ts';
 
 /** How a column is staged. */
 type Kind = 0 | 1 | 2 | 3 | 4 | 5;
@@ -23,8 +23,8 @@ const Kind = { Int64: 0, Int32: 1, Int16: 2, Code: 3, Text: 4, Addr: 5 } as cons
 
 /** Text columns staged as themselves; every other text column is staged as a dictionary code. */
 const VERBATIM = new Set<string>(['url', 'raw']);
-/** Address columns: coded too, an IPv4 address looked up by its number. */
-const ADDRESS = new Set<string>(['src_ip', 'dst_ip', 'nat_ip']);
+/** Address columns (layout.ts): coded too, an IPv4 address looked up by its number. */
+const ADDRESS = new Set<string>(ADDRESS_COLUMNS);
 
 const KINDS: Kind[] = COLUMNS.map(([c, t]) =>
   t === 'BIGINT' ? Kind.Int64 : t === 'INTEGER' ? Kind.Int32 : t === 'SMALLINT' ? Kind.Int16 : VERBATIM.has(c) ? Kind.Text : ADDRESS.has(c) ? Kind.Addr : Kind.Code,
@@ -100,7 +100,8 @@ export class Stager {
   async addFrame(payload: Buffer): Promise<number> {
     const layout = frameLayout(payload);
     if (!layout) {
-      const records = (JSON.parse(payload.toString('utf8')) as unknown[][]).map(fromRow);
+      // JSON rows (the first versions' frames): as objects, through the slow path.
+      const records = decodeFrame(payload);
       await this.addRecords(records);
       return records.length;
     }
@@ -208,9 +209,7 @@ export class Stager {
     await this.con.run(`CREATE TABLE "${dict}" (col SMALLINT, code INTEGER, v VARCHAR, n UINTEGER, rank INTEGER)`);
     const app = await this.con.createAppender(dict);
     this.cols.forEach((col, i) => {
-      const entries: { code: number; v: string; n: number | null }[] = [];
-      for (const [n, code] of col.v4) entries.push({ code, v: v4String(n), n: n >>> 0 });
-      for (const [key, code] of col.codes) entries.push({ code, v: Buffer.from(key, 'latin1').toString('utf8'), n: null });
+      const entries = dictionary(col);
       // Address order: IPv4 by number, then the rest by their bytes (as DuckDB orders text).
       if (col.kind === Kind.Addr) entries.sort((a, b) => (a.n !== null && b.n !== null ? a.n - b.n : a.n !== null ? -1 : b.n !== null ? 1 : Buffer.compare(Buffer.from(a.v), Buffer.from(b.v))));
       entries.forEach((e, rank) => {
@@ -233,13 +232,12 @@ export class Stager {
 
   /** The distinct values staged in a code or address column. */
   texts(column: string): string[] {
-    const col = this.cols[COLUMNS.findIndex(([c]) => c === column)]!;
-    return [...col.v4.keys()].map((n) => v4String(n)).concat([...col.codes.keys()].map((k) => Buffer.from(k, 'latin1').toString('utf8')));
+    return dictionary(this.cols[COLUMNS.findIndex(([c]) => c === column)]!).map((e) => e.v);
   }
 
   /** SQL for the staged rows with the archive's columns and types (after close). */
   get select(): string {
-    return `SELECT ${COLUMNS.map(([c, t], i) => `${this.value(i, 'v') ?? `NULL::${t}`} AS "${c}"`).join(', ')} FROM "${this.table}"`;
+    return `SELECT ${COLUMNS.map(([c, t], i) => `${this.value(i) ?? `NULL::${t}`} AS "${c}"`).join(', ')} FROM "${this.table}"`;
   }
 
   /** SQL for the staged rows as a segment holds them (layout.ts, layout 2), in its order (after close). */
@@ -247,9 +245,9 @@ export class Stager {
     const src = COLUMNS.findIndex(([c]) => c === 'src_ip');
     // Sorted on the codes' places in address order (integers), then turned into text: sorting text costs more.
     const order = this.present & (1 << src) ? `${this.list(src, 'rank')}["src_ip"], ` : '';
-    const staged = COLUMNS.map(([c, t], i) => (KINDS[i] === Kind.Code ? `${this.value(i, 'v')!} AS "${c}"` : `${this.present & (1 << i) ? `"${c}"` : `NULL::${KINDS[i] === Kind.Addr ? 'INTEGER' : t}`} AS "${c}"`));
+    const staged = COLUMNS.map(([c, t], i) => (KINDS[i] === Kind.Code ? `${this.value(i)!} AS "${c}"` : `${this.present & (1 << i) ? `"${c}"` : `NULL::${KINDS[i] === Kind.Addr ? 'INTEGER' : t}`} AS "${c}"`));
     const v4: Parameters<typeof physical>[0] = {};
-    for (const a of ['src_ip', 'dst_ip', 'nat_ip'] as const) {
+    for (const a of ADDRESS_COLUMNS) {
       const i = COLUMNS.findIndex(([c]) => c === a);
       v4[a] = this.present & (1 << i) ? { num: `${this.list(i, 'n')}[${a}]`, text: `CASE WHEN ${this.list(i, 'n')}[${a}] IS NULL THEN ${this.list(i, 'v')}[${a}] END` } : { num: 'NULL::UINTEGER', text: 'NULL::VARCHAR' };
     }
@@ -262,10 +260,10 @@ export class Stager {
   }
 
   /** Column i's value in SQL (text for coded columns), or null when no frame had it. */
-  private value(i: number, field: 'v'): string | null {
+  private value(i: number): string | null {
     if (!(this.present & (1 << i))) return null;
     const c = `"${COLUMNS[i]![0]}"`;
-    return KINDS[i] === Kind.Code || KINDS[i] === Kind.Addr ? `${this.list(i, field)}[${c}]` : c;
+    return KINDS[i] === Kind.Code || KINDS[i] === Kind.Addr ? `${this.list(i, 'v')}[${c}]` : c;
   }
 
   private received(v: number): void {
@@ -340,29 +338,10 @@ export class Stager {
   }
 }
 
-const v4String = (n: number) => `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
-
-/** A dotted-quad IPv4 address in b[at, at + len) as its number, if written as inet_ntop writes it; -1 for anything else. */
-function ipv4At(b: Buffer, at: number, len: number): number {
-  let n = 0;
-  let part = 0;
-  let digits = 0;
-  let dots = 0;
-  for (let i = at; i < at + len; i++) {
-    const c = b[i]!;
-    if (c === 0x2e) {
-      if (digits === 0 || dots === 3) return -1;
-      n = n * 256 + part;
-      part = 0;
-      digits = 0;
-      dots++;
-    } else if (c >= 0x30 && c <= 0x39) {
-      // No leading zeros: "010" would not come back as written.
-      if (digits > 0 && part === 0) return -1;
-      part = part * 10 + (c - 0x30);
-      if (++digits > 3 || part > 255) return -1;
-    } else return -1;
-  }
-  if (dots !== 3 || digits === 0) return -1;
-  return n * 256 + part;
+/** A code or address column's dictionary: each code with its text, and an IPv4 address's number. */
+function dictionary(col: Column): { code: number; v: string; n: number | null }[] {
+  const entries: { code: number; v: string; n: number | null }[] = [];
+  for (const [n, code] of col.v4) entries.push({ code, v: v4String(n), n: n >>> 0 });
+  for (const [key, code] of col.codes) entries.push({ code, v: Buffer.from(key, 'latin1').toString('utf8'), n: null });
+  return entries;
 }
