@@ -4,7 +4,7 @@
 // write-ahead logs in the first frame layouts) stay readable and mergeable.
 import { describe, it, expect, beforeEach, afterEach } from 'vitest';
 import { generateKeyPairSync } from 'node:crypto';
-import { writeFileSync, readdirSync } from 'node:fs';
+import { writeFileSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { DuckDBInstance } from '@duckdb/node-api';
@@ -150,6 +150,35 @@ describe('segment layout', () => {
     const e = (await a.seal())!;
     expect(e.rows).toBe(2 * records.length);
     expect(sorted((await queryArchive(dir.path, {})).rows)).toEqual(sorted([...records, ...records]));
+    await a.close();
+  });
+
+  it('a seal in the background runs in a thread of its own at nice 10; the receivers\' thread keeps its priority', async () => {
+    if (process.platform !== 'linux') return;
+    const nice = (task: string) => Number(readFileSync(`/proc/self/task/${task}/stat`, 'utf8').split(') ')[1]!.split(' ')[16]);
+    const niced = () => readdirSync('/proc/self/task').filter((t) => {
+      try {
+        return nice(t) === 10;
+      } catch {
+        return false; // the thread ended meanwhile
+      }
+    });
+    expect(niced()).toEqual([]);
+    const a = await Archive.open({ dir: dir.path, key, retentionDays: 90, fsyncIntervalMs: 5 });
+    const rs: TrafficRecord[] = [];
+    for (let i = 0; i < 200_000; i++) rs.push({ ...emptyRecord('flow', 'netflow-v5', '127.0.0.6', T + i), src_ip: `10.${i % 7}.${(i * 13) % 256}.${i % 250}`, dst_ip: `1.2.${i % 3}.4` });
+    await a.append(rs);
+    let seen: string[] = [];
+    let done = false;
+    const sealed = a.seal().finally(() => (done = true));
+    while (!done && seen.length === 0) {
+      seen = niced();
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    expect((await sealed)!.rows).toBe(rs.length);
+    expect(seen.length).toBeGreaterThan(0);
+    expect(seen).not.toContain(String(process.pid));
+    expect(nice(String(process.pid))).toBe(0);
     await a.close();
   });
 });
