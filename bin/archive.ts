@@ -1,19 +1,19 @@
 // `klaiwatch archive ACTION`: the auditor's and the officer's commands on the
-// traffic-log archive. The work is in collector/traffic/; this file reads
+// traffic-log archive. The work is in archive/; this file reads
 // options, prints, and sets the exit status.
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { userInfo } from 'node:os';
 import type { Config } from '../config/load.ts';
-import { protoNumber } from '../collector/traffic/record.ts';
-import { QueryError, type ArchiveQuery } from '../collector/traffic/query.ts';
-import { rowsCsv } from '../collector/traffic/export.ts';
-import { auditContext, auditedExport, auditedQuery, auditedVerify, auditedWho, parseTime, publicKeyArg, AuditError } from '../collector/traffic/auditor.ts';
-import { Manifest, generateSigningKey, loadPrivateKey } from '../collector/traffic/manifest.ts';
-import { HoldError, holdStates, placeHold, planPurge, purge, releaseHold } from '../collector/traffic/retention.ts';
-import { liveSegments, readManifest } from '../collector/traffic/query.ts';
-import { Wal, walRecordCount } from '../collector/traffic/wal.ts';
-import { compactSegments, mergeSegments, MERGE_MAX_ROWS, planCompaction } from '../collector/traffic/archive.ts';
+import { protoNumber } from '../archive/record.ts';
+import { QueryError, type ArchiveQuery } from '../archive/query.ts';
+import { rowsCsv } from '../archive/export.ts';
+import { auditContext, auditedExport, auditedQuery, auditedVerify, auditedWho, parseTime, publicKeyArg, AuditError } from '../archive/auditor.ts';
+import { Manifest, generateSigningKey, loadPrivateKey } from '../archive/manifest.ts';
+import { HoldError, holdStates, placeHold, planPurge, purge, releaseHold } from '../archive/retention.ts';
+import { liveSegments, readManifest } from '../archive/query.ts';
+import { Wal, walRecordCount } from '../archive/wal.ts';
+import { compactSegments, mergeSegments, MERGE_MAX_ROWS, planCompaction } from '../archive/archive.ts';
 
 export const ARCHIVE_USAGE = `klaiwatch archive ACTION [options] --config FILE
 

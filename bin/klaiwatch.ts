@@ -14,7 +14,7 @@ import { writeDashboards } from '../dashboards/build.ts';
 import { makeReport, ReportError } from '../report/report.ts';
 import { render, FORMATS, type Format } from '../report/render.ts';
 import { PeriodError } from '../report/period.ts';
-import { TrafficService } from '../collector/traffic/service.ts';
+import { TrafficService } from '../archive/service.ts';
 import { archiveCommand, ArchiveUsageError, ARCHIVE_OPTIONS, ARCHIVE_USAGE } from './archive.ts';
 import type { Point } from '../collector/point.ts';
 

@@ -15,9 +15,9 @@ import { createLogger } from '../collector/log.ts';
 import { Collector } from '../collector/collector.ts';
 import { startHealthServer } from '../collector/health.ts';
 import { execWithServiceFlags, TRAFFIC_V8_FLAGS } from '../collector/runtime.ts';
-import { TrafficService } from '../collector/traffic/service.ts';
-import { generateSigningKey } from '../collector/traffic/manifest.ts';
-import { udpPayloads } from '../collector/traffic/pcap.ts';
+import { TrafficService } from '../archive/service.ts';
+import { generateSigningKey } from '../archive/manifest.ts';
+import { udpPayloads } from '../archive/pcap.ts';
 import { createSocket } from 'node:dgram';
 import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 

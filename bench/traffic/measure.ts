@@ -5,7 +5,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { queryArchive } from '../../collector/traffic/query.ts';
+import { queryArchive } from '../../archive/query.ts';
 
 const exec = promisify(execFile);
 

@@ -19,11 +19,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { generateKeyPairSync } from 'node:crypto';
-import { Archive } from '../../collector/traffic/archive.ts';
-import { loadPrivateKey } from '../../collector/traffic/manifest.ts';
+import { Archive } from '../../archive/archive.ts';
+import { loadPrivateKey } from '../../archive/manifest.ts';
 import { dirBytes, dropCaches, fmt, klaiwatchHostQuery, nfdumpHostQuery, ratio, table } from './measure.ts';
 import { PROJECT } from '../../sim/area.ts';
-import type { TrafficStats } from '../../collector/traffic/service.ts';
+import type { TrafficStats } from '../../archive/service.ts';
 
 const exec = promisify(execFile);
 const { values } = parseArgs({

@@ -17,7 +17,7 @@ import { buildSimArea, startRouterAgent, DEFAULT_SILENT, type SimArea } from '..
 import { startSnmpsim, type Snmpsim } from '../../sim/snmpsim.ts';
 import { loadConfig, type Config } from '../../config/load.ts';
 import { Collector } from '../../collector/collector.ts';
-import { TrafficService } from '../../collector/traffic/service.ts';
+import { TrafficService } from '../../archive/service.ts';
 import { buildDashboards, writeDashboards } from '../../dashboards/build.ts';
 import { DATASOURCE, type InfluxQLQuery } from '../../dashboards/influxql.ts';
 import { startTestInflux, type TestInflux } from '../helpers/influx.ts';

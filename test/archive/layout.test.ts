@@ -8,12 +8,12 @@ import { writeFileSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { crc32 } from 'node:zlib';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { Archive, sha256File } from '../../collector/traffic/archive.ts';
-import { queryArchive } from '../../collector/traffic/query.ts';
-import { verifyArchive } from '../../collector/traffic/verify.ts';
-import { COLUMNS, emptyRecord, encodeRecords, decodeFrame, type TrafficRecord } from '../../collector/traffic/record.ts';
-import { ipv4Number, LAYOUT, LAYOUT_KEY } from '../../collector/traffic/layout.ts';
-import type { SegmentEntry } from '../../collector/traffic/manifest.ts';
+import { Archive, sha256File } from '../../archive/archive.ts';
+import { queryArchive } from '../../archive/query.ts';
+import { verifyArchive } from '../../archive/verify.ts';
+import { COLUMNS, emptyRecord, encodeRecords, decodeFrame, type TrafficRecord } from '../../archive/record.ts';
+import { ipv4Number, LAYOUT, LAYOUT_KEY } from '../../archive/layout.ts';
+import type { SegmentEntry } from '../../archive/manifest.ts';
 import { tempDir } from '../helpers/peers.ts';
 
 const key = generateKeyPairSync('ed25519').privateKey;

@@ -9,13 +9,13 @@ import { readFileSync, writeFileSync, mkdirSync, existsSync, statSync } from 'no
 import { join } from 'node:path';
 import { createHash, generateKeyPairSync, createPrivateKey } from 'node:crypto';
 import { DatabaseSync } from 'node:sqlite';
-import { Archive } from '../../collector/traffic/archive.ts';
-import { parseLogLine } from '../../collector/traffic/parsers.ts';
-import { entryHash, loadPrivateKey, publicKeyFromRaw, rawPublicKey, signatureValid, type Entry } from '../../collector/traffic/manifest.ts';
-import { planPurge, purge } from '../../collector/traffic/retention.ts';
-import { readManifest } from '../../collector/traffic/query.ts';
-import { verifyArchive } from '../../collector/traffic/verify.ts';
-import type { TrafficRecord } from '../../collector/traffic/record.ts';
+import { Archive } from '../../archive/archive.ts';
+import { parseLogLine } from '../../archive/parsers.ts';
+import { entryHash, loadPrivateKey, publicKeyFromRaw, rawPublicKey, signatureValid, type Entry } from '../../archive/manifest.ts';
+import { planPurge, purge } from '../../archive/retention.ts';
+import { readManifest } from '../../archive/query.ts';
+import { verifyArchive } from '../../archive/verify.ts';
+import type { TrafficRecord } from '../../archive/record.ts';
 import { PROJECT } from '../../sim/area.ts';
 import { tempDir } from '../helpers/peers.ts';
 

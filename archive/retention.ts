@@ -7,7 +7,7 @@
 import { unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { isIP } from 'node:net';
-import { MAX_HOLD_DAYS, MIN_RETENTION_DAYS } from '../../config/schema.ts';
+import { MAX_HOLD_DAYS, MIN_RETENTION_DAYS } from '../config/schema.ts';
 import type { Entry, HoldEntry, Manifest, PurgeEntry, ReleaseEntry, SegmentEntry } from './manifest.ts';
 
 /** What holds and purges touch: the manifest, and the segments' folder. */

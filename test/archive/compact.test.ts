@@ -9,12 +9,12 @@ import { readFileSync, readdirSync, writeFileSync, copyFileSync, existsSync, ren
 import { join } from 'node:path';
 import { generateKeyPairSync } from 'node:crypto';
 import { DuckDBInstance } from '@duckdb/node-api';
-import { Archive, planCompaction, localDay } from '../../collector/traffic/archive.ts';
-import { queryArchive } from '../../collector/traffic/query.ts';
-import { verifyArchive } from '../../collector/traffic/verify.ts';
-import { rawPublicKey, type SegmentEntry } from '../../collector/traffic/manifest.ts';
-import { buildBloom, parseBloom, BLOOM_KEY } from '../../collector/traffic/bloom.ts';
-import { emptyRecord, type TrafficRecord } from '../../collector/traffic/record.ts';
+import { Archive, planCompaction, localDay } from '../../archive/archive.ts';
+import { queryArchive } from '../../archive/query.ts';
+import { verifyArchive } from '../../archive/verify.ts';
+import { rawPublicKey, type SegmentEntry } from '../../archive/manifest.ts';
+import { buildBloom, parseBloom, BLOOM_KEY } from '../../archive/bloom.ts';
+import { emptyRecord, type TrafficRecord } from '../../archive/record.ts';
 import { prng } from '../helpers/prng.ts';
 import { PROJECT } from '../../sim/area.ts';
 import { execFile } from 'node:child_process';

@@ -4,8 +4,8 @@
 import { describe, it, expect } from 'vitest';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseLogLine } from '../../collector/traffic/parsers.ts';
-import { parseSyslog } from '../../collector/traffic/syslog.ts';
+import { parseLogLine } from '../../archive/parsers.ts';
+import { parseSyslog } from '../../archive/syslog.ts';
 import { PROJECT } from '../../sim/area.ts';
 
 const dir = join(PROJECT, 'test', 'fixtures', 'logs');

@@ -4,7 +4,7 @@
 import { createPublicKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import type { Config } from '../../config/load.ts';
+import type { Config } from '../config/load.ts';
 import { Journal } from './journal.ts';
 import { queryArchive, readManifest, type ArchiveQuery, type QueryResult } from './query.ts';
 import { whoHad, type WhoAnswer } from './identity.ts';
