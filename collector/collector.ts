@@ -18,7 +18,7 @@ import { InfluxClient } from './influx/client.ts';
 import { InfluxWriter } from './influx/writer.ts';
 import { Spool } from './influx/spool.ts';
 import { setupSchema, type SchemaSetup } from './influx/setup.ts';
-import { measureClock, type NtpMeasurement } from './ntp.ts';
+import { measureClock, type NtpMeasurement } from '../clock/sntp.ts';
 import { Schedule } from './alerts/schedule.ts';
 import { StateEngine, STATES, SCHOOL_STATES, schoolState, type Raw, type Transition, type CheckObservation } from './alerts/state.ts';
 import { deviceChecks } from './alerts/checks.ts';

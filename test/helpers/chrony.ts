@@ -6,7 +6,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PROJECT } from '../../sim/area.ts';
 import { findExecutable } from '../../collector/icmp/probe.ts';
-import { measureOffset } from '../../collector/ntp.ts';
+import { measureOffset } from '../../clock/sntp.ts';
 import { waitFor } from '../../sim/influxd.ts';
 
 export async function startChrony(dir: string, port: number): Promise<{ stop(): Promise<void> }> {

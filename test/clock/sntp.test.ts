@@ -1,7 +1,7 @@
 // The collector's clock against a real NTP server (chronyd on loopback).
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { createSocket } from 'node:dgram';
-import { measureClock, measureOffset } from '../../collector/ntp.ts';
+import { measureClock, measureOffset } from '../../clock/sntp.ts';
 import { startChrony } from '../helpers/chrony.ts';
 import { tempDir } from '../helpers/peers.ts';
 
