@@ -14,7 +14,13 @@ export interface NtpMeasurement {
   stratum: number;
 }
 
-const nowMs = () => performance.timeOrigin + performance.now();
+// The offset is measured against Date.now(): the clock that stamps every
+// record and log line. (performance.timeOrigin + performance.now() is the
+// wall clock at start plus monotonic time since: after any step of the
+// system clock it describes no clock in use.) T1 is Date.now() when the
+// request leaves; T4 is T1 plus the round trip on the monotonic clock, so
+// the round trip keeps sub-millisecond resolution and a step between send
+// and answer cannot make it negative.
 
 function writeTimestamp(buf: Buffer, at: number, ms: number): void {
   const seconds = Math.floor(ms / 1000) + NTP_EPOCH_OFFSET_S;
@@ -34,6 +40,7 @@ export function measureOffset(server: string, port = 123, timeoutMs = 2000): Pro
     const req = Buffer.alloc(48);
     req[0] = (0 << 6) | (4 << 3) | 3; // LI 0, version 4, mode 3 (client)
     let t1 = 0;
+    let sentAt = 0;
     let sent: Buffer | undefined;
     const timer = setTimeout(() => finish(new Error(`ntp ${server}:${port}: no answer within ${timeoutMs} ms`)), timeoutMs);
     const finish = (err?: Error, m?: NtpMeasurement) => {
@@ -44,7 +51,7 @@ export function measureOffset(server: string, port = 123, timeoutMs = 2000): Pro
     };
     sock.on('error', (err) => finish(new Error(`ntp ${server}:${port}: ${err.message}`)));
     sock.on('message', (msg) => {
-      const t4 = nowMs();
+      const t4 = t1 + (performance.now() - sentAt);
       if (msg.length < 48) return finish(new Error(`ntp ${server}:${port}: short reply (${msg.length} bytes)`));
       const mode = msg[0]! & 7;
       const stratum = msg[1]!;
@@ -59,7 +66,8 @@ export function measureOffset(server: string, port = 123, timeoutMs = 2000): Pro
     // Bind first, so that T1 is taken when the request really leaves, not
     // before the socket exists (a first bind costs a millisecond or more).
     sock.bind(0, () => {
-      t1 = nowMs();
+      t1 = Date.now();
+      sentAt = performance.now();
       writeTimestamp(req, 40, t1);
       sent = Buffer.from(req.subarray(40, 48));
       sock.send(req, port, server);
