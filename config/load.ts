@@ -3,7 +3,7 @@
 //   config/area.yaml:14: schools[3].devices[1].address: must be an IPv4 ...
 // Nothing is defaulted silently: a missing secret, an unknown profile or
 // parent, a duplicate id are all errors.
-import { readFileSync, readdirSync, existsSync } from 'node:fs';
+import { readFileSync, readdirSync, existsSync, statSync } from 'node:fs';
 import { dirname, resolve, relative, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LineCounter, parseDocument, isNode } from 'yaml';
@@ -34,10 +34,16 @@ export interface Problem {
   message: string;
 }
 
+/** At most this many problems are printed, each cut to MAX_PROBLEM_CHARS, then "and N more". */
+export const MAX_PROBLEMS_SHOWN = 20;
+export const MAX_PROBLEM_CHARS = 300;
+/** A configuration file larger than this is refused unread (an inventory of 250 schools is about 100 KB). */
+export const MAX_CONFIG_FILE_BYTES = 16 * 1024 * 1024;
+
 export class ConfigError extends Error {
   readonly problems: Problem[];
   constructor(problems: Problem[]) {
-    super(problems.map(formatProblem).join('\n'));
+    super(formatProblems(problems));
     this.name = 'ConfigError';
     this.problems = problems;
   }
@@ -45,7 +51,31 @@ export class ConfigError extends Error {
 
 export function formatProblem(p: Problem): string {
   const where = p.line ? `${p.file}:${p.line}` : p.file;
-  return p.path ? `${where}: ${p.path}: ${p.message}` : `${where}: ${p.message}`;
+  return clip(p.path ? `${where}: ${p.path}: ${p.message}` : `${where}: ${p.message}`);
+}
+
+/**
+ * The problems as the operator sees them: one line each, at most
+ * MAX_PROBLEMS_SHOWN lines of at most MAX_PROBLEM_CHARS characters, then
+ * "and N more" (a junk file must not print megabytes).
+ */
+export function formatProblems(problems: readonly Problem[]): string {
+  const lines = problems.slice(0, MAX_PROBLEMS_SHOWN).map(formatProblem);
+  if (problems.length > MAX_PROBLEMS_SHOWN) lines.push(`and ${problems.length - MAX_PROBLEMS_SHOWN} more`);
+  return lines.join('\n');
+}
+
+/** One printable line of at most MAX_PROBLEM_CHARS: control characters (a junk file's bytes, newlines) escaped, the rest cut with "…". */
+function clip(line: string): string {
+  // eslint-disable-next-line no-control-regex
+  let out = line.slice(0, MAX_PROBLEM_CHARS * 2).replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  if (out.length > MAX_PROBLEM_CHARS || line.length > MAX_PROBLEM_CHARS * 2) {
+    out = out.slice(0, MAX_PROBLEM_CHARS - 1);
+    // Never end on half of a surrogate pair (Thai is in the BMP, emoji are not).
+    if (/[\ud800-\udbff]$/.test(out)) out = out.slice(0, -1);
+    out += '…';
+  }
+  return out;
 }
 
 /** `schools[3].devices[1].address` from ['schools', 3, 'devices', 1, 'address']. */
@@ -118,6 +148,15 @@ interface YamlFile {
 function readYaml(path: string, problems: Problem[], shown: string): YamlFile | undefined {
   let text: string;
   try {
+    const st = statSync(path);
+    if (!st.isFile()) {
+      problems.push({ file: shown, path: '', message: `cannot read: is ${st.isDirectory() ? 'a folder' : 'not a regular file'}, not a YAML file` });
+      return undefined;
+    }
+    if (st.size > MAX_CONFIG_FILE_BYTES) {
+      problems.push({ file: shown, path: '', message: `is ${(st.size / 1048576).toFixed(1)} MiB; a configuration file is at most ${MAX_CONFIG_FILE_BYTES / 1048576} MiB (is it the right file?)` });
+      return undefined;
+    }
     text = readFileSync(path, 'utf8');
   } catch (err) {
     problems.push({ file: shown, path: '', message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` });
@@ -132,9 +171,17 @@ function readYaml(path: string, problems: Problem[], shown: string): YamlFile | 
     }
     return undefined;
   }
+  let data: unknown;
+  try {
+    // yaml refuses alias bombs ("billion laughs") here with a ReferenceError.
+    data = doc.toJS({ maxAliasCount: 1000 }) ?? {};
+  } catch (err) {
+    problems.push({ file: shown, path: '', message: `YAML: ${(err as Error).message.split('\n')[0]}` });
+    return undefined;
+  }
   return {
     file: shown,
-    data: doc.toJS() ?? {},
+    data,
     lineOf(p) {
       // Walk up the path until a node with a position is found (a missing key has none).
       for (let n = p.length; n >= 0; n--) {
@@ -299,96 +346,81 @@ export function loadConfig(settingsPath: string, opts: LoadOptions = {}): Config
 
   const sy = readYaml(abs, problems, shown(abs));
   if (!sy) throw new ConfigError(problems);
+  // Invalid settings do not stop the load: the inventory is still read and
+  // its references (profiles, credential sets, parents) checked, so that
+  // every problem is reported in one pass, not one layer per run.
   const settings = validate(settingsSchema, sy, problems);
-  if (!settings) throw new ConfigError(problems);
+  const rawSettings = isRecord(sy.data) ? sy.data : {};
+  const inventoryFiles = settings?.inventory ?? stringsOf(rawSettings.inventory);
+  const profileDirs = settings?.profile_dirs ?? stringsOf(rawSettings.profile_dirs);
+  const rawCredentials = isRecord(rawSettings.snmp) && isRecord(rawSettings.snmp.credentials) ? rawSettings.snmp.credentials : {};
+  const credentialNames = new Set(Object.keys(settings?.snmp.credentials ?? rawCredentials));
 
   // Secrets in the settings file.
   const settingsWhere = (path: PropertyKey[]) => () => ({ file: sy.file, line: sy.lineOf(path), path: formatPath(path) });
   const credentialSets = new Map<string, SnmpCredentials>();
-  for (const [name, c] of Object.entries(settings.snmp.credentials)) {
-    credentialSets.set(name, resolveCredentials(c, env, baseDir, (k) => settingsWhere(['snmp', 'credentials', name, k])(), problems));
+  let influxPassword: Secret | undefined;
+  let influxToken: Secret | undefined;
+  let smtpPassword: Secret | undefined;
+  if (settings) {
+    for (const [name, c] of Object.entries(settings.snmp.credentials)) {
+      credentialSets.set(name, resolveCredentials(c, env, baseDir, (k) => settingsWhere(['snmp', 'credentials', name, k])(), problems));
+    }
+    influxPassword = resolveSecret(settings.influx.password, env, baseDir, settingsWhere(['influx', 'password']), problems);
+    influxToken = resolveSecret(settings.influx.token, env, baseDir, settingsWhere(['influx', 'token']), problems);
+    smtpPassword = resolveSecret(settings.mail?.smtp.password, env, baseDir, settingsWhere(['mail', 'smtp', 'password']), problems);
   }
-  const influxPassword = resolveSecret(settings.influx.password, env, baseDir, settingsWhere(['influx', 'password']), problems);
-  const influxToken = resolveSecret(settings.influx.token, env, baseDir, settingsWhere(['influx', 'token']), problems);
-  const smtpPassword = resolveSecret(settings.mail?.smtp.password, env, baseDir, settingsWhere(['mail', 'smtp', 'password']), problems);
 
-  const profiles = loadProfiles([...settings.profile_dirs.map((d) => resolve(baseDir, d)), BUILTIN_PROFILE_DIR], problems, cwd);
+  const profiles = loadProfiles([...profileDirs.map((d) => resolve(baseDir, d)), BUILTIN_PROFILE_DIR], problems, cwd);
 
   const schools: School[] = [];
   const devices: Device[] = [];
   const deviceById = new Map<string, Device>();
-  const schoolByCode = new Map<string, string>();
-  const parentRefs: { device: Device; file: YamlFile; path: PropertyKey[] }[] = [];
+  const refs = new InventoryReferences(profiles, credentialNames, sy.file);
+  let inventoriesRead = 0;
 
-  for (const inv of settings.inventory) {
+  for (const inv of inventoryFiles) {
     const invPath = resolve(baseDir, inv);
     const iy = readYaml(invPath, problems, shown(invPath));
     if (!iy) continue;
+    inventoriesRead++;
+    refs.check(iy, problems);
     const inventory = validate(inventorySchema, iy, problems);
-    if (!inventory) continue;
+    if (!inventory || !settings) continue;
     const sites: { s: SchoolInput; path: PropertyKey[]; office: boolean }[] = [];
     if (inventory.office) sites.push({ s: inventory.office, path: ['office'], office: true });
     inventory.schools.forEach((s, i) => sites.push({ s, path: ['schools', i], office: false }));
 
     for (const { s, path, office } of sites) {
       const where = (p: PropertyKey[]) => ({ file: iy.file, line: iy.lineOf([...path, ...p]), path: formatPath([...path, ...p]) });
-      const seen = schoolByCode.get(s.code);
-      if (seen) problems.push({ ...where(['code']), message: `school code ${s.code} is used twice (first at ${seen})` });
-      schoolByCode.set(s.code, `${iy.file}:${iy.lineOf([...path, 'code']) ?? '?'}`);
       const school: School = { ...s, office, devices: [] };
       s.devices.forEach((d, j) => {
         const dp: PropertyKey[] = ['devices', j];
-        const devWhere = (k: string) => where([...dp, k]);
         const profile = d.profile;
-        if (profile !== 'auto' && !profiles.has(profile)) {
-          problems.push({ ...devWhere('profile'), message: `no profile named ${JSON.stringify(profile)} (known: auto, ${[...profiles.keys()].sort().join(', ')})` });
-        }
         const needsSnmp = profile === 'auto' || (profiles.get(profile)?.snmp ?? true);
         let snmp: SnmpCredentials | undefined;
-        if (typeof d.snmp === 'string') {
-          snmp = credentialSets.get(d.snmp);
-          if (!snmp && !Object.hasOwn(settings.snmp.credentials, d.snmp)) {
-            problems.push({ ...devWhere('snmp'), message: `no SNMP credential set named ${JSON.stringify(d.snmp)} in ${sy.file} snmp.credentials (known: ${[...credentialSets.keys()].join(', ') || 'none'})` });
-          }
-        } else if (d.snmp) {
-          snmp = resolveCredentials(d.snmp, env, baseDir, (k) => devWhere(`snmp.${k}`), problems);
-        } else if (needsSnmp) {
-          snmp = credentialSets.get('default');
-          if (!snmp) problems.push({ ...where(dp), message: `device ${d.id} needs SNMP credentials: give it snmp:, or define snmp.credentials.default in ${sy.file}, or use profile icmp-only` });
-        }
+        if (typeof d.snmp === 'string') snmp = credentialSets.get(d.snmp);
+        else if (d.snmp) snmp = resolveCredentials(d.snmp, env, baseDir, (k) => where([...dp, `snmp.${k}`]), problems);
+        else if (needsSnmp) snmp = credentialSets.get('default');
         const { snmp: _ignored, ...rest } = d;
         const device: Device = { ...rest, school, origin: `${iy.file}:${iy.lineOf([...path, ...dp]) ?? '?'}` };
         if (snmp && needsSnmp) device.snmp = snmp;
-        const dup = deviceById.get(d.id);
-        if (dup) problems.push({ ...devWhere('id'), message: `device id ${d.id} is used twice (first at ${dup.origin})` });
-        else deviceById.set(d.id, device);
+        if (!deviceById.has(d.id)) deviceById.set(d.id, device);
         school.devices.push(device);
         devices.push(device);
-        if (d.parent !== undefined) parentRefs.push({ device, file: iy, path: [...path, ...dp, 'parent'] });
       });
       schools.push(school);
     }
   }
+  refs.checkParents(problems);
 
-  for (const { device, file, path } of parentRefs) {
-    const p = device.parent!;
-    if (!deviceById.has(p)) {
-      problems.push({ file: file.file, line: file.lineOf(path), path: formatPath(path), message: `parent ${JSON.stringify(p)} is not a device id in the inventory` });
-      continue;
-    }
-    // Follow the chain: a loop would make every device in it "unreachable" forever.
-    const seen = new Set([device.id]);
-    for (let cur = deviceById.get(p); cur; cur = cur.parent ? deviceById.get(cur.parent) : undefined) {
-      if (seen.has(cur.id)) {
-        problems.push({ file: file.file, line: file.lineOf(path), path: formatPath(path), message: `parent chain of ${device.id} loops back (${[...seen].join(' → ')} → ${cur.id})` });
-        break;
-      }
-      seen.add(cur.id);
-    }
+  // Nothing to poll is a mistake, not a quiet success (`run` would poll 0 devices without a word).
+  if (inventoriesRead > 0 && inventoriesRead === inventoryFiles.length && refs.devices === 0) {
+    problems.push({ file: sy.file, line: sy.lineOf(['inventory']), path: 'inventory', message: `no devices in ${inventoryFiles.join(', ')}: nothing would be polled; add schools with devices (config/examples/schools.yaml shows how, \`klaiwatch import-schools\` makes them from a spreadsheet)` });
   }
 
   // Calendars: the configured files, or every file of the built-in folder.
-  const calendarFiles = settings.alerts.calendar.length > 0
+  const calendarFiles = settings && settings.alerts.calendar.length > 0
     ? settings.alerts.calendar.map((f) => resolve(baseDir, f))
     : readdirSync(BUILTIN_CALENDAR_DIR).filter((n) => n.endsWith('.yaml')).sort().map((n) => join(BUILTIN_CALENDAR_DIR, n));
   const calendars: CalendarInput[] = [];
@@ -399,17 +431,16 @@ export function loadConfig(settingsPath: string, opts: LoadOptions = {}): Config
   }
 
   // Maintenance windows must name devices and schools that exist.
-  const codes = new Set(schools.map((s) => s.code));
-  settings.alerts.maintenance.forEach((m, i) => {
+  settings?.alerts.maintenance.forEach((m, i) => {
     m.devices.forEach((id, j) => {
-      if (!deviceById.has(id)) problems.push({ file: sy.file, line: sy.lineOf(['alerts', 'maintenance', i, 'devices', j]), path: `alerts.maintenance[${i}].devices[${j}]`, message: `no device ${JSON.stringify(id)} in the inventory` });
+      if (!refs.hasDevice(id)) problems.push({ file: sy.file, line: sy.lineOf(['alerts', 'maintenance', i, 'devices', j]), path: `alerts.maintenance[${i}].devices[${j}]`, message: `no device ${JSON.stringify(id)} in the inventory` });
     });
     m.schools.forEach((code, j) => {
-      if (!codes.has(code)) problems.push({ file: sy.file, line: sy.lineOf(['alerts', 'maintenance', i, 'schools', j]), path: `alerts.maintenance[${i}].schools[${j}]`, message: `no school ${JSON.stringify(code)} in the inventory` });
+      if (!refs.hasSchool(code)) problems.push({ file: sy.file, line: sy.lineOf(['alerts', 'maintenance', i, 'schools', j]), path: `alerts.maintenance[${i}].schools[${j}]`, message: `no school ${JSON.stringify(code)} in the inventory` });
     });
   });
 
-  if (problems.length > 0) throw new ConfigError(problems);
+  if (problems.length > 0 || !settings) throw new ConfigError(problems);
   const influxAuth: InfluxAuth = {};
   if (influxPassword) influxAuth.password = influxPassword;
   if (influxToken) influxAuth.token = influxToken;
@@ -423,4 +454,133 @@ export function loadConfig(settingsPath: string, opts: LoadOptions = {}): Config
     ...(settings.mail ? { mail: { ...settings.mail, smtp: { ...settings.mail.smtp, password: undefined } } } : {}),
   };
   return { file: abs, settings: safe, influxAuth, mailAuth, schools, devices, deviceById, profiles, calendars };
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** A string or a list of strings, as far as the raw YAML has one (the schema reports the rest). */
+function stringsOf(v: unknown): string[] {
+  if (typeof v === 'string') return [v];
+  return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
+}
+
+/**
+ * The inventory's cross-references, checked on the raw YAML so that they
+ * are reported together with the schema's problems: school codes and device
+ * ids used twice, profiles and SNMP credential sets that do not exist, a
+ * device that needs credentials and has none, parents that are no device or
+ * whose chain loops. A value of the wrong type is the schema's to report.
+ */
+class InventoryReferences {
+  devices = 0;
+  private readonly schoolAt = new Map<string, string>();
+  private readonly deviceAt = new Map<string, string>();
+  private readonly parentOf = new Map<string, string | undefined>();
+  private readonly parentRefs: { id: string | undefined; parent: string; file: YamlFile; path: PropertyKey[] }[] = [];
+  private readonly profiles: Map<string, ProfileInput>;
+  private readonly credentialNames: Set<string>;
+  private readonly settingsFile: string;
+
+  constructor(profiles: Map<string, ProfileInput>, credentialNames: Set<string>, settingsFile: string) {
+    this.profiles = profiles;
+    this.credentialNames = credentialNames;
+    this.settingsFile = settingsFile;
+  }
+
+  hasDevice(id: string): boolean {
+    return this.deviceAt.has(id);
+  }
+
+  hasSchool(code: string): boolean {
+    return this.schoolAt.has(code);
+  }
+
+  check(y: YamlFile, problems: Problem[]): void {
+    const inv = isRecord(y.data) ? y.data : {};
+    const sites: { s: Record<string, unknown>; path: PropertyKey[] }[] = [];
+    if (isRecord(inv.office)) sites.push({ s: inv.office, path: ['office'] });
+    if (Array.isArray(inv.schools)) inv.schools.forEach((s: unknown, i) => isRecord(s) && sites.push({ s, path: ['schools', i] }));
+    for (const { s, path } of sites) {
+      const where = (p: PropertyKey[]) => ({ file: y.file, line: y.lineOf([...path, ...p]), path: formatPath([...path, ...p]) });
+      if (typeof s.code === 'string') {
+        const seen = this.schoolAt.get(s.code);
+        if (seen) problems.push({ ...where(['code']), message: `school code ${s.code} is used twice (first at ${seen})` });
+        else this.schoolAt.set(s.code, `${y.file}:${y.lineOf([...path, 'code']) ?? '?'}`);
+      }
+      if (!Array.isArray(s.devices)) continue;
+      s.devices.forEach((d: unknown, j) => {
+        if (!isRecord(d)) return;
+        this.devices++;
+        const dp: PropertyKey[] = ['devices', j];
+        const id = typeof d.id === 'string' ? d.id : undefined;
+        const profile = d.profile === undefined ? 'auto' : typeof d.profile === 'string' ? d.profile : undefined;
+        if (profile !== undefined && profile !== '' && profile !== 'auto' && !this.profiles.has(profile)) {
+          problems.push({ ...where([...dp, 'profile']), message: `no profile named ${JSON.stringify(profile)} (known: auto, ${[...this.profiles.keys()].sort().join(', ')})` });
+        }
+        const needsSnmp = profile === 'auto' || (profile !== undefined && (this.profiles.get(profile)?.snmp ?? true));
+        if (typeof d.snmp === 'string') {
+          if (!this.credentialNames.has(d.snmp)) {
+            problems.push({ ...where([...dp, 'snmp']), message: `no SNMP credential set named ${JSON.stringify(d.snmp)} in ${this.settingsFile} snmp.credentials (known: ${[...this.credentialNames].join(', ') || 'none'})` });
+          }
+        } else if (d.snmp === undefined && needsSnmp && !this.credentialNames.has('default')) {
+          problems.push({ ...where(dp), message: `device ${id ?? `devices[${j}]`} needs SNMP credentials: give it snmp:, or define snmp.credentials.default in ${this.settingsFile}, or use profile icmp-only` });
+        }
+        if (id !== undefined) {
+          const dup = this.deviceAt.get(id);
+          if (dup) problems.push({ ...where([...dp, 'id']), message: `device id ${id} is used twice (first at ${dup})` });
+          else {
+            this.deviceAt.set(id, `${y.file}:${y.lineOf([...path, ...dp]) ?? '?'}`);
+            this.parentOf.set(id, typeof d.parent === 'string' ? d.parent : undefined);
+          }
+        }
+        if (typeof d.parent === 'string') this.parentRefs.push({ id, parent: d.parent, file: y, path: [...path, ...dp, 'parent'] });
+      });
+    }
+  }
+
+  /** Every parent must be a device, and no chain may loop (its devices would be "unreachable" forever). Linear in the devices. */
+  checkParents(problems: Problem[]): void {
+    const loops = new Map<string, boolean>();
+    const runsIntoLoop = (start: string): boolean => {
+      const path: string[] = [];
+      const onPath = new Set<string>();
+      let result = false;
+      for (let cur: string | undefined = start; cur !== undefined; cur = this.parentOf.get(cur)) {
+        const known = loops.get(cur);
+        if (known !== undefined) {
+          result = known;
+          break;
+        }
+        if (onPath.has(cur)) {
+          result = true;
+          break;
+        }
+        if (!this.parentOf.has(cur)) break; // not a device: reported as such
+        onPath.add(cur);
+        path.push(cur);
+      }
+      for (const id of path) loops.set(id, result);
+      return result;
+    };
+    for (const { id, parent, file, path } of this.parentRefs) {
+      const where = { file: file.file, line: file.lineOf(path), path: formatPath(path) };
+      if (!this.deviceAt.has(parent)) {
+        problems.push({ ...where, message: `parent ${JSON.stringify(parent)} is not a device id in the inventory` });
+        continue;
+      }
+      if (id === undefined || !runsIntoLoop(id)) continue;
+      // The chain as far as it first repeats, at most 10 links shown.
+      const chain = [id];
+      const seen = new Set(chain);
+      for (let cur = this.parentOf.get(id); cur !== undefined && chain.length <= 10; cur = this.parentOf.get(cur)) {
+        chain.push(cur);
+        if (seen.has(cur)) break;
+        seen.add(cur);
+      }
+      const closed = seen.size < chain.length;
+      problems.push({ ...where, message: `parent chain of ${id} loops back (${chain.join(' → ')}${closed ? '' : ' → …'})` });
+    }
+  }
 }
