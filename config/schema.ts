@@ -222,8 +222,12 @@ export const trafficSchema = z.strictObject({
         .optional(),
       /** Longer messages are cut at this size (and counted). */
       max_message: size.default(65_536),
+      /** TCP and TLS connections at once; more are refused (and counted). */
+      max_connections: z.number().int().min(1).max(100_000).default(1000),
+      /** A TCP or TLS connection that sends nothing for this long is closed (and counted). */
+      idle_timeout: duration('traffic.syslog.idle_timeout').default(5 * 60_000),
     })
-    .default({ max_message: 65_536 }),
+    .default({ max_message: 65_536, max_connections: 1000, idle_timeout: 5 * 60_000 }),
   flow: z
     .strictObject({
       udp: listenAddress('traffic.flow.udp').optional(),
@@ -240,6 +244,12 @@ export const trafficSchema = z.strictObject({
   seal_records: z.number().int().min(1).default(5_000_000),
   /** TCP and TLS senders are paused (not dropped) while this much waits for the disk. */
   max_pending: size.default(64 * 1024 * 1024),
+  /** GET /healthz of `klaiwatch archive serve` run alone (under `klaiwatch run` the supervisor serves http.listen). */
+  http: listenAddress('traffic.http').default('127.0.0.1:9274'),
+  /** A log line whose parse takes longer than this is stored raw (plain syslog record) and counted. */
+  parse_budget: duration('traffic.parse_budget').default(5),
+  /** Messages waiting for the parsing threads, at most: past it UDP datagrams are dropped (counted), TCP/TLS senders paused. */
+  max_queue: size.default(32 * 1024 * 1024),
   /** The devices' clocks, for syslog times written without a zone (Thailand: +07:00). */
   device_utc_offset: z
     .string()
