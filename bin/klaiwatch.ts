@@ -2,7 +2,8 @@
 // klaiwatch: one command, a subcommand per job. Every subcommand has --help.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { loadConfig, ConfigError, type Config } from '../config/load.ts';
+import { loadConfig, ConfigError, formatProblems, MAX_PROBLEM_CHARS, type Config } from '../config/load.ts';
+import { preflight, describeSystemError } from '../config/preflight.ts';
 import { importSchoolsCsv, inventoryYaml } from '../config/import-csv.ts';
 import { createLogger } from '../collector/log.ts';
 import { Collector } from '../collector/collector.ts';
@@ -63,11 +64,14 @@ const commands: Record<string, Command> = {
     run: async (values) => pollOnce(load(values), values),
   },
   'check-config': {
-    summary: 'validate the settings, inventory and profiles; one line per problem',
-    usage: 'klaiwatch check-config [--config FILE]',
-    options: { ...configOption },
+    summary: 'validate the settings, inventory and profiles, and that the folders, files and listen addresses they name can be used; one line per problem',
+    usage: 'klaiwatch check-config [--config FILE] [--no-listen]',
+    // --no-listen: while the service runs, its own listeners hold the addresses.
+    options: { ...configOption, 'no-listen': { type: 'boolean', default: false } },
     run: async (values) => {
       const c = load(values);
+      const problems = await preflight(c, { listen: values['no-listen'] !== true });
+      if (problems.length > 0) throw new ConfigError(problems);
       const snmp = c.devices.filter((d) => d.snmp).length;
       console.log(`${c.file}: valid: ${c.schools.filter((s) => !s.office).length} schools, ${c.devices.length} devices (${snmp} over SNMP), ${c.profiles.size} profiles`);
       return 0;
@@ -171,6 +175,9 @@ class UsageError extends Error {}
 
 async function runService(config: Config): Promise<number> {
   execWithServiceFlags(config.settings.traffic ? TRAFFIC_V8_FLAGS : SERVICE_V8_FLAGS);
+  // Folders, files and listen addresses, before InfluxDB or any port is touched.
+  const unusable = await preflight(config);
+  if (unusable.length > 0) throw new ConfigError(unusable);
   const log = createLogger(config.settings.log.level);
   const collector = new Collector(config, log);
   await collector.prepare();
@@ -267,7 +274,7 @@ async function main(argv: string[]): Promise<number> {
     return await c.run(values as Record<string, string | boolean | undefined>, positionals);
   } catch (err) {
     if (err instanceof ConfigError) {
-      console.error(err.message);
+      console.error(formatProblems(err.problems));
       console.error(`klaiwatch ${name}: configuration has ${err.problems.length} problem${err.problems.length > 1 ? 's' : ''}`);
       return 1;
     }
@@ -275,7 +282,15 @@ async function main(argv: string[]): Promise<number> {
       console.error(`klaiwatch ${name}: ${(err as Error).message}\n\n${commandHelp(name, c)}`);
       return 1;
     }
-    console.error(`klaiwatch ${name}: ${(err as Error).stack ?? err}`);
+    // An operator sees one plain line; where in the code it happened is for
+    // a bug report, shown with KLAIWATCH_DEBUG=1.
+    if (process.env.KLAIWATCH_DEBUG) {
+      console.error(`klaiwatch ${name}: ${(err as Error).stack ?? err}`);
+      return 1;
+    }
+    const system = describeSystemError(err);
+    const text = system ?? `${String((err as Error).message ?? err).split('\n')[0]}  (KLAIWATCH_DEBUG=1 shows where)`;
+    console.error(`klaiwatch ${name}: ${text.length > MAX_PROBLEM_CHARS ? `${text.slice(0, MAX_PROBLEM_CHARS - 1)}…` : text}`);
     return 1;
   }
 }
