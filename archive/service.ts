@@ -1,9 +1,13 @@
-// The traffic-log service inside `klaiwatch run`: syslog over UDP, TCP
-// (RFC 6587 octet counting and newline framing) and TLS (RFC 5425), NetFlow
-// v5/v9 and IPFIX over UDP, all into the archive's write-ahead log; a seal
-// every `seal_interval` or `seal_records`. TCP and TLS senders are paused,
-// not dropped, while the disk is behind; UDP cannot be paused, so what the
-// kernel drops is read from /proc/net/udp and reported.
+// The traffic-log receivers (`klaiwatch archive serve`, a process of its own
+// under `klaiwatch run`): syslog over UDP, TCP (RFC 6587 octet counting and
+// newline framing) and TLS (RFC 5425), NetFlow v5/v9 and IPFIX over UDP, all
+// into the archive's write-ahead log; a seal every `seal_interval` or
+// `seal_records`. This thread only receives and frames: parsing and flow
+// decoding run in worker threads (ingest.ts), which hand back encoded
+// write-ahead-log frames. TCP and TLS senders are paused, not dropped, while
+// the disk or the parsing threads are behind; UDP cannot be paused, so what
+// the kernel drops is read from /proc/net/udp and reported, and what the
+// full queue to the threads refuses is counted.
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
@@ -17,17 +21,17 @@ import type { TrafficInput } from '../config/schema.ts';
 import { Archive } from './archive.ts';
 import { loadPrivateKey } from './manifest.ts';
 import { purge } from './retention.ts';
-import { FlowDecoder } from './netflow.ts';
-import { parseLogLine } from './parsers.ts';
 import type { TrafficRecord } from './record.ts';
 import { SyslogFramer } from './framer.ts';
+import { Ingest, type IngestStats } from './ingest.ts';
+import type { IngestResult } from './ingest-worker.ts';
 
 export { SyslogFramer };
 
 /** The receive buffer a UDP receiver asks for: about a second of 100,000 flows/s. */
 const UDP_BUFFER = 8 * 1024 * 1024;
 
-export interface TrafficStats {
+export interface TrafficStats extends IngestStats {
   syslog_received: number;
   flows_received: number;
   flow_datagrams: number;
@@ -51,6 +55,12 @@ export interface TrafficStats {
   archive_bytes: number;
   wal_bytes: number;
   seal_failures: number;
+  /** TCP/TLS connections refused: over syslog.max_connections, or a sender not on the allow-list (UDP datagrams too). */
+  refused: number;
+  /** TCP/TLS connections closed after syslog.idle_timeout without a byte. */
+  idle_closed: number;
+  /** TCP/TLS connections open now. */
+  connections: number;
 }
 
 function split(listen: string): { host: string; port: number } {
@@ -91,9 +101,17 @@ export class TrafficService {
     archive_bytes: 0,
     wal_bytes: 0,
     seal_failures: 0,
+    refused: 0,
+    idle_closed: 0,
+    connections: 0,
+    over_budget: 0,
+    worker_restarts: 0,
+    decode_lost: 0,
+    stored_raw: 0,
+    queue_dropped: 0,
   };
   archive!: Archive;
-  readonly decoder: FlowDecoder;
+  private ingest: Ingest | undefined;
   private readonly t: TrafficInput;
   private readonly log: Logger;
   private readonly schoolOf = new Map<string, string>();
@@ -106,7 +124,6 @@ export class TrafficService {
   private purgeTimer: NodeJS.Timeout | undefined;
   private unsealed = 0;
   private readonly udpPorts: number[] = [];
-  private lastMalformedLog = 0;
   /** Where the listeners ended up (port 0 resolved), by name. */
   readonly bound: Record<string, string> = {};
 
@@ -121,7 +138,6 @@ export class TrafficService {
     for (const d of config.devices) this.schoolOf.set(d.address, d.school.code);
     const off = this.t.device_utc_offset;
     this.utcOffsetMinutes = (off[0] === '-' ? -1 : 1) * (Number(off.slice(1, 3)) * 60 + Number(off.slice(4, 6)));
-    this.decoder = new FlowDecoder({ maxHeld: this.t.flow.max_held, holdMs: this.t.flow.hold });
   }
 
   private path(p: string): string {
@@ -132,8 +148,21 @@ export class TrafficService {
     const key = loadPrivateKey(readFileSync(this.path(this.t.signing_key), 'utf8'));
     this.archive = await Archive.open({ dir: this.path(this.t.dir), key, retentionDays: Math.round(this.t.retention / 86_400_000), fsyncIntervalMs: this.t.fsync_interval, clockOffset: this.clockOffset });
     if (this.archive.wal.stats.recoveredTornBytes > 0) this.log.warn({ bytes: this.archive.wal.stats.recoveredTornBytes }, 'write-ahead log ended in a torn frame (a crash mid-write): cut off');
+    this.ingest = new Ingest({
+      schools: this.schoolOf,
+      utcOffsetMinutes: this.utcOffsetMinutes,
+      parseBudgetMs: this.t.parse_budget,
+      maxHeld: this.t.flow.max_held,
+      holdMs: this.t.flow.hold,
+      maxQueueBytes: this.t.max_queue,
+      log: this.log,
+      stats: this.stats,
+      onFrame: (frame, n) => this.storeFrame(frame, n),
+      onRecords: (records) => this.store(records),
+      onCounts: (kind, r) => this.counted(kind, r),
+    });
     const s = this.t.syslog;
-    if (s.udp) await this.udpListener('syslog-udp', s.udp, (msg, from, at) => this.syslogMessages([msg.toString('utf8')], from, at));
+    if (s.udp) await this.udpListener('syslog-udp', s.udp, (msg, from, at) => this.syslogDatagram(msg, from, at));
     if (s.tcp) await this.streamListener('syslog-tcp', s.tcp, createServer());
     if (s.tls) {
       const server = createTlsServer({
@@ -177,6 +206,12 @@ export class TrafficService {
     const { host, port } = split(listen);
     server.on(event, (sock: Socket) => this.stream(sock));
     server.on('tlsClientError', (err: Error) => this.log.warn({ err: err.message }, `${name}: a client failed the TLS handshake`));
+    // Past max_connections the server closes a new connection at once ("drop").
+    server.maxConnections = this.t.syslog.max_connections;
+    server.on('drop', (d?: { remoteAddress?: string }) => {
+      this.stats.refused++;
+      this.rateLimitedWarn('drop', { listen, max_connections: this.t.syslog.max_connections, from: d?.remoteAddress }, `${name}: connection refused: already ${this.t.syslog.max_connections} open (traffic.syslog.max_connections)`);
+    });
     this.servers.push(server);
     return new Promise((res, rej) => {
       server.once('error', rej);
@@ -190,33 +225,49 @@ export class TrafficService {
   }
 
   private stream(sock: Socket): void {
-    const framer = new SyslogFramer(this.t.syslog.max_message);
     const from = (sock.remoteAddress ?? '').replace(/^::ffff:/, '');
+    const framer = new SyslogFramer(this.t.syslog.max_message);
     this.sockets.add(sock);
+    this.stats.connections = this.sockets.size;
+    // A sender that says nothing for idle_timeout is closed: a connection slot is not held forever.
+    sock.setTimeout(this.t.syslog.idle_timeout, () => {
+      this.stats.idle_closed++;
+      sock.destroy();
+    });
     sock.on('data', (chunk: Buffer) => {
       const msgs = framer.push(chunk);
       this.stats.truncated += framer.truncated;
       this.stats.malformed += framer.malformed;
       framer.truncated = 0;
       framer.malformed = 0;
-      if (msgs.length > 0) this.syslogMessages(msgs, from, Date.now());
-      // The disk is behind: stop reading this sender until the log has caught up.
-      if (this.archive.wal.pendingBytes > this.t.max_pending && !this.paused.has(sock)) {
-        sock.pause();
-        this.paused.add(sock);
-        this.stats.paused++;
-        void this.archive.wal.flush().then(() => this.resumeAll());
+      if (msgs.length > 0) this.streamMessages(msgs, from);
+      if (this.paused.has(sock)) return;
+      if (this.ingest!.full) {
+        // The parsing threads are behind: stop reading this sender until their queue has drained.
+        this.pause(sock);
+        void this.ingest!.drained().then(() => this.resumeAll());
+      } else if (this.archive.wal.pendingBytes + this.archive.wal.pendingFrameBytes > this.t.max_pending) {
+        // The disk is behind: stop reading this sender until the log has caught up.
+        this.pause(sock);
+        void Promise.all([this.archive.wal.flush(), this.archive.wal.flushFrames()]).finally(() => this.resumeAll());
       }
     });
     sock.on('end', () => {
       const rest = framer.end();
-      if (rest.length > 0) this.syslogMessages(rest, from, Date.now());
+      if (rest.length > 0) this.streamMessages(rest, from);
     });
     sock.on('error', () => sock.destroy());
     sock.on('close', () => {
       this.sockets.delete(sock);
       this.paused.delete(sock);
+      this.stats.connections = this.sockets.size;
     });
+  }
+
+  private pause(sock: Socket): void {
+    sock.pause();
+    this.paused.add(sock);
+    this.stats.paused++;
   }
 
   private resumeAll(): void {
@@ -224,37 +275,72 @@ export class TrafficService {
     this.paused.clear();
   }
 
-  private syslogMessages(lines: string[], from: string, at: number): void {
+  /** Framed messages of a stream: always taken (the sender is paused, not dropped, when the queue is full). */
+  private streamMessages(lines: string[], from: string): void {
+    const at = Date.now();
+    for (const line of lines) this.ingest!.addSyslog(line, from, at, true);
+    this.stats.syslog_received += lines.length;
+  }
+
+  private syslogDatagram(msg: Buffer, from: string, at: number): void {
     const exporter = from.replace(/^::ffff:/, '');
-    const school = this.schoolOf.get(exporter) ?? null;
-    const records: TrafficRecord[] = [];
-    for (const line of lines) {
-      const r = parseLogLine(line, { exporter, recvMs: at, utcOffsetMinutes: this.utcOffsetMinutes });
-      r.school = school;
-      if (r.parser === 'syslog') this.stats.unparsed++;
-      records.push(r);
-    }
-    this.stats.syslog_received += records.length;
-    this.store(records);
+    if (this.ingest!.addSyslog(msg.length > this.t.syslog.max_message ? this.cut(msg) : msg, exporter, at)) this.stats.syslog_received++;
+    else this.dropped(exporter);
+  }
+
+  private cut(msg: Buffer): Buffer {
+    this.stats.truncated++;
+    return msg.subarray(0, this.t.syslog.max_message);
   }
 
   private flowDatagram(msg: Buffer, from: string, at: number): void {
     const exporter = from.replace(/^::ffff:/, '');
     this.stats.flow_datagrams++;
-    const { flows, error } = this.decoder.decode(msg, exporter, at);
-    if (error) {
-      this.stats.malformed++;
-      if (at - this.lastMalformedLog > 10_000) {
-        this.lastMalformedLog = at;
-        this.log.warn({ exporter, error, bytes: msg.length }, 'malformed flow datagram (counted; the receiver goes on)');
+    if (!this.ingest!.addFlow(msg, exporter, at)) this.dropped(exporter);
+  }
+
+  private dropped(exporter: string): void {
+    this.stats.queue_dropped++;
+    this.rateLimitedWarn('queue', { exporter, max_queue: this.t.max_queue }, 'UDP datagram dropped: the queue to the parsing threads is full (traffic.max_queue; counted as queue_dropped)');
+  }
+
+  private readonly lastWarn = new Map<string, number>();
+  /** One warning of a kind per 10 s: a flood of bad input is counted, not logged line by line. */
+  private rateLimitedWarn(kind: string, o: Record<string, unknown>, msg: string): void {
+    const now = Date.now();
+    if (now - (this.lastWarn.get(kind) ?? 0) < 10_000) return;
+    this.lastWarn.set(kind, now);
+    this.log.warn(o, msg);
+  }
+
+  /** What a parsing thread counted in a batch. */
+  private counted(kind: 'syslog' | 'flow', r: IngestResult): void {
+    this.stats.malformed += r.malformed;
+    this.stats.over_budget += r.overBudget;
+    if (kind === 'syslog') this.stats.unparsed += r.unparsed;
+    else {
+      this.stats.flows_received += r.records;
+      if (r.decoder) {
+        this.stats.flows_held = r.decoder.held ?? 0;
+        this.stats.flows_held_dropped = r.decoder.heldDropped ?? 0;
       }
     }
-    const school = this.schoolOf.get(exporter) ?? null;
-    for (const f of flows) f.school = school;
-    this.stats.flows_received += flows.length;
-    this.stats.flows_held = this.decoder.stats.held;
-    this.stats.flows_held_dropped = this.decoder.stats.heldDropped;
-    if (flows.length > 0) this.store(flows);
+    if (r.error) this.rateLimitedWarn(`malformed-${kind}`, { error: r.error }, kind === 'flow' ? 'malformed flow datagram (counted; the receiver goes on)' : 'a log line failed its parser (stored raw; the receiver goes on)');
+  }
+
+  /** A frame encoded by a parsing thread, appended as it is. */
+  private storeFrame(frame: Buffer, n: number): void {
+    this.unsealed += n;
+    this.archive.wal.appendFrame(frame, n).then(
+      () => {
+        this.stats.stored += n;
+      },
+      (err: Error) => {
+        this.stats.write_failed += n;
+        this.log.error({ err: err.message, records: n }, 'write-ahead log write failed: records not stored');
+      },
+    );
+    if (this.unsealed >= this.t.seal_records) void this.seal();
   }
 
   private store(records: TrafficRecord[]): void {
@@ -283,6 +369,8 @@ export class TrafficService {
   async seal(): Promise<void> {
     this.unsealed = 0;
     try {
+      // The threads' frames waiting for their fsync go into the segment too.
+      await this.archive.wal.flushFrames();
       const e = await this.archive.seal();
       if (e) this.log.info({ file: e.file, rows: e.rows, bytes: e.bytes, seq: e.seq }, 'segment sealed');
     } catch (err) {
@@ -327,6 +415,9 @@ export class TrafficService {
     for (const s of this.udp) s.close();
     for (const s of this.servers) s.close();
     for (const s of this.sockets) s.destroy();
+    // What the threads still have is answered (or stored raw) before the log closes.
+    await this.ingest?.stop();
+    await this.archive?.wal.flushFrames();
     await this.archive?.close();
   }
 }

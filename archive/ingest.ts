@@ -1,0 +1,309 @@
+// Parsing off the receivers' thread. The sockets and the stream framing stay
+// on the main thread; log lines and flow datagrams are packed into batches
+// (their bytes in one buffer, an index of offsets beside it: one postMessage
+// per batch, not per message) for worker threads (ingest-worker.ts) that
+// parse, decode and encode them, and hand back write-ahead-log frames.
+//
+// The receivers never wait on a thread:
+// - what waits for the threads is bounded in bytes (max_queue): past it a
+//   UDP datagram is dropped (counted) and a TCP/TLS sender paused until the
+//   queue has drained to half;
+// - a thread that has not answered a batch within the watchdog's time is
+//   terminated and started again; the batch it was on is stored raw (log
+//   lines, unparsed) or counted as lost (flow datagrams: without their thread
+//   the templates are gone too); the batches behind it go to the new thread.
+import { Worker } from 'node:worker_threads';
+import type { Logger } from 'pino';
+import { emptyRecord, type TrafficRecord } from './record.ts';
+import { withoutEol } from './syslog.ts';
+import type { IngestBatch, IngestResult, IngestWorkerData } from './ingest-worker.ts';
+
+export interface IngestStats {
+  /** Log lines whose parse took longer than parse_budget: stored as plain syslog records. */
+  over_budget: number;
+  /** Parsing threads terminated (no answer within the watchdog's time, or crashed) and started again. */
+  worker_restarts: number;
+  /** Flow datagrams lost with a terminated flow thread. */
+  decode_lost: number;
+  /** Log lines stored raw because their thread was terminated. */
+  stored_raw: number;
+  /** UDP datagrams dropped because the queue to the parsing threads was full. */
+  queue_dropped: number;
+}
+
+export interface IngestOptions {
+  schools: Map<string, string>;
+  utcOffsetMinutes: number;
+  parseBudgetMs: number;
+  maxHeld: number;
+  holdMs: number;
+  /** Bytes waiting for (or being worked on by) the threads, at most. */
+  maxQueueBytes: number;
+  /** A thread that has not answered a batch in this long is terminated. */
+  watchdogMs?: number;
+  /** Threads for log lines (flows always have one: their templates must stay in one place). */
+  syslogThreads?: number;
+  log: Logger;
+  /** Where the counters go (the service's own statistics object; a fresh one when absent). */
+  stats?: IngestStats;
+  /** A frame of `records` encoded records, to append to the write-ahead log. */
+  onFrame(frame: Buffer, records: number): void;
+  /** Records made on this thread (log lines of a terminated thread's batch), to append. */
+  onRecords(records: TrafficRecord[]): void;
+  /** What a thread counted in a batch. */
+  onCounts(kind: 'syslog' | 'flow', r: IngestResult): void;
+}
+
+const BATCH_BYTES = 128 * 1024;
+const BATCH_COUNT = 2048;
+
+interface Sent {
+  id: number;
+  data: Buffer;
+  index: Float64Array;
+  count: number;
+  exporters: string[];
+  bytes: number;
+  sentAt: number;
+}
+
+/** One thread and the batch being filled for it. */
+class Lane {
+  worker!: Worker;
+  readonly inflight: Sent[] = [];
+  private data = Buffer.allocUnsafe(64 * 1024);
+  private used = 0;
+  private index = new Float64Array(BATCH_COUNT * 4);
+  private count = 0;
+  private exporters: string[] = [];
+  private exporterNo = new Map<string, number>();
+  private scheduled = false;
+  private stopped = false;
+  private readonly kind: 'syslog' | 'flow';
+  private readonly ingest: Ingest;
+  private readonly workerData: IngestWorkerData;
+
+  constructor(kind: 'syslog' | 'flow', ingest: Ingest, workerData: IngestWorkerData) {
+    this.kind = kind;
+    this.ingest = ingest;
+    this.workerData = workerData;
+    this.spawn();
+  }
+
+  private spawn(): void {
+    const w = new Worker(new URL('./ingest-worker.ts', import.meta.url), { workerData: this.workerData });
+    this.worker = w;
+    w.on('message', (r: IngestResult) => {
+      if (this.worker === w) this.answered(r);
+    });
+    w.on('error', (err) => {
+      if (this.worker === w && !this.stopped) this.restart(`the ${this.kind} parsing thread failed: ${err.message}`);
+    });
+    w.on('exit', (code) => {
+      if (this.worker === w && !this.stopped) this.restart(`the ${this.kind} parsing thread exited (code ${code})`);
+    });
+  }
+
+  add(bytes: Buffer | string, exporter: string, recvMs: number): void {
+    const need = typeof bytes === 'string' ? bytes.length * 3 : bytes.length;
+    if (this.used + need > this.data.length) {
+      const next = Buffer.allocUnsafe(Math.max(this.data.length * 2, this.used + need));
+      this.data.copy(next, 0, 0, this.used);
+      this.data = next;
+    }
+    const len = typeof bytes === 'string' ? this.data.write(bytes, this.used, 'utf8') : bytes.copy(this.data, this.used);
+    let no = this.exporterNo.get(exporter);
+    if (no === undefined) {
+      no = this.exporters.length;
+      this.exporters.push(exporter);
+      this.exporterNo.set(exporter, no);
+    }
+    const i = this.count * 4;
+    this.index[i] = this.used;
+    this.index[i + 1] = len;
+    this.index[i + 2] = recvMs;
+    this.index[i + 3] = no;
+    this.used += len;
+    this.count++;
+    this.ingest.queuedBytes += len;
+    if (this.used >= BATCH_BYTES || this.count >= BATCH_COUNT) this.send();
+    else if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(() => {
+        this.scheduled = false;
+        this.send();
+      });
+    }
+  }
+
+  /** Sends the batch being filled. */
+  send(): void {
+    if (this.count === 0) return;
+    const s: Sent = { id: this.ingest.nextId++, data: this.data.subarray(0, this.used), index: this.index.slice(0, this.count * 4), count: this.count, exporters: this.exporters, bytes: this.used, sentAt: Date.now() };
+    this.data = Buffer.allocUnsafe(Math.min(Math.max(64 * 1024, this.used), BATCH_BYTES * 2));
+    this.used = 0;
+    this.count = 0;
+    this.exporters = [];
+    this.exporterNo = new Map();
+    this.inflight.push(s);
+    this.post(s);
+  }
+
+  private post(s: Sent): void {
+    s.sentAt = Date.now();
+    // A copy goes to the thread: the original stays here until it is answered (a terminated thread's batch is stored raw from it).
+    const data = s.data.buffer.slice(s.data.byteOffset, s.data.byteOffset + s.data.length) as ArrayBuffer;
+    const index = s.index.slice();
+    const b: IngestBatch = { id: s.id, data, index, count: s.count, exporters: s.exporters };
+    this.worker.postMessage(b, [data, index.buffer]);
+  }
+
+  private answered(r: IngestResult): void {
+    const k = this.inflight.findIndex((s) => s.id === r.id);
+    if (k < 0) return;
+    const [s] = this.inflight.splice(k, 1);
+    this.ingest.release(s!.bytes);
+    this.ingest.opts.onCounts(this.kind, r);
+    if (r.frame && r.records > 0) this.ingest.opts.onFrame(Buffer.from(r.frame), r.records);
+  }
+
+  /** Oldest unanswered batch's age (ms), 0 when none. */
+  age(now: number): number {
+    return this.inflight.length > 0 ? now - this.inflight[0]!.sentAt : 0;
+  }
+
+  restart(why: string): void {
+    const old = this.worker;
+    this.ingest.stats.worker_restarts++;
+    const culprit = this.inflight.shift();
+    const rest = this.inflight.splice(0);
+    let lost = '';
+    if (culprit) {
+      this.ingest.release(culprit.bytes);
+      if (this.kind === 'syslog') {
+        this.ingest.opts.onRecords(rawRecords(culprit, this.workerData));
+        this.ingest.stats.stored_raw += culprit.count;
+        lost = `; its batch of ${culprit.count} log lines stored raw (unparsed)`;
+      } else {
+        this.ingest.stats.decode_lost += culprit.count;
+        lost = `; its batch of ${culprit.count} flow datagrams lost, and the templates it held`;
+      }
+    }
+    this.ingest.opts.log.error({ part: 'archive', thread: this.kind, restarts: this.ingest.stats.worker_restarts }, `${why}${lost}; thread started again`);
+    this.spawn();
+    void old.terminate().catch(() => undefined);
+    for (const s of rest) {
+      this.inflight.push(s);
+      this.post(s);
+    }
+  }
+
+  async stop(deadline: number): Promise<void> {
+    this.send();
+    while (this.inflight.length > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    this.stopped = true;
+    await this.worker.terminate();
+  }
+}
+
+/** The plain syslog records of a batch (its thread never answered): every line kept whole. */
+function rawRecords(s: Sent, wd: IngestWorkerData): TrafficRecord[] {
+  const schools = new Map(wd.schools);
+  const out: TrafficRecord[] = [];
+  for (let i = 0; i < s.count; i++) {
+    const o = s.index[i * 4]!;
+    const exporter = s.exporters[s.index[i * 4 + 3]!]!;
+    const r = emptyRecord('log', 'syslog', exporter, s.index[i * 4 + 2]!);
+    r.raw = withoutEol(s.data.toString('utf8', o, o + s.index[i * 4 + 1]!));
+    r.school = schools.get(exporter) ?? null;
+    out.push(r);
+  }
+  return out;
+}
+
+export class Ingest {
+  readonly stats: IngestStats;
+  /** Bytes in batches not yet answered. */
+  queuedBytes = 0;
+  nextId = 1;
+  readonly opts: IngestOptions;
+  private readonly syslog: Lane[] = [];
+  private readonly flow: Lane;
+  private next = 0;
+  private readonly watchdog: NodeJS.Timeout;
+  private readonly watchdogMs: number;
+  private drainWaiters: (() => void)[] = [];
+
+  constructor(opts: IngestOptions) {
+    this.opts = opts;
+    this.stats = opts.stats ?? { over_budget: 0, worker_restarts: 0, decode_lost: 0, stored_raw: 0, queue_dropped: 0 };
+    this.watchdogMs = opts.watchdogMs ?? 3_000;
+    const common = {
+      schools: [...opts.schools],
+      utcOffsetMinutes: opts.utcOffsetMinutes,
+      parseBudgetMs: opts.parseBudgetMs,
+      maxHeld: opts.maxHeld,
+      holdMs: opts.holdMs,
+      testHook: process.env.KW_TEST_PARSE_HOOK === '1',
+    };
+    for (let i = 0; i < Math.max(1, opts.syslogThreads ?? 1); i++) this.syslog.push(new Lane('syslog', this, { ...common, kind: 'syslog' }));
+    this.flow = new Lane('flow', this, { ...common, kind: 'flow' });
+    this.watchdog = setInterval(() => {
+      const now = Date.now();
+      for (const lane of [...this.syslog, this.flow]) {
+        const age = lane.age(now);
+        if (age > this.watchdogMs) lane.restart(`a parsing thread did not answer a batch within ${Math.round(age)} ms (limit ${this.watchdogMs} ms)`);
+      }
+    }, Math.max(50, Math.min(500, this.watchdogMs / 4)));
+    this.watchdog.unref();
+  }
+
+  /** Full: a UDP datagram is to be dropped, a stream sender paused. */
+  get full(): boolean {
+    return this.queuedBytes >= this.opts.maxQueueBytes;
+  }
+
+  /**
+   * A log line (a datagram's bytes or a framed message); false when the
+   * queue is full and it was not taken. `force`: taken all the same (a
+   * stream's messages already framed; its sender is paused instead).
+   */
+  addSyslog(msg: Buffer | string, exporter: string, recvMs: number, force = false): boolean {
+    if (this.full && !force) return false;
+    const lane = this.syslog[this.next++ % this.syslog.length]!;
+    lane.add(msg, exporter, recvMs);
+    return true;
+  }
+
+  /** A flow datagram; false when the queue is full and it was not taken. */
+  addFlow(msg: Buffer, exporter: string, recvMs: number): boolean {
+    if (this.full) return false;
+    this.flow.add(msg, exporter, recvMs);
+    return true;
+  }
+
+  /** A stream sender taken past the limit waits for this: the queue drained to half. */
+  drained(): Promise<void> {
+    if (this.queuedBytes <= this.opts.maxQueueBytes / 2) return Promise.resolve();
+    return new Promise((r) => this.drainWaiters.push(r));
+  }
+
+  release(bytes: number): void {
+    this.queuedBytes -= bytes;
+    if (this.drainWaiters.length > 0 && this.queuedBytes <= this.opts.maxQueueBytes / 2) {
+      const ws = this.drainWaiters;
+      this.drainWaiters = [];
+      for (const w of ws) w();
+    }
+  }
+
+  /** Sends what is being batched, waits (up to `ms`) for the threads' answers, and ends the threads. */
+  async stop(ms = 5_000): Promise<void> {
+    clearInterval(this.watchdog);
+    const deadline = Date.now() + ms;
+    await Promise.all([...this.syslog, this.flow].map((l) => l.stop(deadline)));
+    const ws = this.drainWaiters;
+    this.drainWaiters = [];
+    for (const w of ws) w();
+  }
+}
