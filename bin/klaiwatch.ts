@@ -2,7 +2,7 @@
 // klaiwatch: one command, a subcommand per job. Every subcommand has --help.
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { loadConfig, ConfigError, formatProblems, MAX_PROBLEM_CHARS, type Config } from '../config/load.ts';
+import { loadConfig, ConfigError, formatProblems, MAX_PROBLEM_CHARS, MAX_PROBLEMS_SHOWN, type Config } from '../config/load.ts';
 import { preflight, describeSystemError } from '../config/preflight.ts';
 import { importSchoolsCsv, inventoryYaml } from '../config/import-csv.ts';
 import { createLogger } from '../collector/log.ts';
@@ -93,7 +93,9 @@ const commands: Record<string, Command> = {
       }
       const { schools, problems } = importSchoolsCsv(text, file, values.parent ? { defaultParent: String(values.parent) } : {});
       if (problems.length > 0) {
-        for (const p of problems) console.error(p);
+        for (const p of problems.slice(0, MAX_PROBLEMS_SHOWN)) console.error(p);
+        if (problems.length > MAX_PROBLEMS_SHOWN) console.error(`and ${problems.length - MAX_PROBLEMS_SHOWN} more`);
+        console.error(`klaiwatch import-schools: ${file}: ${problems.length} problem${problems.length > 1 ? 's' : ''}; nothing written`);
         return 1;
       }
       const yaml = inventoryYaml(schools, file);

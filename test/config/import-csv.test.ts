@@ -54,10 +54,10 @@ describe('import-schools (spreadsheet CSV → inventory)', () => {
     const { schools, problems } = importSchoolsCsv(csv, 'bad.csv');
     expect(schools).toHaveLength(0);
     expect(problems).toEqual([
-      expect.stringMatching(/^bad\.csv:2: contacts\.0\.email: must be an e-mail address; got "not-an-email"$/),
-      expect.stringMatching(/^bad\.csv:3: devices\.0\.address: must be an IPv4 or IPv6 address or a host name; got "10\.0\.0"$/),
-      'bad.csv:4: dltv_receivers must be a whole number 0–200; got "two"',
-      'bad.csv:5: dltv_first_ip must be an IPv4 address when dltv_receivers is 2; got ""',
+      expect.stringMatching(/^bad\.csv:2: อีเมล: must be an e-mail address; got "not-an-email"$/),
+      expect.stringMatching(/^bad\.csv:3: router_ip: must be an IPv4 or IPv6 address or a host name; got "10\.0\.0"$/),
+      'bad.csv:4: dltv_receivers: must be a whole number 0–200; got "two"',
+      'bad.csv:5: dltv_first_ip: must be an IPv4 address when dltv_receivers is 2; got ""',
     ]);
   });
 
