@@ -37,6 +37,8 @@ export interface RoundReport {
   overruns: number;
   icmpHosts: number;
   icmpDown: number;
+  /** Hosts whose ICMP result is unknown this round (the prober failed, or did not report them): not judged on ICMP. */
+  icmpUnknown: number;
   icmpMs: number;
   results: PollResult[];
   icmp: Map<string, IcmpResult>;
@@ -98,6 +100,8 @@ export class Collector {
   readonly store: StateStore | undefined;
   outbox: Outbox | undefined;
   prober: Prober | undefined;
+  /** ICMP rounds the prober failed (broken, killed, hung fping): no device was judged on ICMP in them. */
+  readonly icmpHealth: { unknownRounds: number; lastRoundUnknown: boolean; unknownHosts: number; lastError?: string; lastErrorAt?: number } = { unknownRounds: 0, lastRoundUnknown: false, unknownHosts: 0 };
   schema: SchemaSetup | undefined;
   clock: (NtpMeasurement & { at: number }) | { error: string; at: number } | undefined;
   readonly startedAt = Date.now();
@@ -257,8 +261,13 @@ export class Collector {
               icmpDevices.map((d) => d.address),
               { count: s.icmp.count, periodMs: s.icmp.period, spacingMs: s.icmp.spacing, timeoutMs: s.icmp.timeout },
             ).catch((err) => {
-              this.log.error({ err: (err as Error).message }, 'icmp probe failed');
-              return new Map();
+              // Unknown, not lost: an empty result leaves every probed device unjudged on ICMP.
+              const h = this.icmpHealth;
+              h.unknownRounds += 1;
+              h.lastError = (err as Error).message;
+              h.lastErrorAt = Date.now();
+              this.log.error({ err: h.lastError, hosts: icmpDevices.length }, 'icmp round unknown: the prober failed; no device is judged on ICMP this round');
+              return new Map<string, IcmpResult>();
             })
           : Promise.resolve(new Map());
       let icmpMs = 0;
@@ -302,8 +311,16 @@ export class Collector {
       };
       await Promise.all(Array.from({ length: Math.min(s.polling.concurrency, queue.length) }, worker));
       const icmp = await icmpDone;
+      // A probed device with no result is unknown on ICMP this round (never lost).
+      const icmpUnknown = new Set(icmpDevices.filter((d) => !icmp.has(d.address)).map((d) => d.id));
+      const unknownHosts = [...new Set(icmpDevices.filter((d) => icmpUnknown.has(d.id)).map((d) => d.address))];
+      this.icmpHealth.unknownHosts = unknownHosts.length;
+      this.icmpHealth.lastRoundUnknown = icmpDevices.length > 0 && icmp.size === 0;
+      if (icmp.size > 0 && unknownHosts.length > 0) {
+        this.log.warn({ hosts: unknownHosts.length, first: unknownHosts.slice(0, 5) }, 'icmp: hosts the prober did not report are unknown this round');
+      }
 
-      const { transitions, opened, closed, notices } = this.judge(ready, results, icmp, emit);
+      const { transitions, opened, closed, notices } = this.judge(ready, results, icmp, icmpUnknown, emit);
 
       const report: RoundReport = {
         interval: label,
@@ -316,6 +333,7 @@ export class Collector {
         overruns,
         icmpHosts: new Set(icmpDevices.map((d) => d.address)).size,
         icmpDown: [...icmp.values()].filter((r) => r.received === 0).length,
+        icmpUnknown: unknownHosts.length,
         icmpMs,
         results,
         icmp,
@@ -368,7 +386,7 @@ export class Collector {
    * SNMP agent answered. States, incidents and their points; nothing when
    * states are off (poll --once).
    */
-  private judge(devices: readonly Device[], results: readonly PollResult[], icmp: ReadonlyMap<string, IcmpResult>, emit: (ps: Point[]) => void): { transitions: Transition[]; opened: Incident[]; closed: Incident[]; notices: Notice[] } {
+  private judge(devices: readonly Device[], results: readonly PollResult[], icmp: ReadonlyMap<string, IcmpResult>, icmpUnknown: ReadonlySet<string>, emit: (ps: Point[]) => void): { transitions: Transition[]; opened: Incident[]; closed: Incident[]; notices: Notice[] } {
     const { engine, store } = this;
     if (!engine || !store) return { transitions: [], opened: [], closed: [], notices: [] };
     const snmp = new Map(results.map((r) => [r.device, r]));
@@ -377,6 +395,8 @@ export class Collector {
       const echo = d.icmp ? icmp.get(d.address) : undefined;
       const poll = snmp.get(d.id);
       if (!echo && !poll) continue;
+      // ICMP unknown: an SNMP answer still proves the device up; nothing proves it down.
+      if (!echo && icmpUnknown.has(d.id) && poll?.answered !== true) continue;
       raws.set(d.id, (echo?.received ?? 0) > 0 || poll?.answered === true ? 'up' : 'down');
     }
     const checks: CheckObservation[] = [];
@@ -479,8 +499,9 @@ export class Collector {
     const influxOk = w.spoolLines === 0 && (w.lastWriteAt !== undefined || w.writeErrors === 0);
     const ntp = this.config.settings.ntp;
     const clockOk = !this.clock || ('offsetMs' in this.clock && Math.abs(this.clock.offsetMs) <= (ntp?.warn_ms ?? 10));
+    const icmp = this.icmpHealth;
     return {
-      status: influxOk && clockOk ? 'ok' : 'degraded',
+      status: influxOk && clockOk && !icmp.lastRoundUnknown ? 'ok' : 'degraded',
       instance: this.config.settings.instance,
       area: this.config.settings.area.code,
       started_at: new Date(this.startedAt).toISOString(),
@@ -501,7 +522,14 @@ export class Collector {
         last_error: w.lastError ?? null,
         last_write_at: w.lastWriteAt ? new Date(w.lastWriteAt).toISOString() : null,
       },
-      icmp: { prober: this.prober?.name ?? 'disabled' },
+      icmp: {
+        prober: this.prober?.name ?? 'disabled',
+        last_round_unknown: icmp.lastRoundUnknown,
+        unknown_rounds: icmp.unknownRounds,
+        unknown_hosts_last_round: icmp.unknownHosts,
+        last_error: icmp.lastError ?? null,
+        last_error_at: icmp.lastErrorAt ? new Date(icmp.lastErrorAt).toISOString() : null,
+      },
       clock: this.clock ? { ...this.clock, at: new Date(this.clock.at).toISOString(), limit_ms: ntp?.warn_ms } : ntp ? { pending: true } : { configured: false },
       rss_bytes: process.memoryUsage.rss(),
     };
