@@ -193,7 +193,8 @@ function checkPath(path: string, kind: PathCheck['kind']): string | undefined {
       break;
     } catch (err) {
       const code = (err as NodeJS.ErrnoException).code;
-      if (code !== 'ENOENT') return `cannot be used: ${existing}: ${describeErrno(code)}`;
+      // ENOTDIR: a file where a folder should be; the walk up finds it and says so.
+      if (code !== 'ENOENT' && code !== 'ENOTDIR') return `cannot be used: ${existing}: ${describeErrno(code)}`;
       const up = dirname(existing);
       if (up === existing) return `cannot be used: no part of it exists`;
       existing = up;

@@ -87,7 +87,7 @@ export interface SimOptions {
   httpListen?: string;
   interval?: string;
   extraSettings?: Record<string, unknown>;
-  /** Second octet of the schools' addresses (127.N.school.host); the office sits at 127.N-1.0.x. Default 20. */
+  /** Second octet of every address (127.N.school.host; the office at 127.N.0.x): the area takes 127.N.0.0/16 and nothing else. Default 20. */
   octet?: number;
   /** Devices watched over SNMP only (no ICMP): pausing their agent takes them down. */
   snmpOnly?: string[];
@@ -139,7 +139,7 @@ export function buildSimArea(o: SimOptions): SimArea {
     devices.push({ id: d.id, address, served: rec !== undefined && !silent.has(d.id), ...(rec ? { recording: rec } : {}) });
   };
   const octet = o.octet ?? 20;
-  office.devices.forEach((d, k) => place(d, `127.${octet - 1}.0.${k + 1}`));
+  office.devices.forEach((d, k) => place(d, `127.${octet}.0.${k + 1}`)); // schools start at 127.N.1
   schools.forEach((s, i) => {
     const net = `127.${octet}.${i + 1}`;
     let receiver = 11;

@@ -2,9 +2,10 @@
 // on 127.0.0.1:8086, and the collector polling it all. Run by
 // `bash scripts/demo.sh` (which installs what is missing first).
 import { parseArgs } from 'node:util';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, copyFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve, relative, isAbsolute } from 'node:path';
+import { parse as parseYaml, stringify as yamlText } from 'yaml';
 import { buildSimArea, startRouterAgent, DEFAULT_SILENT, PROJECT } from './area.ts';
 import { startSnmpsim } from './snmpsim.ts';
 import { startMailCatcher } from './mailcatcher.ts';
@@ -26,44 +27,80 @@ const { values } = parseArgs({
   options: {
     rounds: { type: 'string' },
     'influx-port': { type: 'string', default: '8086' },
+    'influx-rpc-port': { type: 'string' },
     http: { type: 'string', default: '127.0.0.1:9273' },
     interval: { type: 'string', default: '30s' },
     'log-level': { type: 'string', default: 'info' },
     data: { type: 'string', default: join(PROJECT, 'data') },
     octet: { type: 'string', default: '20' },
+    'snmp-port': { type: 'string', default: '1161' },
     'syslog-port': { type: 'string', default: '15140' },
     'flow-port': { type: 'string', default: '20550' },
+    'mail-port': { type: 'string', default: '0' },
   },
 });
 
 const say = (s: string) => process.stdout.write(s + '\n');
-const influxPort = Number(values['influx-port']);
+/** A whole number in [min, max] from an option, or one plain line and exit 2. */
+const whole = (name: string, min: number, max: number): number => {
+  const v = values[name as keyof typeof values] as string;
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n < min || n > max) {
+    process.stderr.write(`demo: --${name} ${JSON.stringify(v)}: must be a whole number from ${min} to ${max}\n`);
+    process.exit(2);
+  }
+  return n;
+};
+const influxPort = whole('influx-port', 1, 65534);
+if (values['influx-rpc-port'] === undefined) values['influx-rpc-port'] = String(influxPort + 1);
+const influxRpcPort = whole('influx-rpc-port', 1, 65535);
+const octet = whole('octet', 1, 254);
+const snmpPort = whole('snmp-port', 1, 65535);
+const syslogPort = whole('syslog-port', 1, 65535);
+const flowPort = whole('flow-port', 1, 65535);
+const mailPort = whole('mail-port', 0, 65535);
+const data = resolve(values.data!);
+// Paths and commands as the operator types them from the repository's folder.
+const shown = (p: string) => {
+  const r = relative(process.cwd(), p);
+  return r && !r.startsWith('..') && !isAbsolute(r) ? r : p;
+};
+const klaiwatch = resolve(process.cwd()) === PROJECT ? './klaiwatch' : join(PROJECT, 'klaiwatch');
+say('The demo takes these addresses and ports (each option in brackets chooses another):');
+say(`  SNMP agents:  127.${octet}.0.0/16 (office 127.${octet}.0.x, school n at 127.${octet}.n.x), UDP port ${snmpPort}  [--octet N, --snmp-port P]`);
+say(`  InfluxDB:     127.0.0.1:${influxPort}, its RPC service 127.0.0.1:${influxRpcPort}  [--influx-port P, --influx-rpc-port P]`);
+say(`  health:       ${values.http}  [--http HOST:PORT]`);
+say(`  traffic logs: syslog 127.0.0.1:${syslogPort} (UDP and TCP), flows 127.0.0.1:${flowPort} (UDP)  [--syslog-port P, --flow-port P]`);
+say(`  mail catcher: 127.0.0.1:${mailPort === 0 ? 'a free port, said below' : mailPort} (SMTP)  [--mail-port P]`);
+say(`  files:        ${shown(data)}  [--data DIR]`);
 const influxUrl = `http://127.0.0.1:${influxPort}`;
 let influxd: Influxd | undefined;
 const existing = await pingInflux(influxUrl);
 if (existing) say(`InfluxDB ${existing} already answers at ${influxUrl}: using it (database klaiwatch).`);
 else {
-  say(`Starting InfluxDB on ${influxUrl}, data in ${join(values.data!, 'influxdb')} ...`);
-  influxd = await startInfluxd(join(values.data!, 'influxdb'), influxPort);
+  say(`Starting InfluxDB on ${influxUrl}, data in ${join(data, 'influxdb')} ...`);
+  influxd = await startInfluxd(join(data, 'influxdb'), influxPort, '127.0.0.1', influxRpcPort);
 }
 
 // Recordings live under the system temp folder: snmpsimd runs as `nobody`
 // when started as root and must be able to read them.
+// They are made again at every start; the settings are kept under the data
+// folder (below), so that the commands printed work after the demo stopped.
 const dir = mkdtempSync(join(tmpdir(), 'klaiwatch-demo-'));
-const octet = Number(values.octet);
 // One school router has an agent of its own and is watched over SNMP only,
 // so that pausing that agent is what a router failing looks like.
 const DEMO_ROUTER = '1036090101-router';
-const mailDir = join(values.data!, 'mail');
+const mailDir = join(data, 'mail');
 const catcher = await startMailCatcher({
   dir: mailDir,
+  port: mailPort,
   onMail: (mail, file) => {
     const to = mail.to && !Array.isArray(mail.to) ? mail.to.text : '';
     say(`mail to ${to}: ${mail.subject}  (${file})`);
   },
 });
-mkdirSync(values.data!, { recursive: true });
-const signingKey = join(values.data!, 'archive-signing.pem');
+mkdirSync(data, { recursive: true });
+const signingKey = join(data, 'archive-signing.pem');
 if (!existsSync(signingKey)) generateSigningKey(signingKey);
 const area = buildSimArea({
   dir,
@@ -71,21 +108,32 @@ const area = buildSimArea({
   httpListen: values.http,
   interval: values.interval,
   octet,
+  snmpPort,
   silent: [...DEFAULT_SILENT, DEMO_ROUTER],
   snmpOnly: [DEMO_ROUTER],
   extraSettings: {
     // The traffic-log archive, its signing key made for the demo on first run (a real area keeps it on another medium).
-    traffic: { dir: join(values.data!, 'traffic'), signing_key: signingKey, syslog: { udp: `127.0.0.1:${values['syslog-port']}`, tcp: `127.0.0.1:${values['syslog-port']}` }, flow: { udp: `127.0.0.1:${values['flow-port']}` } },
+    traffic: { dir: join(data, 'traffic'), signing_key: signingKey, syslog: { udp: `127.0.0.1:${syslogPort}`, tcp: `127.0.0.1:${syslogPort}` }, flow: { udp: `127.0.0.1:${flowPort}` } },
     mail: { smtp: { host: '127.0.0.1', port: catcher.port, security: 'none' }, from: 'klaiwatch demo <klaiwatch@example.org>', officer: ['it-officer@example.org'] } },
 });
-say(`Simulated area: ${area.devices.length} devices, ${area.endpoints.length} SNMP agents on 127.${octet - 1}.0.x and 127.${octet}.x.x port ${area.snmpPort}; silent on purpose: ${DEFAULT_SILENT.join(', ')}`);
+say(`Simulated area: ${area.devices.length} devices, ${area.endpoints.length} SNMP agents on 127.${octet}.x.x port ${area.snmpPort}; silent on purpose: ${DEFAULT_SILENT.join(', ')}`);
+// The settings and inventory, kept in the data folder with its spool and state database.
+const settingsDir = join(data, 'demo');
+mkdirSync(settingsDir, { recursive: true });
+for (const f of ['office.yaml', 'schools.yaml']) copyFileSync(join(dir, f), join(settingsDir, f));
+const simSettings = parseYaml(readFileSync(area.settingsPath, 'utf8')) as Record<string, Record<string, unknown>>;
+simSettings.spool = { ...simSettings.spool, dir: join(data, 'spool') };
+simSettings.alerts = { ...simSettings.alerts, state_db: join(data, 'state.sqlite') };
+const settingsPath = join(settingsDir, 'klaiwatch.yaml');
+writeFileSync(settingsPath, '# The demo\'s settings (sim/demo.ts): the example area on loopback. Kept after the demo stops.\n' + yamlText(simSettings, { lineWidth: 0 }));
+const settingsShown = shown(settingsPath);
 say('Starting snmpsimd (it indexes the recordings on first start) ...');
 const [agents, routerAgent] = await Promise.all([
   startSnmpsim({ dir, dataDir: area.dataDir, endpoints: area.endpoints, probeCommunity: 'router' }),
   startRouterAgent(join(dir, 'router'), `${area.devices.find((d) => d.id === DEMO_ROUTER)!.address}:${area.snmpPort}`),
 ]);
 
-const config = loadConfig(area.settingsPath);
+const config = loadConfig(settingsPath);
 const log = createLogger(values['log-level']!);
 const collector = new Collector(config, log);
 await collector.prepare();
@@ -94,14 +142,14 @@ const traffic = new TrafficService(config, log, () => collector.clockOffsetMs())
 await traffic.start();
 // Something to find in the archive: the real log lines and exporters' datagrams of test/fixtures, sent from loopback.
 const feed = createSocket('udp4');
-const send = (b: Buffer | string, port: string) => new Promise((r) => feed.send(b, Number(port), '127.0.0.1', r));
+const send = (b: Buffer | string, port: number) => new Promise((r) => feed.send(b, port, '127.0.0.1', r));
 const fixtures = join(PROJECT, 'test', 'fixtures');
 for (const f of readdirSync(join(fixtures, 'logs')).filter((n) => n.endsWith('.log'))) {
-  for (const line of readFileSync(join(fixtures, 'logs', f), 'utf8').split('\n').filter(Boolean)) await send(line, values['syslog-port']!);
+  for (const line of readFileSync(join(fixtures, 'logs', f), 'utf8').split('\n').filter(Boolean)) await send(line, syslogPort);
 }
-for (const f of ['nfv5', 'template', 'data', 'ipfixprobe-templates', 'ipfixprobe-data']) for (const d of udpPayloads(readFileSync(join(fixtures, 'netflow', `${f}.pcap`)))) await send(d.payload, values['flow-port']!);
+for (const f of ['nfv5', 'template', 'data', 'ipfixprobe-templates', 'ipfixprobe-data']) for (const d of udpPayloads(readFileSync(join(fixtures, 'netflow', `${f}.pcap`)))) await send(d.payload, flowPort);
 feed.close();
-const grafanaDir = join(values.data!, 'grafana');
+const grafanaDir = join(data, 'grafana');
 writeDashboards(grafanaDir, config.settings.influx);
 
 say('');
@@ -109,18 +157,18 @@ say('klaiwatch demo is running.');
 say(`  health:    curl http://${values.http}/healthz`);
 say(`  data:      influx -host 127.0.0.1 -port ${influxPort} -database klaiwatch -execute 'SHOW MEASUREMENTS'`);
 say(`             influx -host 127.0.0.1 -port ${influxPort} -database klaiwatch -execute 'SELECT * FROM interface WHERE ifname = '"'"'WAN'"'"' ORDER BY time DESC LIMIT 5'`);
-say(`  one device: node bin/klaiwatch.ts poll --once --config ${area.settingsPath} --device 1036090101-router --rates`);
+say(`  one device: ${klaiwatch} poll --once --config ${settingsShown} --device 1036090101-router --rates`);
 say(`  a router fails: kill -STOP ${routerAgent.pid()}   (${DEMO_ROUTER}, โรงเรียนบ้านหนองบัวแดง; after two rounds an e-mail arrives below)`);
 say(`  it is back:     kill -CONT ${routerAgent.pid()}   (the recovery e-mail says how long it was out)`);
-say(`  dashboards: ${grafanaDir}/dashboards/*.json, Grafana provisioning in ${grafanaDir}/provisioning/`);
-say(`  report:    node bin/klaiwatch.ts report --config ${area.settingsPath} --period ${new Date(Date.now() + 7 * 3_600_000).toISOString().slice(0, 7)} --format csv`);
-say(`  traffic:   syslog on 127.0.0.1:${values['syslog-port']} (UDP, TCP), flows on UDP ${values['flow-port']}; archive in ${join(values.data!, 'traffic')}`);
-say(`             logger --server 127.0.0.1 --port ${values['syslog-port']} --udp -t dhcpd "DHCPACK on 10.36.1.50 to aa:bb:cc:00:11:22 (pc-1) via eth0"`);
-say(`             node bin/klaiwatch.ts archive who --config ${area.settingsPath} --ip 10.36.1.50 --at "$(TZ=Asia/Bangkok date +%FT%T)"`);
-say(`             node bin/klaiwatch.ts archive query --config ${area.settingsPath} --ip 125.25.69.110`);
-say(`             node bin/klaiwatch.ts archive verify --config ${area.settingsPath}`);
-say(`  e-mail:    caught on 127.0.0.1:${catcher.port}, kept in ${mailDir}`);
-say(`  settings:  ${area.settingsPath}`);
+say(`  dashboards: ${shown(grafanaDir)}/dashboards/*.json, Grafana provisioning in ${shown(grafanaDir)}/provisioning/`);
+say(`  report:    ${klaiwatch} report --config ${settingsShown} --period ${new Date(Date.now() + 7 * 3_600_000).toISOString().slice(0, 7)} --format csv`);
+say(`  traffic:   syslog on 127.0.0.1:${syslogPort} (UDP, TCP), flows on UDP ${flowPort}; archive in ${shown(join(data, 'traffic'))}`);
+say(`             logger --server 127.0.0.1 --port ${syslogPort} --udp -t dhcpd "DHCPACK on 10.36.1.50 to aa:bb:cc:00:11:22 (pc-1) via eth0"`);
+say(`             ${klaiwatch} archive who --config ${settingsShown} --ip 10.36.1.50 --at "$(TZ=Asia/Bangkok date +%FT%T)"`);
+say(`             ${klaiwatch} archive query --config ${settingsShown} --ip 125.25.69.110`);
+say(`             ${klaiwatch} archive verify --config ${settingsShown}`);
+say(`  e-mail:    caught on 127.0.0.1:${catcher.port}, kept in ${shown(mailDir)}`);
+say(`  settings:  ${settingsShown} (kept when the demo stops: the report and archive commands above work then too)`);
 say('  stop:      Ctrl-C');
 say('');
 
@@ -149,5 +197,6 @@ await agents.stop();
 await routerAgent.stop();
 await catcher.stop();
 if (influxd) await influxd.stop();
-rmSync(dir, { recursive: true, force: true });
+rmSync(dir, { recursive: true, force: true }); // the recordings; the settings stay in the data folder
 say(`Stopped. Points written: ${collector.writer.stats.written}, spooled: ${collector.writer.stats.spooled}, dropped: ${collector.writer.stats.dropped}.`);
+say(`Settings kept: ${settingsShown}`);

@@ -33,7 +33,8 @@ export async function pingInflux(url: string): Promise<string | undefined> {
   }
 }
 
-export async function startInfluxd(dir: string, port: number, host = '127.0.0.1'): Promise<Influxd> {
+/** influxd on host:port, its RPC service (backup/restore) on rpcPort, by default the port after. */
+export async function startInfluxd(dir: string, port: number, host = '127.0.0.1', rpcPort = port + 1): Promise<Influxd> {
   const bin = (await findExecutable('influxd')) ?? (await findExecutable('/usr/bin/influxd'));
   if (!bin) throw new Error('influxd not found: install the Debian package influxdb (bash scripts/test.sh installs it)');
   mkdirSync(dir, { recursive: true });
@@ -42,7 +43,7 @@ export async function startInfluxd(dir: string, port: number, host = '127.0.0.1'
     conf,
     [
       'reporting-disabled = true',
-      `bind-address = "${host}:${port + 1}"`,
+      `bind-address = "${host}:${rpcPort}"`,
       '[meta]',
       `  dir = "${join(dir, 'meta')}"`,
       '  logging-enabled = false',

@@ -3,8 +3,9 @@
 // pausing the demo router's agent brings the Thai e-mail, resuming it the
 // recovery e-mail; Ctrl-C stops it all.
 import { describe, it, expect, afterAll } from 'vitest';
-import { spawn } from 'node:child_process';
+import { spawn, execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
+import { parse } from 'yaml';
 import { join } from 'node:path';
 import { freePort, tempDir } from '../helpers/peers.ts';
 import { InfluxClient, rows } from '../../collector/influx/client.ts';
@@ -16,9 +17,11 @@ afterAll(() => data.remove());
 describe('demo', () => {
   it('polls the simulated area, e-mails when a router fails and when it is back, says where to look, and stops', async () => {
     const influxPort = await freePort();
+    const influxRpcPort = await freePort();
     const httpPort = await freePort();
+    const mailPort = await freePort();
     // The README's command itself: scripts/demo.sh (its set-up finds everything installed).
-    const child = spawn('bash', ['scripts/demo.sh', '--interval', '3s', '--influx-port', String(influxPort), '--http', `127.0.0.1:${httpPort}`, '--data', data.path, '--octet', '71', '--log-level', 'silent'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn('bash', ['scripts/demo.sh', '--interval', '3s', '--influx-port', String(influxPort), '--influx-rpc-port', String(influxRpcPort), '--mail-port', String(mailPort), '--http', `127.0.0.1:${httpPort}`, '--data', data.path, '--octet', '71', '--log-level', 'silent'], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
@@ -46,6 +49,24 @@ describe('demo', () => {
     expect(out).toMatch(new RegExp(`health: +curl http://127\\.0\\.0\\.1:${httpPort}/healthz`));
     expect(out).toMatch(/stop: +Ctrl-C/);
     expect(out).toMatch(/Stopped\. Points written: \d+, spooled: 0, dropped: 0\./);
+    // Every address block and port it takes, said at start as chosen.
+    expect(out).toMatch(/SNMP agents: +127\.71\.0\.0\/16 /);
+    expect(out).toContain(`InfluxDB:     127.0.0.1:${influxPort}, its RPC service 127.0.0.1:${influxRpcPort}`);
+    expect(out).toMatch(new RegExp(`e-mail: +caught on 127\\.0\\.0\\.1:${mailPort},`));
+    expect(readFileSync(join(data.path, 'influxdb', 'influxdb.conf'), 'utf8')).toContain(`bind-address = "127.0.0.1:${influxRpcPort}"`);
+    // --octet 71 takes 127.71.x.y and nothing else (the office once sat at 127.70.0.x).
+    const settings = /settings: +(\S+klaiwatch\.yaml)/.exec(out)![1]!;
+    const addresses = ['office.yaml', 'schools.yaml'].flatMap((f) => {
+      const inv = parse(readFileSync(join(settings, '..', f), 'utf8')) as { office?: { devices: { address: string }[] }; schools?: { devices: { address: string }[] }[] };
+      return [...(inv.office?.devices ?? []), ...(inv.schools ?? []).flatMap((s) => s.devices)].map((d) => d.address);
+    });
+    expect(addresses).toHaveLength(65);
+    expect(addresses.filter((a) => !a.startsWith('127.71.'))).toEqual([]);
+    // The commands it printed work after it stopped: its settings are kept in the data folder.
+    expect(settings.startsWith(data.path)).toBe(true);
+    const printed = (re: RegExp) => re.exec(out)![1]!;
+    const verify = printed(/^ +(\.\/klaiwatch archive verify --config \S+)$/m);
+    expect(execFileSync('sh', ['-c', verify], { encoding: 'utf8' })).toMatch(/\S/);
     // Each mail is kept as a file, Thai intact.
     const mails = readdirSync(join(data.path, 'mail'));
     expect(mails.length).toBeGreaterThanOrEqual(3);
@@ -58,6 +79,8 @@ describe('demo', () => {
       const client = new InfluxClient({ url: again.url, database: 'klaiwatch', auth: {}, timeoutMs: 5000 });
       const down = rows(await client.query(`SELECT count(state) FROM device_state WHERE device = '1036090101-router' AND state = 'down'`));
       expect(down[0]!.count).toBeGreaterThanOrEqual(1);
+      const report = printed(/report: +(\.\/klaiwatch report --config \S+ --period \S+ --format csv)$/m);
+      expect(execFileSync('sh', ['-c', report], { encoding: 'utf8' })).toContain('1036090101');
     } finally {
       await again.stop();
     }
