@@ -63,6 +63,20 @@ export interface TrafficStats extends IngestStats {
   connections: number;
 }
 
+/** The write-ahead log's disk state (wal.ts), when the log has one: what /healthz shows. */
+export interface WalHealth {
+  ok: boolean;
+  error?: string;
+  since?: number;
+  failures?: number;
+}
+
+/** The parts of a write-ahead log that tell its failure state (present once wal.ts reports one). */
+interface WalWithState {
+  state?: WalHealth;
+  onStateChange?: (fn: (s: WalHealth) => void) => () => void;
+}
+
 function split(listen: string): { host: string; port: number } {
   const i = listen.lastIndexOf(':');
   return { host: listen.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(listen.slice(i + 1)) };
@@ -127,6 +141,8 @@ export class TrafficService {
   /** Where the listeners ended up (port 0 resolved), by name. */
   readonly bound: Record<string, string> = {};
 
+  private walFailed = false;
+  private offWalState: (() => void) | undefined;
   private readonly config: Config;
   private readonly clockOffset: () => number | null;
 
@@ -148,6 +164,21 @@ export class TrafficService {
     const key = loadPrivateKey(readFileSync(this.path(this.t.signing_key), 'utf8'));
     this.archive = await Archive.open({ dir: this.path(this.t.dir), key, retentionDays: Math.round(this.t.retention / 86_400_000), fsyncIntervalMs: this.t.fsync_interval, clockOffset: this.clockOffset });
     if (this.archive.wal.stats.recoveredTornBytes > 0) this.log.warn({ bytes: this.archive.wal.stats.recoveredTornBytes }, 'write-ahead log ended in a torn frame (a crash mid-write): cut off');
+    // While the log cannot write, TCP/TLS senders are not read (nothing is acknowledged that would be lost).
+    const w = this.archive.wal as unknown as WalWithState;
+    if (typeof w.onStateChange === 'function') {
+      this.offWalState = w.onStateChange((st) => {
+        if (!st.ok && !this.walFailed) {
+          this.walFailed = true;
+          for (const sock of this.sockets) if (!this.paused.has(sock)) this.pause(sock);
+          this.log.error({ error: st.error, paused: this.paused.size }, 'write-ahead log failed: TCP/TLS senders paused until it can write again');
+        } else if (st.ok && this.walFailed) {
+          this.walFailed = false;
+          this.log.info({ senders: this.paused.size }, 'write-ahead log writable again: TCP/TLS senders resumed');
+          this.resumeAll();
+        }
+      });
+    }
     this.ingest = new Ingest({
       schools: this.schoolOf,
       utcOffsetMinutes: this.utcOffsetMinutes,
@@ -242,7 +273,8 @@ export class TrafficService {
       framer.malformed = 0;
       if (msgs.length > 0) this.streamMessages(msgs, from);
       if (this.paused.has(sock)) return;
-      if (this.ingest!.full) {
+      if (this.walFailed) this.pause(sock);
+      else if (this.ingest!.full) {
         // The parsing threads are behind: stop reading this sender until their queue has drained.
         this.pause(sock);
         void this.ingest!.drained().then(() => this.resumeAll());
@@ -252,6 +284,7 @@ export class TrafficService {
         void Promise.all([this.archive.wal.flush(), this.archive.wal.flushFrames()]).finally(() => this.resumeAll());
       }
     });
+    if (this.walFailed) this.pause(sock);
     sock.on('end', () => {
       const rest = framer.end();
       if (rest.length > 0) this.streamMessages(rest, from);
@@ -271,6 +304,7 @@ export class TrafficService {
   }
 
   private resumeAll(): void {
+    if (this.walFailed) return;
     for (const s of this.paused) s.resume();
     this.paused.clear();
   }
@@ -396,6 +430,24 @@ export class TrafficService {
     }
   }
 
+  /** The write-ahead log's disk state (null: the log does not report one). */
+  walState(): WalHealth | null {
+    const st = (this.archive?.wal as unknown as WalWithState | undefined)?.state;
+    return st ? { ...st } : null;
+  }
+
+  /** What GET /healthz shows of the receivers. */
+  health(): Record<string, unknown> {
+    const wal = this.walState();
+    return {
+      status: wal && !wal.ok ? 'degraded' : 'ok',
+      bound: { ...this.bound },
+      traffic: { ...this.stats },
+      wal: wal ? { ...wal, since: wal.since ? new Date(wal.since).toISOString() : null } : { ok: true, reported: false },
+      queue_bytes: this.ingest?.queuedBytes ?? 0,
+    };
+  }
+
   /** Refreshes the figures that need a look at the system (kernel drops, sizes). */
   async refreshStats(): Promise<TrafficStats> {
     let drops = 0;
@@ -411,6 +463,7 @@ export class TrafficService {
   async stop(): Promise<void> {
     if (this.sealTimer) clearTimeout(this.sealTimer);
     if (this.purgeTimer) clearInterval(this.purgeTimer);
+    this.offWalState?.();
     // Stop hearing first; then what was accepted is flushed and the log closed.
     for (const s of this.udp) s.close();
     for (const s of this.servers) s.close();

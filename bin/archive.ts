@@ -14,9 +14,15 @@ import { HoldError, holdStates, placeHold, planPurge, purge, releaseHold } from 
 import { liveSegments, readManifest } from '../archive/query.ts';
 import { Wal, walRecordCount } from '../archive/wal.ts';
 import { compactSegments, mergeSegments, MERGE_MAX_ROWS, planCompaction } from '../archive/archive.ts';
+import { serveArchive, ServeError } from '../archive/ingest-serve.ts';
+import { startHealthServer } from '../collector/health.ts';
+import { createLogger } from '../collector/log.ts';
+import { installProcessHandlers, leaveSupervisor, reportHealth, stopSignal, supervised, type PartMessage } from './supervisor.ts';
 
 export const ARCHIVE_USAGE = `klaiwatch archive ACTION [options] --config FILE
 
+  serve   (the traffic-log receivers: syslog, NetFlow/IPFIX; GET /healthz on
+          traffic.http; \`klaiwatch run\` starts this as one of its parts)
   query   --ip X [--side src|dst|either] [--peer Y] [--port P] [--proto tcp|udp|N]
           [--school CODE] [--user U] [--mac M] [--from T] [--to T] [--limit N]
           [--format csv|json] [--as NAME]
@@ -121,6 +127,29 @@ export async function archiveCommand(action: string | undefined, v: Values, load
 
 async function run(action: string | undefined, v: Values, load: () => Config): Promise<number> {
   switch (action) {
+    case 'serve': {
+      const config = load();
+      const log = createLogger(config.settings.log.level);
+      const counters = installProcessHandlers(log, 'archive');
+      try {
+        return await serveArchive(config, {
+          log,
+          supervised: supervised(),
+          startHealthServer,
+          reportHealth,
+          sendTraffic: (fields) => {
+            if (process.connected) process.send!({ type: 'traffic', fields: { ...fields }, time: Date.now() } satisfies PartMessage, undefined, {}, () => undefined);
+          },
+          stopped: stopSignal(log),
+          counters: counters as unknown as Record<string, number>,
+        });
+      } catch (err) {
+        if (err instanceof ServeError) throw new ArchiveUsageError(err.message);
+        throw err;
+      } finally {
+        leaveSupervisor();
+      }
+    }
     case 'keygen': {
       const out = str(v, 'out');
       if (!out) throw new ArchiveUsageError('keygen needs --out FILE');

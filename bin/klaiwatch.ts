@@ -10,12 +10,12 @@ import { Collector } from '../collector/collector.ts';
 import { startHealthServer } from '../collector/health.ts';
 import { toLine } from '../collector/influx/line.ts';
 import { metricsMarkdown } from '../collector/schema.ts';
-import { execWithServiceFlags, SERVICE_V8_FLAGS, TRAFFIC_V8_FLAGS } from '../collector/runtime.ts';
+import { ARCHIVE_V8_FLAGS, childExecArgv, COLLECTOR_V8_FLAGS } from '../collector/runtime.ts';
 import { writeDashboards } from '../dashboards/build.ts';
 import { makeReport, ReportError } from '../report/report.ts';
 import { render, FORMATS, type Format } from '../report/render.ts';
 import { PeriodError } from '../report/period.ts';
-import { TrafficService } from '../archive/service.ts';
+import { installProcessHandlers, leaveSupervisor, reportHealth, runSupervisor, stopSignal, supervised, type PartMessage } from './supervisor.ts';
 import { archiveCommand, ArchiveUsageError, ARCHIVE_OPTIONS, ARCHIVE_USAGE } from './archive.ts';
 import type { Point } from '../collector/point.ts';
 
@@ -39,16 +39,16 @@ function load(values: Record<string, unknown>): Config {
 
 const commands: Record<string, Command> = {
   run: {
-    summary: 'run the collector (SNMP, ICMP, InfluxDB) and serve GET /healthz',
+    summary: 'run every part as a process of its own (the collector; with traffic set, the archive receivers), restart one that dies, serve GET /healthz for all',
     usage: 'klaiwatch run [--config FILE]',
     options: { ...configOption },
-    run: async (values) => runService(load(values)),
+    run: async (values) => runAll(load(values)),
   },
   collector: {
-    summary: 'run the collector alone (for several collectors, one shard each)',
+    summary: 'run the collector alone (SNMP, ICMP, alerts, InfluxDB; GET /healthz on http.listen); no traffic receivers',
     usage: 'klaiwatch collector [--config FILE]',
     options: { ...configOption },
-    run: async (values) => runService(load(values)),
+    run: async (values) => runCollector(load(values)),
   },
   poll: {
     summary: 'poll once and print what would be written (line protocol), like `telegraf --test`',
@@ -175,39 +175,55 @@ const commands: Record<string, Command> = {
 
 class UsageError extends Error {}
 
-async function runService(config: Config): Promise<number> {
-  execWithServiceFlags(config.settings.traffic ? TRAFFIC_V8_FLAGS : SERVICE_V8_FLAGS);
-  // Folders, files and listen addresses, before InfluxDB or any port is touched.
+/** `klaiwatch run`: the supervisor (bin/supervisor.ts) and its parts. */
+async function runAll(config: Config): Promise<number> {
+  // Folders, files and every listen address, before any part starts.
   const unusable = await preflight(config);
   if (unusable.length > 0) throw new ConfigError(unusable);
   const log = createLogger(config.settings.log.level);
+  return runSupervisor({
+    configFile: config.file,
+    traffic: config.settings.traffic !== undefined,
+    listen: config.settings.http.listen,
+    log,
+    collectorFlags: COLLECTOR_V8_FLAGS,
+    archiveFlags: ARCHIVE_V8_FLAGS,
+    execArgv: (flags) => childExecArgv(flags),
+    startHealthServer,
+  });
+}
+
+/**
+ * `klaiwatch collector`: polling and alerting, no traffic receivers. Alone it
+ * serves GET /healthz on http.listen; as a part of `klaiwatch run` it sends
+ * its health to the supervisor instead, and writes the archive's figures
+ * the supervisor passes on (the `traffic` measurement).
+ */
+async function runCollector(config: Config): Promise<number> {
+  const part = supervised();
+  // Alone, the traffic listeners are the archive part's business (it may be running): only the collector's own are checked.
+  const { traffic: _traffic, ...settings } = config.settings;
+  const unusable = await preflight(part ? config : { ...config, settings }, { listen: !part });
+  if (unusable.length > 0) throw new ConfigError(unusable);
+  const log = createLogger(config.settings.log.level);
+  const counters = installProcessHandlers(log, 'collector');
   const collector = new Collector(config, log);
   await collector.prepare();
-  let traffic: TrafficService | undefined;
-  const server = await startHealthServer(config.settings.http.listen, () => ({ ...collector.health(), ...(traffic ? { traffic: { ...traffic.stats, bound: traffic.bound } } : {}) }));
-  log.info({ listen: config.settings.http.listen, devices: config.devices.length, schools: config.schools.length, prober: collector.prober?.name ?? 'disabled' }, 'klaiwatch running; GET /healthz for its own figures');
-  collector.start();
-  let trafficTimer: NodeJS.Timeout | undefined;
-  if (config.settings.traffic) {
-    traffic = new TrafficService(config, log, () => collector.clockOffsetMs());
-    await traffic.start();
-    const t = traffic;
-    trafficTimer = setInterval(() => {
-      void t.refreshStats().then((st) => collector.writePoints([{ measurement: 'traffic', tags: { instance: config.settings.instance }, fields: { ...st }, time: Date.now() }]));
-    }, 30_000);
+  const health = () => ({ ...collector.health(), part: 'collector', pid: process.pid, process: { ...counters } });
+  const server = part ? undefined : await startHealthServer(config.settings.http.listen, health);
+  const stopReport = part ? reportHealth(health) : undefined;
+  if (part) {
+    process.on('message', (m: PartMessage) => {
+      if (m?.type === 'traffic') collector.writePoints([{ measurement: 'traffic', tags: { instance: config.settings.instance }, fields: { ...m.fields }, time: m.time }]);
+    });
   }
-  await new Promise<void>((resolve) => {
-    const stop = (sig: string) => {
-      log.info({ signal: sig }, 'stopping: finishing rounds, flushing points');
-      resolve();
-    };
-    process.once('SIGINT', () => stop('SIGINT'));
-    process.once('SIGTERM', () => stop('SIGTERM'));
-  });
-  server.close();
-  if (trafficTimer) clearInterval(trafficTimer);
-  await traffic?.stop();
+  log.info({ part: 'collector', ...(server ? { listen: config.settings.http.listen } : { supervised: true }), devices: config.devices.length, schools: config.schools.length, prober: collector.prober?.name ?? 'disabled' }, 'collector running');
+  collector.start();
+  await stopSignal(log);
+  stopReport?.();
+  server?.close();
   await collector.stop();
+  leaveSupervisor();
   return 0;
 }
 
