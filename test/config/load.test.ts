@@ -105,6 +105,57 @@ describe('configuration loading', () => {
     expect(p.find((l) => l.includes('devices[3].parent'))).toMatch(/parent chain of a loops back \(a → b → a\)/);
   });
 
+  it('reports the references together with the schema problems, in one pass, even when the settings are invalid too', () => {
+    const path = area(
+      school(
+        [
+          '      - { id: r1, kind: router, address: 10.0.0, profile: no-such-profile, snmp: nobody }',
+          '      - { id: rx, kind: dltv-receiver, address: 10.0.0.3, parent: nowhere, colour: red }',
+          '',
+        ].join('\n'),
+      ),
+      'polling: { interval: often }\n',
+    );
+    const p = problems(path);
+    expect(p).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/area\.yaml:\d+: polling\.interval: polling\.interval must be a duration/),
+        expect.stringMatching(/schools\.yaml:5: schools\[0\]\.devices\[0\]\.address: must be an IPv4/),
+        expect.stringMatching(/schools\.yaml:6: schools\[0\]\.devices\[1\]: unknown key "colour"/),
+        expect.stringMatching(/schools\.yaml:5: schools\[0\]\.devices\[0\]\.profile: no profile named "no-such-profile"/),
+        expect.stringMatching(/schools\.yaml:5: schools\[0\]\.devices\[0\]\.snmp: no SNMP credential set named "nobody" in .*area\.yaml snmp\.credentials \(known: default\)/),
+        expect.stringMatching(/schools\.yaml:6: schools\[0\]\.devices\[1\]\.parent: parent "nowhere" is not a device id/),
+      ]),
+    );
+    expect(p).toHaveLength(6);
+  });
+
+  it('refuses an inventory without devices: nothing would be polled', () => {
+    for (const inventory of ['schools: []\n', 'schools:\n  - { code: "1001", name_th: โรงเรียนว่าง }\n', '{}\n']) {
+      const p = problems(area(inventory));
+      expect(p).toHaveLength(1);
+      expect(p[0]).toMatch(/area\.yaml:2: inventory: no devices in schools\.yaml: nothing would be polled/);
+    }
+  });
+
+  it('prints at most 20 problems of at most 300 characters, then how many more', () => {
+    const devices = Array.from({ length: 40 }, (_, i) => `      - { id: d${i}, kind: router, address: "${'x'.repeat(400)}\u0007${i}" }`).join('\n') + '\n';
+    let err: ConfigError | undefined;
+    try {
+      loadConfig(area(school(devices)), { env: {}, cwd: dir.path });
+    } catch (e) {
+      err = e as ConfigError;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    expect(err!.problems).toHaveLength(40);
+    const lines = err!.message.split('\n');
+    expect(lines).toHaveLength(21);
+    expect(lines[20]).toBe('and 20 more');
+    for (const l of lines) expect(l.length).toBeLessThanOrEqual(300);
+    expect(lines[0]).toMatch(/…$/);
+    expect(err!.message).not.toMatch(/[\u0000-\u0009\u000b-\u001f]/);
+  });
+
   it('refuses a secret from an unset environment variable, naming the variable', () => {
     const p = problems(area(school('      - { id: r1, kind: router, address: 10.0.0.1, snmp: { version: 2c, community: "env:KW_NOT_SET" } }\n')));
     expect(p[0]).toMatch(/schools\[0\]\.devices\[0\]\.snmp\.community: environment variable KW_NOT_SET is not set/);
@@ -146,7 +197,8 @@ describe('configuration loading', () => {
   });
 
   it('check-config exits 0 on the example and 1 with one line per problem otherwise', () => {
-    const ok = execFileSync(process.execPath, ['bin/klaiwatch.ts', 'check-config', '--config', EXAMPLE], { env: { ...process.env, ...env }, encoding: 'utf8' });
+    // --no-listen: the example's health port (9273) may be held by a demo running on this machine.
+    const ok = execFileSync(process.execPath, ['bin/klaiwatch.ts', 'check-config', '--config', EXAMPLE, '--no-listen'], { env: { ...process.env, ...env }, encoding: 'utf8' });
     expect(ok).toMatch(/valid: 20 schools, 65 devices/);
     const bad = area(school('      - { id: r1, kind: router, address: 10.0.0.1, snmp: { version: 4, community: x } }\n'));
     let stderr = '';
