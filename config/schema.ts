@@ -5,6 +5,7 @@
 import { z } from 'zod';
 import { isIP } from 'node:net';
 import { parseDuration, parseSize } from './units.ts';
+import { parsePrefix } from './cidr.ts';
 import { isMeasurementName, measurements } from '../collector/schema.ts';
 
 export const DEVICE_KINDS = ['router', 'dltv-receiver', 'server', 'switch', 'access-point', 'uplink', 'other'] as const;
@@ -236,6 +237,28 @@ export const trafficSchema = z.strictObject({
       hold: duration('traffic.flow.hold').default(30 * 60_000),
     })
     .default({ max_held: 10_000, hold: 30 * 60_000 }),
+  /**
+   * Who may send (absent: everyone). `inventory`: every inventory device's
+   * address (default true); `cidrs`: more addresses or prefixes, IPv4 or IPv6.
+   */
+  allow: z
+    .strictObject({
+      inventory: z.boolean().default(true),
+      cidrs: z
+        .array(
+          z.string().transform((v, ctx) => {
+            const p = parsePrefix(v.trim());
+            if (typeof p === 'string') {
+              ctx.addIssue({ code: 'custom', message: `must be an IPv4 or IPv6 address or prefix such as 10.36.0.0/16 or 2001:db8::/32; got ${JSON.stringify(v)} (${p})` });
+              return z.NEVER;
+            }
+            return v.trim();
+          }),
+        )
+        .max(100_000)
+        .default([]),
+    })
+    .optional(),
   /** Records are durable after the fsync that follows them: at most this much is lost to a crash. */
   fsync_interval: duration('traffic.fsync_interval').default(200),
   /** A segment is sealed this often... */
