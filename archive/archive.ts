@@ -12,8 +12,8 @@
 // entry; opening the archive finishes the work.
 import { DuckDBInstance, type DuckDBConnection, type DuckDBValue } from '@duckdb/node-api';
 import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
-import { mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
+import { createReadStream, rmSync } from 'node:fs';
+import { chmod, mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { KeyObject } from 'node:crypto';
@@ -42,15 +42,22 @@ export async function sha256File(path: string): Promise<string> {
   return h.digest('hex');
 }
 
-/** A fresh in-memory DuckDB connection (closed with its instance). */
-export async function duck(threads = 2): Promise<{ con: DuckDBConnection; close(): void }> {
-  const inst = await DuckDBInstance.create(':memory:', { threads: String(threads) });
+/**
+ * A fresh in-memory DuckDB connection (closed with its instance). DuckDB
+ * spills to `tempDir` (made 0700, removed on close): a folder inside the
+ * archive, never its default `.tmp` in the working directory; without one it
+ * does not spill.
+ */
+export async function duck(threads = 2, tempDir?: string): Promise<{ con: DuckDBConnection; close(): void }> {
+  if (tempDir) await mkdir(tempDir, { recursive: true, mode: 0o700 });
+  const inst = await DuckDBInstance.create(':memory:', { threads: String(threads), temp_directory: tempDir ?? '' });
   const con = await inst.connect();
   return {
     con,
     close: () => {
       con.closeSync();
       inst.closeSync();
+      if (tempDir) rmSync(tempDir, { recursive: true, force: true });
     },
   };
 }
@@ -82,6 +89,7 @@ export async function copySegment(con: DuckDBConnection, select: string, path: s
   await con.run(
     `COPY (${select}) TO ${sqlString(path)} (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL ${level}, ROW_GROUP_SIZE 65536, PARQUET_VERSION V2, KV_METADATA {${BLOOM_KEY}: ${sqlString(bloom)}, ${LAYOUT_KEY}: '${LAYOUT}'})`,
   );
+  await chmod(path, 0o640); // DuckDB creates it 0666 less the umask
 }
 
 /**
@@ -108,7 +116,7 @@ export async function segmentRows(con: DuckDBConnection, files: readonly { path:
  */
 export async function writeSegment(walFile: string, segmentDir: string, seq: number): Promise<WrittenSegment | null> {
   // One thread: a seal is background work, and its second thread saved only a sixth of its time.
-  const db = await duck(1);
+  const db = await duck(1, join(segmentDir, '..', 'tmp', `seal-${seq}-${process.pid}`));
   try {
     const st = await Stager.create(db.con, 's');
     for await (const payload of walPayloads(walFile)) await st.addFrame(payload);
@@ -128,7 +136,7 @@ export async function writeSegment(walFile: string, segmentDir: string, seq: num
  * worker below runs at nice 10.
  */
 export async function writeMerged(files: readonly { path: string; layout: number }[], out: string, workDir: string): Promise<number> {
-  const db = await duck(1);
+  const db = await duck(1, workDir);
   try {
     await db.con.run(`SET memory_limit = '512MB'; SET temp_directory = ${sqlString(workDir)}`);
     const { select, addresses } = await segmentRows(db.con, files);
@@ -244,7 +252,7 @@ export class Archive {
   }
 
   static async open(o: ArchiveOptions): Promise<Archive> {
-    await mkdir(join(o.dir, 'segments'), { recursive: true });
+    await mkdir(join(o.dir, 'segments'), { recursive: true, mode: 0o750 });
     const manifest = await Manifest.open(join(o.dir, 'manifest.jsonl'), o.key, o.retentionDays);
     const wal = await Wal.open(join(o.dir, 'wal'), o.fsyncIntervalMs);
     const a = new Archive(o, wal, manifest);

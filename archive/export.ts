@@ -89,6 +89,6 @@ export async function writeEvidence(path: string, e: EvidenceInput): Promise<{ s
     ['manifest.jsonl', Buffer.from(vouching.map((x) => JSON.stringify(x)).join('\n') + '\n')],
   ];
   const tar = Buffer.concat([...files.map(([n, d]) => tarEntry(n, d, at)), Buffer.alloc(1024)]);
-  await writeFile(path, tar, { flag: 'wx' });
+  await writeFile(path, tar, { flag: 'wx', mode: 0o640 });
   return { sha256: createHash('sha256').update(tar).digest('hex'), bytes: tar.length };
 }

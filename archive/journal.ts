@@ -4,6 +4,7 @@
 // before, so a removed or edited row shows; `klaiwatch archive journal
 // --verify` walks the chain.
 import { DatabaseSync } from 'node:sqlite';
+import { closeSync, openSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { userInfo, hostname } from 'node:os';
 
@@ -36,6 +37,9 @@ export class Journal {
   private readonly db: DatabaseSync;
 
   constructor(path: string) {
+    // Created 0640 before SQLite opens it (SQLite would make it 0644 less the
+    // umask); its -wal and -shm files take the same mode.
+    closeSync(openSync(path, 'a', 0o640));
     this.db = new DatabaseSync(path);
     this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000;');
     this.db.exec(`CREATE TABLE IF NOT EXISTS access (

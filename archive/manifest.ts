@@ -109,7 +109,7 @@ export const GENESIS_PREV = '0'.repeat(64);
 async function lock(path: string): Promise<() => Promise<void>> {
   for (let i = 0; ; i++) {
     try {
-      const fh = await open(path, 'wx');
+      const fh = await open(path, 'wx', 0o640);
       await fh.writeFile(String(process.pid));
       await fh.close();
       return () => unlink(path).catch(() => undefined);
@@ -213,7 +213,7 @@ export class Manifest {
       const entry = { seq: this.last.seq + 1, at: at ?? Date.now(), ...fields, prev: this.last.hash } as Record<string, unknown>;
       entry.hash = entryHash(entry);
       entry.sig = sign(null, Buffer.from(entry.hash as string, 'hex'), this.key).toString('base64');
-      const fh = await open(this.path, 'a');
+      const fh = await open(this.path, 'a', 0o640);
       try {
         await appendFile(fh, JSON.stringify(entry) + '\n');
         await fh.datasync();

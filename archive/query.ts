@@ -140,8 +140,11 @@ async function segmentsMayHold(con: DuckDBConnection, paths: readonly string[], 
   return new Set(paths.filter((p) => parseBloom(filters.get(p) ?? '')?.has(ip) ?? true));
 }
 
+/** Numbers this process's queries: each spills (if it must) into a folder of its own. */
+let queries = 0;
+
 async function queryOnce(dir: string, q: ArchiveQuery, cond: ReturnType<typeof whereClause>): Promise<QueryResult> {
-  const db = await duck();
+  const db = await duck(2, join(dir, 'tmp', `query-${process.pid}-${++queries}`));
   try {
     const cols = COLUMNS.map(([c]) => `"${c}"`).join(', ');
     // What is still in the write-ahead log goes into a table of its own,

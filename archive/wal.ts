@@ -85,7 +85,7 @@ export class Wal {
 
   /** Opens (or creates) dir/current.wal, cutting off a torn tail left by a crash. */
   static async open(dir: string, fsyncIntervalMs: number): Promise<Wal> {
-    await mkdir(dir, { recursive: true });
+    await mkdir(dir, { recursive: true, mode: 0o750 });
     const w = new Wal(dir, fsyncIntervalMs);
     const path = join(dir, CURRENT);
     const exists = await stat(path).then(
@@ -107,7 +107,7 @@ export class Wal {
       }
       w.stats.bytes = validBytes;
     }
-    w.fh = await open(path, 'a');
+    w.fh = await open(path, 'a', 0o640);
     return w;
   }
 
@@ -239,7 +239,7 @@ export class Wal {
     this.writing = this.writing.then(async () => {
       await this.fh.close();
       await rename(join(this.dir, CURRENT), to);
-      this.fh = await open(join(this.dir, CURRENT), 'a');
+      this.fh = await open(join(this.dir, CURRENT), 'a', 0o640);
       this.stats.bytes = 0;
     });
     await this.writing;

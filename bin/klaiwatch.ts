@@ -19,6 +19,8 @@ import { installProcessHandlers, leaveSupervisor, reportHealth, runSupervisor, s
 import { archiveCommand, ArchiveUsageError, ARCHIVE_OPTIONS, ARCHIVE_USAGE } from './archive.ts';
 import type { Point } from '../collector/point.ts';
 
+process.umask(0o027); // first of all: nothing klaiwatch writes (archive, state, spool, logs) is world-readable or group-writable
+
 interface Command {
   summary: string;
   usage: string;
