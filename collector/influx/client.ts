@@ -67,13 +67,14 @@ export class InfluxClient {
    * POST line protocol (millisecond timestamps) into the database's default
    * retention policy. node:http with a keep-alive agent, not fetch: this is
    * the hot path, and fetch's stream machinery cost about as much CPU as
-   * building the batch (bench/poll).
+   * building the batch (bench/poll). A Buffer is sent as it is: the spool
+   * keeps a batch as the very bytes to send.
    */
-  async write(body: string, opts: { rp?: string } = {}): Promise<void> {
+  async write(body: string | Buffer, opts: { rp?: string } = {}): Promise<void> {
     const q = new URLSearchParams({ db: this.target.database, precision: 'ms' });
     if (opts.rp) q.set('rp', opts.rp);
     const what = `influxdb ${this.base}: write to ${this.target.database}`;
-    const payload = Buffer.from(body, 'utf8');
+    const payload = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
     const url = new URL(`${this.base}/write?${q}`);
     const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
       const req = (url.protocol === 'https:' ? httpsRequest : httpRequest)(
