@@ -346,6 +346,8 @@ export class Collector {
       const { results: _r, icmp: _i, points: _p, transitions: _t, opened: _o, closed: _c, notices: _n, ...summary } = report;
       this.lastRounds.set(label, summary);
       emit([this.selfPoint(summary)]);
+      // Group commit: the round's points on disk (one fsync) before the round says it is done.
+      if (this.opts.write !== false) await this.writer.commit();
       this.log.info({ interval: label, devices: report.devices, polled: report.polled, failed: report.failed, icmp_down: report.icmpDown, round_ms: Math.round(report.durationMs) }, 'round done');
       return report;
     } finally {
