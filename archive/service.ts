@@ -24,6 +24,7 @@ import { purge } from './retention.ts';
 import type { TrafficRecord } from './record.ts';
 import { SyslogFramer } from './framer.ts';
 import { Ingest, type IngestStats } from './ingest.ts';
+import { senderFilter } from './allow.ts';
 import type { IngestResult } from './ingest-worker.ts';
 
 export { SyslogFramer };
@@ -141,6 +142,8 @@ export class TrafficService {
   /** Where the listeners ended up (port 0 resolved), by name. */
   readonly bound: Record<string, string> = {};
 
+  /** traffic.allow (allow.ts): null lets everyone send. */
+  private readonly allowed: ((address: string) => boolean) | null;
   private walFailed = false;
   private offWalState: (() => void) | undefined;
   private readonly config: Config;
@@ -154,6 +157,7 @@ export class TrafficService {
     for (const d of config.devices) this.schoolOf.set(d.address, d.school.code);
     const off = this.t.device_utc_offset;
     this.utcOffsetMinutes = (off[0] === '-' ? -1 : 1) * (Number(off.slice(1, 3)) * 60 + Number(off.slice(4, 6)));
+    this.allowed = senderFilter(config);
   }
 
   private path(p: string): string {
@@ -215,7 +219,11 @@ export class TrafficService {
   private udpListener(name: string, listen: string, onMessage: (msg: Buffer, from: string, at: number) => void): Promise<void> {
     const { host, port } = split(listen);
     const sock = createSocket({ type: isIP(host) === 6 ? 'udp6' : 'udp4', recvBufferSize: UDP_BUFFER });
-    sock.on('message', (msg, rinfo) => onMessage(msg, rinfo.address, Date.now()));
+    sock.on('message', (msg, rinfo) => {
+      // A sender not on traffic.allow is dropped before anything else looks at its bytes.
+      if (this.allowed && !this.allowed(rinfo.address)) return this.refuse(name, rinfo.address);
+      onMessage(msg, rinfo.address, Date.now());
+    });
     sock.on('error', (err) => this.log.error({ err, listen }, `${name} socket error`));
     this.udp.push(sock);
     return new Promise((res, rej) => {
@@ -235,6 +243,14 @@ export class TrafficService {
 
   private streamListener(name: string, listen: string, server: Server, event = 'connection'): Promise<void> {
     const { host, port } = split(listen);
+    // TLS: a sender not on traffic.allow is refused before its handshake costs anything.
+    if (event !== 'connection')
+      server.on('connection', (raw: Socket) => {
+        if (this.allowed && !this.allowed(raw.remoteAddress ?? '')) {
+          raw.destroy();
+          this.refuse(name, raw.remoteAddress ?? '');
+        }
+      });
     server.on(event, (sock: Socket) => this.stream(sock));
     server.on('tlsClientError', (err: Error) => this.log.warn({ err: err.message }, `${name}: a client failed the TLS handshake`));
     // Past max_connections the server closes a new connection at once ("drop").
@@ -255,7 +271,16 @@ export class TrafficService {
     });
   }
 
+  private refuse(name: string, from: string): void {
+    this.stats.refused++;
+    this.rateLimitedWarn(`allow-${name}`, { from }, `${name}: a sender not on traffic.allow refused (counted as refused)`);
+  }
+
   private stream(sock: Socket): void {
+    if (this.allowed && !this.allowed(sock.remoteAddress ?? '')) {
+      sock.destroy();
+      return this.refuse('syslog-stream', sock.remoteAddress ?? '');
+    }
     const from = (sock.remoteAddress ?? '').replace(/^::ffff:/, '');
     const framer = new SyslogFramer(this.t.syslog.max_message);
     this.sockets.add(sock);

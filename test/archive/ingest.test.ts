@@ -114,6 +114,34 @@ describe('stream limits', () => {
   });
 });
 
+describe('sender allow-list', () => {
+  it('traffic.allow: a TCP connection and UDP datagrams from elsewhere are refused at once and counted; an allowed sender is archived', async () => {
+    const svc = await service(['  allow: { inventory: false, cidrs: ["127.0.0.2/32"] }']);
+    try {
+      const port = portOf(svc, 'syslog-tcp');
+      const denied = await open(port);
+      denied.on('error', () => undefined);
+      await closed(denied);
+      const udp = createSocket('udp4');
+      for (let i = 0; i < 3; i++) udp.send('<13>Nov 24 10:00:00 host app: from-elsewhere', portOf(svc, 'syslog-udp'), '127.0.0.1');
+      await until('4 refused', () => svc.stats.refused >= 4);
+      udp.close();
+      const ok = await new Promise<Socket>((resolve, reject) => {
+        const s = connect({ port, host: '127.0.0.1', localAddress: '127.0.0.2' }, () => resolve(s));
+        s.once('error', reject);
+      });
+      ok.end('<13>Nov 24 10:00:00 host app: from-allowed\n');
+      await until('the allowed line stored', () => svc.stats.stored >= 1);
+      expect(svc.stats.refused).toBe(4);
+      expect(svc.stats.syslog_received).toBe(1);
+      const rows = (await queryArchive(join(dir.path, `archive-${n}`), { from: 0 })).rows;
+      expect(rows.map((r) => r.exporter)).toEqual(['127.0.0.2']);
+    } finally {
+      await svc.stop();
+    }
+  });
+});
+
 describe('parsing threads', () => {
   it('a parse over parse_budget (test-hook busy loop) is stored as the plain record with its header, and counted', async () => {
     process.env.KW_TEST_PARSE_HOOK = '1';
