@@ -1,93 +1,214 @@
 // NetFlow v5, v9 (RFC 3954) and IPFIX (RFC 7011) decoding, in the manner of
 // nfcapd: templates are kept per exporter and observation domain (v9 source
 // id), options templates are learnt so their data is recognised and skipped,
-// and data that arrives before its template is held, within limits, until
-// the template comes. A datagram that is not well formed throws a
-// DecodeError naming what is wrong; records decoded before the fault in the
-// same datagram are kept.
+// data that arrives before its template is held until the template comes,
+// and each exporter's sequence numbers are followed so that loss upstream is
+// counted.
+//
+// Everything here comes from senders we do not control (UDP sources can be
+// spoofed), so every loop over the bytes advances or stops, and everything
+// kept is capped: templates (per exporter and domain, and in all; least
+// recently used out; unrefreshed ones expire), held data (count and bytes;
+// oldest out; expired by `expire(now)` and lazily), exporters. A datagram
+// that is not well formed gives an error naming the exporter, version,
+// domain, set and byte; the records decoded before the fault are kept.
+// decode() never throws.
 import { emptyRecord, type TrafficRecord } from './record.ts';
+import { HeldSets, type HeldSet } from './flow-held.ts';
 
 export class DecodeError extends Error {}
 
-interface FieldSpec {
-  id: number;
-  length: number;
-  /** IPFIX enterprise number, 0 for IANA. */
-  pen: number;
+export interface DecoderStats {
+  datagrams: number;
+  flows: number;
+  /** Datagrams (and held sets) that were not well formed. */
+  malformed: number;
+  /** Errors that were not the input's fault (a bug): counted, never thrown. */
+  internal_errors: number;
+  /** Templates known now. */
+  templates: number;
+  /** Template records received (new and refreshed). */
+  templates_received: number;
+  /** Pushed out by the caps, least recently used first. */
+  templates_evicted: number;
+  /** Forgotten because they were not refreshed within `templateMs`. */
+  templates_expired: number;
+  /** Data sets waiting for their template now, and their bytes. */
+  held: number;
+  held_bytes: number;
+  /** Held sets dropped: their template did not come within `holdMs`. */
+  held_expired: number;
+  /** Held sets dropped: the hold was full (count or bytes). */
+  held_dropped: number;
+  /** Held sets that did not decode once their template came (dropped; the records before the fault kept). */
+  held_failed: number;
+  /** @deprecated held_dropped + held_expired (the name before they were told apart). */
+  heldDropped: number;
+  optionsRecords: number;
+  /** Records of data templates with no field klaiwatch keeps (no address, port, counter, time, MAC or user). */
+  skipped_records: number;
+  /** Sequence numbers that were not the one expected (gaps and late or repeated datagrams), as nfcapd's "Sequence Errors". */
+  sequence_errors: number;
+  /** Estimated loss upstream: flows (v5 flow_sequence, IPFIX data records) and datagrams (v9 package sequence). */
+  lost_flows: number;
+  lost_datagrams: number;
+  /** Sequence resets taken as the exporter restarting (a big jump back, or its uptime going back), not loss. */
+  restarts: number;
+  /** Exporters followed now (capped by `maxExporters`). */
+  exporters: number;
 }
+
+/** One exporter's figures, for /healthz. */
+export interface ExporterStats {
+  exporter: string;
+  datagrams: number;
+  flows: number;
+  malformed: number;
+  sequence_errors: number;
+  lost_flows: number;
+  lost_datagrams: number;
+  restarts: number;
+  templates: number;
+  last_ms: number;
+}
+
+export interface DecoderOptions {
+  /** At most this many data sets wait for their templates; beyond it the oldest is dropped and counted. */
+  maxHeld?: number;
+  /** ... and at most this many bytes of them (default 16 MiB). */
+  maxHeldBytes?: number;
+  /** A held data set waits this long for its template (default 30 minutes). */
+  holdMs?: number;
+  /** Templates kept in all (default 10,000), least recently used out. */
+  maxTemplates?: number;
+  /** Templates kept per exporter and observation domain (default 256). */
+  maxTemplatesPerExporter?: number;
+  /** A template not refreshed for this long is forgotten (default 6 hours). */
+  templateMs?: number;
+  /** Exporters followed (templates, sequence numbers, figures; default 1,024), least recently heard out. */
+  maxExporters?: number;
+  /** Observation domains (v9 source ids) followed per exporter (default 64). */
+  maxDomainsPerExporter?: number;
+}
+
+// What a template field does with its bytes.
+const SKIP = 0;
+const BYTES = 1;
+const PACKETS = 2;
+const PROTO = 3;
+const SRC_PORT = 4;
+const DST_PORT = 5;
+const SRC_V4 = 6;
+const DST_V4 = 7;
+const SRC_V6 = 8;
+const DST_V6 = 9;
+const NAT_V4 = 10;
+const NAT_V6 = 11;
+const NAT_PORT = 12;
+const MAC = 13;
+const START_UPTIME = 14;
+const END_UPTIME = 15;
+const START_SEC = 16;
+const END_SEC = 17;
+const START_MS = 18;
+const END_MS = 19;
+const START_NTP = 20;
+const END_NTP = 21;
+const USER = 22;
+
+/** The IANA information elements klaiwatch keeps, and the field lengths each may have (RFC 7011 reduced-size encoding for integers). */
+interface Known {
+  op: number;
+  name: string;
+  min: number;
+  max: number;
+  /** May be sent as a variable-length field (0xffff). */
+  variable?: true;
+}
+const KNOWN = new Map<number, Known>([
+  [1, { op: BYTES, name: 'octetDeltaCount', min: 1, max: 8 }],
+  [2, { op: PACKETS, name: 'packetDeltaCount', min: 1, max: 8 }],
+  [4, { op: PROTO, name: 'protocolIdentifier', min: 1, max: 1 }],
+  [7, { op: SRC_PORT, name: 'sourceTransportPort', min: 1, max: 2 }],
+  [8, { op: SRC_V4, name: 'sourceIPv4Address', min: 4, max: 4 }],
+  [11, { op: DST_PORT, name: 'destinationTransportPort', min: 1, max: 2 }],
+  [12, { op: DST_V4, name: 'destinationIPv4Address', min: 4, max: 4 }],
+  [21, { op: END_UPTIME, name: 'flowEndSysUpTime', min: 1, max: 4 }],
+  [22, { op: START_UPTIME, name: 'flowStartSysUpTime', min: 1, max: 4 }],
+  [27, { op: SRC_V6, name: 'sourceIPv6Address', min: 16, max: 16 }],
+  [28, { op: DST_V6, name: 'destinationIPv6Address', min: 16, max: 16 }],
+  [56, { op: MAC, name: 'sourceMacAddress', min: 6, max: 6 }],
+  [85, { op: BYTES, name: 'octetTotalCount', min: 1, max: 8 }],
+  [86, { op: PACKETS, name: 'packetTotalCount', min: 1, max: 8 }],
+  [150, { op: START_SEC, name: 'flowStartSeconds', min: 4, max: 4 }],
+  [151, { op: END_SEC, name: 'flowEndSeconds', min: 4, max: 4 }],
+  [152, { op: START_MS, name: 'flowStartMilliseconds', min: 8, max: 8 }],
+  [153, { op: END_MS, name: 'flowEndMilliseconds', min: 8, max: 8 }],
+  [154, { op: START_NTP, name: 'flowStartMicroseconds', min: 8, max: 8 }],
+  [155, { op: END_NTP, name: 'flowEndMicroseconds', min: 8, max: 8 }],
+  [225, { op: NAT_V4, name: 'postNATSourceIPv4Address', min: 4, max: 4 }],
+  [227, { op: NAT_PORT, name: 'postNAPTSourceTransportPort', min: 1, max: 2 }],
+  [281, { op: NAT_V6, name: 'postNATSourceIPv6Address', min: 16, max: 16 }],
+  [371, { op: USER, name: 'userName', min: 1, max: 0xfffe, variable: true }],
+]);
+/** RFC 5103 biflows: the reverse direction's counters under this enterprise number. */
+const REVERSE_PEN = 29305;
+const VARIABLE = 0xffff;
 
 interface Template {
-  fields: FieldSpec[];
-  /** Options templates: recognised, not turned into flows. */
+  id: number;
+  domain: Domain;
   options: boolean;
-  /** Fixed record length, or -1 when a field has variable length. */
-  length: number;
+  /** Records become flows: a data template with at least one field klaiwatch keeps. */
+  flow: boolean;
+  /** Per field (zero-length unknown fields left out, neighbouring skipped fixed fields merged): what to do and its length (-1: variable). */
+  ops: number[];
+  lens: number[];
+  /** The field's id, for messages. */
+  ids: number[];
+  /** Bytes of a record at least (every variable field takes its length byte); never 0. */
+  minLen: number;
+  variable: boolean;
+  /** When it was last received (ms). */
+  refreshed: number;
+  // The global least-recently-used list.
+  prev: Template | null;
+  next: Template | null;
 }
 
-interface Held {
-  key: string;
-  data: Buffer;
-  context: Context;
-  at: number;
+interface Domain {
+  /** version * 2^32 + observation domain (v9 source id; v5: engine type and id). */
+  key: number;
+  exporter: ExporterState;
+  /** By template id, least recently used first. */
+  templates: Map<number, Template>;
+  /** The sequence number expected next; null when not known (start, or a message whose record count is unknown). */
+  next: number | null;
+  uptime: number | null;
+}
+
+interface ExporterState {
+  stats: ExporterStats;
+  /** By domain key, least recently heard first. */
+  domains: Map<number, Domain>;
 }
 
 interface Context {
   exporter: string;
   recvMs: number;
   version: 9 | 10;
+  domain: number;
   /** Export time (UTC ms) and, for v9, the exporter's uptime at export (ms). */
   exportMs: number;
   uptimeMs: number;
 }
 
-export interface DecoderStats {
-  datagrams: number;
-  flows: number;
-  templates: number;
-  held: number;
-  /** Data sets dropped because their template never came (or the hold was full). */
-  heldDropped: number;
-  malformed: number;
-  optionsRecords: number;
-}
-
-export interface DecoderOptions {
-  /** At most this many data sets wait for their templates; beyond it the oldest is dropped and counted. */
-  maxHeld?: number;
-  /** A held data set waits this long for its template. */
-  holdMs?: number;
-}
-
-const IE = {
-  octets: 1,
-  packets: 2,
-  proto: 4,
-  srcPort: 7,
-  srcV4: 8,
-  dstPort: 11,
-  dstV4: 12,
-  endUptime: 21,
-  startUptime: 22,
-  outOctets: 23,
-  outPackets: 24,
-  srcV6: 27,
-  dstV6: 28,
-  srcMac: 56,
-  octetTotal: 85,
-  packetTotal: 86,
-  startSec: 150,
-  endSec: 151,
-  startMs: 152,
-  endMs: 153,
-  startUs: 154,
-  endUs: 155,
-  natSrcV4: 225,
-  natSrcPort: 227,
-  natSrcV6: 281,
-  userName: 371,
-} as const;
-
-const REVERSE_PEN = 29305;
+/** A sequence gap larger than this is taken as a restart (or a resync), not loss. */
+const MAX_GAP = 2 ** 24;
+/** A datagram this many sequence units behind the expected one is late (reordered or repeated), not a restart. */
+const LATE_WINDOW = { 5: 64 * 30, 9: 64, 10: 64 * 32 } as const;
+/** The exporter's uptime going back by more than this is a restart. */
+const UPTIME_SLACK_MS = 60_000;
 
 // An address as text, written into a scratch buffer and read back as one
 // flat string: the write-ahead log's encoder reads addresses character by
@@ -144,51 +265,369 @@ function uint(b: Buffer, o: number, len: number): number {
   }
 }
 
-const MAC = (b: Buffer, o: number) => [...b.subarray(o, o + 6)].map((x) => x.toString(16).padStart(2, '0')).join(':');
+const mac = (b: Buffer, o: number) => [...b.subarray(o, o + 6)].map((x) => x.toString(16).padStart(2, '0')).join(':');
+
+/** IPFIX dateTimeMicroseconds: NTP format (seconds since 1900, fraction). */
+function ntpMs(b: Buffer, o: number): number {
+  const sec = b.readUInt32BE(o) - 2_208_988_800;
+  const frac = b.readUInt32BE(o + 4);
+  return sec * 1000 + Math.floor((frac / 2 ** 32) * 1000);
+}
+
+const VERSION_NAME = { 5: 'NetFlow v5', 9: 'NetFlow v9', 10: 'IPFIX' } as const;
+const DOMAIN_NAME = { 5: 'engine', 9: 'source id', 10: 'observation domain' } as const;
 
 export class FlowDecoder {
-  readonly stats: DecoderStats = { datagrams: 0, flows: 0, templates: 0, held: 0, heldDropped: 0, malformed: 0, optionsRecords: 0 };
-  private readonly templates = new Map<string, Template>();
-  private held: Held[] = [];
+  readonly stats: DecoderStats = {
+    datagrams: 0,
+    flows: 0,
+    malformed: 0,
+    internal_errors: 0,
+    templates: 0,
+    templates_received: 0,
+    templates_evicted: 0,
+    templates_expired: 0,
+    held: 0,
+    held_bytes: 0,
+    held_expired: 0,
+    held_dropped: 0,
+    held_failed: 0,
+    heldDropped: 0,
+    optionsRecords: 0,
+    skipped_records: 0,
+    sequence_errors: 0,
+    lost_flows: 0,
+    lost_datagrams: 0,
+    restarts: 0,
+    exporters: 0,
+  };
+  private readonly exporters = new Map<string, ExporterState>();
+  private lruHead: Template | null = null;
+  private lruTail: Template | null = null;
+  private readonly held = new HeldSets<Context>();
   private readonly maxHeld: number;
+  private readonly maxHeldBytes: number;
   private readonly holdMs: number;
+  private readonly maxTemplates: number;
+  private readonly maxPerDomain: number;
+  private readonly templateMs: number;
+  private readonly maxExporters: number;
+  private readonly maxDomains: number;
+  // Where the decoder is in the current datagram, for error messages.
+  private version = 0;
+  private domainId = -1;
+  private setId = -1;
+  private setAt = -1;
+  /** The first fault of a held set that a template of this datagram released. */
+  private heldFault: string | undefined;
+  private templateCount = 0;
 
   constructor(o: DecoderOptions = {}) {
     this.maxHeld = o.maxHeld ?? 10_000;
+    this.maxHeldBytes = o.maxHeldBytes ?? 16 * 1024 * 1024;
     this.holdMs = o.holdMs ?? 30 * 60_000;
+    this.maxTemplates = Math.max(1, o.maxTemplates ?? 10_000);
+    this.maxPerDomain = Math.max(1, o.maxTemplatesPerExporter ?? 256);
+    this.templateMs = o.templateMs ?? 6 * 3_600_000;
+    this.maxExporters = Math.max(1, o.maxExporters ?? 1024);
+    this.maxDomains = Math.max(1, o.maxDomainsPerExporter ?? 64);
   }
 
   /**
    * Decodes one datagram from `exporter`: its flows (with any held ones its
    * templates released) and, when it was not well formed, what was wrong;
-   * the flows decoded before the fault are kept.
+   * the flows decoded before the fault are kept. Never throws.
    */
   decode(buf: Buffer, exporter: string, recvMs: number): { flows: TrafficRecord[]; error?: string } {
     this.stats.datagrams++;
     const flows: TrafficRecord[] = [];
     let error: string | undefined;
+    this.version = 0;
+    this.domainId = this.setId = this.setAt = -1;
+    this.heldFault = undefined;
+    let state: ExporterState | undefined;
     try {
+      if (this.held.count > 0) this.expireHeld(recvMs);
       if (buf.length < 4) throw new DecodeError(`datagram of ${buf.length} bytes is too short for a NetFlow header`);
       const version = buf.readUInt16BE(0);
-      if (version === 5) this.v5(buf, exporter, recvMs, flows);
-      else if (version === 9) this.v9(buf, exporter, recvMs, flows);
-      else if (version === 10) this.ipfix(buf, exporter, recvMs, flows);
-      else throw new DecodeError(`version ${version} is not NetFlow v5, v9 or IPFIX (10)`);
+      if (version !== 5 && version !== 9 && version !== 10) throw new DecodeError(`version ${version} is not NetFlow v5, v9 or IPFIX (10)`);
+      this.version = version;
+      const minHeader = version === 5 ? 24 : version === 9 ? 20 : 16;
+      if (buf.length < minHeader) throw new DecodeError(`header needs ${minHeader} bytes, the datagram has ${buf.length}`);
+      state = this.exporterState(exporter, recvMs);
+      state.stats.datagrams++;
+      if (version === 5) this.v5(buf, state, exporter, recvMs, flows);
+      else if (version === 9) this.v9(buf, state, exporter, recvMs, flows);
+      else this.ipfix(buf, state, exporter, recvMs, flows);
     } catch (err) {
-      if (!(err instanceof DecodeError || err instanceof RangeError)) throw err;
-      this.stats.malformed++;
-      error = `${exporter}: ${(err as Error).message}`;
+      error = this.fault(err, exporter);
+      if (state) state.stats.malformed++;
     }
+    // This datagram was fine, but a held set it released was not: said once, counted as held_failed.
+    error ??= this.heldFault;
     this.stats.flows += flows.length;
+    if (state) state.stats.flows += flows.length;
+    this.stats.held = this.held.count;
+    this.stats.held_bytes = this.held.bytes;
     return error === undefined ? { flows } : { flows, error };
   }
 
-  private v5(b: Buffer, exporter: string, recvMs: number, out: TrafficRecord[]): void {
-    if (b.length < 24) throw new DecodeError(`NetFlow v5 header needs 24 bytes, got ${b.length}`);
+  /** Drops held data and templates that have waited too long; call on a timer (it is also done lazily as datagrams come). */
+  expire(now: number): void {
+    try {
+      this.expireHeld(now);
+      for (let t = this.lruHead; t; ) {
+        const next = t.next;
+        if (now - t.refreshed > this.templateMs) {
+          this.removeTemplate(t);
+          this.stats.templates_expired++;
+        }
+        t = next;
+      }
+    } catch {
+      this.stats.internal_errors++;
+    }
+    this.stats.held = this.held.count;
+    this.stats.held_bytes = this.held.bytes;
+  }
+
+  /** Each exporter's figures (at most `maxExporters`, least recently heard first). */
+  exporterStats(): ExporterStats[] {
+    const out: ExporterStats[] = [];
+    for (const s of this.exporters.values()) {
+      let templates = 0;
+      for (const d of s.domains.values()) templates += d.templates.size;
+      out.push({ ...s.stats, templates });
+    }
+    return out;
+  }
+
+  /** Data sets waiting for a template. */
+  get pending(): number {
+    return this.held.count;
+  }
+
+  /** Counts a fault and words it for the operator: exporter, version, domain, set, byte; never a stack. */
+  private fault(err: unknown, exporter: string): string {
+    this.stats.malformed++;
+    const v = this.version as 0 | 5 | 9 | 10;
+    let where = '';
+    if (v !== 0) {
+      where = VERSION_NAME[v];
+      if (this.domainId >= 0) where += ` ${DOMAIN_NAME[v]} ${this.domainId}`;
+      if (this.setId >= 0) where += `, set ${this.setId} at byte ${this.setAt}`;
+      where += ': ';
+    }
+    if (err instanceof DecodeError) return `${exporter}: ${where}${err.message}`;
+    this.stats.internal_errors++;
+    const what = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+    return `${exporter}: ${where}internal decoder error (${what}); the datagram is counted as malformed`;
+  }
+
+  // ------------------------------------------------------------ exporters, domains, sequence numbers
+
+  private exporterState(exporter: string, now: number): ExporterState {
+    let s = this.exporters.get(exporter);
+    if (s) {
+      // Least recently heard first: move to the end.
+      this.exporters.delete(exporter);
+    } else {
+      if (this.exporters.size >= this.maxExporters) {
+        const [oldest, old] = this.exporters.entries().next().value!;
+        this.exporters.delete(oldest);
+        for (const d of old.domains.values()) this.dropDomain(d);
+      }
+      s = {
+        stats: { exporter, datagrams: 0, flows: 0, malformed: 0, sequence_errors: 0, lost_flows: 0, lost_datagrams: 0, restarts: 0, templates: 0, last_ms: now },
+        domains: new Map(),
+      };
+    }
+    this.exporters.set(exporter, s);
+    this.stats.exporters = this.exporters.size;
+    s.stats.last_ms = now;
+    return s;
+  }
+
+  private domain(state: ExporterState, key: number): Domain {
+    let d = state.domains.get(key);
+    if (d) {
+      state.domains.delete(key);
+    } else {
+      if (state.domains.size >= this.maxDomains) {
+        const old = state.domains.values().next().value!;
+        state.domains.delete(old.key);
+        this.dropDomain(old);
+      }
+      d = { key, exporter: state, templates: new Map(), next: null, uptime: null };
+    }
+    state.domains.set(key, d);
+    return d;
+  }
+
+  private dropDomain(d: Domain): void {
+    for (const t of d.templates.values()) {
+      this.unlinkTemplate(t);
+      this.stats.templates_evicted++;
+    }
+    d.templates.clear();
+  }
+
+  /**
+   * Follows one exporter/domain's sequence numbers, as nfcapd does: `seq` is
+   * this datagram's, `units` how many the next one's should be past it
+   * (v5: flows, v9: 1 datagram, IPFIX: data records; null when not known,
+   * and the next datagram is taken as it comes). A small step back is a late
+   * or repeated datagram; a big one (or the uptime going back) a restart.
+   */
+  private sequence(d: Domain, version: 5 | 9 | 10, seq: number, units: number | null, uptime: number | null): void {
+    const s = d.exporter.stats;
+    let late = false;
+    if (d.next !== null && seq !== d.next) {
+      const gap = (seq - d.next) >>> 0;
+      const back = (d.next - seq) >>> 0;
+      const restarted = uptime !== null && d.uptime !== null && uptime + UPTIME_SLACK_MS < d.uptime;
+      if (!restarted && gap <= MAX_GAP) {
+        this.stats.sequence_errors++;
+        s.sequence_errors++;
+        if (version === 9) {
+          this.stats.lost_datagrams += gap;
+          s.lost_datagrams += gap;
+        } else {
+          this.stats.lost_flows += gap;
+          s.lost_flows += gap;
+        }
+      } else if (!restarted && back <= LATE_WINDOW[version]) {
+        this.stats.sequence_errors++;
+        s.sequence_errors++;
+        late = true;
+      } else {
+        this.stats.restarts++;
+        s.restarts++;
+      }
+    }
+    if (late) return;
+    d.next = units === null ? null : (seq + units) >>> 0;
+    if (uptime !== null) d.uptime = uptime;
+  }
+
+  // ------------------------------------------------------------ templates
+
+  /** The template for a data set, or undefined (unknown, or expired: forgotten now). Marks it used. */
+  private template(d: Domain, id: number, now: number): Template | undefined {
+    const t = d.templates.get(id);
+    if (!t) return undefined;
+    if (now - t.refreshed > this.templateMs) {
+      this.removeTemplate(t);
+      this.stats.templates_expired++;
+      return undefined;
+    }
+    d.templates.delete(id);
+    d.templates.set(id, t);
+    if (t !== this.lruTail) {
+      this.unlinkTemplate(t);
+      this.linkTemplate(t);
+    }
+    return t;
+  }
+
+  private storeTemplate(t: Template): void {
+    const d = t.domain;
+    const old = d.templates.get(t.id);
+    if (old) this.removeTemplate(old);
+    else if (d.templates.size >= this.maxPerDomain) {
+      this.removeTemplate(d.templates.values().next().value!);
+      this.stats.templates_evicted++;
+    }
+    if (this.templateCount >= this.maxTemplates) {
+      this.removeTemplate(this.lruHead!);
+      this.stats.templates_evicted++;
+    }
+    d.templates.set(t.id, t);
+    this.linkTemplate(t);
+  }
+
+  private removeTemplate(t: Template): void {
+    if (t.domain.templates.get(t.id) === t) t.domain.templates.delete(t.id);
+    this.unlinkTemplate(t);
+  }
+
+  private linkTemplate(t: Template): void {
+    t.prev = this.lruTail;
+    t.next = null;
+    if (this.lruTail) this.lruTail.next = t;
+    else this.lruHead = t;
+    this.lruTail = t;
+    this.templateCount++;
+    this.stats.templates = this.templateCount;
+  }
+
+  private unlinkTemplate(t: Template): void {
+    if (t.prev) t.prev.next = t.next;
+    else if (this.lruHead === t) this.lruHead = t.next;
+    else return; // not in the list
+    if (t.next) t.next.prev = t.prev;
+    else this.lruTail = t.prev;
+    t.prev = t.next = null;
+    this.templateCount--;
+    this.stats.templates = this.templateCount;
+  }
+
+  // ------------------------------------------------------------ held data
+
+  private hold(key: string, b: Buffer, start: number, end: number, ctx: Context): void {
+    const size = end - start;
+    if (this.maxHeld <= 0 || size > this.maxHeldBytes) {
+      this.droppedHeld();
+      return;
+    }
+    while (this.held.count > 0 && (this.held.count >= this.maxHeld || this.held.bytes + size > this.maxHeldBytes)) {
+      this.held.dropOldest();
+      this.droppedHeld();
+    }
+    const h: HeldSet<Context> = { key, data: Buffer.from(b.subarray(start, end)), offset: start - 4, context: ctx, at: ctx.recvMs, prev: null, next: null, keyNext: null };
+    this.held.add(h);
+  }
+
+  private droppedHeld(): void {
+    this.stats.held_dropped++;
+    this.stats.heldDropped++;
+  }
+
+  private expireHeld(now: number): void {
+    for (let h = this.held.oldest(); h && now - h.at > this.holdMs; h = this.held.oldest()) {
+      this.held.dropOldest();
+      this.stats.held_expired++;
+      this.stats.heldDropped++;
+    }
+  }
+
+  /**
+   * A template came: the sets that waited for it, and only those, are taken
+   * out of the hold first and then decoded, each once. One that does not
+   * decode is dropped and counted; its records before the fault and the
+   * other sets' records are kept. Returns the first fault, worded.
+   */
+  private release(key: string, t: Template, out: TrafficRecord[]): void {
+    for (const h of this.held.take(key)) {
+      try {
+        this.readData(h.data, 0, h.data.length, h.offset + 4, t, h.context, out);
+      } catch (err) {
+        this.stats.held_failed++;
+        const c = h.context;
+        const msg = err instanceof DecodeError ? err.message : `internal decoder error (${err instanceof Error ? err.message : String(err)})`;
+        if (!(err instanceof DecodeError)) this.stats.internal_errors++;
+        this.heldFault ??= `${c.exporter}: ${VERSION_NAME[c.version]} ${DOMAIN_NAME[c.version]} ${c.domain}, held set ${t.id} (received ${new Date(h.at).toISOString()}) at byte ${h.offset}: ${msg}; the set is dropped`;
+      }
+    }
+  }
+
+  // ------------------------------------------------------------ versions
+
+  private v5(b: Buffer, state: ExporterState, exporter: string, recvMs: number, out: TrafficRecord[]): void {
     const count = b.readUInt16BE(2);
     const uptime = b.readUInt32BE(4);
     const exportMs = b.readUInt32BE(8) * 1000 + Math.floor(b.readUInt32BE(12) / 1e6);
-    if (count > 30 || b.length < 24 + count * 48) throw new DecodeError(`NetFlow v5 says ${count} records, the datagram holds ${Math.floor((b.length - 24) / 48)}`);
+    if (count > 30 || b.length < 24 + count * 48) throw new DecodeError(`the header says ${count} records, the datagram holds ${Math.floor((b.length - 24) / 48)} (at most 30)`);
     for (let i = 0; i < count; i++) {
       const o = 24 + i * 48;
       const r = emptyRecord('flow', 'netflow-v5', exporter, recvMs);
@@ -204,197 +643,270 @@ export class FlowDecoder {
       r.dev_ms = r.end_ms;
       out.push(r);
     }
+    // Engine type and id: nfcapd follows v5 sequences per engine.
+    this.domainId = b.readUInt16BE(20);
+    this.sequence(this.domain(state, 5 * 2 ** 32 + this.domainId), 5, b.readUInt32BE(16), count, uptime);
   }
 
-  private v9(b: Buffer, exporter: string, recvMs: number, out: TrafficRecord[]): void {
-    if (b.length < 20) throw new DecodeError(`NetFlow v9 header needs 20 bytes, got ${b.length}`);
-    const ctx: Context = { exporter, recvMs, version: 9, uptimeMs: b.readUInt32BE(4), exportMs: b.readUInt32BE(8) * 1000 };
+  private v9(b: Buffer, state: ExporterState, exporter: string, recvMs: number, out: TrafficRecord[]): void {
     const domain = b.readUInt32BE(16);
-    this.sets(b, 20, ctx, domain, out);
-  }
-
-  private ipfix(b: Buffer, exporter: string, recvMs: number, out: TrafficRecord[]): void {
-    if (b.length < 16) throw new DecodeError(`IPFIX header needs 16 bytes, got ${b.length}`);
-    const length = b.readUInt16BE(2);
-    if (length > b.length || length < 16) throw new DecodeError(`IPFIX message length ${length} does not fit the datagram of ${b.length} bytes`);
-    const ctx: Context = { exporter, recvMs, version: 10, uptimeMs: 0, exportMs: b.readUInt32BE(4) * 1000 };
-    this.sets(b.subarray(0, length), 16, ctx, b.readUInt32BE(12), out);
-  }
-
-  private sets(b: Buffer, start: number, ctx: Context, domain: number, out: TrafficRecord[]): void {
-    const v9 = ctx.version === 9;
-    let o = start;
-    while (o + 4 <= b.length) {
-      const id = b.readUInt16BE(o);
-      const len = b.readUInt16BE(o + 2);
-      if (len < 4 || o + len > b.length) throw new DecodeError(`set ${id} at byte ${o} says ${len} bytes, ${b.length - o} remain`);
-      const body = b.subarray(o + 4, o + len);
-      const key = `${ctx.exporter}|${domain}`;
-      if ((v9 && id === 0) || (!v9 && id === 2)) this.readTemplates(body, key, false, v9, out);
-      else if ((v9 && id === 1) || (!v9 && id === 3)) this.readTemplates(body, key, true, v9, out);
-      else if (id >= 256) {
-        const tkey = `${key}|${id}`;
-        const t = this.templates.get(tkey);
-        if (t) this.readData(body, t, ctx, out);
-        else this.hold({ key: tkey, data: Buffer.from(body), context: ctx, at: ctx.recvMs });
-      }
-      // Ids 4-255 are reserved: skipped, as RFC 7011 asks.
-      o += len;
+    this.domainId = domain;
+    const ctx: Context = { exporter, recvMs, version: 9, domain, uptimeMs: b.readUInt32BE(4), exportMs: b.readUInt32BE(8) * 1000 };
+    const d = this.domain(state, 9 * 2 ** 32 + domain);
+    try {
+      this.sets(b, 20, b.length, ctx, d, out);
+    } finally {
+      // The package sequence counts export packets: one per datagram, whatever its sets held.
+      this.sequence(d, 9, b.readUInt32BE(12), 1, ctx.uptimeMs);
     }
   }
 
-  private readTemplates(b: Buffer, key: string, options: boolean, v9: boolean, out: TrafficRecord[]): void {
-    let o = 0;
-    while (o + 4 <= b.length) {
+  private ipfix(b: Buffer, state: ExporterState, exporter: string, recvMs: number, out: TrafficRecord[]): void {
+    const length = b.readUInt16BE(2);
+    if (length > b.length || length < 16) throw new DecodeError(`message length ${length} does not fit the datagram of ${b.length} bytes`);
+    const domain = b.readUInt32BE(12);
+    this.domainId = domain;
+    const ctx: Context = { exporter, recvMs, version: 10, domain, uptimeMs: 0, exportMs: b.readUInt32BE(4) * 1000 };
+    const d = this.domain(state, 10 * 2 ** 32 + domain);
+    let records: number | null = null;
+    try {
+      records = this.sets(b, 16, length, ctx, d, out);
+    } finally {
+      // The sequence counts data records; when a set was held or did not decode, their number is not known.
+      this.sequence(d, 10, b.readUInt32BE(8), records, null);
+    }
+  }
+
+  /** The sets of one v9 or IPFIX message; returns the data records in it, or null when some were held (count unknown). */
+  private sets(b: Buffer, start: number, end: number, ctx: Context, d: Domain, out: TrafficRecord[]): number | null {
+    const v9 = ctx.version === 9;
+    let records: number | null = 0;
+    let o = start;
+    while (end - o >= 4) {
+      const id = b.readUInt16BE(o);
+      const len = b.readUInt16BE(o + 2);
+      this.setId = id;
+      this.setAt = o;
+      if (len < 4) throw new DecodeError(`set length ${len} is below the 4 bytes of a set header`);
+      if (len > end - o) throw new DecodeError(`set length ${len} runs past the end of the message (${end - o} bytes remain)`);
+      if (id === (v9 ? 0 : 2) || id === (v9 ? 1 : 3)) {
+        this.readTemplates(b, o + 4, o + len, d, id === (v9 ? 1 : 3), v9, ctx.recvMs, out);
+      } else if (id >= 256) {
+        const t = this.template(d, id, ctx.recvMs);
+        if (t) {
+          const n = this.readData(b, o + 4, o + len, 0, t, ctx, out);
+          if (records !== null) records += n;
+        } else if (len > 4) {
+          this.hold(`${ctx.exporter}|${d.key}|${id}`, b, o + 4, o + len, ctx);
+          records = null;
+        }
+      }
+      // Ids 2-255 (v9) and 4-255 (IPFIX) are reserved: skipped, as RFC 7011 asks.
+      o += len;
+    }
+    this.setId = this.setAt = -1;
+    return records;
+  }
+
+  /** Template records from `start` to `end`; each releases the sets held for it. */
+  private readTemplates(b: Buffer, start: number, end: number, d: Domain, options: boolean, v9: boolean, now: number, out: TrafficRecord[]): void {
+    let o = start;
+    while (end - o >= 4) {
+      const at = o;
       const id = b.readUInt16BE(o);
       const count = b.readUInt16BE(o + 2);
       if (id === 0 && count === 0) break; // padding
-      if (id < 256) throw new DecodeError(`template id ${id} is below 256`);
       o += 4;
-      let fieldCount = count;
-      if (options) {
-        if (v9) {
-          // v9 options template: scope length and option length in bytes, then the fields.
-          const scopeLen = count;
-          if (o + 2 > b.length) throw new DecodeError(`options template ${id} is cut short`);
-          const optLen = b.readUInt16BE(o);
-          o += 2;
-          fieldCount = (scopeLen + optLen) / 4;
-          if (!Number.isInteger(fieldCount)) throw new DecodeError(`options template ${id}: lengths ${scopeLen}+${optLen} are not whole fields`);
-        } else {
-          if (o + 2 > b.length) throw new DecodeError(`options template ${id} is cut short`);
-          o += 2; // scope field count
-        }
-      }
-      if (fieldCount === 0) {
-        // A withdrawal (IPFIX): forget the template.
-        this.templates.delete(`${key}|${id}`);
+      if (!v9 && count === 0) {
+        // RFC 7011 section 8.1: a withdrawal; a set id as template id withdraws every template of that kind.
+        if (id === 2 || id === 3) {
+          for (const t of [...d.templates.values()]) if (t.options === (id === 3)) this.removeTemplate(t);
+        } else if (id >= 256) {
+          const t = d.templates.get(id);
+          if (t) this.removeTemplate(t);
+        } else throw new DecodeError(`template withdrawal at byte ${at}: template id ${id} is below 256`);
         continue;
       }
-      const fields: FieldSpec[] = [];
-      let length = 0;
+      if (id < 256) throw new DecodeError(`template at byte ${at}: template id ${id} is below 256`);
+      let fieldCount = count;
+      if (options) {
+        if (end - o < 2) throw new DecodeError(`options template ${id} at byte ${at} is cut short`);
+        const second = b.readUInt16BE(o);
+        o += 2;
+        if (v9) {
+          // v9: scope length and option length in bytes, four per field.
+          fieldCount = (count + second) / 4;
+          if (!Number.isInteger(fieldCount)) throw new DecodeError(`options template ${id} at byte ${at}: scope and option lengths ${count} + ${second} are not whole fields of 4 bytes`);
+        } else if (second === 0 || second > count) {
+          throw new DecodeError(`options template ${id} at byte ${at}: scope field count ${second} must be 1 to the field count ${count}`);
+        }
+      }
+      if (fieldCount === 0) throw new DecodeError(`template ${id} at byte ${at} has no fields`);
+      const t: Template = { id, domain: d, options, flow: false, ops: [], lens: [], ids: [], minLen: 0, variable: false, refreshed: now, prev: null, next: null };
       for (let i = 0; i < fieldCount; i++) {
-        if (o + 4 > b.length) throw new DecodeError(`template ${id} ends after ${i} of ${fieldCount} fields`);
+        if (end - o < 4) throw new DecodeError(`template ${id} at byte ${at} ends after ${i} of ${fieldCount} fields`);
         let fid = b.readUInt16BE(o);
         const flen = b.readUInt16BE(o + 2);
+        const fieldAt = o;
         o += 4;
         let pen = 0;
         if (!v9 && fid & 0x8000) {
-          if (o + 4 > b.length) throw new DecodeError(`template ${id}: enterprise field cut short`);
+          if (end - o < 4) throw new DecodeError(`template ${id} at byte ${at}: enterprise number of field ${i + 1} cut short`);
           pen = b.readUInt32BE(o);
           fid &= 0x7fff;
           o += 4;
         }
-        fields.push({ id: fid, length: flen, pen });
-        length = length < 0 || flen === 0xffff ? -1 : length + flen;
+        this.addField(t, fid, flen, pen, fieldAt);
       }
-      const tkey = `${key}|${id}`;
-      this.templates.set(tkey, { fields, options, length });
-      this.stats.templates++;
-      this.release(tkey, out);
+      if (t.ops.length === 0 || t.minLen === 0) throw new DecodeError(`template ${id} at byte ${at}: its records would have no bytes (every field has length 0)`);
+      this.storeTemplate(t);
+      this.stats.templates_received++;
+      if (this.held.count > 0) this.release(`${d.exporter.stats.exporter}|${d.key}|${id}`, t, out);
     }
   }
 
-  private readData(b: Buffer, t: Template, ctx: Context, out: TrafficRecord[]): void {
-    let o = 0;
-    const min = t.length > 0 ? t.length : t.fields.length;
-    while (o + min <= b.length && min > 0) {
-      const r = t.options ? null : emptyRecord('flow', ctx.version === 9 ? 'netflow-v9' : 'ipfix', ctx.exporter, ctx.recvMs);
+  /** One template field: checked against what its information element can be, and compiled into what the data path does. */
+  private addField(t: Template, id: number, len: number, pen: number, at: number): void {
+    const variable = len === VARIABLE;
+    let op = SKIP;
+    if (!t.options) {
+      const known = pen === 0 ? KNOWN.get(id) : pen === REVERSE_PEN && (id === 1 || id === 2) ? KNOWN.get(id) : undefined;
+      if (known) {
+        if (variable ? !known.variable : len < known.min || len > known.max) {
+          const want = known.min === known.max ? `${known.min} bytes` : `${known.min} to ${known.max} bytes${known.variable ? ' or variable' : ''}`;
+          throw new DecodeError(`template ${t.id}, field at byte ${at}: ${known.name} (${pen ? `${pen}/` : ''}${id}) has length ${variable ? 'variable' : len}; it must be ${want}`);
+        }
+        op = known.op;
+        t.flow = true;
+      }
+    }
+    if (!variable && len === 0) return; // an unknown field of no bytes: nothing to read or skip
+    const n = t.ops.length;
+    if (op === SKIP && !variable && n > 0 && t.ops[n - 1] === SKIP && t.lens[n - 1]! >= 0) {
+      t.lens[n - 1]! += len; // neighbouring fixed fields skipped as one
+    } else {
+      t.ops.push(op);
+      t.lens.push(variable ? -1 : len);
+      t.ids.push(id);
+    }
+    if (variable) t.variable = true;
+    t.minLen += variable ? 1 : len;
+  }
+
+  /**
+   * The records of one data set, b[start, end); `base` is added to offsets
+   * in messages (a held set's place in its datagram). Returns how many
+   * records there were. Every record takes at least one byte (minLen >= 1),
+   * so the loop ends; the remainder shorter than a record is padding.
+   */
+  private readData(b: Buffer, start: number, end: number, base: number, t: Template, ctx: Context, out: TrafficRecord[]): number {
+    const { ops, lens } = t;
+    if (!t.variable && !t.flow) {
+      const n = Math.floor((end - start) / t.minLen);
+      if (t.options) this.stats.optionsRecords += n;
+      else this.stats.skipped_records += n;
+      return n;
+    }
+    let n = 0;
+    let o = start;
+    while (end - o >= t.minLen) {
+      const recordAt = o;
+      const r = t.flow ? emptyRecord('flow', ctx.version === 9 ? 'netflow-v9' : 'ipfix', ctx.exporter, ctx.recvMs) : null;
       let startUp: number | null = null;
       let endUp: number | null = null;
-      for (const f of t.fields) {
-        let len = f.length;
-        if (len === 0xffff) {
-          if (o + 1 > b.length) throw new DecodeError('variable-length field cut short');
+      for (let i = 0; i < ops.length; i++) {
+        let len = lens[i]!;
+        if (len < 0) {
+          // RFC 7011 section 7: one length byte, or 255 and two more.
+          if (end - o < 1) throw this.cut(t, i, n, recordAt, o, base, end, 1);
           len = b[o]!;
           o++;
           if (len === 255) {
-            if (o + 2 > b.length) throw new DecodeError('variable-length field cut short');
+            if (end - o < 2) throw this.cut(t, i, n, recordAt, o, base, end, 2);
             len = b.readUInt16BE(o);
             o += 2;
           }
+          if (len > end - o) throw this.cut(t, i, n, recordAt, o, base, end, len);
         }
-        if (o + len > b.length) throw new DecodeError(`record cut short in field ${f.id} (${len} bytes at ${o} of ${b.length})`);
-        // RFC 5103 biflows (reverse counters under PEN 29305): one record whose bytes and packets are both directions', as nfdump counts them.
-        if (r && f.pen === REVERSE_PEN && (f.id === IE.octets || f.id === IE.packets)) {
-          if (f.id === IE.octets) r.bytes = (r.bytes ?? 0) + uint(b, o, len);
-          else r.packets = (r.packets ?? 0) + uint(b, o, len);
-        } else if (r && f.pen === 0) {
-          switch (f.id) {
-            case IE.octets:
-            case IE.octetTotal:
+        if (r) {
+          switch (ops[i]) {
+            case SKIP:
+              break;
+            case BYTES:
               r.bytes = (r.bytes ?? 0) + uint(b, o, len);
               break;
-            case IE.packets:
-            case IE.packetTotal:
+            case PACKETS:
               r.packets = (r.packets ?? 0) + uint(b, o, len);
               break;
-            case IE.proto:
+            case PROTO:
               r.proto = b[o]!;
               break;
-            case IE.srcPort:
+            case SRC_PORT:
               r.src_port = uint(b, o, len);
               break;
-            case IE.dstPort:
+            case DST_PORT:
               r.dst_port = uint(b, o, len);
               break;
-            case IE.srcV4:
-              if (len === 4) r.src_ip = ipv4(b, o);
+            case SRC_V4:
+              r.src_ip = ipv4(b, o);
               break;
-            case IE.dstV4:
-              if (len === 4) r.dst_ip = ipv4(b, o);
+            case DST_V4:
+              r.dst_ip = ipv4(b, o);
               break;
-            case IE.srcV6:
-              if (len === 16) r.src_ip = ipv6(b, o);
+            case SRC_V6:
+              r.src_ip = ipv6(b, o);
               break;
-            case IE.dstV6:
-              if (len === 16) r.dst_ip = ipv6(b, o);
+            case DST_V6:
+              r.dst_ip = ipv6(b, o);
               break;
-            case IE.natSrcV4:
-              if (len === 4) r.nat_ip = ipv4(b, o);
+            case NAT_V4:
+              r.nat_ip = ipv4(b, o);
               break;
-            case IE.natSrcV6:
-              if (len === 16) r.nat_ip = ipv6(b, o);
+            case NAT_V6:
+              r.nat_ip = ipv6(b, o);
               break;
-            case IE.natSrcPort:
+            case NAT_PORT:
               r.nat_port = uint(b, o, len);
               break;
-            case IE.srcMac:
-              if (len === 6) r.mac = MAC(b, o);
+            case MAC:
+              r.mac = mac(b, o);
               break;
-            case IE.startUptime:
+            case START_UPTIME:
               startUp = uint(b, o, len);
               break;
-            case IE.endUptime:
+            case END_UPTIME:
               endUp = uint(b, o, len);
               break;
-            case IE.startSec:
-              r.start_ms = uint(b, o, len) * 1000;
+            case START_SEC:
+              r.start_ms = uint(b, o, 4) * 1000;
               break;
-            case IE.endSec:
-              r.end_ms = uint(b, o, len) * 1000;
+            case END_SEC:
+              r.end_ms = uint(b, o, 4) * 1000;
               break;
-            case IE.startMs:
-              r.start_ms = uint(b, o, len);
+            case START_MS:
+              r.start_ms = uint(b, o, 8);
               break;
-            case IE.endMs:
-              r.end_ms = uint(b, o, len);
+            case END_MS:
+              r.end_ms = uint(b, o, 8);
               break;
-            case IE.startUs:
+            case START_NTP:
               r.start_ms = ntpMs(b, o);
               break;
-            case IE.endUs:
+            case END_NTP:
               r.end_ms = ntpMs(b, o);
               break;
-            case IE.userName:
-              r.user = b.toString('utf8', o, o + len) || null;
+            case USER:
+              // A variable field may be empty.
+              r.user = len > 0 ? b.toString('utf8', o, o + len) || null : r.user;
               break;
           }
         }
         o += len;
       }
+      n++;
       if (!r) {
-        this.stats.optionsRecords++;
+        if (t.options) this.stats.optionsRecords++;
+        else this.stats.skipped_records++;
         continue;
       }
       // v9 and some IPFIX exporters time flows by the exporter's uptime.
@@ -403,44 +915,12 @@ export class FlowDecoder {
       r.dev_ms = r.end_ms ?? ctx.exportMs;
       out.push(r);
     }
+    return n;
   }
 
-  private hold(h: Held): void {
-    const now = h.at;
-    this.held = this.held.filter((x) => {
-      if (now - x.at <= this.holdMs) return true;
-      this.stats.heldDropped++;
-      return false;
-    });
-    if (this.held.length >= this.maxHeld) {
-      this.held.shift();
-      this.stats.heldDropped++;
-    }
-    this.held.push(h);
-    this.stats.held = this.held.length;
+  private cut(t: Template, field: number, record: number, recordAt: number, o: number, base: number, end: number, need: number): DecodeError {
+    return new DecodeError(
+      `template ${t.id}: record ${record + 1} at byte ${base + recordAt} cut short in its variable-length field ${t.ids[field]} (${need} bytes needed at byte ${base + o}, the set ends at byte ${base + end})`,
+    );
   }
-
-  private release(key: string, out: TrafficRecord[]): void {
-    if (this.held.length === 0) return;
-    const t = this.templates.get(key)!;
-    const keep: Held[] = [];
-    for (const h of this.held) {
-      if (h.key === key) this.readData(h.data, t, h.context, out);
-      else keep.push(h);
-    }
-    this.held = keep;
-    this.stats.held = keep.length;
-  }
-
-  /** Data sets waiting for a template. */
-  get pending(): number {
-    return this.held.length;
-  }
-}
-
-/** IPFIX dateTimeMicroseconds: NTP format (seconds since 1900, fraction). */
-function ntpMs(b: Buffer, o: number): number {
-  const sec = b.readUInt32BE(o) - 2_208_988_800;
-  const frac = b.readUInt32BE(o + 4);
-  return sec * 1000 + Math.floor((frac / 2 ** 32) * 1000);
 }
