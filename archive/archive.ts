@@ -14,12 +14,12 @@ import { DuckDBInstance, type DuckDBConnection, type DuckDBValue } from '@duckdb
 import { createHash } from 'node:crypto';
 import { createReadStream, rmSync } from 'node:fs';
 import { chmod, mkdir, open, readdir, rename, rm, stat, unlink } from 'node:fs/promises';
-import { basename, join } from 'node:path';
+import { basename, join, relative } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import type { KeyObject } from 'node:crypto';
-import { Wal, walPayloads } from './wal.ts';
+import { keepTail, stamp, Wal, walPayloads, type TornTail } from './wal.ts';
 import type { TrafficRecord } from './record.ts';
-import { liveSegments, Manifest, type Entry, type MergedSegment, type SegmentEntry } from './manifest.ts';
+import { liveSegments, Manifest, type Entry, type MergedSegment, type RecoveryEntry, type SegmentEntry } from './manifest.ts';
 import { BLOOM_COLUMNS, BLOOM_KEY, buildBloom } from './bloom.ts';
 import { sqlString } from './sql.ts';
 import { LAYOUT, LAYOUT_KEY, logical, physical, PHYSICAL, PHYSICAL_ORDER, v4Text } from './layout.ts';
@@ -34,6 +34,8 @@ export interface ArchiveOptions {
   clockOffset?: () => number | null;
   /** Seal on this thread instead of a worker (tools that do nothing else meanwhile). */
   sealInProcess?: boolean;
+  /** How often a write-ahead log whose writes failed (disk full) tries again (ms; 5 s). */
+  walRetryMs?: number;
 }
 
 export async function sha256File(path: string): Promise<string> {
@@ -99,10 +101,13 @@ export async function copySegment(con: DuckDBConnection, select: string, path: s
 export async function segmentRows(con: DuckDBConnection, files: readonly { path: string; layout: number }[]): Promise<{ select: string; addresses: string[] }> {
   const parts: string[] = [];
   const v2 = files.filter((f) => f.layout === LAYOUT).map((f) => sqlString(f.path));
-  const v1 = files.filter((f) => f.layout !== LAYOUT).map((f) => sqlString(f.path));
   const cols = PHYSICAL.map(([c]) => `"${c}"`).join(', ');
   if (v2.length > 0) parts.push(`SELECT ${cols} FROM read_parquet([${v2.join(', ')}])`);
-  if (v1.length > 0) parts.push(`SELECT ${physical()} FROM (SELECT ${logical(1)} FROM read_parquet([${v1.join(', ')}], union_by_name = true))`);
+  // Older layouts, each read back as COLUMNS by its own logical() and written as the current one.
+  for (const layout of new Set(files.map((f) => f.layout).filter((l) => l !== LAYOUT))) {
+    const old = files.filter((f) => f.layout === layout).map((f) => sqlString(f.path));
+    parts.push(`SELECT ${physical()} FROM (SELECT ${logical(layout)} FROM read_parquet([${old.join(', ')}]${layout === 1 ? ', union_by_name = true' : ''}))`);
+  }
   const union = parts.join(' UNION ALL ');
   const found = await con.runAndReadAll(`SELECT DISTINCT a FROM (${BLOOM_COLUMNS.map((c) => `SELECT coalesce(${c}, ${v4Text(c.replace(/_ip$/, '_v4'))}) AS a FROM (${union})`).join(' UNION ALL ')}) WHERE a IS NOT NULL`);
   return { select: `SELECT * FROM (${union}) ORDER BY ${PHYSICAL_ORDER}`, addresses: (found.getColumns()[0] ?? []) as string[] };
@@ -254,7 +259,7 @@ export class Archive {
   static async open(o: ArchiveOptions): Promise<Archive> {
     await mkdir(join(o.dir, 'segments'), { recursive: true, mode: 0o750 });
     const manifest = await Manifest.open(join(o.dir, 'manifest.jsonl'), o.key, o.retentionDays);
-    const wal = await Wal.open(join(o.dir, 'wal'), o.fsyncIntervalMs);
+    const wal = await Wal.open(join(o.dir, 'wal'), o.fsyncIntervalMs, { retryMs: o.walRetryMs, onTornTail: (t) => recordTornTail(o.dir, manifest, t) });
     const a = new Archive(o, wal, manifest);
     await a.finishInterruptedSeals();
     return a;
@@ -278,9 +283,16 @@ export class Archive {
     if (this.nextSeal) return this.nextSeal;
     const next = this.sealing.then(async () => {
       this.nextSeal = undefined;
-      const stamp = new Date().toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
-      const walFile = await this.wal.rotate(`${stamp}-${process.pid}`);
-      return this.sealFile(walFile);
+      const walFile = await this.wal.rotate(`${stamp()}-${process.pid}`);
+      // Logs an earlier seal failed on, or the log set aside after a failed write, go too (older first).
+      const failed: string[] = [];
+      for (const f of await Wal.files(this.walDir)) {
+        if (f === walFile || !basename(f).startsWith('sealing-')) continue;
+        await this.sealLeftover(f).catch((err: Error) => failed.push(`${basename(f)}: ${err.message}`));
+      }
+      const entry = await this.sealFile(walFile);
+      if (failed.length > 0) throw new Error(`sealed ${basename(walFile)}, but not the older ${failed.join('; ')} (they stay in the write-ahead log; the next seal tries again)`);
+      return entry;
     });
     this.nextSeal = next;
     this.sealing = next.catch(() => null);
@@ -343,12 +355,7 @@ export class Archive {
   }
 
   private async finishInterruptedSeals(): Promise<void> {
-    for (const f of await Wal.files(this.walDir)) {
-      if (!basename(f).startsWith('sealing-')) continue;
-      const done = this.manifest.entries.some((e) => e.type === 'segment' && e.wal === basename(f));
-      if (done) await unlink(f);
-      else await this.sealFile(f);
-    }
+    for (const f of await Wal.files(this.walDir)) if (basename(f).startsWith('sealing-')) await this.sealLeftover(f);
     // A merged segment whose entry was written but whose file still has its
     // temporary name: the merge is finished. Other work files go.
     const listed = new Set(this.manifest.entries.flatMap((e) => (e.type === 'segment' ? [e.file] : [])));
@@ -363,10 +370,40 @@ export class Archive {
     await removeMerged(this.segmentDir, this.manifest.entries);
   }
 
+  /** A log not sealed yet by the seal that closed it: sealed now, or removed if its segment's entry was written before a crash. */
+  private async sealLeftover(f: string): Promise<void> {
+    const done = this.manifest.entries.some((e) => e.type === 'segment' && e.wal === basename(f));
+    if (done) await unlink(f);
+    else await this.sealFile(f);
+  }
+
   async close(): Promise<void> {
     await this.sealing.catch(() => null);
     await this.wal.close();
   }
+}
+
+/**
+ * A write-ahead log's torn tail found when the archive opens: its bytes are
+ * kept in DIR/recovered/ and a signed entry says what was cut (bytes,
+ * SHA-256, the records its frames name) before the log is cut back. Found
+ * again after a crash in between, it is recorded once.
+ */
+async function recordTornTail(dir: string, manifest: Manifest, t: TornTail): Promise<void> {
+  const file = relative(dir, t.path);
+  if (manifest.entries.some((e) => e.type === 'recovery' && e.file === file && e.offset === t.offset && e.sha256 === t.sha256)) return;
+  const keptDir = join(dir, 'recovered');
+  let kept: string | null = join('recovered', `${basename(t.path)}.torn-${stamp()}-at-${t.offset}`);
+  let note = 'cut when the archive opened: past the last whole frame (a crash mid-write, or damage)';
+  try {
+    await mkdir(keptDir, { recursive: true, mode: 0o750 });
+    await keepTail(t, join(dir, kept));
+    await syncPath(keptDir);
+  } catch (err) {
+    note += `; the bytes could not be kept (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`;
+    kept = null;
+  }
+  await manifest.append<RecoveryEntry>({ type: 'recovery', by: 'klaiwatch', file, offset: t.offset, bytes: t.bytes, sha256: t.sha256, records: t.records, counted: t.counted, kept, note });
 }
 
 /**

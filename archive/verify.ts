@@ -2,10 +2,14 @@
 // walks the chain from the genesis, recomputes every segment file's SHA-256,
 // and names each fault: an entry edited, removed or reordered, a segment
 // altered, removed, swapped with another or added beside the manifest.
+// Recovery entries (bytes cut when the archive opened: a torn manifest line,
+// a write-ahead log's torn tail and the records it held) are no fault, but
+// each is reported: the archive is "intact, with N recoveries", never
+// plainly intact.
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { KeyObject } from 'node:crypto';
-import { GENESIS_PREV, entryHash, goneSegments, publicKeyFromRaw, signatureValid, type Entry, type GenesisEntry, type SegmentEntry } from './manifest.ts';
+import { GENESIS_PREV, entryHash, goneSegments, publicKeyFromRaw, signatureValid, type Entry, type GenesisEntry, type RecoveryEntry, type SegmentEntry } from './manifest.ts';
 import { sha256File } from './archive.ts';
 
 export interface VerifyResult {
@@ -16,6 +20,14 @@ export interface VerifyResult {
   /** The last entry: compare it with a copy kept elsewhere (the daily chain head). */
   head: { seq: number; hash: string } | null;
   publicKey: string | null;
+  /** What recovery entries say was cut, one line each (bytes and records lost, where, where kept). */
+  recoveries: string[];
+}
+
+/** One line for a recovery entry: "wal/current.wal: 5120 bytes, 200 records lost at byte 1048 (entry 3, ...)". */
+export function describeRecovery(e: RecoveryEntry): string {
+  const what = e.records === null ? `${e.bytes} bytes of an unfinished entry cut` : `${e.bytes} bytes, ${e.records}${e.counted ? '' : ' or more'} records lost`;
+  return `${e.file}: ${what} at byte ${e.offset} (entry ${e.seq}, ${new Date(e.at).toISOString()}, SHA-256 ${e.sha256}; ${e.kept ? `kept in ${e.kept}` : 'not kept'}; ${e.note})`;
 }
 
 /**
@@ -30,9 +42,12 @@ export async function verifyArchive(dir: string, trustedKey?: string): Promise<V
   try {
     text = await readFile(manifestPath, 'utf8');
   } catch (err) {
-    return { ok: false, faults: [`${manifestPath}: cannot read (${(err as NodeJS.ErrnoException).code}): the manifest is missing`], entries: 0, segments: 0, head: null, publicKey: null };
+    return { ok: false, faults: [`${manifestPath}: cannot read (${(err as NodeJS.ErrnoException).code}): the manifest is missing`], entries: 0, segments: 0, head: null, publicKey: null, recoveries: [] };
   }
-  const lines = text.split('\n').filter((l) => l.trim() !== '');
+  const end = text.lastIndexOf('\n') + 1;
+  const lines = text.slice(0, end).split('\n').filter((l) => l.trim() !== '');
+  // A last line without its newline: a crash mid-append (opening the archive keeps it aside and records it), or an append under way.
+  if (end < text.length) faults.push(`manifest line ${lines.length + 1}: unfinished (${Buffer.byteLength(text.slice(end))} bytes without a newline): a crash during an append, or an append under way (run verify again); opening the archive keeps such bytes aside and records them`);
   const entries: (Entry | null)[] = lines.map((l, i) => {
     try {
       return JSON.parse(l) as Entry;
@@ -113,6 +128,18 @@ export async function verifyArchive(dir: string, trustedKey?: string): Promise<V
     else faults.push(`segment ${s.file} (entry ${s.seq}): altered (SHA-256 ${actual}, the manifest says ${s.sha256})`);
   }
   for (const n of [...present].sort()) faults.push(`segment ${n}: added (a file the manifest does not list)`);
+  const recoveries: string[] = [];
+  for (const e of valid) {
+    if (e.type !== 'recovery') continue;
+    let line = describeRecovery(e);
+    // The kept bytes: there, or gone (removed to free space), or not what was cut.
+    if (e.kept) {
+      const actual = await sha256File(join(dir, e.kept)).catch(() => null);
+      if (actual === null) line += `; ${e.kept} is missing`;
+      else if (actual !== e.sha256) faults.push(`manifest entry ${e.seq} (recovery): ${e.kept} does not hold the bytes cut (SHA-256 ${actual}, the entry says ${e.sha256})`);
+    }
+    recoveries.push(line);
+  }
   const last = valid.at(-1);
-  return { ok: faults.length === 0, faults, entries: valid.length, segments: segments.filter((x) => !purged.has(x.file) && !merged.has(x.file)).length, head: last ? { seq: last.seq, hash: last.hash } : null, publicKey };
+  return { ok: faults.length === 0, faults, entries: valid.length, segments: segments.filter((x) => !purged.has(x.file) && !merged.has(x.file)).length, head: last ? { seq: last.seq, hash: last.hash } : null, publicKey, recoveries };
 }

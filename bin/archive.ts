@@ -12,7 +12,8 @@ import { auditContext, auditedExport, auditedQuery, auditedVerify, auditedWho, p
 import { Manifest, generateSigningKey, loadPrivateKey } from '../archive/manifest.ts';
 import { HoldError, holdStates, placeHold, planPurge, purge, releaseHold } from '../archive/retention.ts';
 import { liveSegments, readManifest } from '../archive/query.ts';
-import { Wal, walRecordCount } from '../archive/wal.ts';
+import { walBacklog } from '../archive/wal.ts';
+import { describeRecovery } from '../archive/verify.ts';
 import { compactSegments, mergeSegments, MERGE_MAX_ROWS, planCompaction } from '../archive/archive.ts';
 import { serveArchive, ServeError } from '../archive/ingest-serve.ts';
 import { startHealthServer } from '../collector/health.ts';
@@ -108,6 +109,8 @@ function queryOf(v: Values): ArchiveQuery {
 }
 
 const who = (v: Values) => str(v, 'as') ?? userInfo().username;
+const withRecoveries = (r: readonly string[]) => (r.length === 0 ? '' : `, with ${r.length} ${r.length === 1 ? 'recovery' : 'recoveries'}: ${r.join('; ')}`);
+const age = (ms: number) => (ms < 120_000 ? `${Math.round(ms / 1000)} s` : ms < 7_200_000 ? `${Math.round(ms / 60_000)} min` : `${(ms / 3_600_000).toFixed(1)} h`);
 const iso = (t: number) => new Date(t + 7 * 3_600_000).toISOString().replace('Z', '+07:00');
 
 function openManifest(config: Config): Promise<Manifest> {
@@ -195,7 +198,7 @@ async function run(action: string | undefined, v: Values, load: () => Config): P
       if (!out) throw new ArchiveUsageError('export needs --out FILE.tar');
       const ctx = auditContext(load(), who(v));
       const r = await auditedExport(ctx, queryOf(v), out, str(v, 'reference') ?? '');
-      console.log(`${out}: ${r.rows} rows, ${r.bytes} bytes; archive verification: ${r.verify.ok ? 'intact' : `${r.verify.faults.length} faults`}`);
+      console.log(`${out}: ${r.rows} rows, ${r.bytes} bytes; archive verification: ${r.verify.ok ? `intact${withRecoveries(r.verify.recoveries)}` : `${r.verify.faults.length} faults`}`);
       console.log(`SHA-256 ${r.sha256}`);
       return r.verify.ok ? 0 : 2;
     }
@@ -204,7 +207,8 @@ async function run(action: string | undefined, v: Values, load: () => Config): P
       const key = str(v, 'public-key');
       const r = await auditedVerify(ctx, key ? publicKeyArg(key) : undefined);
       for (const f of r.faults) console.log(`FAULT ${f}`);
-      console.log(`${r.ok ? 'intact' : 'NOT INTACT'}: ${r.entries} manifest entries, ${r.segments} segments; chain head ${r.head ? `${r.head.seq} ${r.head.hash}` : '-'}; key ${r.publicKey ?? '-'}${ctx.trustedKey || key ? '' : ' (no trusted key given: checked against the key the archive names)'}`);
+      for (const x of r.recoveries) console.log(`RECOVERY ${x}`);
+      console.log(`${r.ok ? `intact${r.recoveries.length ? `, with ${r.recoveries.length} ${r.recoveries.length === 1 ? 'recovery' : 'recoveries'} (RECOVERY above)` : ''}` : 'NOT INTACT'}: ${r.entries} manifest entries, ${r.segments} segments; chain head ${r.head ? `${r.head.seq} ${r.head.hash}` : '-'}; key ${r.publicKey ?? '-'}${ctx.trustedKey || key ? '' : ' (no trusted key given: checked against the key the archive names)'}`);
       return r.ok ? 0 : 1;
     }
     case 'hold': {
@@ -270,11 +274,12 @@ async function run(action: string | undefined, v: Values, load: () => Config): P
       const dir = resolve(dirname(config.file), config.settings.traffic!.dir);
       const entries = await readManifest(dir);
       const segs = liveSegments(entries);
-      let walRecords = 0;
-      for (const f of await Wal.files(join(dir, 'wal'))) walRecords += await walRecordCount(f);
+      const wal = await walBacklog(join(dir, 'wal'));
       const rows = segs.reduce((n, s) => n + s.rows, 0);
       const bytes = segs.reduce((n, s) => n + s.bytes, 0);
-      console.log(`${dir}: ${segs.length} segments, ${rows} records, ${bytes} bytes (${rows ? (bytes / rows).toFixed(1) : '-'} bytes per record); ${walRecords} records not yet sealed`);
+      console.log(`${dir}: ${segs.length} segments, ${rows} records, ${bytes} bytes (${rows ? (bytes / rows).toFixed(1) : '-'} bytes per record)`);
+      console.log(`write-ahead log: ${wal.records} records waiting to be sealed in ${wal.files} files${wal.oldestRecv === null ? '' : `, the oldest received ${iso(wal.oldestRecv)} (${age(Date.now() - wal.oldestRecv)} ago)`}`);
+      for (const e of entries) if (e.type === 'recovery') console.log(`recovery ${describeRecovery(e)}`);
       if (segs.length) console.log(`oldest received ${iso(segs[0]!.first_recv)}, newest ${iso(segs.at(-1)!.last_recv)}; chain head ${entries.at(-1)!.seq} ${entries.at(-1)!.hash}`);
       return 0;
     }
