@@ -398,6 +398,7 @@ async function recordTornTail(dir: string, manifest: Manifest, t: TornTail): Pro
     await syncPath(keptDir);
   } catch (err) {
     note += `; the bytes could not be kept (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`;
+    await rm(join(dir, kept), { force: true }).catch(() => undefined);
     kept = null;
   }
   await manifest.append<RecoveryEntry>({ type: 'recovery', by: 'klaiwatch', file, offset: t.offset, bytes: t.bytes, sha256: t.sha256, records: t.records, counted: t.counted, kept, note });
