@@ -45,7 +45,7 @@ export interface DecoderStats {
   /** @deprecated held_dropped + held_expired (the name before they were told apart). */
   heldDropped: number;
   optionsRecords: number;
-  /** Records of data templates with no field klaiwatch keeps (no address, port, counter, time, MAC or user). */
+  /** Records of data templates without an address (source, destination, NAT or MAC): not traffic data anyone can be found by, and not archived. */
   skipped_records: number;
   /** Sequence numbers that were not the one expected (gaps and late or repeated datagrams), as nfcapd's "Sequence Errors". */
   sequence_errors: number;
@@ -151,6 +151,7 @@ const KNOWN = new Map<number, Known>([
   [281, { op: NAT_V6, name: 'postNATSourceIPv6Address', min: 16, max: 16 }],
   [371, { op: USER, name: 'userName', min: 1, max: 0xfffe, variable: true }],
 ]);
+const ADDRESS_OPS = new Set([SRC_V4, DST_V4, SRC_V6, DST_V6, NAT_V4, NAT_V6, MAC]);
 /** RFC 5103 biflows: the reverse direction's counters under this enterprise number. */
 const REVERSE_PEN = 29305;
 const VARIABLE = 0xffff;
@@ -159,7 +160,11 @@ interface Template {
   id: number;
   domain: Domain;
   options: boolean;
-  /** Records become flows: a data template with at least one field klaiwatch keeps. */
+  /**
+   * Records become flows: a data template with an address (source,
+   * destination, NAT or MAC). It also bounds the work: a flow record is at
+   * least 4 bytes, so a datagram makes at most ~16,000 flows.
+   */
   flow: boolean;
   /** Per field (zero-length unknown fields left out, neighbouring skipped fixed fields merged): what to do and its length (-1: variable). */
   ops: number[];
@@ -213,7 +218,7 @@ const UPTIME_SLACK_MS = 60_000;
 // An address as text, written into a scratch buffer and read back as one
 // flat string: the write-ahead log's encoder reads addresses character by
 // character, and a string made by concatenation is slow to read that way.
-const scratch = Buffer.alloc(16);
+const scratch = Buffer.alloc(48);
 
 function ipv4(b: Buffer, o: number): string {
   let n = 0;
@@ -227,24 +232,43 @@ function ipv4(b: Buffer, o: number): string {
   return scratch.toString('latin1', 0, n);
 }
 
+const HEX = Buffer.from('0123456789abcdef', 'latin1');
+
+/** One 16-bit group in hex without leading zeros, at scratch[n]; returns the new n. */
+function hexGroup(v: number, n: number): number {
+  if (v >= 0x1000) scratch[n++] = HEX[v >> 12]!;
+  if (v >= 0x100) scratch[n++] = HEX[(v >> 8) & 15]!;
+  if (v >= 0x10) scratch[n++] = HEX[(v >> 4) & 15]!;
+  scratch[n++] = HEX[v & 15]!;
+  return n;
+}
+
+/** RFC 5952 text, as inet_ntop writes it: the longest run of two or more zero groups as "::". */
 function ipv6(b: Buffer, o: number): string {
-  const parts: string[] = [];
-  for (let i = 0; i < 16; i += 2) parts.push(b.readUInt16BE(o + i).toString(16));
-  // Longest run of zero groups as "::", as inet_ntop writes it.
   let best = -1;
-  let bestLen = 0;
+  let bestLen = 1;
   for (let i = 0; i < 8; ) {
-    if (parts[i] !== '0') {
+    if (b[o + 2 * i] !== 0 || b[o + 2 * i + 1] !== 0) {
       i++;
       continue;
     }
-    let j = i;
-    while (j < 8 && parts[j] === '0') j++;
-    if (j - i > bestLen && j - i > 1) [best, bestLen] = [i, j - i];
+    let j = i + 1;
+    while (j < 8 && b[o + 2 * j] === 0 && b[o + 2 * j + 1] === 0) j++;
+    if (j - i > bestLen) [best, bestLen] = [i, j - i];
     i = j;
   }
-  if (best < 0) return parts.join(':');
-  return `${parts.slice(0, best).join(':')}::${parts.slice(best + bestLen).join(':')}`;
+  let n = 0;
+  for (let i = 0; i < 8; i++) {
+    if (i === best) {
+      scratch[n++] = 0x3a;
+      if (i === 0) scratch[n++] = 0x3a;
+      i += bestLen - 1;
+      continue;
+    }
+    n = hexGroup((b[o + 2 * i]! << 8) | b[o + 2 * i + 1]!, n);
+    if (i < 7) scratch[n++] = 0x3a;
+  }
+  return scratch.toString('latin1', 0, n);
 }
 
 function uint(b: Buffer, o: number, len: number): number {
@@ -265,7 +289,15 @@ function uint(b: Buffer, o: number, len: number): number {
   }
 }
 
-const mac = (b: Buffer, o: number) => [...b.subarray(o, o + 6)].map((x) => x.toString(16).padStart(2, '0')).join(':');
+function mac(b: Buffer, o: number): string {
+  let n = 0;
+  for (let i = 0; i < 6; i++) {
+    if (i > 0) scratch[n++] = 0x3a;
+    scratch[n++] = HEX[b[o + i]! >> 4]!;
+    scratch[n++] = HEX[b[o + i]! & 15]!;
+  }
+  return scratch.toString('latin1', 0, n);
+}
 
 /** IPFIX dateTimeMicroseconds: NTP format (seconds since 1900, fraction). */
 function ntpMs(b: Buffer, o: number): number {
@@ -777,7 +809,7 @@ export class FlowDecoder {
           throw new DecodeError(`template ${t.id}, field at byte ${at}: ${known.name} (${pen ? `${pen}/` : ''}${id}) has length ${variable ? 'variable' : len}; it must be ${want}`);
         }
         op = known.op;
-        t.flow = true;
+        if (ADDRESS_OPS.has(known.op)) t.flow = true;
       }
     }
     if (!variable && len === 0) return; // an unknown field of no bytes: nothing to read or skip
@@ -826,8 +858,9 @@ export class FlowDecoder {
             len = b.readUInt16BE(o);
             o += 2;
           }
-          if (len > end - o) throw this.cut(t, i, n, recordAt, o, base, end, len);
         }
+        // A fixed-length template's records fit whole (the loop's condition); after a variable-length field each field is checked.
+        if (t.variable && len > end - o) throw this.cut(t, i, n, recordAt, o, base, end, len);
         if (r) {
           switch (ops[i]) {
             case SKIP:
@@ -920,7 +953,7 @@ export class FlowDecoder {
 
   private cut(t: Template, field: number, record: number, recordAt: number, o: number, base: number, end: number, need: number): DecodeError {
     return new DecodeError(
-      `template ${t.id}: record ${record + 1} at byte ${base + recordAt} cut short in its variable-length field ${t.ids[field]} (${need} bytes needed at byte ${base + o}, the set ends at byte ${base + end})`,
+      `template ${t.id}: record ${record + 1} at byte ${base + recordAt} cut short in field ${t.ids[field]}${t.lens[field]! < 0 ? ' (variable length)' : ''} (${need} bytes needed at byte ${base + o}, the set ends at byte ${base + end})`,
     );
   }
 }

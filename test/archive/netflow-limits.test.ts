@@ -100,7 +100,7 @@ describe('the 48-byte kill and other loops that did not advance', () => {
     const r = d.decode(ipfix({ domain: 5 }, set(500, bad)), ex, T0);
     expect(marks(r)).toEqual([1, 2]);
     expect(r.flows.map((f) => f.user)).toEqual(['somchai', 'somchai']);
-    expect(r.error).toBe(`192.0.2.9: IPFIX observation domain 5, set 500 at byte 16: template 500: record 3 at byte 70 cut short in its variable-length field 371 (200 bytes needed at byte 88, the set ends at byte 90)`);
+    expect(r.error).toBe(`192.0.2.9: IPFIX observation domain 5, set 500 at byte 16: template 500: record 3 at byte 70 cut short in field 371 (variable length) (200 bytes needed at byte 88, the set ends at byte 90)`);
     expect(d.stats.internal_errors).toBe(0);
   });
 });
@@ -118,7 +118,7 @@ describe('held data', () => {
     for (let refresh = 0; refresh < 3; refresh++) {
       const r = d.decode(template, ex, T0 + 10 + refresh);
       seen.push(...(marks(r) as number[]));
-      if (refresh === 0) expect(r.error).toMatch(/^127\.0\.0\.6: IPFIX observation domain 0, held set 600 \(received 2026-11-24T03:00:00\.001Z\) at byte 16: template 600: record 2 at byte 45 cut short in its variable-length field 371 \(60 bytes needed at byte 63, the set ends at byte 64\); the set is dropped$/);
+      if (refresh === 0) expect(r.error).toMatch(/^127\.0\.0\.6: IPFIX observation domain 0, held set 600 \(received 2026-11-24T03:00:00\.001Z\) at byte 16: template 600: record 2 at byte 45 cut short in field 371 \(variable length\) \(60 bytes needed at byte 63, the set ends at byte 64\); the set is dropped$/);
       else expect(r.error).toBeUndefined();
     }
     // 201 decoded before the fault in its set, and kept; each record once.
