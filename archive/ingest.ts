@@ -79,6 +79,7 @@ class Lane {
   private exporterNo = new Map<string, number>();
   private scheduled = false;
   private stopped = false;
+  private lastAnswer = 0;
   private readonly kind: 'syslog' | 'flow';
   private readonly ingest: Ingest;
   private readonly workerData: IngestWorkerData;
@@ -93,6 +94,7 @@ class Lane {
   private spawn(): void {
     const w = new Worker(new URL('./ingest-worker.ts', import.meta.url), { workerData: this.workerData });
     this.worker = w;
+    this.lastAnswer = Date.now();
     w.on('message', (r: IngestResult) => {
       if (this.worker === w) this.answered(r);
     });
@@ -159,17 +161,19 @@ class Lane {
   }
 
   private answered(r: IngestResult): void {
+    this.lastAnswer = Date.now();
     const k = this.inflight.findIndex((s) => s.id === r.id);
     if (k < 0) return;
     const [s] = this.inflight.splice(k, 1);
-    this.ingest.release(s!.bytes);
     this.ingest.opts.onCounts(this.kind, r);
+    // The frame is handed on before the queue shrinks: a sender waiting for the drain finds it in the log's queue.
     if (r.frame && r.records > 0) this.ingest.opts.onFrame(Buffer.from(r.frame), r.records);
+    this.ingest.release(s!.bytes);
   }
 
-  /** Oldest unanswered batch's age (ms), 0 when none. */
+  /** How long the thread has been on its current batch (ms; since it was sent or since the thread's last answer, whichever is later), 0 when idle. */
   age(now: number): number {
-    return this.inflight.length > 0 ? now - this.inflight[0]!.sentAt : 0;
+    return this.inflight.length > 0 ? now - Math.max(this.inflight[0]!.sentAt, this.lastAnswer) : 0;
   }
 
   restart(why: string): void {
@@ -232,7 +236,7 @@ export class Ingest {
   private next = 0;
   private readonly watchdog: NodeJS.Timeout;
   private readonly watchdogMs: number;
-  private drainWaiters: (() => void)[] = [];
+  private drainWaiters: { bytes: number; resolve: () => void }[] = [];
 
   constructor(opts: IngestOptions) {
     this.opts = opts;
@@ -282,19 +286,21 @@ export class Ingest {
     return true;
   }
 
-  /** A stream sender taken past the limit waits for this: the queue drained to half. */
-  drained(): Promise<void> {
-    if (this.queuedBytes <= this.opts.maxQueueBytes / 2) return Promise.resolve();
-    return new Promise((r) => this.drainWaiters.push(r));
+  /** Resolves once the queue has drained to `bytes` (default: half the limit): a paused stream sender waits for this. */
+  drained(bytes = this.opts.maxQueueBytes / 2): Promise<void> {
+    if (this.queuedBytes <= bytes) return Promise.resolve();
+    return new Promise((resolve) => this.drainWaiters.push({ bytes, resolve }));
   }
 
   release(bytes: number): void {
     this.queuedBytes -= bytes;
-    if (this.drainWaiters.length > 0 && this.queuedBytes <= this.opts.maxQueueBytes / 2) {
-      const ws = this.drainWaiters;
-      this.drainWaiters = [];
-      for (const w of ws) w();
+    if (this.drainWaiters.length === 0) return;
+    const keep: typeof this.drainWaiters = [];
+    for (const w of this.drainWaiters) {
+      if (this.queuedBytes <= w.bytes) w.resolve();
+      else keep.push(w);
     }
+    this.drainWaiters = keep;
   }
 
   /** Sends what is being batched, waits (up to `ms`) for the threads' answers, and ends the threads. */
@@ -304,6 +310,6 @@ export class Ingest {
     await Promise.all([...this.syslog, this.flow].map((l) => l.stop(deadline)));
     const ws = this.drainWaiters;
     this.drainWaiters = [];
-    for (const w of ws) w();
+    for (const w of ws) w.resolve();
   }
 }

@@ -303,10 +303,12 @@ export class TrafficService {
         // The parsing threads are behind: stop reading this sender until their queue has drained.
         this.pause(sock);
         void this.ingest!.drained().then(() => this.resumeAll());
-      } else if (this.archive.wal.pendingBytes + this.archive.wal.pendingFrameBytes > this.t.max_pending) {
-        // The disk is behind: stop reading this sender until the log has caught up.
+      } else if (this.ingest!.queuedBytes + this.archive.wal.pendingBytes + this.archive.wal.pendingFrameBytes > this.t.max_pending) {
+        // The disk is behind (what is parsed or being parsed, not yet fsynced): stop reading this sender until the log has caught up.
         this.pause(sock);
-        void Promise.all([this.archive.wal.flush(), this.archive.wal.flushFrames()]).finally(() => this.resumeAll());
+        void this.ingest!.drained(0)
+          .then(() => Promise.all([this.archive.wal.flush(), this.archive.wal.flushFrames()]))
+          .finally(() => this.resumeAll());
       }
     });
     if (this.walFailed) this.pause(sock);
