@@ -186,10 +186,10 @@ export class Spool {
   private ready: Promise<OpenReport> | undefined;
   private closed = false;
 
-  constructor(dir: string, maxBytes: number) {
+  constructor(dir: string, maxBytes: number, opts: { segmentBytes?: number } = {}) {
     this.dir = dir;
     this.maxBytes = maxBytes;
-    this.segmentBytes = Math.max(1, Math.min(16 * 1024 * 1024, Math.floor(maxBytes / 16)));
+    this.segmentBytes = opts.segmentBytes ?? Math.max(1, Math.min(16 * 1024 * 1024, Math.floor(maxBytes / 16)));
   }
 
   /** Operations one at a time: appends, acknowledgements, reads and deletions share the files. */
@@ -377,7 +377,9 @@ export class Spool {
 
   private async appendLocked(batches: readonly (readonly string[])[]): Promise<number> {
     if (this.closed) throw new Error(`disk spool ${this.dir} is closed`);
+    // Lines of old segments deleted for room (counted as they go) and of new batches that cannot be kept.
     let dropped = 0;
+    let refused = 0;
     let frames: { frame: Buffer; seq: number; lines: number }[] = [];
     for (const b of batches) {
       if (b.length === 0) continue;
@@ -385,7 +387,7 @@ export class Spool {
       const frame = batchFrame(b, seq);
       if (frame.length + FRAME_HEADER > this.maxBytes) {
         // A single batch larger than the whole spool cannot be kept.
-        dropped += b.length;
+        refused += b.length;
         continue;
       }
       frames.push({ frame, seq, lines: b.length });
@@ -401,9 +403,10 @@ export class Spool {
       const f = frames[0]!;
       frames = frames.slice(1);
       need -= f.frame.length;
-      dropped += f.lines;
+      refused += f.lines;
     }
-    this.dropped += dropped;
+    this.dropped += refused;
+    dropped += refused;
     if (frames.length === 0) return dropped;
     if (!this.active || this.broken || this.segments.at(-1)!.size >= this.segmentBytes) await this.rotate();
     const segment = this.segments.at(-1)!;
@@ -494,25 +497,30 @@ export class Spool {
         this.ackOnDisk = this.acked;
         return;
       }
-      if ((caughtUp || this.acked - this.ackOnDisk >= ACK_EVERY) && this.active && !this.broken && this.diskBytes + FRAME_HEADER <= this.maxBytes) {
-        const segment = this.segments.at(-1)!;
-        const frame = ackFrame(this.acked);
-        try {
-          await this.active.write(frame, 0, frame.length, segment.size);
-          segment.size += frame.length;
-          this.diskBytes += frame.length;
-          this.ackOnDisk = this.acked;
-        } catch {
-          // Not written: after a crash these batches are sent again, which InfluxDB takes as the same points.
-        }
-      }
+      if (caughtUp || this.acked - this.ackOnDisk >= ACK_EVERY) await this.writeAck();
     });
   }
 
-  /** Closes the segment being appended to; what is not done stays for the next open. */
+  /** The acknowledgement, unfsynced; when it cannot be written, after a crash those batches are sent again, which InfluxDB takes as the same points. */
+  private async writeAck(): Promise<void> {
+    if (!this.active || this.broken || this.acked <= this.ackOnDisk || this.diskBytes + FRAME_HEADER > this.maxBytes) return;
+    const segment = this.segments.at(-1)!;
+    const frame = ackFrame(this.acked);
+    try {
+      await this.active.write(frame, 0, frame.length, segment.size);
+      segment.size += frame.length;
+      this.diskBytes += frame.length;
+      this.ackOnDisk = this.acked;
+    } catch {
+      // see above
+    }
+  }
+
+  /** Writes the last acknowledgement and closes the segment being appended to; what is not done stays for the next open. */
   async close(): Promise<void> {
     await this.serial(async () => {
       this.closed = true;
+      await this.writeAck();
       await this.active?.close();
       this.active = undefined;
     });
