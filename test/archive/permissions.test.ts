@@ -53,7 +53,8 @@ function walk(root: string): { path: string; mode: number; dir: boolean }[] {
   return out;
 }
 
-const line = (i: number) => `<134>Jun  3 09:41:07 gw firewall,info forward: in:lan out:wan, proto TCP (SYN), 10.23.4.${i % 250}:${1000 + i}->47.241.18.42:443, len 60`;
+// Stamped now: a query's time range is pruned by the segments' receive times.
+const line = (i: number) => `${new Date().toISOString()} gw firewall,info forward: in:lan out:wan, proto TCP (SYN), 10.23.4.${i % 250}:${1000 + i}->47.241.18.42:443, len 60`;
 
 beforeAll(async () => {
   umask = process.umask(0o022);
