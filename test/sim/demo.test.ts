@@ -20,8 +20,10 @@ describe('demo', () => {
     const influxRpcPort = await freePort();
     const httpPort = await freePort();
     const mailPort = await freePort();
+    const syslogPort = await freePort();
+    const flowPort = await freePort();
     // The README's command itself: scripts/demo.sh (its set-up finds everything installed).
-    const child = spawn('bash', ['scripts/demo.sh', '--interval', '3s', '--influx-port', String(influxPort), '--influx-rpc-port', String(influxRpcPort), '--mail-port', String(mailPort), '--http', `127.0.0.1:${httpPort}`, '--data', data.path, '--octet', '71', '--log-level', 'silent'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn('bash', ['scripts/demo.sh', '--interval', '3s', '--influx-port', String(influxPort), '--influx-rpc-port', String(influxRpcPort), '--mail-port', String(mailPort), '--syslog-port', String(syslogPort), '--flow-port', String(flowPort), '--http', `127.0.0.1:${httpPort}`, '--data', data.path, '--octet', '71', '--log-level', 'silent'], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
