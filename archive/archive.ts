@@ -101,10 +101,13 @@ export async function copySegment(con: DuckDBConnection, select: string, path: s
 export async function segmentRows(con: DuckDBConnection, files: readonly { path: string; layout: number }[]): Promise<{ select: string; addresses: string[] }> {
   const parts: string[] = [];
   const v2 = files.filter((f) => f.layout === LAYOUT).map((f) => sqlString(f.path));
-  const v1 = files.filter((f) => f.layout !== LAYOUT).map((f) => sqlString(f.path));
   const cols = PHYSICAL.map(([c]) => `"${c}"`).join(', ');
   if (v2.length > 0) parts.push(`SELECT ${cols} FROM read_parquet([${v2.join(', ')}])`);
-  if (v1.length > 0) parts.push(`SELECT ${physical()} FROM (SELECT ${logical(1)} FROM read_parquet([${v1.join(', ')}], union_by_name = true))`);
+  // Older layouts, each read back as COLUMNS by its own logical() and written as the current one.
+  for (const layout of new Set(files.map((f) => f.layout).filter((l) => l !== LAYOUT))) {
+    const old = files.filter((f) => f.layout === layout).map((f) => sqlString(f.path));
+    parts.push(`SELECT ${physical()} FROM (SELECT ${logical(layout)} FROM read_parquet([${old.join(', ')}]${layout === 1 ? ', union_by_name = true' : ''}))`);
+  }
   const union = parts.join(' UNION ALL ');
   const found = await con.runAndReadAll(`SELECT DISTINCT a FROM (${BLOOM_COLUMNS.map((c) => `SELECT coalesce(${c}, ${v4Text(c.replace(/_ip$/, '_v4'))}) AS a FROM (${union})`).join(' UNION ALL ')}) WHERE a IS NOT NULL`);
   return { select: `SELECT * FROM (${union}) ORDER BY ${PHYSICAL_ORDER}`, addresses: (found.getColumns()[0] ?? []) as string[] };

@@ -1,7 +1,7 @@
 // How a segment file lays out the archive's columns (record.ts COLUMNS).
 //
 // Layout 1 (the first segments): the columns as they are.
-// Layout 2 (since this version): the same facts, stored to compress and to
+// Layout 2: the same facts, stored to compress and to
 // be searched:
 //   - an IPv4 address as its 32-bit number (src_v4, dst_v4, nat_v4); any
 //     other address (IPv6) as text in src_ip, dst_ip, nat_ip, which are
@@ -14,12 +14,17 @@
 //     dev_ms, else recv_ms) - start_ms. They are small (a flow's device time
 //     is its last packet, so its end_off is 0) where the absolute times are
 //     not; on a day of flows the segment is 30 % smaller for these two.
+// Layout 3 (since this version): layout 2 with the flags column (record.ts
+// FLAG_*) at the end. Segments of layouts 1 and 2 have no flags column:
+// `logical` reads it as NULL from them.
 // A segment says its layout in its footer (key `klaiwatch_layout`) and its
 // manifest entry (`layout`); `logical` reads either back as COLUMNS.
 import { COLUMNS } from './record.ts';
 import { sqlString } from './sql.ts';
 
-export const LAYOUT = 2;
+export const LAYOUT = 3;
+/** Columns a layout's segments lack (added to COLUMNS since): NULL when read. */
+const LACKS: Record<number, readonly string[]> = { 1: ['flags'], 2: ['flags'] };
 export const LAYOUT_KEY = 'klaiwatch_layout';
 
 /** Address columns stored as number-or-text in layout 2. */
@@ -28,7 +33,7 @@ const v4Of = (c: string) => c.replace(/_ip$/, '_v4');
 /** Time columns stored as differences in layout 2, and their names there. */
 const OFFSETS: Record<string, string> = { dev_ms: 'dev_off', start_ms: 'start_off', end_ms: 'end_off' };
 
-/** Layout 2's columns, in file order, with their DuckDB types: COLUMNS, each address as two, each device or flow time as its difference. */
+/** The current layout's columns (2 and 3: 3 adds flags), in file order, with their DuckDB types: COLUMNS, each address as two, each device or flow time as its difference. */
 export const PHYSICAL: readonly (readonly [string, string])[] = COLUMNS.flatMap(([c, t]): [string, string][] => {
   if ((ADDRESS_COLUMNS as readonly string[]).includes(c)) return [[v4Of(c), 'UINTEGER'], [c, 'VARCHAR']];
   if (OFFSETS[c]) return [[OFFSETS[c], 'BIGINT']];
@@ -45,8 +50,10 @@ const START = `(coalesce(${END}, ${DEV}, recv_ms) - start_off)`;
 
 /** SELECT list (without SELECT) that reads a layout's columns back as COLUMNS. */
 export function logical(layout: number): string {
-  if (layout === 1) return COLUMNS.map(([c]) => `"${c}"`).join(', ');
-  return COLUMNS.map(([c]) => {
+  const lacks = LACKS[layout] ?? [];
+  if (layout === 1) return COLUMNS.map(([c, t]) => (lacks.includes(c) ? `NULL::${t} AS "${c}"` : `"${c}"`)).join(', ');
+  return COLUMNS.map(([c, t]) => {
+    if (lacks.includes(c)) return `NULL::${t} AS "${c}"`;
     if (c === 'dev_ms') return `${DEV} AS dev_ms`;
     if (c === 'end_ms') return `${END} AS end_ms`;
     if (c === 'start_ms') return `${START} AS start_ms`;
@@ -93,7 +100,7 @@ export const PHYSICAL_ORDER = 'src_v4, src_ip, recv_ms';
  * check against row-group statistics.
  */
 export function addressIs(layout: number, c: string, ip: string, negate = false): string {
-  const n = layout === 2 ? ipv4Number(ip) : null;
+  const n = layout >= 2 ? ipv4Number(ip) : null;
   if (n !== null) return negate ? `${v4Of(c)} IS DISTINCT FROM ${n}` : `${v4Of(c)} = ${n}`;
   return negate ? `${c} IS DISTINCT FROM ${sqlString(ip)}` : `${c} = ${sqlString(ip)}`;
 }

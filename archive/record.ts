@@ -41,7 +41,18 @@ export interface TrafficRecord {
   app: string | null;
   /** The message as it arrived (logs); null for flows. Kept whole whether or not it parsed. */
   raw: string | null;
+  /** What happened to the message on its way in (FLAG_*), a bitmask; null when nothing did (and in records from before this column). */
+  flags: number | null;
 }
+
+/** The message was longer than syslog.max_message: `raw` is its first max_message bytes (archive/framer.ts). */
+export const FLAG_CUT = 1;
+/** Only the first PARSE_LIMIT characters were parsed (archive/parsers.ts); `raw` holds all of them. */
+export const FLAG_PARSE_LIMIT = 2;
+/** Parsing took longer than its time budget and was given up: the record is the header's only (set in the receive path). */
+export const FLAG_SLOW = 4;
+/** Reserved. */
+export const FLAG_RESERVED = 8;
 
 /** Column order and DuckDB types of the archive (WAL rows and Parquet segments). */
 export const COLUMNS = [
@@ -70,6 +81,8 @@ export const COLUMNS = [
   ['host', 'VARCHAR'],
   ['app', 'VARCHAR'],
   ['raw', 'VARCHAR'],
+  // Since layout 3 (layout.ts); a frame's column map says whether its rows have it.
+  ['flags', 'INTEGER'],
 ] as const satisfies readonly (readonly [keyof TrafficRecord, string])[];
 
 export type ColumnName = (typeof COLUMNS)[number][0];
@@ -102,6 +115,7 @@ export function emptyRecord(kind: TrafficRecord['kind'], parser: string, exporte
     host: null,
     app: null,
     raw: null,
+    flags: null,
   };
 }
 
@@ -136,7 +150,9 @@ export function normalMac(mac: string): string {
 // value (BIGINT as float64: milliseconds and byte counts are exact below
 // 2^53; INTEGER int32; SMALLINT int16; VARCHAR u32 length + UTF-8). Five
 // times faster than JSON and a third of its size. Frames of the first
-// versions (magic 0x42, no frame map; JSON rows, "[") are still read.
+// versions (magic 0x42, no frame map; JSON rows, "[") are still read; so
+// are frames written before a column was added (flags): their maps lack
+// its bit, and the column reads as null. A map has 32 bits: 32 columns at most.
 
 const KIND = COLUMNS.map(([, t]) => (t === 'BIGINT' ? 0 : t === 'INTEGER' ? 1 : t === 'SMALLINT' ? 2 : 3));
 const NAMES = COLUMNS.map(([c]) => c);
@@ -266,6 +282,8 @@ export class RowEncoder {
       str(r.host, 1 << 22);
       str(r.app, 1 << 23);
       str(r.raw, 1 << 24);
+      room(4);
+      i32(r.flags, 1 << 25);
       view.setUint32(mapAt, map >>> 0, true);
       columns |= map;
     }

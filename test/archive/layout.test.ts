@@ -11,8 +11,8 @@ import { DuckDBInstance } from '@duckdb/node-api';
 import { Archive, sha256File } from '../../archive/archive.ts';
 import { queryArchive } from '../../archive/query.ts';
 import { verifyArchive } from '../../archive/verify.ts';
-import { COLUMNS, emptyRecord, encodeRecords, decodeFrame, type TrafficRecord } from '../../archive/record.ts';
-import { ipv4Number, LAYOUT, LAYOUT_KEY } from '../../archive/layout.ts';
+import { COLUMNS, emptyRecord, encodeRecords, decodeFrame, FLAG_CUT, FLAG_PARSE_LIMIT, type TrafficRecord } from '../../archive/record.ts';
+import { ipv4Number, LAYOUT, LAYOUT_KEY, physical } from '../../archive/layout.ts';
 import type { SegmentEntry } from '../../archive/manifest.ts';
 import { tempDir } from '../helpers/peers.ts';
 
@@ -95,7 +95,8 @@ describe('segment layout', () => {
 
   it('segments of the first layout are read, merged with new ones and verified', async () => {
     const a = await Archive.open({ dir: dir.path, key, retentionDays: 90, fsyncIntervalMs: 5, sealInProcess: true });
-    const old = varied();
+    // The first versions had no flags column: it reads as null from their segments.
+    const old = varied().map((r) => ({ ...r, flags: null }));
     // A segment as the first versions wrote it: the columns as they are, sorted by source text, no layout in its entry.
     const inst = await DuckDBInstance.create(':memory:');
     const con = await inst.connect();
@@ -103,7 +104,8 @@ describe('segment layout', () => {
     writeFileSync(json, old.map((r) => JSON.stringify(r)).join('\n'));
     const name = 'seg-000001-20261124T030000Z.parquet';
     const file = join(dir.path, 'segments', name);
-    await con.run(`COPY (SELECT ${COLUMNS.map(([c, t]) => `CAST("${c}" AS ${t}) AS "${c}"`).join(', ')} FROM read_json('${json}', columns = {${COLUMNS.map(([c, t]) => `'${c}': '${t}'`).join(', ')}}) ORDER BY src_ip, recv_ms) TO '${file}' (FORMAT parquet, COMPRESSION zstd)`);
+    const first = COLUMNS.filter(([c]) => c !== 'flags');
+    await con.run(`COPY (SELECT ${first.map(([c, t]) => `CAST("${c}" AS ${t}) AS "${c}"`).join(', ')} FROM read_json('${json}', columns = {${first.map(([c, t]) => `'${c}': '${t}'`).join(', ')}}) ORDER BY src_ip, recv_ms) TO '${file}' (FORMAT parquet, COMPRESSION zstd)`);
     con.closeSync();
     inst.closeSync();
     await a.manifest.append<SegmentEntry>({ type: 'segment', by: 'klaiwatch', file: name, sha256: await sha256File(file), bytes: 0, rows: old.length, first_recv: T + 1, last_recv: T + 6, clock_offset_ms: null, exporters: [], wal: '', wal_inode: 0 });
@@ -123,6 +125,67 @@ describe('segment layout', () => {
     // "010.1.2.3" is kept as written, and is not 10.1.2.3.
     expect((await queryArchive(dir.path, { ip: '10.1.2.3' })).rows.map((r) => r.src_ip)).toEqual(['10.1.2.3', '10.1.2.3']);
     expect((await verifyArchive(dir.path)).ok).toBe(true);
+    await a.close();
+  });
+
+  it('segments of layout 2 (before the flags column) are read with null flags, merged into layout 3 and verified', async () => {
+    const a = await Archive.open({ dir: dir.path, key, retentionDays: 90, fsyncIntervalMs: 5, sealInProcess: true });
+    const old = varied().map((r) => ({ ...r, flags: null }));
+    // A layout-2 segment: numbers for IPv4, times as differences, sorted by source; no flags column.
+    const inst = await DuckDBInstance.create(':memory:');
+    const con = await inst.connect();
+    const json = join(dir.path, 'old.json');
+    writeFileSync(json, old.map((r) => JSON.stringify(r)).join('\n'));
+    const name = 'seg-000001-20261124T030000Z.parquet';
+    const file = join(dir.path, 'segments', name);
+    await con.run(`COPY (SELECT * EXCLUDE (flags) FROM (SELECT ${physical()} FROM read_json('${json}', columns = {${COLUMNS.map(([c, t]) => `'${c}': '${t}'`).join(', ')}})) ORDER BY src_v4, src_ip, recv_ms) TO '${file}' (FORMAT parquet, COMPRESSION zstd, KV_METADATA {${LAYOUT_KEY}: '2'})`);
+    const cols = (await con.runAndReadAll(`SELECT name FROM parquet_schema('${file}')`)).getRows().map(([n]) => n);
+    expect(cols).toContain('src_v4');
+    expect(cols).not.toContain('flags');
+    con.closeSync();
+    inst.closeSync();
+    await a.manifest.append<SegmentEntry>({ type: 'segment', by: 'klaiwatch', file: name, sha256: await sha256File(file), bytes: 0, rows: old.length, first_recv: T + 1, last_recv: T + 6, clock_offset_ms: null, exporters: [], wal: '', wal_inode: 0, layout: 2 });
+    // New records with flags beside them.
+    const fresh = varied().map((r, i) => ({ ...r, recv_ms: r.recv_ms + 60_000, flags: i % 2 ? FLAG_CUT | FLAG_PARSE_LIMIT : null }));
+    await a.append(fresh);
+    await a.seal();
+    expect(sorted((await queryArchive(dir.path, {})).rows)).toEqual(sorted([...old, ...fresh]));
+    expect((await queryArchive(dir.path, { ip: '10.1.2.3' })).rows.length).toBe(2);
+    const { merged, refused } = await a.compact(Date.UTC(2026, 10, 26));
+    expect(refused).toEqual([]);
+    expect(merged).toHaveLength(1);
+    expect(merged[0]!.layout).toBe(3);
+    expect(sorted((await queryArchive(dir.path, {})).rows)).toEqual(sorted([...old, ...fresh]));
+    expect((await queryArchive(dir.path, { ip: '2001:db8::1' })).rows.length).toBe(2);
+    expect((await verifyArchive(dir.path)).ok).toBe(true);
+    await a.close();
+  });
+
+  it('write-ahead log frames written before the flags column read it as null', async () => {
+    const records = varied().map((r) => ({ ...r, flags: null }));
+    // The previous encoder: the same frame, with maps of 25 columns (the flags bit never set).
+    const frame = encodeRecords(records);
+    expect(frame.readUInt32LE(5) & (1 << 25)).toBe(0);
+    expect(decodeFrame(frame)).toEqual(records);
+    // JSON rows of the first versions had 25 values.
+    const json = Buffer.from(JSON.stringify(records.map((r) => COLUMNS.filter(([c]) => c !== 'flags').map(([c]) => r[c]))));
+    expect(decodeFrame(json)).toEqual(records);
+    const flagged = { ...records[0]!, recv_ms: T + 9, flags: FLAG_CUT };
+    const walDir = join(dir.path, 'wal');
+    const a0 = await Archive.open({ dir: dir.path, key, retentionDays: 90, fsyncIntervalMs: 5, sealInProcess: true });
+    await a0.close();
+    const frames = [frame, json, encodeRecords([flagged])].map((p) => {
+      const h = Buffer.alloc(8);
+      h.writeUInt32LE(p.length, 0);
+      h.writeUInt32LE(crc32(p), 4);
+      return Buffer.concat([h, p]);
+    });
+    writeFileSync(join(walDir, 'current.wal'), Buffer.concat(frames));
+    const a = await Archive.open({ dir: dir.path, key, retentionDays: 90, fsyncIntervalMs: 5, sealInProcess: true });
+    const want = sorted([...records, ...records, flagged]);
+    expect(sorted((await queryArchive(dir.path, {})).rows)).toEqual(want);
+    await a.seal();
+    expect(sorted((await queryArchive(dir.path, {})).rows)).toEqual(want);
     await a.close();
   });
 
