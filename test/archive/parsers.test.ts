@@ -4,8 +4,9 @@
 import { describe, it, expect } from 'vitest';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseLogLine } from '../../archive/parsers.ts';
+import { parseLogLine, PARSE_LIMIT } from '../../archive/parsers.ts';
 import { parseSyslog } from '../../archive/syslog.ts';
+import { FLAG_CUT, FLAG_PARSE_LIMIT } from '../../archive/record.ts';
 import { PROJECT } from '../../sim/area.ts';
 
 const dir = join(PROJECT, 'test', 'fixtures', 'logs');
@@ -96,5 +97,83 @@ describe('parsers on real lines', () => {
     expect(bare('2026-06-03 09:41:05')).toBe(Date.parse('2026-06-03T09:41:05+07:00'));
     expect(at('2024-02-29T00:00:00Z')).toBe(Date.parse('2024-02-29T00:00:00Z'));
     for (const nonsense of ['2026-02-29T00:00:00Z', '2026-13-01T00:00:00Z', '2026-04-31T00:00:00Z', '2026-06-03T24:00:00Z', '2026-06-03T09:60:00Z', '2026-06-03T09:41:05+25:00']) expect(at(nonsense), nonsense).toBeNull();
+  });
+});
+
+// Each file of test/fixtures/hostile/syslog is one 64 KB message built to
+// make one pattern of parsers.ts or syslog.ts backtrack as much as it can
+// (README.md there). Before the linear rewrite they took from 0.2 s to over a
+// minute each; the bound is the median of several runs after a warm-up run
+// (a loaded machine's pauses land in one run, not in the median).
+describe('hostile messages parse in linear time', () => {
+  const hostile = join(PROJECT, 'test', 'fixtures', 'hostile', 'syslog');
+  const files = readdirSync(hostile).filter((f) => f.endsWith('.txt'));
+
+  it('there is an input for every pattern family', () => {
+    expect(files.length).toBeGreaterThanOrEqual(30);
+    for (const family of ['header-', 'ros-chain', 'ros-dhcp', 'radius-acct', 'kea-', 'web-access', 'cisco-asa-', 'postfix-']) expect(files.some((f) => f.startsWith(family)), family).toBe(true);
+  });
+
+  it.each(files)('%s: median under 5 ms, raw kept whole, flagged as parsed in part', (f) => {
+    const line = readFileSync(join(hostile, f), 'utf8');
+    expect(line.length).toBe(65_536);
+    parse(line);
+    const times: number[] = [];
+    let r = parse(line);
+    for (let k = 0; k < 7; k++) {
+      const t0 = performance.now();
+      r = parse(line);
+      times.push(performance.now() - t0);
+    }
+    times.sort((a, b) => a - b);
+    expect(times[3], `median of ${times.map((t) => t.toFixed(2)).join(', ')} ms`).toBeLessThan(5);
+    expect(r.raw).toBe(line.replace(/[\r\n]+$/, ''));
+    expect(r.flags! & FLAG_PARSE_LIMIT).toBe(FLAG_PARSE_LIMIT);
+  });
+});
+
+describe('the parse limit and the flags', () => {
+  it(`only the first ${PARSE_LIMIT} characters are parsed; raw keeps everything, and the record says so`, () => {
+    const head = lines('mikrotik-firewall.log')[0]!;
+    const long = `${head} ${'ค'.repeat(70_000)}`;
+    const r = parse(long);
+    expect(r).toMatchObject({ parser: 'mikrotik-firewall', src_ip: '186.26.78.68', dst_port: 53, flags: FLAG_PARSE_LIMIT });
+    expect(r.raw).toBe(long);
+    // A fact past the limit is not read.
+    const late = parse(`<13>Jan  2 03:04:05 h dhcpd: ${'x'.repeat(PARSE_LIMIT)} DHCPACK on 10.0.0.1 to 00:11:22:33:44:55`);
+    expect(late).toMatchObject({ parser: 'syslog', app: 'dhcpd', flags: FLAG_PARSE_LIMIT });
+    // A cut between the halves of a surrogate pair leaves no half behind in what was parsed.
+    const emoji = parse(`<13>Jan  2 03:04:05 h app: ${'a'.repeat(PARSE_LIMIT - 27)}😀😀`);
+    expect(emoji.raw!.endsWith('😀😀')).toBe(true);
+  });
+
+  it('a line within the limit has no flags; the framer\'s flags are kept and added to', () => {
+    const l = lines('isc-dhcpd.log')[3]!;
+    expect(parse(l).flags).toBeNull();
+    const ctx = { exporter: '127.0.0.1', recvMs: RECV, utcOffsetMinutes: 420 };
+    expect(parseLogLine(l, ctx, FLAG_CUT)).toMatchObject({ parser: 'isc-dhcp', flags: FLAG_CUT });
+    expect(parseLogLine(`${l}${' '.repeat(PARSE_LIMIT)}x`, ctx, FLAG_CUT)).toMatchObject({ parser: 'isc-dhcp', flags: FLAG_CUT | FLAG_PARSE_LIMIT });
+  });
+
+  it('the hand-written tokenisers take what the expressions they replace took', () => {
+    // RouterOS: a label, a chain, an unknown interface; a lease with a client name; a hotspot event with detail.
+    expect(parse('<13>Jan  2 03:04:05 gw firewall,info [accept lan] forward: in:bridge out:ether1, connection-state:new proto TCP (SYN), 10.0.0.2:5000->1.1.1.1:443, NAT (10.0.0.2:5000->100.64.0.1:6000)->1.1.1.1:443, len 60')).toMatchObject({ action: 'accept lan forward', nat_ip: '100.64.0.1', nat_port: 6000, bytes: 60 });
+    expect(parse('<13>Jan  2 03:04:05 gw firewall,info forward: in:(unknown 0) out:ether1, proto UDP, 10.0.0.2:5000->1.1.1.1:53, len 60').parser).toBe('syslog');
+    expect(parse('<13>Jan  2 03:04:05 gw dhcp,info dhcp1 assigned 10.0.0.9 for 00:11:22:33:44:55 laptop-9')).toMatchObject({ parser: 'mikrotik-dhcp', action: 'assigned', src_ip: '10.0.0.9', client: 'laptop-9', app: 'dhcp1' });
+    expect(parse('<13>Jan  2 03:04:05 gw hotspot,account,info u1 (10.0.0.3): login failed: invalid password')).toMatchObject({ user: 'u1', src_ip: '10.0.0.3', action: 'login failed: invalid password' });
+    expect(parse('<13>Jan  2 03:04:05 gw hotspot,info u2 (10.0.0.4): trying to log in by http-chap')).toMatchObject({ user: 'u2', action: 'trying to log in by http-chap' });
+    // Kea: the lease time; FreeRADIUS: the reason in brackets, a station without "cli"; accounting pairs with quotes and escapes.
+    const kea = parse('<13>Jan  2 03:04:05 h kea-dhcp4: INFO DHCP4_LEASE_ALLOC [hwtype=1 00:11:22:33:44:55], cid=[no info], tid=0x1: lease 10.0.0.7 has been allocated for 3600 seconds');
+    expect(kea).toMatchObject({ parser: 'kea-dhcp', src_ip: '10.0.0.7', mac: '00:11:22:33:44:55' });
+    expect(kea.end_ms! - kea.start_ms!).toBe(3_600_000);
+    expect(parse('<13>Jan  2 03:04:05 h radiusd[1]: Login incorrect (Failed retrieving values required to evaluate condition): [bob] (from client ap1 port 0 cli 10.0.0.8)')).toMatchObject({ action: 'Login incorrect', user: 'bob', client: 'ap1', src_ip: '10.0.0.8' });
+    expect(parse('<13>Jan  2 03:04:05 h radiusd[1]: Login OK: [carol] (from client ap2 port 7)')).toMatchObject({ user: 'carol', client: 'ap2' });
+    expect(parse('<13>Jan  2 03:04:05 h radiusd[1]: Acct-Status-Type = Stop, User-Name = "d\\"q", 9x = 1, Framed-IP-Address = 10.0.0.9, Acct-Input-Octets = 10, Acct-Output-Gigawords = 1')).toMatchObject({ parser: 'radius-acct', action: 'Stop', user: 'd\\"q', src_ip: '10.0.0.9', bytes: 10 + 2 ** 32 });
+    // Postfix: the client from "client=", the recipient; Cisco ASA: an IPv6 interface address.
+    expect(parse('<13>Jan  2 03:04:05 h postfix/smtpd[1]: 0123456789AB: client=x.example[10.0.0.5], sasl_username=eve')).toMatchObject({ src_ip: '10.0.0.5', user: 'eve' });
+    expect(parse('<13>Jan  2 03:04:05 h postfix/smtp[1]: 0123456789AB: to=<a@b.example>, relay=none, status=bounced (x)')).toMatchObject({ action: 'bounced to a@b.example', url: 'mailto:a@b.example' });
+    expect(parse('<13>Jan  2 03:04:05 h CiscoASA[1]: %ASA-6-302015: Built outbound UDP connection 9 for outside:2001:db8::1/53 (2001:db8::1/53) to inside:10.0.0.6/5353 (10.0.0.6/5353)')).toMatchObject({ src_ip: '10.0.0.6', src_port: 5353, dst_ip: '2001:db8::1', dst_port: 53, proto: 17 });
+    // A tag with its pid ends the host tokens however many brackets come before it.
+    expect(parseSyslog('<13>Jan  2 03:04:05 [[x]dhcpd[1] rest', { recvMs: RECV, utcOffsetMinutes: 420 }).host).toBeNull();
   });
 });
