@@ -45,7 +45,7 @@ beforeAll(async () => {
   const pem = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }) as string;
   writeFileSync(join(dir.path, 'signing.pem'), pem);
   publicKey = rawPublicKey(createPrivateKey(pem));
-  writeFileSync(join(dir.path, 'schools.yaml'), 'schools: []\n');
+  writeFileSync(join(dir.path, 'schools.yaml'), ['schools:', '  - code: "1036090101"', '    name_th: โรงเรียนบ้านหนองบัวแดง', '    devices:', '      - { id: r, kind: router, address: 127.0.0.2, profile: icmp-only }', ''].join('\n'));
   writeFileSync(cfg, ['area: { code: t, name_th: สพป.ทดสอบ }', 'inventory: schools.yaml', 'influx: { url: "http://127.0.0.1:9" }', 'traffic: { dir: archive, signing_key: signing.pem }', ''].join('\n'));
   const a = await Archive.open({ dir: archiveDir, key: loadPrivateKey(pem), retentionDays: 90, fsyncIntervalMs: 5 });
   const now = Date.now();

@@ -230,7 +230,7 @@ describe('klaiwatch archive compact', () => {
     await a.close();
     const pem = key.export({ type: 'pkcs8', format: 'pem' }) as string;
     writeFileSync(join(dir.path, 'signing.pem'), pem);
-    writeFileSync(join(dir.path, 'schools.yaml'), 'schools: []\n');
+    writeFileSync(join(dir.path, 'schools.yaml'), ['schools:', '  - code: "1036090101"', '    name_th: โรงเรียนบ้านหนองบัวแดง', '    devices:', '      - { id: r, kind: router, address: 127.0.0.2, profile: icmp-only }', ''].join('\n'));
     const cfg = join(dir.path, 'area.yaml');
     writeFileSync(cfg, ['area: { code: t, name_th: สพป.ทดสอบ }', 'inventory: schools.yaml', 'influx: { url: "http://127.0.0.1:9" }', 'traffic: { dir: ".", signing_key: signing.pem }', ''].join('\n'));
     const cli = (...args: string[]) => exec(process.execPath, [join(PROJECT, 'bin', 'klaiwatch.ts'), 'archive', 'compact', ...args, '--config', cfg]);

@@ -30,7 +30,7 @@ afterAll(() => dir.remove());
 
 function writeConfig(syslogPort: number, httpPort: number, extra: string[] = []): string {
   writeFileSync(join(dir.path, 'signing.pem'), generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }), { flag: 'w' });
-  writeFileSync(join(dir.path, 'schools.yaml'), 'schools: []\n');
+  writeFileSync(join(dir.path, 'schools.yaml'), ['schools:', '  - code: "1036090101"', '    name_th: โรงเรียนบ้านหนองบัวแดง', '    devices:', '      - { id: r, kind: router, address: 127.0.0.2, profile: icmp-only }', ''].join('\n'));
   const file = join(dir.path, `area-${syslogPort}.yaml`);
   writeFileSync(
     file,
