@@ -30,14 +30,31 @@ const fixtures = ['nfv5', 'template', 'data', 'ipfixprobe-templates', 'ipfixprob
 
 const CAPS: DecoderOptions = { maxTemplates: 12, maxTemplatesPerExporter: 4, maxHeld: 8, maxHeldBytes: 4000, maxExporters: 4, maxDomainsPerExporter: 3 };
 
-/** Decodes `datagrams` in order, checking after every call what must always hold; returns the flows and the slowest call. */
-function feed(d: FlowDecoder, datagrams: { buf: Buffer; exporter: string; at?: number }[], caps: DecoderOptions = CAPS) {
+/**
+ * Decodes `datagrams` in order, checking after every call what must always
+ * hold; returns the flows and the slowest call. A call slower than CALL_MS
+ * is timed again in two replays of the whole sequence (it is deterministic)
+ * and the fastest of the three counts: a garbage collection or a busy
+ * neighbour on the shared machine is not the decoder's doing.
+ */
+function feed(d: FlowDecoder, datagrams: { buf: Buffer; exporter: string; at?: number }[], caps: DecoderOptions = CAPS, options: DecoderOptions = caps) {
+  const run = feedOnce(d, datagrams, caps);
+  if (run.slowest < CALL_MS) return run;
+  const times = run.times;
+  for (let replay = 0; replay < 2; replay++) {
+    const again = feedOnce(new FlowDecoder(options), datagrams, caps).times;
+    for (let i = 0; i < times.length; i++) times[i] = Math.min(times[i]!, again[i]!);
+  }
+  return { flows: run.flows, slowest: Math.max(...times), times };
+}
+
+function feedOnce(d: FlowDecoder, datagrams: { buf: Buffer; exporter: string; at?: number }[], caps: DecoderOptions) {
   const flows: { bytes: number | null }[] = [];
-  let slowest = 0;
+  const times: number[] = [];
   for (const [i, g] of datagrams.entries()) {
     const t0 = performance.now();
     const r = d.decode(g.buf, g.exporter, g.at ?? T0 + i);
-    slowest = Math.max(slowest, performance.now() - t0);
+    times.push(performance.now() - t0);
     flows.push(...r.flows);
     expect(typeof r.error === 'string' || r.error === undefined).toBe(true);
     expect(d.stats.internal_errors, r.error).toBe(0);
@@ -48,7 +65,7 @@ function feed(d: FlowDecoder, datagrams: { buf: Buffer; exporter: string; at?: n
   }
   d.expire(T0 + 10 * 86_400_000);
   expect(d.stats).toMatchObject({ held: 0, held_bytes: 0, templates: 0, internal_errors: 0 });
-  return { flows, slowest };
+  return { flows, slowest: Math.max(0, ...times), times };
 }
 
 describe('random bytes', () => {
@@ -104,7 +121,8 @@ describe("real exporters' datagrams, damaged", () => {
 /** Fields besides the two every generated template has (octets carrying the mark, a source address). */
 const extraField: fc.Arbitrary<FieldSpec> = fc.oneof(
   fc.tuple(fc.integer({ min: 1000, max: 32767 }), fc.constantFrom(0, 1, 2, 3, 4, 7, 0xffff)).map(([id, len]) => [id, len] as FieldSpec), // unknown, incl. zero and variable length
-  fc.tuple(fc.integer({ min: 1, max: 32767 }), fc.constantFrom(0, 2, 4, 0xffff), fc.integer({ min: 1, max: 0xffffffff })).map(([id, len, pen]) => [id, len, pen] as FieldSpec), // enterprise
+  // Enterprise (v9 has none: there the id reads as IANA's, so never an octet counter, which would add to the mark).
+  fc.tuple(fc.integer({ min: 1, max: 32767 }), fc.constantFrom(0, 2, 4, 0xffff), fc.integer({ min: 1, max: 0xffffffff })).map(([id, len, pen]) => [id === 1 || id === 85 ? id + 1000 : id, len, pen] as FieldSpec),
   fc.constantFrom<FieldSpec>([12, 4], [7, 2], [11, 2], [4, 1], [2, 4], [2, 8], [27, 16], [28, 16], [56, 6], [152, 8], [153, 8], [154, 8], [22, 4], [21, 4], [371, 0xffff], [371, 8], [2, 4, 29305]),
   fc.constantFrom<FieldSpec>([8, 2], [12, 0], [4, 2], [27, 4], [154, 4], [56, 0xffff], [7, 3]), // impossible lengths: the template is refused
 );
@@ -123,24 +141,26 @@ const layout: fc.Arbitrary<Layout> = fc.tuple(fc.array(extraField, { maxLength: 
 });
 
 /** The lengths each information element the decoder reads may have ([min, max], and whether variable): written out again here from RFC 7011 and IANA, not taken from the decoder. */
-const LENGTHS = new Map<number, [number, number, boolean?]>([
-  ...[1, 2, 85, 86].map((id) => [id, [1, 8]] as const),
-  ...[7, 11, 227].map((id) => [id, [1, 2]] as const),
-  ...[21, 22].map((id) => [id, [1, 4]] as const),
-  ...[8, 12, 225, 150, 151].map((id) => [id, [4, 4]] as const),
-  ...[27, 28, 281].map((id) => [id, [16, 16]] as const),
-  ...[152, 153, 154, 155].map((id) => [id, [8, 8]] as const),
-  [4, [1, 1]],
-  [56, [6, 6]],
-  [371, [1, 0xfffe, true]],
+type Rule = [min: number, max: number, variable?: boolean];
+const rule = (ids: number[], r: Rule): [number, Rule][] => ids.map((id) => [id, r]);
+const LENGTHS = new Map<number, Rule>([
+  ...rule([1, 2, 85, 86], [1, 8]),
+  ...rule([7, 11, 227], [1, 2]),
+  ...rule([21, 22], [1, 4]),
+  ...rule([8, 12, 225, 150, 151], [4, 4]),
+  ...rule([27, 28, 281], [16, 16]),
+  ...rule([152, 153, 154, 155], [8, 8]),
+  ...rule([4], [1, 1]),
+  ...rule([56], [6, 6]),
+  ...rule([371], [1, 0xfffe, true]),
 ]);
 /** Whether the decoder should accept the template (the generator knows which lengths are impossible). */
 function wellFormed(l: Layout, version: 9 | 10): boolean {
   return l.fields.every(([id, len, pen]) => {
     // In v9 there are no enterprise numbers: the id is read as an IANA one.
-    const rule = pen === undefined || version === 9 ? LENGTHS.get(id) : pen === 29305 && (id === 1 || id === 2) ? LENGTHS.get(id) : undefined;
-    if (!rule) return true;
-    return len === 0xffff ? rule[2] === true : len >= rule[0] && len <= rule[1];
+    const r = pen === undefined || version === 9 ? LENGTHS.get(id) : pen === 29305 && (id === 1 || id === 2) ? LENGTHS.get(id) : undefined;
+    if (!r) return true;
+    return len === 0xffff ? r[2] === true : len >= r[0] && len <= r[1];
   });
 }
 
@@ -214,7 +234,8 @@ describe('generated templates and data, in any order', () => {
   prop.prop([layouts, fc.array(event, { maxLength: 40 })], runs(150))('room enough: every record of a well-formed set exactly once, whether its template came first or last; none of a refused template', (ls, events) => {
     const roomy: DecoderOptions = { maxTemplates: 100, maxHeld: 1000, maxHeldBytes: 1e8 };
     const { datagrams, expected, refused } = build(ls, events, true);
-    const { flows } = feed(new FlowDecoder(roomy), datagrams, roomy);
+    const { flows, slowest } = feed(new FlowDecoder(roomy), datagrams, roomy);
+    expect(slowest).toBeLessThan(CALL_MS);
     const marks = flows.map((f) => f.bytes).filter((b): b is number => b !== null && b >= MARK_BASE && b < MARK_BASE + 1e6);
     expect(new Set(marks).size).toBe(marks.length);
     // Damaged sets may add records (their tails parsed as records) only from bytes not marked; every well-formed record is there.
