@@ -1,91 +1,295 @@
 // Syslog over a byte stream (TCP, TLS): RFC 6587 octet counting and
 // newline framing, decided per message.
+//
+// How the receive loop uses it (one framer per connection):
+//
+//   const framer = new SyslogFramer(max_message);
+//   socket 'data': const msgs = framer.push(chunk);
+//                  for (let i = 0; i < msgs.length; i++) parseLogLine(msgs[i], ctx, framer.flags[i]);
+//   socket 'end':  the same with framer.end() (a last message without its newline).
+//   counters:      framer.truncated (messages cut at max_message),
+//                  framer.discarded (bytes dropped after such a cut), and
+//                  framer.malformed (a counted frame the connection closed
+//                  inside: what had come is still returned); the caller adds
+//                  them to its statistics and sets them back to 0.
+//
+// `flags` is a new array on each push() and end(), parallel to what it
+// returned: record.ts FLAG_CUT for a message cut at max_message, else 0.
+// parseLogLine takes it as its third argument and stores it in the record.
+// Read it before the next push().
+//
+// The framing rules:
+//   - a frame starting with "LEN " (1 to 9 digits, no leading zero) followed
+//     by "<" (a priority) is octet-counted: the next LEN bytes, whatever they
+//     hold (newlines too), are the message;
+//   - "LEN " followed by anything else is octet-counted too when it looks
+//     like a frame: no newline in those LEN bytes, and after them the data
+//     ends (so far), or a newline, CR, NUL, "<", or digits then a space (the
+//     next count) follows; otherwise (and when LEN > max_message) it is a
+//     line that starts with a number ("2026 is a year" is a line);
+//   - anything else is a line, ended by a newline (a CR before it removed)
+//     or a NUL; empty lines are skipped;
+//   - a message longer than max_message becomes ONE message of its first
+//     max_message bytes, flagged FLAG_CUT; the rest of it (up to its newline,
+//     or the rest of its count) is dropped and counted in `discarded`.
+// Memory: at most max_message + 10 bytes are held between chunks (a count
+// being checked); the chunks are not joined until a message is complete, so
+// a sender trickling a byte at a time costs linear time, not quadratic.
+import { FLAG_CUT } from './record.ts';
+
+const START = 0;
+/** Digits of a count. */
+const HEAD = 1;
+/** The space after a count seen: the next byte decides. */
+const AFTER_SP = 2;
+/** A count without a priority, being checked (no newline in it, a frame after it). */
+const PROBE = 3;
+const COUNTED = 4;
+const LINE = 5;
+/** The rest of a line cut at max_message, up to its newline. */
+const DISCARD = 6;
+/** The rest of a counted message cut at max_message. */
+const SKIP = 7;
+
+const LF = 0x0a;
+const CR = 0x0d;
+const NUL = 0x00;
+const SP = 0x20;
+const LT = 0x3c;
 
 /** Split a TCP stream into syslog messages: octet counting ("LEN MSG") or newline framing, decided per message (RFC 6587). */
 export class SyslogFramer {
-  private buf: Buffer = Buffer.alloc(0);
-  private readonly max: number;
+  /** Messages cut at max_message. */
   truncated = 0;
+  /** Counted frames the stream ended inside. */
   malformed = 0;
+  /** Bytes dropped: the rest of messages cut at max_message. */
+  discarded = 0;
+  /** Flags (FLAG_CUT or 0) of the messages the last push() or end() returned, in their order. */
+  flags: number[] = [];
+  private readonly max: number;
+  private state = START;
+  /** Bytes of the current frame from earlier chunks (copies), and their total. */
+  private parts: Buffer[] = [];
+  private held = 0;
+  /** The count being read, its digits, and (after its space) the header's length in bytes. */
+  private count = 0;
+  private digits = 0;
+  private hdr = 0;
+  /** COUNTED: the bytes of the message to keep (at most max). SKIP: the bytes still to drop. */
+  private take = 0;
+  private skip = 0;
 
   constructor(maxMessage: number) {
     this.max = maxMessage;
   }
 
+  /** Bytes held between chunks (at most max_message + 10). */
+  get buffered(): number {
+    return this.held;
+  }
+
   push(chunk: Buffer): string[] {
-    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk]);
     const out: string[] = [];
-    for (;;) {
-      if (this.buf.length === 0) break;
-      const c = this.buf[0]!;
-      if (c >= 0x31 && c <= 0x39) {
-        // Octet counting: digits, a space, then exactly that many bytes of a
-        // syslog message, which begins with its priority ("<"). A line that
-        // merely starts with a number ("2026-03-18T..." or "2026 is ...") is
-        // newline-framed.
-        const sp = this.buf.indexOf(0x20);
-        if (sp < 0 || sp + 1 >= this.buf.length) {
-          if (this.buf.length > 10 && sp < 0) this.lineFramed(out);
+    const flags: number[] = [];
+    this.flags = flags;
+    const n = chunk.length;
+    const max = this.max;
+    let i = 0;
+    // Where the current frame starts in this chunk (0: it began in an earlier one).
+    let fs = 0;
+    // The next newline and NUL at or after some point (-1: none), each searched for once per stretch.
+    let nl = -2;
+    let nul = -2;
+    while (i < n) {
+      switch (this.state) {
+        case START: {
+          const c = chunk[i]!;
+          if (c === LF || c === CR || c === NUL) {
+            i++;
+            break;
+          }
+          fs = i;
+          if (c >= 0x31 && c <= 0x39) {
+            this.state = HEAD;
+            this.count = 0;
+            this.digits = 0;
+          } else this.state = LINE;
           break;
         }
-        const digits = this.buf.toString('latin1', 0, sp);
-        if (!/^\d{1,9}$/.test(digits) || this.buf[sp + 1] !== 0x3c) {
-          // Not a count after all: a newline-framed message that starts with a digit.
-          if (!this.lineFramed(out)) break;
-          continue;
+        case HEAD: {
+          let c = chunk[i]!;
+          while (c >= 0x30 && c <= 0x39 && this.digits < 9) {
+            this.count = this.count * 10 + (c - 0x30);
+            this.digits++;
+            if (++i === n) break;
+            c = chunk[i]!;
+          }
+          if (i === n) break;
+          if (c === SP) {
+            i++;
+            this.hdr = this.held + (i - fs);
+            this.state = AFTER_SP;
+          } else this.state = LINE; // a line that starts with digits
+          break;
         }
-        const len = Number(digits);
-        if (sp + 1 + len > this.buf.length) {
-          if (len > this.max * 4) {
-            this.malformed++;
-            this.buf = Buffer.alloc(0);
+        case AFTER_SP: {
+          if (chunk[i] === LT) {
+            // The header is not part of the message.
+            this.parts = [];
+            this.held = 0;
+            fs = i;
+            this.take = Math.min(this.count, max);
+            this.state = COUNTED;
+          } else this.state = this.count > max ? LINE : PROBE;
+          break;
+        }
+        case PROBE: {
+          const need = this.count - (this.held + (i - fs) - this.hdr);
+          if (nl !== -1 && nl < i) nl = chunk.indexOf(LF, i);
+          const r = i + need;
+          if (nl >= 0 && nl < r) {
+            // A newline inside the count: a line after all.
+            this.state = LINE;
+            break;
+          }
+          if (r > n) {
+            i = n;
+            break;
+          }
+          if (r === n || frameFollows(chunk, r)) {
+            out.push(this.text(chunk, fs, r, this.hdr));
+            flags.push(0);
+            this.state = START;
+            i = r;
+          } else this.state = LINE;
+          break;
+        }
+        case COUNTED: {
+          const k = Math.min(this.take - this.held - (i - fs), n - i);
+          i += k;
+          if (this.held + (i - fs) < this.take) break;
+          out.push(this.text(chunk, fs, i, 0));
+          if (this.count > max) {
+            flags.push(FLAG_CUT);
+            this.truncated++;
+            this.skip = this.count - max;
+            this.state = SKIP;
+          } else {
+            flags.push(0);
+            this.state = START;
           }
           break;
         }
-        let msg = this.buf.subarray(sp + 1, sp + 1 + len);
-        if (msg.length > this.max) {
-          msg = msg.subarray(0, this.max);
-          this.truncated++;
+        case LINE: {
+          if (nl !== -1 && nl < i) nl = chunk.indexOf(LF, i);
+          if (nul !== -1 && nul < i) nul = chunk.indexOf(NUL, i);
+          const t = nl < 0 ? nul : nul < 0 ? nl : Math.min(nl, nul);
+          const end = t < 0 ? n : t;
+          let len = this.held + (end - fs);
+          if (t >= 0 && len > 0 && (end > fs ? chunk[end - 1] : this.lastHeld()) === CR) len--;
+          if (len > max) {
+            // One message of its first max bytes; the rest dropped up to the line's end.
+            this.discarded += this.held + (end - fs) - max;
+            out.push(this.text(chunk, fs, fs + (max - this.held), 0));
+            flags.push(FLAG_CUT);
+            this.truncated++;
+            this.state = t < 0 ? DISCARD : START;
+            i = t < 0 ? n : t + 1;
+            break;
+          }
+          if (t < 0) {
+            i = n;
+            break;
+          }
+          if (len > 0) {
+            const s = this.text(chunk, fs, end, 0);
+            out.push(s.charCodeAt(s.length - 1) === CR ? s.slice(0, -1) : s);
+            flags.push(0);
+          } else {
+            this.parts = [];
+            this.held = 0;
+          }
+          this.state = START;
+          i = t + 1;
+          break;
         }
-        out.push(msg.toString('utf8'));
-        this.buf = this.buf.subarray(sp + 1 + len);
-      } else if (c === 0x0a || c === 0x0d || c === 0x00) {
-        this.buf = this.buf.subarray(1);
-      } else if (!this.lineFramed(out)) break;
+        case DISCARD: {
+          if (nl !== -1 && nl < i) nl = chunk.indexOf(LF, i);
+          if (nul !== -1 && nul < i) nul = chunk.indexOf(NUL, i);
+          const t = nl < 0 ? nul : nul < 0 ? nl : Math.min(nl, nul);
+          this.discarded += (t < 0 ? n : t) - i;
+          if (t < 0) i = n;
+          else {
+            i = t + 1;
+            this.state = START;
+          }
+          break;
+        }
+        case SKIP: {
+          const k = Math.min(this.skip, n - i);
+          this.skip -= k;
+          this.discarded += k;
+          i += k;
+          if (this.skip === 0) this.state = START;
+          break;
+        }
+      }
+    }
+    // A frame not complete yet: its bytes in this chunk are kept (copied: the chunk itself is not held on to).
+    if (this.state !== START && this.state !== DISCARD && this.state !== SKIP && fs < n) {
+      this.parts.push(fs === 0 ? chunk : Buffer.from(chunk.subarray(fs, n)));
+      this.held += n - fs;
     }
     return out;
   }
 
-  /** One newline-terminated message, or false when the line is not complete yet. */
-  private lineFramed(out: string[]): boolean {
-    let nl = this.buf.indexOf(0x0a);
-    // A NUL also ends a message (some senders use it); looked for only before the newline, so a chunk is scanned once.
-    const nul = (nl < 0 ? this.buf : this.buf.subarray(0, nl)).indexOf(0x00);
-    if (nul >= 0) nl = nul;
-    if (nl < 0) {
-      if (this.buf.length > this.max) {
-        out.push(this.buf.subarray(0, this.max).toString('utf8'));
-        this.truncated++;
-        this.buf = Buffer.alloc(0);
-        return true;
-      }
-      return false;
+  /** What is left when the connection closes: a last message without its newline (a count the stream ended inside is counted malformed, and what came of it returned). */
+  end(): string[] {
+    const flags: number[] = [];
+    this.flags = flags;
+    let rest: Buffer | null = null;
+    if (this.held > 0 && this.state !== START && this.state !== DISCARD && this.state !== SKIP) {
+      rest = Buffer.concat(this.parts, this.held);
+      if (this.state === COUNTED) this.malformed++;
     }
-    let line = this.buf.subarray(0, nl);
-    if (line.length > 0 && line[line.length - 1] === 0x0d) line = line.subarray(0, -1);
-    if (line.length > this.max) {
-      line = line.subarray(0, this.max);
-      this.truncated++;
-    }
-    if (line.length > 0) out.push(line.toString('utf8'));
-    this.buf = this.buf.subarray(nl + 1);
-    return true;
+    this.parts = [];
+    this.held = 0;
+    this.state = START;
+    if (!rest) return [];
+    let s = rest.toString('utf8');
+    if (s.charCodeAt(s.length - 1) === CR) s = s.slice(0, -1);
+    if (!s) return [];
+    flags.push(0);
+    return [s];
   }
 
-  /** What is left when the connection closes: a last message without its newline. */
-  end(): string[] {
-    const rest = this.buf.toString('utf8').trim();
-    this.buf = Buffer.alloc(0);
-    return rest ? [rest] : [];
+  /** The frame's bytes from earlier chunks and chunk[fs, end), less its first `skip` bytes, as text; the held bytes are released. */
+  private text(chunk: Buffer, fs: number, end: number, skip: number): string {
+    if (this.held === 0) return chunk.toString('utf8', fs + skip, end);
+    this.parts.push(chunk.subarray(fs, end));
+    const all = Buffer.concat(this.parts, this.held + (end - fs));
+    this.parts = [];
+    this.held = 0;
+    return all.toString('utf8', skip);
   }
+
+  private lastHeld(): number {
+    const p = this.parts[this.parts.length - 1];
+    return p ? p[p.length - 1]! : -1;
+  }
+}
+
+/** After a count without a priority: the data at r looks like the start of a frame (a newline, CR, NUL, "<", or digits and a space; the chunk ending counts as yes). */
+function frameFollows(chunk: Buffer, r: number): boolean {
+  const c = chunk[r]!;
+  if (c === LF || c === CR || c === NUL || c === LT) return true;
+  if (c < 0x31 || c > 0x39) return false;
+  for (let k = r + 1; k <= r + 9; k++) {
+    if (k >= chunk.length) return true;
+    const d = chunk[k]!;
+    if (d === SP) return true;
+    if (d < 0x30 || d > 0x39) return false;
+  }
+  return false;
 }
