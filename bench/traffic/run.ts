@@ -24,6 +24,7 @@ import { loadPrivateKey } from '../../archive/manifest.ts';
 import { dirBytes, dropCaches, fmt, klaiwatchHostQuery, nfdumpHostQuery, ratio, table } from './measure.ts';
 import { PROJECT } from '../../sim/area.ts';
 import type { TrafficStats } from '../../archive/service.ts';
+import { ARCHIVE_V8_FLAGS } from '../../collector/runtime.ts';
 
 const exec = promisify(execFile);
 const { values } = parseArgs({
@@ -65,7 +66,8 @@ async function startKlaiwatch(name: string, o: { syslog?: number; flow?: number;
   mkdirSync(dir);
   const key = join(dir, 'signing.pem');
   writeFileSync(key, generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }));
-  writeFileSync(join(dir, 'schools.yaml'), 'schools: []\n');
+  // An inventory must hold a device; this one is never polled (the archive part runs alone).
+  writeFileSync(join(dir, 'schools.yaml'), 'schools:\n  - code: "1"\n    name_th: x\n    devices:\n      - { id: r, kind: router, address: 127.0.0.2, profile: icmp-only }\n');
   const http = `127.0.0.1:${nextPort()}`;
   writeFileSync(
     join(dir, 'area.yaml'),
@@ -78,6 +80,7 @@ async function startKlaiwatch(name: string, o: { syslog?: number; flow?: number;
       'log: { level: warn }',
       'traffic:',
       '  dir: archive',
+      `  http: "${http}"`,
       '  signing_key: signing.pem',
       '  fsync_interval: 200ms',
       `  seal_records: ${o.sealRecords ?? 2000000}`,
@@ -86,7 +89,8 @@ async function startKlaiwatch(name: string, o: { syslog?: number; flow?: number;
       '',
     ].join('\n'),
   );
-  const proc = spawn(process.execPath, [join(PROJECT, 'bin', 'klaiwatch.ts'), 'run', '--config', join(dir, 'area.yaml')], { stdio: ['ignore', 'ignore', 'inherit'] });
+  // The archive part alone (what `klaiwatch run` forks, with its flags): its /healthz on traffic.http is fresh at every request.
+  const proc = spawn(process.execPath, [...ARCHIVE_V8_FLAGS, join(PROJECT, 'bin', 'klaiwatch.ts'), 'archive', 'serve', '--config', join(dir, 'area.yaml')], { stdio: ['ignore', 'ignore', 'inherit'] });
   const health = async () => ((await (await fetch(`http://${http}/healthz`)).json()) as { traffic: TrafficStats }).traffic;
   for (let i = 0; ; i++) {
     try {
