@@ -1,13 +1,14 @@
 // Fuzzing the flow decoder (fast-check, fixed seed, bounded; more runs with
-// KW_FUZZ_RUNS=N). Inputs: random bytes behind NetFlow/IPFIX headers; the
-// real exporters' datagrams (test/fixtures/netflow) with bits flipped,
-// truncated, lengths rewritten; and template/data sequences from a generator
-// (random field specs: length 0, 0xffff variable length, enterprise
-// numbers, wrong lengths for known elements) sent in any order from several
-// exporters and domains. Properties: decode() never throws and never fails
-// inside (internal_errors stays 0); each call is quick; the caps hold after
-// any sequence; a record is never emitted twice, and with room enough every
-// record of a well-formed set comes out exactly once, template first or not.
+// KW_FUZZ_RUNS=N, another seed with KW_FUZZ_SEED=N). Inputs: random bytes
+// behind NetFlow/IPFIX headers; the real exporters' datagrams
+// (test/fixtures/netflow) with bits flipped, truncated, lengths rewritten;
+// and template/data sequences from a generator (random field specs: length
+// 0, 0xffff variable length, enterprise numbers, wrong lengths for known
+// elements) sent in any order from several exporters and domains.
+// Properties: decode() never throws and never fails inside (internal_errors
+// stays 0); each call is quick; the caps hold after any sequence; a record is
+// never emitted twice, and with room enough every record of a well-formed set
+// comes out exactly once, template first or not.
 import { describe, it, expect } from 'vitest';
 import { fc, test as prop } from '@fast-check/vitest';
 import { readFileSync } from 'node:fs';
@@ -17,7 +18,7 @@ import { udpPayloads } from '../../archive/pcap.ts';
 import { PROJECT } from '../../sim/area.ts';
 import { type FieldSpec, ipfix, set, templateSet, v9 } from './netflow-build.ts';
 
-const SEED = 1313;
+const SEED = Number(process.env.KW_FUZZ_SEED ?? 1313);
 const RUNS = Number(process.env.KW_FUZZ_RUNS ?? 0) || undefined;
 const runs = (ci: number) => ({ seed: SEED, numRuns: RUNS ?? ci, endOnFailure: true });
 const T0 = Date.UTC(2026, 10, 24, 3);
