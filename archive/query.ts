@@ -190,7 +190,8 @@ async function queryOnce(dir: string, q: ArchiveQuery, cond: ReturnType<typeof w
     // conversion of each value took 15 µs a row, this about one.
     const json = `to_json({${COLUMNS.map(([c]) => `"${c}": "${c}"`).join(', ')}})`;
     const reader = await db.con.runAndReadAll(`SELECT ${json}, _source FROM (${parts.join(' UNION ALL ')}) ORDER BY COALESCE(dev_ms, recv_ms), recv_ms${limit}`, cond.params as unknown as never[]);
-    const [texts, source] = reader.getColumns() as [string[], string[]];
+    // No rows: DuckDB hands back no columns at all, not two empty ones.
+    const [texts = [], source = []] = reader.getColumns() as [string[]?, string[]?];
     const rows = JSON.parse(`[${texts.join(',')}]`) as TrafficRecord[];
     const used = new Map<string, number>();
     let fromWal = 0;

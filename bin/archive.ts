@@ -171,6 +171,10 @@ async function run(action: string | undefined, v: Values, load: () => Config): P
       if (!['csv', 'json'].includes(format)) throw new ArchiveUsageError(`--format ${JSON.stringify(format)}: expected csv or json`);
       const r = await auditedQuery(ctx, queryOf(v));
       process.stdout.write(format === 'csv' ? rowsCsv(r.rows) : JSON.stringify({ rows: r.rows, segments: r.segments, fromWal: r.fromWal }, null, 1) + '\n');
+      if (r.rows.length === 0) {
+        console.error(`no records: nothing in the archive matches (${r.segmentsRead} segments and the write-ahead log read); journalled as ${ctx.auditor}`);
+        return 3;
+      }
       console.error(`${r.rows.length} rows (${r.fromWal} not yet sealed) from ${r.segments.length} of ${r.segmentsRead} segments read; journalled as ${ctx.auditor}`);
       return 0;
     }

@@ -120,6 +120,15 @@ describe('query and export', () => {
     expect((await cli('query', '--ip', '10.0.0.1', '--proto', 'tcpp')).stderr).toMatch(/--proto "tcpp": expected tcp, udp, icmp or a protocol number/);
   });
 
+  it('a question with no answer: "no records", exit 3, and journalled like any other (it crashed before)', async () => {
+    const r = await cli('query', '--ip', '10.99.99.99', '--as', 'ผู้ตรวจสอบ ข.');
+    expect(r.stderr).toMatch(/^no records: nothing in the archive matches/m);
+    expect(r.stderr).not.toMatch(/TypeError|at /);
+    expect(r.code).toBe(3);
+    const j = await cli('journal');
+    expect(j.stdout).toMatch(/ผู้ตรวจสอบ ข\..*10\.99\.99\.99|10\.99\.99\.99.*ผู้ตรวจสอบ ข\./);
+  });
+
   it('export: one tar file with the rows, the question, the segments and signed entries, the verification; its SHA-256 printed and journalled', async () => {
     const out = join(dir.path, 'evidence.tar');
     const r = await cli('export', '--ip', '10.23.4.5', '--from', '2026-06-03', '--to', '2026-06-04', '--out', out, '--reference', 'หนังสือ สภ.ภูเขียว ที่ 0001/2569', '--as', 'ผู้ตรวจสอบ ก.');
