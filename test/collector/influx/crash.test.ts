@@ -107,7 +107,7 @@ describe('kill -9 of the collector', () => {
     for (let k = 0; k < KILLS; k++) {
       const run = startCollector();
       runs.push(run);
-      await until('collector running', run, () => run.stderr.includes('klaiwatch running'), 60_000);
+      await until('collector running', run, () => /"msg":"(collector|klaiwatch) running/.test(run.stderr), 60_000);
       // Some cycles with influxd frozen: its writes hang until the timeout and the spool fills.
       const freeze = rnd() < 0.4;
       if (freeze) {
