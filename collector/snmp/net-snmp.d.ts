@@ -26,6 +26,10 @@ declare module 'net-snmp' {
     privKey?: string;
   }
   export interface Session {
+    /** The session's UDP socket (net-snmp's own; klaiwatch wraps its 'message' handler to name what came back). */
+    readonly dgram: import('node:dgram').Socket;
+    /** Requests sent and not yet answered or timed out. */
+    readonly reqCount: number;
     get(oids: string[], cb: (error: Error | null, varbinds: Varbind[]) => void): void;
     getNext(oids: string[], cb: (error: Error | null, varbinds: Varbind[]) => void): void;
     getBulk(oids: string[], nonRepeaters: number, maxRepetitions: number, cb: (error: Error | null, varbinds: (Varbind | Varbind[])[]) => void): void;
@@ -47,6 +51,10 @@ declare module 'net-snmp' {
   export class RequestFailedError extends Error {
     status: number;
   }
+  /** A reply that decoded but does not answer the request; `code` is one of net-snmp's ResponseInvalidCode numbers. */
+  export class ResponseInvalidError extends Error {
+    code: number;
+  }
   const snmp: {
     createSession: typeof createSession;
     createV3Session: typeof createV3Session;
@@ -61,6 +69,7 @@ declare module 'net-snmp' {
     PrivProtocols: Record<string, number>;
     RequestTimedOutError: typeof RequestTimedOutError;
     RequestFailedError: typeof RequestFailedError;
+    ResponseInvalidError: typeof ResponseInvalidError;
   };
   export default snmp;
 }
