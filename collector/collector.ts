@@ -11,6 +11,7 @@ import type { Config, Device } from '../config/load.ts';
 import type { Logger } from './log.ts';
 import { SnmpSession } from './snmp/session.ts';
 import { pollDevice, newMemory, devicePoint, type DeviceMemory, type PollResult } from './snmp/poll.ts';
+import { SNMP_ERROR_FIELDS, type SnmpErrorKind } from './snmp/errors.ts';
 import { chooseProber, type Prober, type IcmpResult } from './icmp/probe.ts';
 import { type Point, deviceTags } from './point.ts';
 import { toLines } from './influx/line.ts';
@@ -34,6 +35,8 @@ export interface RoundReport {
   polled: number;
   failed: number;
   timeouts: number;
+  /** SNMP polls of the round that named each kind of failure (collector/snmp/errors.ts). */
+  snmpErrors: Partial<Record<SnmpErrorKind, number>>;
   overruns: number;
   icmpHosts: number;
   icmpDown: number;
@@ -330,6 +333,7 @@ export class Collector {
         polled: results.filter((r) => r.ok).length,
         failed: results.filter((r) => !r.ok).length,
         timeouts: results.reduce((n, r) => n + r.timeouts, 0),
+        snmpErrors: countKinds(results),
         overruns,
         icmpHosts: new Set(icmpDevices.map((d) => d.address)).size,
         icmpDown: [...icmp.values()].filter((r) => r.received === 0).length,
@@ -374,7 +378,8 @@ export class Collector {
       result = await pollDevice(session, d, this.config.profiles, memory, { maxRepetitions: s.max_repetitions });
     } catch (err) {
       // Session creation itself failed (bad address family, no socket).
-      const r = { answered: false, ok: false, error: `school ${d.school.code} ${d.kind} ${d.id} ${d.address}: ${(err as Error).message}`, durationMs: 0, pdus: 0, timeouts: 0 };
+      const message = `local_error: open session: ${(err as Error).message}`;
+      const r = { answered: false, ok: false, error: `school ${d.school.code} ${d.kind} ${d.id} ${d.address}: ${message}`, problems: [{ kind: 'local_error' as const, message, count: 1 }], durationMs: 0, pdus: 0, timeouts: 0 };
       result = { device: d.id, ...r, points: [devicePoint(d, r, Date.now())] };
     }
     const st = this.status.get(d.id)!;
@@ -480,6 +485,7 @@ export class Collector {
       write_errors: w.writeErrors,
       rss_bytes: process.memoryUsage.rss(),
     };
+    for (const [kind, field] of Object.entries(SNMP_ERROR_FIELDS)) fields[field] = r.snmpErrors[kind as SnmpErrorKind] ?? 0;
     if (this.clock && 'offsetMs' in this.clock) fields.clock_offset_ms = this.clock.offsetMs;
     return { measurement: 'klaiwatch', tags: { instance: this.config.settings.instance, interval: r.interval }, fields, time: Date.now() };
   }
@@ -536,4 +542,14 @@ export class Collector {
       rss_bytes: process.memoryUsage.rss(),
     };
   }
+}
+
+/** Polls per kind of SNMP failure in a round: a poll counts once per kind it named. */
+function countKinds(results: readonly PollResult[]): Partial<Record<SnmpErrorKind, number>> {
+  const out: Partial<Record<SnmpErrorKind, number>> = {};
+  for (const r of results) {
+    if (!r.problems || r.problems.length === 0) continue;
+    for (const kind of new Set(r.problems.map((p) => p.kind))) out[kind] = (out[kind] ?? 0) + 1;
+  }
+  return out;
 }

@@ -1,14 +1,17 @@
 // One SNMP poll of one device, driven entirely by its profile: which scalars
 // to GET, which table columns to walk, how each value becomes a field. A
 // failed poll is a result too (snmp_up 0, the error, what it cost), never a
-// crash, and never a reason to wait for the other devices.
+// crash, and never a reason to wait for the other devices. Whatever goes
+// wrong is named (collector/snmp/errors.ts) on the device point, and what was
+// read intact is still written: a bad column does not cost the good ones.
 import type { Varbind } from 'net-snmp';
 import type { Device } from '../../config/load.ts';
 import type { ProfileInput, TableInput, ColumnInput, ScalarInput, DerivedInput } from '../../config/schema.ts';
 import { measurements, type MeasurementName } from '../schema.ts';
 import { type Point, deviceTags } from '../point.ts';
-import { SnmpSession, varbindValue, ErrorStatus } from './session.ts';
+import { SnmpSession, varbindValue, ErrorStatus, TYPE, isVarbindError, typeName } from './session.ts';
 import { walkColumns, compareOids, Column } from './walk.ts';
+import { SnmpError, Problems, clip, type SnmpProblem, type SnmpErrorKind } from './errors.ts';
 import { counterRate, type CounterSample } from './counters.ts';
 
 export const SYS_OBJECT_ID = '1.3.6.1.2.1.1.2.0';
@@ -23,10 +26,12 @@ export interface DeviceMemory {
   counters: Map<string, CounterSample>;
   /** Columns (by OID) the agent lacks, read from their fallback instead. */
   fallbacks: Set<string>;
+  /** Profile scalars (by OID) the agent has answered with a value: from then on, noSuchObject for one is named. */
+  scalarsSeen: Set<string>;
 }
 
 export function newMemory(): DeviceMemory {
-  return { counters: new Map(), fallbacks: new Set() };
+  return { counters: new Map(), fallbacks: new Set(), scalarsSeen: new Set() };
 }
 
 export interface PollResult {
@@ -34,7 +39,10 @@ export interface PollResult {
   ok: boolean;
   /** The agent answered at least one request. */
   answered: boolean;
+  /** Every problem named in the poll, joined, after the device (`school … ADDRESS: KIND: STEP: …`); absent when there was none. */
   error?: string;
+  /** The problems one by one, each with its kind (absent on results not made by pollDevice). */
+  problems?: SnmpProblem[];
   profile?: string;
   durationMs: number;
   pdus: number;
@@ -69,9 +77,17 @@ async function getScalars(session: SnmpSession, oids: string[], what: string): P
     let chunk = oids.slice(i, i + GET_CHUNK);
     // SNMPv1 fails the whole GET on one missing object (noSuchName + index):
     // drop that object and ask again.
-    for (let attempt = 0; chunk.length > 0 && attempt <= chunk.length; attempt++) {
+    // (At most one attempt per object: the bound is the chunk's first length,
+    // not its shrinking one, or a third missing object lost the whole chunk.)
+    const attempts = chunk.length;
+    for (let attempt = 0; chunk.length > 0 && attempt <= attempts; attempt++) {
       try {
-        for (const vb of await session.get(chunk, what)) out.set(vb.oid, vb);
+        const vbs = await session.get(chunk, what);
+        for (let k = 0; k < vbs.length; k++) {
+          const vb = vbs[k]!;
+          if (vb.oid !== chunk[k]) throw new SnmpError('invalid_reply', what, `the reply names ${clip(vb.oid, 120)} where the request asked for ${chunk[k]}`);
+          out.set(vb.oid, vb);
+        }
         break;
       } catch (err) {
         const e = err as Error & { status?: number };
@@ -85,7 +101,7 @@ async function getScalars(session: SnmpSession, oids: string[], what: string): P
   return out;
 }
 
-function toNumber(v: number | bigint | string | undefined, parse: boolean): number | undefined {
+function toNumber(v: unknown, parse: boolean): number | undefined {
   if (typeof v === 'number') return v;
   if (typeof v === 'bigint') return Number(v);
   if (typeof v === 'string' && parse) {
@@ -95,7 +111,24 @@ function toNumber(v: number | bigint | string | undefined, parse: boolean): numb
   return undefined;
 }
 
-type Row = Map<string, number | bigint | string | undefined>;
+/** A varbind that is there but carries no value klaiwatch can read (Null, Boolean, BitString, a cut-short string). */
+const UNREADABLE: unique symbol = Symbol('unreadable');
+type Row = Map<string, number | bigint | string | typeof UNREADABLE | undefined>;
+
+function rawValue(vb: Varbind | undefined): number | bigint | string | typeof UNREADABLE | undefined {
+  if (vb === undefined || isVarbindError(vb)) return undefined;
+  return varbindValue(vb) ?? UNREADABLE;
+}
+
+const EXPECTS: Record<string, string> = { counter: 'a counter', gauge: 'a number (gauge)', enum: 'a number (enum)', text: 'text' };
+
+/** `1.3.6…6.3 is OctetString "abc", the profile reads a counter`: what a wrong_type names. */
+function wrongType(vb: Varbind | undefined, m: ColumnInput | ScalarInput): string {
+  if (!vb) return `the profile reads ${EXPECTS[m.type] ?? m.type}`;
+  const v = varbindValue(vb);
+  const shown = v === undefined ? '' : ` ${typeof v === 'string' ? JSON.stringify(clip(v, 40)) : String(v)}`;
+  return `${clip(vb.oid, 120)} is ${typeName(vb.type)}${shown}, the profile reads ${EXPECTS[m.type] ?? m.type}${m.parse_number ? ' (or numeric text)' : ''}`;
+}
 
 // Non-counters first: a counter's limit_by refers to one of them. Sorted once per profile table.
 const ordering = new WeakMap<readonly (ColumnInput | ScalarInput)[], (ColumnInput | ScalarInput)[]>();
@@ -119,18 +152,29 @@ function computeFields(
   uptimeCs: number | undefined,
   bitsOf: (m: ColumnInput | ScalarInput) => 32 | 64,
   scaleOf: (m: ColumnInput | ScalarInput) => number,
+  /** A value is there but of a type this metric cannot read: named by the caller, never written as a number. */
+  wrong: (m: ColumnInput | ScalarInput) => void,
 ): { fields: Record<string, number | string>; values: Map<string, number> } {
   const values = new Map<string, number>();
   const fields: Record<string, number | string> = {};
   for (const m of counterLast(metrics)) {
     const v = raw.get(m.name);
     if (v === undefined) continue;
+    if (v === UNREADABLE) {
+      wrong(m);
+      continue;
+    }
     if (m.type === 'text') {
       if (m.field) fields[m.field] = String(v);
       continue;
     }
     if (m.type === 'counter') {
-      const cur: CounterSample = { value: typeof v === 'bigint' ? v : BigInt(Math.trunc(toNumber(v, m.parse_number) ?? 0)), timeMs };
+      const num = typeof v === 'bigint' ? v : toNumber(v, m.parse_number);
+      if (num === undefined) {
+        wrong(m);
+        continue;
+      }
+      const cur: CounterSample = { value: typeof num === 'bigint' ? num : BigInt(Math.trunc(num)), timeMs };
       if (uptimeCs !== undefined) cur.uptimeCs = uptimeCs;
       const key = counterKey(m.name);
       const limit = m.limit_by !== undefined ? values.get(m.limit_by) : undefined;
@@ -144,7 +188,10 @@ function computeFields(
       continue;
     }
     let n = toNumber(v, m.parse_number);
-    if (n === undefined) continue;
+    if (n === undefined) {
+      wrong(m);
+      continue;
+    }
     if (m.multiply_by !== undefined) {
       const by = toNumber(raw.get(m.multiply_by), true);
       if (by === undefined) continue;
@@ -183,17 +230,23 @@ export async function pollDevice(session: SnmpSession, device: Device, profiles:
   session.resetStats();
   const base = deviceTags(device);
   const points: Point[] = [];
+  const problems = new Problems();
   let answered = false;
   let profileName = device.profile === 'auto' ? memory.profile : device.profile;
   let uptimeCs: number | undefined;
-  const what = (step: string) => `school ${device.school.code} ${device.kind} ${device.id} ${device.address}: ${step}`;
+  // Scalars by measurement, written whatever happens to the walk after them.
+  const merged = new Map<MeasurementName, Record<string, number | string>>();
+  const mergeInto = (m: MeasurementName, fields: Record<string, number | string>) => {
+    merged.set(m, { ...(merged.get(m) ?? {}), ...fields });
+  };
+  let scalarTime = 0;
 
   try {
     let profile = profileName ? profiles.get(profileName) : undefined;
     const scalarOids = [SYS_UPTIME, SYS_OBJECT_ID, ...(profile?.scalars.map((s) => s.oid) ?? [])];
-    let got = await getScalars(session, scalarOids, what('get scalars'));
+    let got = await getScalars(session, scalarOids, 'get scalars');
     answered = true;
-    const sysObjectID = got.get(SYS_OBJECT_ID);
+    const sysObjectID = expectSystem(got, SYS_OBJECT_ID, 'sysObjectID', TYPE.OID, problems);
     const oidText = sysObjectID ? varbindValue(sysObjectID) : undefined;
     if (device.profile === 'auto' && typeof oidText === 'string' && (oidText !== memory.sysObjectID || !profile)) {
       // First poll, or the device behind this address was replaced.
@@ -202,15 +255,27 @@ export async function pollDevice(session: SnmpSession, device: Device, profiles:
       memory.profile = profileName;
       profile = profiles.get(profileName);
       if (profile && profile.scalars.length > 0) {
-        const more = await getScalars(session, profile.scalars.map((s) => s.oid), what('get scalars'));
+        const more = await getScalars(session, profile.scalars.map((s) => s.oid), 'get scalars');
         got = new Map([...got, ...more]);
       }
     }
-    if (!profile) throw new Error(what(`no profile ${JSON.stringify(profileName)}`));
-    const up = got.get(SYS_UPTIME);
+    if (!profile) throw new SnmpError('local_error', 'choose profile', `no profile ${JSON.stringify(profileName)}`);
+    const up = expectSystem(got, SYS_UPTIME, 'sysUpTime', TYPE.TimeTicks, problems);
     const upV = up ? varbindValue(up) : undefined;
     if (typeof upV === 'number') uptimeCs = upV;
-    const scalarTime = now();
+    scalarTime = now();
+
+    // A profile scalar may be absent (an optional MIB); once answered, it is expected.
+    for (const s of profile.scalars) {
+      const vb = got.get(s.oid);
+      if (!vb) continue;
+      if (!isVarbindError(vb)) {
+        if (!memory.scalarsSeen.has(s.oid)) memory.scalarsSeen.add(s.oid);
+      } else if (vb.type === TYPE.EndOfMibView || memory.scalarsSeen.has(s.oid)) {
+        const kind = missingKind(vb.type);
+        problems.add(kind, `${kind}: get scalars: ${s.name} (${s.oid}): the agent answered ${typeName(vb.type)}${vb.type === TYPE.EndOfMibView ? ', never an answer to a GET' : ' where it had answered a value before'}`);
+      }
+    }
 
     // Scalars, grouped by measurement.
     const byMeasurement = new Map<MeasurementName, ScalarInput[]>();
@@ -219,14 +284,14 @@ export async function pollDevice(session: SnmpSession, device: Device, profiles:
       list.push(s);
       byMeasurement.set(s.measurement as MeasurementName, list);
     }
-    const merged = new Map<MeasurementName, Record<string, number | string>>();
-    const mergeInto = (m: MeasurementName, fields: Record<string, number | string>) => {
-      merged.set(m, { ...(merged.get(m) ?? {}), ...fields });
+    const wrongScalar = (m: ColumnInput | ScalarInput) => {
+      const vb = got.get((m as ScalarInput).oid);
+      problems.add('wrong_type', `wrong_type: get scalars: ${m.name}: ${wrongType(vb, m)}`);
     };
     for (const [m, list] of byMeasurement) {
-      const raw: Row = new Map(list.map((s) => [s.name, got.get(s.oid) ? varbindValue(got.get(s.oid)!) : undefined]));
+      const raw: Row = new Map(list.map((s) => [s.name, rawValue(got.get(s.oid))]));
       const derived = profile.scalar_derived.filter((d) => d.measurement === m);
-      const { fields } = computeFields(list, raw, derived, (n) => `scalar|${n}`, memory, scalarTime, uptimeCs, (s) => s.bits ?? 32, (s) => s.scale);
+      const { fields } = computeFields(list, raw, derived, (n) => `scalar|${n}`, memory, scalarTime, uptimeCs, (s) => s.bits ?? 32, (s) => s.scale, wrongScalar);
       mergeInto(m, fields);
     }
 
@@ -240,22 +305,25 @@ export async function pollDevice(session: SnmpSession, device: Device, profiles:
         if (t.exclude) wanted.add(t.exclude.oid);
         for (const c of t.columns) wanted.add(columnOid(c));
       }
-      let walked = await walkColumns(session, [...wanted], opts.maxRepetitions, what('walk ' + profile.tables.map((t) => t.name).join(', ')));
+      const names = columnNames(profile);
+      let walked = await walkColumns(session, [...wanted], opts.maxRepetitions, 'walk ' + profile.tables.map((t) => t.name).join(', '), { problems, names });
       // A 64-bit column the agent lacks while its table has rows: use the
-      // 32-bit fallback from now on, and read it now.
+      // 32-bit fallback from now on, and read it now. Only a column walked to
+      // its end proves it is absent; one cut short by an error proves nothing.
       const missing: string[] = [];
       for (const t of profile.tables) {
         const tableHasRows = t.columns.some((c) => (walked.get(columnOid(c))?.size ?? 0) > 0);
         if (!tableHasRows) continue;
         for (const c of t.columns) {
-          if (c.fallback && !memory.fallbacks.has(c.oid) && (walked.get(c.oid)?.size ?? 0) === 0) {
+          const col = walked.get(c.oid);
+          if (c.fallback && !memory.fallbacks.has(c.oid) && col && col.complete && col.size === 0) {
             memory.fallbacks.add(c.oid);
             missing.push(c.fallback.oid);
           }
         }
       }
       if (missing.length > 0) {
-        const more = await walkColumns(session, missing, opts.maxRepetitions, what('walk fallback columns'));
+        const more = await walkColumns(session, missing, opts.maxRepetitions, 'walk fallback columns', { problems, names });
         walked = new Map([...walked, ...more]);
       }
       const tableTime = now();
@@ -277,16 +345,22 @@ export async function pollDevice(session: SnmpSession, device: Device, profiles:
           const col = c as ColumnInput;
           return (col.fallback && memory.fallbacks.has(col.oid) ? col.fallback.scale : undefined) ?? c.scale;
         };
+        let idx = '';
+        // One problem per column, however many of its rows are wrong.
+        const wrongCell = (c: ColumnInput | ScalarInput) => {
+          const oid = columnOid(c as ColumnInput);
+          problems.add('wrong_type', `wrong_type: walk ${names.get(oid) ?? oid}: ${wrongType(walked.get(oid)?.get(idx), c)}`, `wrong_type|${oid}`);
+        };
         const rows: Record<string, number | string>[] = [];
-        for (const idx of [...indices].sort(compareOids)) {
+        for (idx of [...indices].sort(compareOids)) {
           if (exclude?.col) {
             const text = exclude.col.get(idx);
             if (text && exclude.re.test(String(varbindValue(text) ?? ''))) continue;
           }
-          const raw: Row = new Map(cols.map(({ c, data }) => [c.name, data.get(idx) ? varbindValue(data.get(idx)!) : undefined]));
+          const raw: Row = new Map(cols.map(({ c, data }) => [c.name, rawValue(data.get(idx))]));
           // The counters' sample time is when their response arrived.
           const sampledAt = counterCols.map(({ data }) => data.at.get(idx)).find((x) => x !== undefined) ?? tableTime;
-          const { fields } = computeFields(t.columns, raw, t.derived, (n) => `${t.name}|${idx}|${n}`, memory, sampledAt, uptimeCs, bitsOf, scaleOf);
+          const { fields } = computeFields(t.columns, raw, t.derived, (n) => `${t.name}|${idx}|${n}`, memory, sampledAt, uptimeCs, bitsOf, scaleOf, wrongCell);
           if (Object.keys(fields).length === 0) continue;
           if (t.aggregate) {
             rows.push(fields);
@@ -299,39 +373,73 @@ export async function pollDevice(session: SnmpSession, device: Device, profiles:
         if (t.aggregate && rows.length > 0) mergeInto(m, aggregate(rows, t.aggregate));
       }
     }
-
-    for (const [m, fields] of merged) {
-      if (Object.keys(fields).length > 0) points.push({ measurement: m, tags: { ...base }, fields: typed(m, fields), time: scalarTime });
-    }
-    const result: PollResult = {
-      device: device.id,
-      ok: true,
-      answered,
-      profile: profileName!,
-      durationMs: performance.now() - started,
-      pdus: session.stats.pdus,
-      timeouts: session.stats.timeouts,
-      points,
-    };
-    if (uptimeCs !== undefined) result.uptimeS = uptimeCs / 100;
-    result.points.push(devicePoint(device, result, now()));
-    return result;
   } catch (err) {
-    const result: PollResult = {
-      device: device.id,
-      ok: false,
-      answered,
-      error: (err as Error).message,
-      durationMs: performance.now() - started,
-      pdus: session.stats.pdus,
-      timeouts: session.stats.timeouts,
-      points: [],
-    };
-    if (profileName) result.profile = profileName;
-    if (uptimeCs !== undefined) result.uptimeS = uptimeCs / 100;
-    result.points.push(devicePoint(device, result, now()));
-    return result;
+    problems.addError(err, 'poll');
   }
+
+  for (const [m, fields] of merged) {
+    if (Object.keys(fields).length > 0) points.push({ measurement: m, tags: { ...base }, fields: typed(m, fields), time: scalarTime });
+  }
+  const result: PollResult = {
+    device: device.id,
+    ok: problems.size === 0,
+    answered,
+    durationMs: performance.now() - started,
+    pdus: session.stats.pdus,
+    timeouts: session.stats.timeouts,
+    problems: problems.list,
+    points,
+  };
+  if (problems.size > 0) result.error = `school ${device.school.code} ${device.kind} ${device.id} ${device.address}: ${problems.text()}`;
+  if (profileName) result.profile = profileName;
+  if (uptimeCs !== undefined) result.uptimeS = uptimeCs / 100;
+  result.points.push(devicePoint(device, result, now()));
+  return result;
+}
+
+const namesByProfile = new WeakMap<ProfileInput, Map<string, string>>();
+/** Column OID → `table.column` for messages (`interfaces.ifHCInOctets`, `interfaces.ifname`), made once per profile. */
+function columnNames(profile: ProfileInput): Map<string, string> {
+  let names = namesByProfile.get(profile);
+  if (names) return names;
+  names = new Map();
+  for (const t of profile.tables) {
+    if (t.index_tag) {
+      names.set(t.index_tag.oid, `${t.name}.${t.index_tag.tag}`);
+      if (t.index_tag.fallback) names.set(t.index_tag.fallback, `${t.name}.${t.index_tag.tag} (fallback)`);
+    }
+    if (t.exclude) names.set(t.exclude.oid, `${t.name}.exclude`);
+    for (const c of t.columns) {
+      names.set(c.oid, `${t.name}.${c.name}`);
+      if (c.fallback) names.set(c.fallback.oid, `${t.name}.${c.name} (fallback)`);
+    }
+  }
+  namesByProfile.set(profile, names);
+  return names;
+}
+
+function missingKind(type: number): SnmpErrorKind {
+  return type === TYPE.NoSuchObject ? 'no_such_object' : type === TYPE.NoSuchInstance ? 'no_such_instance' : 'end_of_mib_view';
+}
+
+/** sysUpTime.0 and sysObjectID.0 (SNMPv2-MIB's system group, which every agent has): the varbind when it is there and of its type; else named. */
+function expectSystem(got: Map<string, Varbind>, oid: string, name: string, type: number, problems: Problems): Varbind | undefined {
+  const vb = got.get(oid);
+  if (!vb) {
+    problems.add('no_such_object', `no_such_object: get scalars: ${name}.0 (${oid}): the agent has none (noSuchName)`);
+    return undefined;
+  }
+  if (isVarbindError(vb)) {
+    const kind = missingKind(vb.type);
+    problems.add(kind, `${kind}: get scalars: ${name}.0 (${oid}): the agent answered ${typeName(vb.type)}`);
+    return undefined;
+  }
+  if (vb.type !== type || varbindValue(vb) === undefined) {
+    const v = varbindValue(vb);
+    problems.add('wrong_type', `wrong_type: get scalars: ${name}.0 (${oid}) is ${typeName(vb.type)}${v === undefined ? '' : ` ${JSON.stringify(clip(String(v), 40))}`}, ${typeName(type)} expected`);
+    return undefined;
+  }
+  return vb;
 }
 
 function labelText(vb: Varbind | undefined): string | undefined {

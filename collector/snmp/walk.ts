@@ -2,8 +2,13 @@
 // column still open, so an interface table of 12 columns × 20 rows costs one
 // or two PDUs instead of one walk per column (snmpbulkwalk) or per table.
 // Agents that answer "tooBig" get the same request with half the repetitions.
+// A column the agent answers wrongly (OIDs that do not increase, noSuchObject
+// inside a walk) stops with a named problem and keeps the rows it had; the
+// other columns walk on. A request that fails stops the walk, named too, and
+// every row already received is kept.
 import type { Varbind } from 'net-snmp';
-import { SnmpSession, isVarbindError, ErrorStatus } from './session.ts';
+import { SnmpSession, isVarbindError, ErrorStatus, TYPE, typeName } from './session.ts';
+import { SnmpError, Problems, clip } from './errors.ts';
 
 /**
  * Rows of one column: index suffix (e.g. "3" or "1.4.10.0.0.1") → varbind,
@@ -13,6 +18,15 @@ import { SnmpSession, isVarbindError, ErrorStatus } from './session.ts';
  */
 export class Column extends Map<string, Varbind> {
   readonly at = new Map<string, number>();
+  /** False when the walk of this column stopped on an error: its rows are what came before, and its emptiness proves nothing. */
+  complete = true;
+}
+
+export interface WalkOptions {
+  /** Where the walk's problems are named (a problem never throws). */
+  problems: Problems;
+  /** A readable name per column OID for messages (e.g. "interfaces.ifHCInOctets"). */
+  names?: ReadonlyMap<string, string>;
 }
 
 /**
@@ -47,26 +61,41 @@ export function compareOids(a: string, b: string): number {
 
 export const oidLess = (a: string, b: string): boolean => compareOids(a, b) < 0;
 
-export async function walkColumns(session: SnmpSession, columns: string[], maxRepetitions: number, what: string): Promise<Map<string, Column>> {
+export async function walkColumns(session: SnmpSession, columns: string[], maxRepetitions: number, what: string, opts: WalkOptions): Promise<Map<string, Column>> {
+  const { problems, names } = opts;
   const result = new Map<string, Column>(columns.map((c) => [c, new Column()]));
   const cursor = new Map<string, string>(columns.map((c) => [c, c]));
   let repetitions = Math.max(1, Math.min(maxRepetitions, Math.floor(MAX_VARBINDS_PER_PDU / Math.max(1, columns.length))));
   let pdus = 0;
+  const label = (column: string) => {
+    const name = names?.get(column);
+    return name ? `walk ${name}` : `${what} ${column}`;
+  };
+  /** The walk stops: every column still open keeps what it has and is marked incomplete. */
+  const stop = (err: unknown) => {
+    problems.addError(err, what);
+    for (const c of cursor.keys()) result.get(c)!.complete = false;
+    cursor.clear();
+  };
 
   if (session.version === 1) {
     // SNMPv1 has no GETBULK: GETNEXT row by row, one column at a time, since
     // noSuchName (the end of the MIB view) fails the whole request.
     for (const c of columns) {
       while (cursor.has(c)) {
-        if (++pdus > MAX_PDUS_PER_WALK * 10) throw new Error(`${what}: agent did not end the table after ${pdus - 1} requests`);
+        if (++pdus > MAX_PDUS_PER_WALK * 10) {
+          stop(new SnmpError('walk_too_long', what, `the agent did not end the table after ${pdus - 1} requests`));
+          break;
+        }
         try {
           const vbs = await session.getNext([cursor.get(c)!], what);
-          advance(c, vbs, Date.now());
+          if (vbs.length === 0) fail(c, 'invalid_reply', 'the reply has no varbind for it');
+          else advance(c, vbs, Date.now());
         } catch (err) {
           // noSuchName: the end of the MIB view. genErr: what agents answer
           // when the next object is a Counter64, which v1 cannot carry.
           const status = (err as { status?: number }).status;
-          if (status !== ErrorStatus.NoSuchName && status !== ErrorStatus.GeneralError) throw err;
+          if (status !== ErrorStatus.NoSuchName && status !== ErrorStatus.GeneralError) stop(err);
           cursor.delete(c);
         }
       }
@@ -75,7 +104,10 @@ export async function walkColumns(session: SnmpSession, columns: string[], maxRe
   }
 
   while (cursor.size > 0) {
-    if (++pdus > MAX_PDUS_PER_WALK) throw new Error(`${what}: agent did not end the table after ${MAX_PDUS_PER_WALK} requests`);
+    if (++pdus > MAX_PDUS_PER_WALK) {
+      stop(new SnmpError('walk_too_long', what, `the agent did not end the table after ${MAX_PDUS_PER_WALK} requests`));
+      break;
+    }
     const open = [...cursor.keys()];
     const oids = open.map((c) => cursor.get(c)!);
 
@@ -87,20 +119,46 @@ export async function walkColumns(session: SnmpSession, columns: string[], maxRe
         repetitions = Math.max(1, Math.floor(repetitions / 2));
         continue;
       }
-      throw err;
+      stop(err);
+      break;
     }
     // The response interleaves columns row by row; net-snmp has already split them.
     const at = Date.now();
-    open.forEach((c, i) => advance(c, lists[i] ?? [], at));
+    for (let i = 0; i < open.length; i++) {
+      const vbs = lists[i];
+      if (vbs === undefined || vbs.length === 0) {
+        // A GETBULK reply owes every requested column at least one varbind (endOfMibView at the end).
+        fail(open[i]!, 'invalid_reply', `the reply has no varbind for it (${lists.length} of the ${open.length} columns asked for answered)`);
+        continue;
+      }
+      advance(open[i]!, vbs, at);
+    }
   }
   return result;
+
+  function fail(column: string, kind: 'oid_not_increasing' | 'no_such_object' | 'no_such_instance' | 'invalid_reply', detail: string): void {
+    const msg = `${kind}: ${label(column)}: ${detail}`;
+    problems.add(kind, msg);
+    result.get(column)!.complete = false;
+    cursor.delete(column);
+  }
 
   function advance(column: string, vbs: Varbind[], at: number): void {
     const col = result.get(column)!;
     let last = cursor.get(column)!;
     for (const vb of vbs) {
-      if (isVarbindError(vb) || !under(column, vb.oid) || !oidLess(last, vb.oid)) {
+      if (vb.type === TYPE.NoSuchObject || vb.type === TYPE.NoSuchInstance) {
+        // Only endOfMibView may end a walk (RFC 3416 4.2.2, 4.2.3).
+        fail(column, vb.type === TYPE.NoSuchObject ? 'no_such_object' : 'no_such_instance', `the agent answered ${typeName(vb.type)} for ${clip(vb.oid, 120)} in a walk, after ${col.size} rows`);
+        return;
+      }
+      if (isVarbindError(vb) || !under(column, vb.oid)) {
+        // endOfMibView, or the next column: this one is done.
         cursor.delete(column);
+        return;
+      }
+      if (!oidLess(last, vb.oid)) {
+        fail(column, 'oid_not_increasing', `${clip(vb.oid, 120)} after ${clip(last, 120)} (the rows before are kept, the rest of the column is not read)`);
         return;
       }
       const index = vb.oid.slice(column.length + 1);
@@ -108,7 +166,6 @@ export async function walkColumns(session: SnmpSession, columns: string[], maxRe
       col.at.set(index, at);
       last = vb.oid;
     }
-    if (vbs.length === 0) cursor.delete(column);
-    else cursor.set(column, last);
+    cursor.set(column, last);
   }
 }
