@@ -159,13 +159,25 @@ interface Domain {
   /** The sequence number expected next; null when not known (start, or a message whose record count is unknown). */
   next: number | null;
   uptime: number | null;
+  /** When it last moved to the end of its map (see TOUCH_MS). */
+  touched: number;
 }
 
 interface ExporterState {
   stats: ExporterStats;
   /** By domain key, least recently heard first. */
   domains: Map<number, Domain>;
+  touched: number;
+  /** The domain of its last datagram: most exporters have one, and this spares the map. */
+  last: Domain | null;
 }
+
+/**
+ * Exporters and domains move to the end of their maps (least recently heard
+ * first) at most this often: a datagram then costs no map write, and the
+ * order is right to the second, which is all the eviction needs.
+ */
+const TOUCH_MS = 1000;
 
 interface Context {
   exporter: string;
@@ -339,6 +351,10 @@ export class FlowDecoder {
   private exporterState(exporter: string, now: number): ExporterState {
     let s = this.exporters.get(exporter);
     if (s) {
+      if (now - s.touched < TOUCH_MS && now >= s.touched) {
+        s.stats.last_ms = now;
+        return s;
+      }
       // Least recently heard first: move to the end.
       this.exporters.delete(exporter);
     } else {
@@ -350,17 +366,22 @@ export class FlowDecoder {
       s = {
         stats: { exporter, datagrams: 0, flows: 0, malformed: 0, sequence_errors: 0, lost_flows: 0, lost_datagrams: 0, restarts: 0, templates: 0, last_ms: now },
         domains: new Map(),
+        touched: now,
+        last: null,
       };
     }
+    s.touched = now;
     this.exporters.set(exporter, s);
     this.stats.exporters = this.exporters.size;
     s.stats.last_ms = now;
     return s;
   }
 
-  private domain(state: ExporterState, key: number): Domain {
-    let d = state.domains.get(key);
+  private domain(state: ExporterState, key: number, now: number): Domain {
+    let d = state.last !== null && state.last.key === key ? state.last : state.domains.get(key);
     if (d) {
+      state.last = d;
+      if (now - d.touched < TOUCH_MS && now >= d.touched) return d;
       state.domains.delete(key);
     } else {
       if (state.domains.size >= this.maxDomains) {
@@ -368,9 +389,11 @@ export class FlowDecoder {
         state.domains.delete(old.key);
         this.dropDomain(old);
       }
-      d = { key, exporter: state, templates: new Map(), next: null, uptime: null };
+      d = { key, exporter: state, templates: new Map(), next: null, uptime: null, touched: now };
     }
+    d.touched = now;
     state.domains.set(key, d);
+    state.last = d;
     return d;
   }
 
@@ -555,14 +578,14 @@ export class FlowDecoder {
     }
     // Engine type and id: nfcapd follows v5 sequences per engine.
     this.domainId = b.readUInt16BE(20);
-    this.sequence(this.domain(state, 5 * 2 ** 32 + this.domainId), 5, b.readUInt32BE(16), count, uptime);
+    this.sequence(this.domain(state, 5 * 2 ** 32 + this.domainId, recvMs), 5, b.readUInt32BE(16), count, uptime);
   }
 
   private v9(b: Buffer, state: ExporterState, exporter: string, recvMs: number, out: TrafficRecord[]): void {
     const domain = b.readUInt32BE(16);
     this.domainId = domain;
     const ctx: Context = { exporter, recvMs, version: 9, domain, uptimeMs: b.readUInt32BE(4), exportMs: b.readUInt32BE(8) * 1000 };
-    const d = this.domain(state, 9 * 2 ** 32 + domain);
+    const d = this.domain(state, 9 * 2 ** 32 + domain, recvMs);
     try {
       this.sets(b, 20, b.length, ctx, d, out);
     } finally {
@@ -577,7 +600,7 @@ export class FlowDecoder {
     const domain = b.readUInt32BE(12);
     this.domainId = domain;
     const ctx: Context = { exporter, recvMs, version: 10, domain, uptimeMs: 0, exportMs: b.readUInt32BE(4) * 1000 };
-    const d = this.domain(state, 10 * 2 ** 32 + domain);
+    const d = this.domain(state, 10 * 2 ** 32 + domain, recvMs);
     let records: number | null = null;
     try {
       records = this.sets(b, 16, length, ctx, d, out);

@@ -1,7 +1,9 @@
 // Microbenchmark of FlowDecoder.decode() alone (no sockets, no disk): the
 // benchmark's NetFlow v5 datagrams (flows.ts, 200 exporters in turn) and the
 // real exporters' v9 and IPFIX data datagrams (test/fixtures/netflow) decoded
-// over and over. Prints flows per second of one core for each.
+// over and over; prints flows per second of one core for each. Then the
+// slowest 64 KB datagrams there can be (the most flows a byte, variable-length
+// fields, IPv6 text, thousands of fields): milliseconds each, best of 20.
 // Usage: node bench/traffic/decode.ts [SECONDS_PER_CASE] [DECODER_MODULE]
 // (DECODER_MODULE: another netflow.ts, e.g. an older one, to compare.)
 import { readFileSync } from 'node:fs';
@@ -10,6 +12,7 @@ import { pathToFileURL } from 'node:url';
 import type { FlowDecoder as Decoder } from '../../archive/netflow.ts';
 import { udpPayloads } from '../../archive/pcap.ts';
 import { flowSource, SCHOOLS } from './flows.ts';
+import { type FieldSpec, ipfix, set, templateSet, v9 } from '../../test/archive/netflow-build.ts';
 
 const seconds = Number(process.argv[2] ?? 3);
 const module = process.argv[3] ? pathToFileURL(resolve(process.argv[3])).href : '../../archive/netflow.ts';
@@ -59,3 +62,27 @@ run('v9', (d) => d.decode(v9t!, '127.0.0.9', 1_700_000_000_000), () => ({ buf: v
 const ipt = pcap('ipfixprobe-templates');
 const [ipd] = pcap('ipfixprobe-data');
 run('ipfix', (d) => ipt.forEach((t) => d.decode(t, '127.0.0.10', 1_700_000_000_000)), () => ({ buf: ipd!, exporter: '127.0.0.10' }));
+
+const MAX = 65_535 - 16 - 4;
+const many: FieldSpec[] = [];
+for (let i = 0; i < 8000; i++) many.push(i % 2 ? [1000, 1] : [1001, 0xffff]);
+many.push([8, 4]);
+const worst: [string, Buffer, Buffer][] = [
+  ['v9, one IPv4 address a record', v9({}, templateSet(9, [{ id: 256, fields: [[8, 4]] }])), v9({}, set(256, Buffer.alloc(65_000, 7)))],
+  ['IPFIX, address + empty variable-length user', ipfix({}, templateSet(10, [{ id: 256, fields: [[8, 4], [371, 0xffff]] }])), ipfix({}, set(256, Buffer.concat(Array.from({ length: Math.floor(MAX / 5) }, () => Buffer.from([1, 2, 3, 4, 0])))))],
+  ['IPFIX, variable-length fields only', ipfix({}, templateSet(10, [{ id: 256, fields: [[1000, 0xffff]] }])), ipfix({}, set(256, Buffer.alloc(MAX, 0)))],
+  ['IPFIX, 8,001 fields a template', ipfix({}, templateSet(10, [{ id: 256, fields: many }])), ipfix({}, set(256, Buffer.alloc(25_000, 0)))],
+  ['IPFIX, IPv6 source, destination, MAC', ipfix({}, templateSet(10, [{ id: 256, fields: [[27, 16], [28, 16], [56, 6]] }])), ipfix({}, set(256, Buffer.alloc(MAX, 0x11)))],
+];
+for (const [name, template, data] of worst) {
+  const d = new FlowDecoder();
+  d.decode(template, '127.0.0.1', 0);
+  let best = Infinity;
+  let flows = 0;
+  for (let i = 0; i < 20; i++) {
+    const t0 = performance.now();
+    flows = d.decode(data, '127.0.0.1', 0).flows.length;
+    best = Math.min(best, performance.now() - t0);
+  }
+  console.log(`${name.padEnd(44)} ${String(data.length).padStart(6)} bytes ${String(flows).padStart(6)} flows ${best.toFixed(2).padStart(6)} ms`);
+}

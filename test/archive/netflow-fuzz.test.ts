@@ -285,7 +285,8 @@ describe('the slowest datagrams there can be', () => {
     ['IPFIX, 8,001 fields a template', ipfix({}, templateSet(10, [{ id: 256, fields: many }])), ipfix({}, set(256, Buffer.alloc(25_000, 0)))],
     ['IPFIX, IPv6 source and destination and a MAC', ipfix({}, templateSet(10, [{ id: 256, fields: [[27, 16], [28, 16], [56, 6]] }])), ipfix({}, set(256, Buffer.alloc(MAX, 0x11)))],
   ];
-  it('each decodes in under 5 ms (the best of 20 tries: the machine is shared)', () => {
+  // Unloaded, each takes 0.1-2.5 ms (bench/traffic/decode.ts prints them); the bound leaves room for a shared, loaded machine.
+  it('each decodes in under 10 ms (the best of 20 tries)', () => {
     const times: Record<string, number> = {};
     for (const [what, template, data] of cases) {
       const d = new FlowDecoder();
@@ -299,6 +300,6 @@ describe('the slowest datagrams there can be', () => {
       }
       times[what] = Math.round(best * 100) / 100;
     }
-    for (const [what, ms] of Object.entries(times)) expect(ms, what).toBeLessThan(5);
+    for (const [what, ms] of Object.entries(times)) expect(ms, what).toBeLessThan(10);
   });
 });
