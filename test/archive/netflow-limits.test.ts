@@ -243,6 +243,15 @@ describe('the template cache', () => {
     expect(s.map((x) => x.exporter)).toEqual(['127.0.2.7', '127.0.2.8', '127.0.2.9']);
     expect(s[2]).toMatchObject({ datagrams: 1, flows: 2, malformed: 0, sequence_errors: 0, last_ms: T0 + 9 });
     expect(d.stats.exporters).toBe(3);
+    // The one heard again is kept; the least recently heard goes (the order is kept to the second).
+    const lru = new FlowDecoder({ maxExporters: 3 });
+    const hear = (e: string, at: number) => lru.decode(v5({}, 1), e, at);
+    hear('127.0.3.1', T0);
+    hear('127.0.3.2', T0 + 1);
+    hear('127.0.3.3', T0 + 2);
+    hear('127.0.3.1', T0 + 2000);
+    hear('127.0.3.4', T0 + 2001);
+    expect(lru.exporterStats().map((x) => x.exporter)).toEqual(['127.0.3.3', '127.0.3.1', '127.0.3.4']);
   });
 });
 
