@@ -4,19 +4,23 @@
 // How the receive loop uses it (one framer per connection):
 //
 //   const framer = new SyslogFramer(max_message);
-//   socket 'data': const msgs = framer.push(chunk);
-//                  for (let i = 0; i < msgs.length; i++) parseLogLine(msgs[i], ctx, framer.flags[i]);
-//   socket 'end':  the same with framer.end() (a last message without its newline).
+//   socket 'data': framer.frames(chunk, sink);
+//   socket 'end':  framer.finish(sink) (a last message without its newline).
+//   sink(buf, start, end, flags): one message, the bytes buf[start, end):
+//                  a range of the chunk itself when the message lies inside
+//                  it (no copy), a joined copy only when it came in several
+//                  chunks; valid until the sink returns (copy what is kept).
+//                  flags: record.ts FLAG_CUT for a message cut at
+//                  max_message, else 0 (parseLogLine's third argument).
 //   counters:      framer.truncated (messages cut at max_message),
 //                  framer.discarded (bytes dropped after such a cut), and
 //                  framer.malformed (a counted frame the connection closed
 //                  inside: what had come is still returned); the caller adds
 //                  them to its statistics and sets them back to 0.
 //
-// `flags` is a new array on each push() and end(), parallel to what it
-// returned: record.ts FLAG_CUT for a message cut at max_message, else 0.
-// parseLogLine takes it as its third argument and stores it in the record.
-// Read it before the next push().
+// push(chunk) and end() are the same as text: they return the messages as
+// strings and set `flags`, a new array on each call parallel to what they
+// returned (read it before the next push()).
 //
 // The framing rules:
 //   - a frame starting with "LEN " (1 to 9 digits, no leading zero) followed
@@ -57,6 +61,9 @@ const NUL = 0x00;
 const SP = 0x20;
 const LT = 0x3c;
 
+/** Receives one message: the bytes buf[start, end) (valid only during the call) and its flags (FLAG_CUT or 0). */
+export type FrameSink = (buf: Buffer, start: number, end: number, flags: number) => void;
+
 /** Split a TCP stream into syslog messages: octet counting ("LEN MSG") or newline framing, decided per message (RFC 6587). */
 export class SyslogFramer {
   /** Messages cut at max_message. */
@@ -89,10 +96,32 @@ export class SyslogFramer {
     return this.held;
   }
 
+  /** The messages of `chunk`, as text; `flags` holds theirs. */
   push(chunk: Buffer): string[] {
     const out: string[] = [];
     const flags: number[] = [];
     this.flags = flags;
+    this.frames(chunk, (buf, start, end, f) => {
+      out.push(buf.toString('utf8', start, end));
+      flags.push(f);
+    });
+    return out;
+  }
+
+  /** What is left when the connection closes, as text (see finish()); `flags` holds theirs. */
+  end(): string[] {
+    const out: string[] = [];
+    const flags: number[] = [];
+    this.flags = flags;
+    this.finish((buf, start, end, f) => {
+      out.push(buf.toString('utf8', start, end));
+      flags.push(f);
+    });
+    return out;
+  }
+
+  /** Hands each message complete in `chunk` to `sink` as a byte range, in order; keeps the start of an unfinished one. */
+  frames(chunk: Buffer, sink: FrameSink): void {
     const n = chunk.length;
     const max = this.max;
     let i = 0;
@@ -158,9 +187,8 @@ export class SyslogFramer {
             break;
           }
           if (r === n || frameFollows(chunk, r)) {
-            out.push(this.text(chunk, fs, r, this.hdr));
-            flags.push(0);
             this.state = START;
+            this.emit(chunk, fs, r, this.hdr, false, 0, sink);
             i = r;
           } else this.state = LINE;
           break;
@@ -169,15 +197,14 @@ export class SyslogFramer {
           const k = Math.min(this.take - this.held - (i - fs), n - i);
           i += k;
           if (this.held + (i - fs) < this.take) break;
-          out.push(this.text(chunk, fs, i, 0));
           if (this.count > max) {
-            flags.push(FLAG_CUT);
             this.truncated++;
             this.skip = this.count - max;
             this.state = SKIP;
+            this.emit(chunk, fs, i, 0, false, FLAG_CUT, sink);
           } else {
-            flags.push(0);
             this.state = START;
+            this.emit(chunk, fs, i, 0, false, 0, sink);
           }
           break;
         }
@@ -191,10 +218,9 @@ export class SyslogFramer {
           if (len > max) {
             // One message of its first max bytes; the rest dropped up to the line's end.
             this.discarded += this.held + (end - fs) - max;
-            out.push(this.text(chunk, fs, fs + (max - this.held), 0));
-            flags.push(FLAG_CUT);
             this.truncated++;
             this.state = t < 0 ? DISCARD : START;
+            this.emit(chunk, fs, fs + (max - this.held), 0, false, FLAG_CUT, sink);
             i = t < 0 ? n : t + 1;
             break;
           }
@@ -202,15 +228,12 @@ export class SyslogFramer {
             i = n;
             break;
           }
-          if (len > 0) {
-            const s = this.text(chunk, fs, end, 0);
-            out.push(s.charCodeAt(s.length - 1) === CR ? s.slice(0, -1) : s);
-            flags.push(0);
-          } else {
+          this.state = START;
+          if (len > 0) this.emit(chunk, fs, end, 0, true, 0, sink);
+          else {
             this.parts = [];
             this.held = 0;
           }
-          this.state = START;
           i = t + 1;
           break;
         }
@@ -241,13 +264,10 @@ export class SyslogFramer {
       this.parts.push(fs === 0 ? chunk : Buffer.from(chunk.subarray(fs, n)));
       this.held += n - fs;
     }
-    return out;
   }
 
-  /** What is left when the connection closes: a last message without its newline (a count the stream ended inside is counted malformed, and what came of it returned). */
-  end(): string[] {
-    const flags: number[] = [];
-    this.flags = flags;
+  /** What is left when the connection closes, to `sink`: a last message without its newline (a count the stream ended inside is counted malformed, and what came of it handed on). */
+  finish(sink: FrameSink): void {
     let rest: Buffer | null = null;
     if (this.held > 0 && this.state !== START && this.state !== DISCARD && this.state !== SKIP) {
       rest = Buffer.concat(this.parts, this.held);
@@ -256,22 +276,34 @@ export class SyslogFramer {
     this.parts = [];
     this.held = 0;
     this.state = START;
-    if (!rest) return [];
-    let s = rest.toString('utf8');
-    if (s.charCodeAt(s.length - 1) === CR) s = s.slice(0, -1);
-    if (!s) return [];
-    flags.push(0);
-    return [s];
+    if (!rest) return;
+    let e = rest.length;
+    if (rest[e - 1] === CR) e--;
+    if (e > 0) sink(rest, 0, e, 0);
   }
 
-  /** The frame's bytes from earlier chunks and chunk[fs, end), less its first `skip` bytes, as text; the held bytes are released. */
-  private text(chunk: Buffer, fs: number, end: number, skip: number): string {
-    if (this.held === 0) return chunk.toString('utf8', fs + skip, end);
-    this.parts.push(chunk.subarray(fs, end));
-    const all = Buffer.concat(this.parts, this.held + (end - fs));
-    this.parts = [];
-    this.held = 0;
-    return all.toString('utf8', skip);
+  /**
+   * The frame's bytes from earlier chunks and chunk[fs, end), less its first
+   * `skip` bytes (and a last CR when `trimCR`), to the sink: the chunk's own
+   * range when nothing is held, else one joined copy; the held bytes are
+   * released.
+   */
+  private emit(chunk: Buffer, fs: number, end: number, skip: number, trimCR: boolean, flags: number, sink: FrameSink): void {
+    let buf = chunk;
+    let s = fs + skip;
+    let e = end;
+    if (this.held > 0) {
+      // `end` may fall before `fs` (a cut inside what is held): the total says where the message ends.
+      const total = this.held + (end - fs);
+      if (end > fs) this.parts.push(chunk.subarray(fs, end));
+      buf = Buffer.concat(this.parts, total);
+      this.parts = [];
+      this.held = 0;
+      s = skip;
+      e = total;
+    }
+    if (trimCR && e > s && buf[e - 1] === CR) e--;
+    sink(buf, s, e, flags);
   }
 
   private lastHeld(): number {

@@ -4,8 +4,10 @@
 // several; a slow sender costs linear time; what it holds between chunks
 // stays under max_message + a count's header. Then real senders over
 // loopback TCP: util-linux logger with octet counting, and a socket that
-// trickles a 1 MB line.
+// trickles a 1 MB line. The receive loop's byte path (frames(): ranges of
+// the chunk, no text made) gives exactly the bytes sent, invalid UTF-8 too.
 import { describe, it, expect, afterAll } from 'vitest';
+import fc from 'fast-check';
 import { createServer, connect, type Server } from 'node:net';
 import { execFile } from 'node:child_process';
 import { SyslogFramer } from '../../archive/framer.ts';
@@ -105,6 +107,56 @@ describe('framing rules', () => {
     const trickled = time(100);
     // Joining the chunks at each push (the framer before) took 1.7 s here for the trickle; this takes about 20 ms.
     expect(trickled, `${trickled.toFixed(1)} ms in 100-byte chunks, ${whole.toFixed(1)} ms in 64 KB ones`).toBeLessThan(150 + 10 * whole);
+  });
+});
+
+describe('the byte path the receive loop uses (frames, finish)', () => {
+  /** Each message's bytes (copied), flags, and whether it was handed as a range of the very chunk pushed. */
+  function bytesOf(max: number, chunks: Buffer[]) {
+    const f = new SyslogFramer(max);
+    const got: { bytes: Buffer; flags: number; inChunk: boolean }[] = [];
+    for (const c of chunks) f.frames(c, (buf, start, end, flags) => got.push({ bytes: Buffer.from(buf.subarray(start, end)), flags, inChunk: buf === c }));
+    f.finish((buf, start, end, flags) => got.push({ bytes: Buffer.from(buf.subarray(start, end)), flags, inChunk: false }));
+    return { got, f };
+  }
+
+  it('a message inside one chunk is a range of that chunk (no copy); one across chunks is one joined copy; a cut one is flagged', () => {
+    const a = Buffer.from('<13>first\n<14>ส่วนที่สอง\r\n11 <15>counted<16>sp');
+    const b = Buffer.from('lit\n<17>');
+    const c = Buffer.from(`${'x'.repeat(80)}\n`);
+    const { got, f } = bytesOf(64, [a, b, c]);
+    expect(got.map((g) => g.bytes.toString())).toEqual(['<13>first', '<14>ส่วนที่สอง', '<15>counted', '<16>split', `<17>${'x'.repeat(60)}`]);
+    expect(got.map((g) => g.inChunk)).toEqual([true, true, true, false, false]);
+    expect(got.map((g) => g.flags)).toEqual([0, 0, 0, 0, FLAG_CUT]);
+    expect([f.truncated, f.discarded]).toEqual([1, 84 - 64]);
+  });
+
+  it('any frames of arbitrary bytes, in any chunks: exactly the bytes sent (no UTF-8 round trip), in order, nothing flagged', () => {
+    // Lines: any bytes but newline and NUL, not ending in CR, starting with "<"; counted: "<" and any bytes.
+    const line = fc.uint8Array({ maxLength: 150 }).map((u) => Buffer.concat([Buffer.from('<13>'), Buffer.from(u.map((x) => (x === 0x0a || x === 0 ? 0x20 : x)))])).map((m) => (m[m.length - 1] === 0x0d ? Buffer.concat([m, Buffer.from('.')]) : m));
+    const counted = fc.uint8Array({ maxLength: 300 }).map((u) => Buffer.concat([Buffer.from('<14>'), Buffer.from(u)]));
+    const frameArb = fc.oneof(
+      line.map((m) => ({ wire: Buffer.concat([m, Buffer.from('\n')]), m })),
+      line.map((m) => ({ wire: Buffer.concat([m, Buffer.from('\r\n')]), m })),
+      counted.map((m) => ({ wire: Buffer.concat([Buffer.from(`${m.length} `), m]), m })),
+    );
+    fc.assert(
+      fc.property(fc.array(frameArb, { maxLength: 20 }), fc.array(fc.integer({ min: 1, max: 400 }), { minLength: 1, maxLength: 20 }), (frames, sizes) => {
+        const wire = Buffer.concat(frames.map((x) => x.wire));
+        const chunks: Buffer[] = [];
+        for (let i = 0, k = 0; i < wire.length; k++) {
+          const n = sizes[k % sizes.length]!;
+          chunks.push(wire.subarray(i, i + n));
+          i += n;
+        }
+        const { got, f } = bytesOf(4096, chunks);
+        expect(got.length).toBe(frames.length);
+        for (const [i, x] of frames.entries()) expect(got[i]!.bytes.equals(x.m), `message ${i}`).toBe(true);
+        expect(got.every((g) => g.flags === 0)).toBe(true);
+        expect(f.truncated + f.discarded + f.malformed).toBe(0);
+      }),
+      { seed: 9191, numRuns: Number(process.env.KW_FUZZ_RUNS ?? 300) },
+    );
   });
 });
 
