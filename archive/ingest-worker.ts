@@ -8,7 +8,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { FlowDecoder } from './netflow.ts';
 import { parseLogLine } from './parsers.ts';
-import { emptyRecord, RowEncoder, type TrafficRecord } from './record.ts';
+import { emptyRecord, FLAG_SLOW, RowEncoder, type TrafficRecord } from './record.ts';
 import { withoutEol } from './syslog.ts';
 
 export interface IngestWorkerData {
@@ -24,14 +24,18 @@ export interface IngestWorkerData {
 }
 
 /**
- * A batch: the messages' bytes one after the other in `data`; `index` holds
- * four numbers per message (offset, length, receive time, exporter number
- * into `exporters`).
+ * A batch, in shared memory that the receivers' thread does not touch until
+ * this batch is answered (read here in place, never copied): `memory`
+ * starts with the index, five numbers (Float64) per message (offset into
+ * the bytes, length, receive time, exporter number into `exporters`, flags:
+ * record.ts FLAG_CUT for a message cut at max_message); from `at` on, the
+ * messages' bytes one after the other (`bytes` of them).
  */
 export interface IngestBatch {
   id: number;
-  data: ArrayBuffer;
-  index: Float64Array;
+  memory: SharedArrayBuffer;
+  at: number;
+  bytes: number;
   count: number;
   exporters: string[];
 }
@@ -54,6 +58,8 @@ const schoolOf = new Map(wd.schools);
 const encoder = new RowEncoder();
 const decoder = wd.kind === 'flow' ? new FlowDecoder({ maxHeld: wd.maxHeld, holdMs: wd.holdMs }) : null;
 const BUSY = /KW-TEST-BUSY-LOOP ms=(\d{1,6})/;
+/** Numbers per message in a batch's index. */
+const STRIDE = 5;
 
 // The decoder's held data sets expire on a timer here (when it has a way to).
 if (decoder) {
@@ -61,54 +67,60 @@ if (decoder) {
   if (typeof expiring.expire === 'function') setInterval(() => expiring.expire!(Date.now()), 5_000).unref();
 }
 
-/** The plain syslog record: the line kept whole, nothing parsed. */
-function plain(line: string, exporter: string, recvMs: number): TrafficRecord {
+/** The plain syslog record: the line kept whole, nothing parsed; its flags (null when none). */
+function plain(line: string, exporter: string, recvMs: number, flags: number): TrafficRecord {
   const r = emptyRecord('log', 'syslog', exporter, recvMs);
   r.raw = withoutEol(line);
+  if (flags !== 0) r.flags = flags;
   return r;
 }
 
-function syslogBatch(b: IngestBatch, data: Buffer, out: IngestResult, records: TrafficRecord[]): void {
+function syslogBatch(b: IngestBatch, index: Float64Array, data: Buffer, out: IngestResult, records: TrafficRecord[]): void {
+  // One clock reading per message: where one parse ends the next one's time starts.
+  let t0 = performance.now();
   for (let i = 0; i < b.count; i++) {
-    const o = b.index[i * 4]!;
-    const len = b.index[i * 4 + 1]!;
-    const recvMs = b.index[i * 4 + 2]!;
-    const exporter = b.exporters[b.index[i * 4 + 3]!]!;
+    const k = i * STRIDE;
+    const o = index[k]!;
+    const len = index[k + 1]!;
+    const recvMs = index[k + 2]!;
+    const exporter = b.exporters[index[k + 3]!]!;
+    const flags = index[k + 4]!;
     const line = data.toString('utf8', o, o + len);
-    const t0 = performance.now();
     if (wd.testHook) {
       const m = BUSY.exec(line);
       if (m) for (const end = t0 + Number(m[1]); performance.now() < end; );
     }
     let r: TrafficRecord;
     try {
-      r = parseLogLine(line, { exporter, recvMs, utcOffsetMinutes: wd.utcOffsetMinutes });
+      r = parseLogLine(line, { exporter, recvMs, utcOffsetMinutes: wd.utcOffsetMinutes }, flags);
     } catch (err) {
-      r = plain(line, exporter, recvMs);
+      r = plain(line, exporter, recvMs, flags);
       out.error ??= `${exporter}: the parser failed: ${(err as Error).message}`;
     }
-    if (performance.now() - t0 > wd.parseBudgetMs) {
-      // Over budget: what the parsers found is not kept; the header (time, host, application) is.
-      const p = plain(line, exporter, recvMs);
+    const t1 = performance.now();
+    if (t1 - t0 > wd.parseBudgetMs) {
+      // Over budget: what the parsers found is not kept; the header (time, host, application) is, and the record says so (FLAG_SLOW).
+      const p = plain(line, exporter, recvMs, (r.flags ?? flags) | FLAG_SLOW);
       p.dev_ms = r.dev_ms;
       p.host = r.host;
       p.app = r.app;
       r = p;
       out.overBudget++;
     }
+    t0 = t1;
     if (r.parser === 'syslog') out.unparsed++;
     r.school = schoolOf.get(exporter) ?? null;
     records.push(r);
   }
 }
 
-function flowBatch(b: IngestBatch, data: Buffer, out: IngestResult, records: TrafficRecord[]): void {
+function flowBatch(b: IngestBatch, index: Float64Array, data: Buffer, out: IngestResult, records: TrafficRecord[]): void {
   const d = decoder!;
   for (let i = 0; i < b.count; i++) {
-    const o = b.index[i * 4]!;
-    const len = b.index[i * 4 + 1]!;
-    const recvMs = b.index[i * 4 + 2]!;
-    const exporter = b.exporters[b.index[i * 4 + 3]!]!;
+    const o = index[i * STRIDE]!;
+    const len = index[i * STRIDE + 1]!;
+    const recvMs = index[i * STRIDE + 2]!;
+    const exporter = b.exporters[index[i * STRIDE + 3]!]!;
     let flows: TrafficRecord[];
     let error: string | undefined;
     try {
@@ -152,9 +164,10 @@ if (wd.kind === 'syslog') {
 parentPort!.on('message', (b: IngestBatch) => {
   const out: IngestResult = { id: b.id, frame: null, records: 0, unparsed: 0, overBudget: 0, malformed: 0 };
   const records: TrafficRecord[] = [];
-  const data = Buffer.from(b.data);
-  if (wd.kind === 'flow') flowBatch(b, data, out, records);
-  else syslogBatch(b, data, out, records);
+  const data = Buffer.from(b.memory, b.at, b.bytes);
+  const index = new Float64Array(b.memory, 0, b.count * STRIDE);
+  if (wd.kind === 'flow') flowBatch(b, index, data, out, records);
+  else syslogBatch(b, index, data, out, records);
   if (records.length > 0) {
     const payload = encoder.encode(records);
     const frame = new ArrayBuffer(payload.length);

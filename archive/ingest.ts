@@ -1,8 +1,10 @@
 // Parsing off the receivers' thread. The sockets and the stream framing stay
 // on the main thread; log lines and flow datagrams are packed into batches
-// (their bytes in one buffer, an index of offsets beside it: one postMessage
-// per batch, not per message) for worker threads (ingest-worker.ts) that
-// parse, decode and encode them, and hand back write-ahead-log frames.
+// (their bytes copied once, from the socket's chunk, into one shared buffer,
+// an index of offsets and flags beside it: one postMessage per batch, not per
+// message, and nothing copied or decoded to text on the way) for worker
+// threads (ingest-worker.ts) that parse, decode and encode them, and hand
+// back write-ahead-log frames.
 //
 // The receivers never wait on a thread:
 // - what waits for the threads is bounded in bytes (max_queue): past it a
@@ -14,7 +16,7 @@
 //   the templates are gone too); the batches behind it go to the new thread.
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
-import { emptyRecord, type TrafficRecord } from './record.ts';
+import { emptyRecord, FLAG_SLOW, type TrafficRecord } from './record.ts';
 import { withoutEol } from './syslog.ts';
 import type { IngestBatch, IngestResult, IngestWorkerData } from './ingest-worker.ts';
 
@@ -56,11 +58,37 @@ export interface IngestOptions {
 
 const BATCH_BYTES = 128 * 1024;
 const BATCH_COUNT = 2048;
+/** Numbers per message in a batch's index (ingest-worker.ts IngestBatch). */
+const STRIDE = 5;
+const INDEX_BYTES = BATCH_COUNT * STRIDE * 8;
+/** Pooled batch memories a thread may hold at once (unanswered); past that a batch goes as an exact-size copy. */
+const LENT = 8;
+
+/**
+ * A batch's memory, shared with the parsing thread (posting it copies
+ * nothing): the index first, then the messages' bytes. This thread writes a
+ * batch only before it is sent, the parsing thread only reads it. Pooled
+ * ones (BATCH_BYTES of data) are used again once their batch is answered, so
+ * a steady stream allocates nothing per batch; memory not pooled is an
+ * exact-size copy, so what waits stays in proportion to its bytes.
+ */
+interface Slab {
+  sab: SharedArrayBuffer;
+  /** Where the bytes start in `sab`. */
+  at: number;
+  bytes: Buffer;
+  numbers: Float64Array;
+  pooled: boolean;
+}
+
+function slab(indexBytes: number, dataBytes: number, pooled: boolean): Slab {
+  const sab = new SharedArrayBuffer(indexBytes + dataBytes);
+  return { sab, at: indexBytes, bytes: Buffer.from(sab, indexBytes, dataBytes), numbers: new Float64Array(sab, 0, indexBytes / 8), pooled };
+}
 
 interface Sent {
   id: number;
-  data: Buffer;
-  index: Float64Array;
+  slab: Slab;
   count: number;
   exporters: string[];
   bytes: number;
@@ -71,12 +99,17 @@ interface Sent {
 class Lane {
   worker!: Worker;
   readonly inflight: Sent[] = [];
-  private data = Buffer.allocUnsafe(64 * 1024);
+  private slab: Slab = slab(INDEX_BYTES, BATCH_BYTES, true);
+  private readonly spare: Slab[] = [];
+  /** Pooled memories sent and not yet answered. */
+  private lent = 0;
   private used = 0;
-  private index = new Float64Array(BATCH_COUNT * 4);
   private count = 0;
   private exporters: string[] = [];
   private exporterNo = new Map<string, number>();
+  /** The last exporter added and its number in this batch (-1: none yet): most messages come from the one before's sender. */
+  private lastExporter = '';
+  private lastNo = -1;
   private scheduled = false;
   private stopped = false;
   private lastAnswer = 0;
@@ -106,25 +139,33 @@ class Lane {
     });
   }
 
-  add(bytes: Buffer | string, exporter: string, recvMs: number): void {
-    const need = typeof bytes === 'string' ? bytes.length * 3 : bytes.length;
-    if (this.used + need > this.data.length) {
-      const next = Buffer.allocUnsafe(Math.max(this.data.length * 2, this.used + need));
-      this.data.copy(next, 0, 0, this.used);
-      this.data = next;
+  /** A message: the bytes buf[start, end), copied into the batch; `flags` (record.ts FLAG_*) go with it to its record. */
+  add(buf: Buffer, start: number, end: number, exporter: string, recvMs: number, flags: number): void {
+    const len = end - start;
+    if (this.used + len > this.slab.bytes.length) {
+      // A batch is never grown (that would copy it): it is sent, and the message starts the next one.
+      this.send();
+      if (len > this.slab.bytes.length) this.slab = slab(INDEX_BYTES, len, false);
     }
-    const len = typeof bytes === 'string' ? this.data.write(bytes, this.used, 'utf8') : bytes.copy(this.data, this.used);
-    let no = this.exporterNo.get(exporter);
-    if (no === undefined) {
-      no = this.exporters.length;
-      this.exporters.push(exporter);
-      this.exporterNo.set(exporter, no);
+    buf.copy(this.slab.bytes, this.used, start, end);
+    let no = this.lastNo;
+    if (exporter !== this.lastExporter || no < 0) {
+      no = this.exporterNo.get(exporter) ?? -1;
+      if (no < 0) {
+        no = this.exporters.length;
+        this.exporters.push(exporter);
+        this.exporterNo.set(exporter, no);
+      }
+      this.lastExporter = exporter;
+      this.lastNo = no;
     }
-    const i = this.count * 4;
-    this.index[i] = this.used;
-    this.index[i + 1] = len;
-    this.index[i + 2] = recvMs;
-    this.index[i + 3] = no;
+    const x = this.slab.numbers;
+    const i = this.count * STRIDE;
+    x[i] = this.used;
+    x[i + 1] = len;
+    x[i + 2] = recvMs;
+    x[i + 3] = no;
+    x[i + 4] = flags;
     this.used += len;
     this.count++;
     this.ingest.queuedBytes += len;
@@ -141,23 +182,33 @@ class Lane {
   /** Sends the batch being filled. */
   send(): void {
     if (this.count === 0) return;
-    const s: Sent = { id: this.ingest.nextId++, data: this.data.subarray(0, this.used), index: this.index.slice(0, this.count * 4), count: this.count, exporters: this.exporters, bytes: this.used, sentAt: Date.now() };
-    this.data = Buffer.allocUnsafe(Math.min(Math.max(64 * 1024, this.used), BATCH_BYTES * 2));
+    let sent = this.slab;
+    if (!sent.pooled || this.lent < LENT) {
+      // This memory goes with the batch; the next batch takes a spare one.
+      if (sent.pooled) this.lent++;
+      this.slab = this.spare.pop() ?? slab(INDEX_BYTES, BATCH_BYTES, true);
+    } else {
+      // Enough pooled memory is out: an exact-size copy goes, and this memory takes the next batch.
+      const ib = this.count * STRIDE * 8;
+      sent = slab(ib, this.used, false);
+      sent.numbers.set(this.slab.numbers.subarray(0, this.count * STRIDE));
+      this.slab.bytes.copy(sent.bytes, 0, 0, this.used);
+    }
+    const s: Sent = { id: this.ingest.nextId++, slab: sent, count: this.count, exporters: this.exporters, bytes: this.used, sentAt: Date.now() };
     this.used = 0;
     this.count = 0;
     this.exporters = [];
     this.exporterNo = new Map();
+    this.lastNo = -1;
     this.inflight.push(s);
     this.post(s);
   }
 
   private post(s: Sent): void {
     s.sentAt = Date.now();
-    // A copy goes to the thread: the original stays here until it is answered (a terminated thread's batch is stored raw from it).
-    const data = s.data.buffer.slice(s.data.byteOffset, s.data.byteOffset + s.data.length) as ArrayBuffer;
-    const index = s.index.slice();
-    const b: IngestBatch = { id: s.id, data, index, count: s.count, exporters: s.exporters };
-    this.worker.postMessage(b, [data, index.buffer]);
+    // Shared memory: the thread reads the batch where it is; it stays here until answered (a terminated thread's batch is stored raw from it).
+    const b: IngestBatch = { id: s.id, memory: s.slab.sab, at: s.slab.at, bytes: s.bytes, count: s.count, exporters: s.exporters };
+    this.worker.postMessage(b);
   }
 
   private answered(r: IngestResult): void {
@@ -169,6 +220,11 @@ class Lane {
     // The frame is handed on before the queue shrinks: a sender waiting for the drain finds it in the log's queue.
     if (r.frame && r.records > 0) this.ingest.opts.onFrame(Buffer.from(r.frame), r.records);
     this.ingest.release(s!.bytes);
+    // Its thread is done with it: pooled memory takes a later batch.
+    if (s!.slab.pooled) {
+      this.lent--;
+      if (this.spare.length < LENT) this.spare.push(s!.slab);
+    }
   }
 
   /** How long the thread has been on its current batch (ms; since it was sent or since the thread's last answer, whichever is later), 0 when idle. */
@@ -184,6 +240,8 @@ class Lane {
     let lost = '';
     if (culprit) {
       this.ingest.release(culprit.bytes);
+      // Not used again: the terminated thread may still be reading it.
+      if (culprit.slab.pooled) this.lent--;
       if (this.kind === 'syslog') {
         this.ingest.opts.onRecords(rawRecords(culprit, this.workerData));
         this.ingest.stats.stored_raw += culprit.count;
@@ -210,15 +268,17 @@ class Lane {
   }
 }
 
-/** The plain syslog records of a batch (its thread never answered): every line kept whole. */
+/** The plain syslog records of a batch (its thread never answered): every line kept whole, flagged as given up (FLAG_SLOW) besides its own flags. */
 function rawRecords(s: Sent, wd: IngestWorkerData): TrafficRecord[] {
   const schools = new Map(wd.schools);
   const out: TrafficRecord[] = [];
+  const x = s.slab.numbers;
   for (let i = 0; i < s.count; i++) {
-    const o = s.index[i * 4]!;
-    const exporter = s.exporters[s.index[i * 4 + 3]!]!;
-    const r = emptyRecord('log', 'syslog', exporter, s.index[i * 4 + 2]!);
-    r.raw = withoutEol(s.data.toString('utf8', o, o + s.index[i * 4 + 1]!));
+    const o = x[i * STRIDE]!;
+    const exporter = s.exporters[x[i * STRIDE + 3]!]!;
+    const r = emptyRecord('log', 'syslog', exporter, x[i * STRIDE + 2]!);
+    r.raw = withoutEol(s.slab.bytes.toString('utf8', o, o + x[i * STRIDE + 1]!));
+    r.flags = x[i * STRIDE + 4]! | FLAG_SLOW;
     r.school = schools.get(exporter) ?? null;
     out.push(r);
   }
@@ -268,21 +328,24 @@ export class Ingest {
   }
 
   /**
-   * A log line (a datagram's bytes or a framed message); false when the
-   * queue is full and it was not taken. `force`: taken all the same (a
-   * stream's messages already framed; its sender is paused instead).
+   * A log line: the bytes buf[start, end) (a datagram, or a framed message
+   * in a stream's chunk), copied; `flags` (FLAG_CUT) go to its record.
+   * False when the queue is full and it was not taken. `force`: taken all
+   * the same (a stream's messages already framed; its sender is paused
+   * instead).
    */
-  addSyslog(msg: Buffer | string, exporter: string, recvMs: number, force = false): boolean {
+  addSyslog(buf: Buffer, start: number, end: number, exporter: string, recvMs: number, flags = 0, force = false): boolean {
     if (this.full && !force) return false;
-    const lane = this.syslog[this.next++ % this.syslog.length]!;
-    lane.add(msg, exporter, recvMs);
+    const lanes = this.syslog;
+    const lane = lanes.length === 1 ? lanes[0]! : lanes[this.next++ % lanes.length]!;
+    lane.add(buf, start, end, exporter, recvMs, flags);
     return true;
   }
 
   /** A flow datagram; false when the queue is full and it was not taken. */
   addFlow(msg: Buffer, exporter: string, recvMs: number): boolean {
     if (this.full) return false;
-    this.flow.add(msg, exporter, recvMs);
+    this.flow.add(msg, 0, msg.length, exporter, recvMs, 0);
     return true;
   }
 

@@ -21,8 +21,8 @@ import type { TrafficInput } from '../config/schema.ts';
 import { Archive } from './archive.ts';
 import { loadPrivateKey } from './manifest.ts';
 import { purge } from './retention.ts';
-import type { TrafficRecord } from './record.ts';
-import { SyslogFramer } from './framer.ts';
+import { FLAG_CUT, type TrafficRecord } from './record.ts';
+import { SyslogFramer, type FrameSink } from './framer.ts';
 import { Ingest, type IngestStats } from './ingest.ts';
 import { senderFilter } from './allow.ts';
 import type { IngestResult } from './ingest-worker.ts';
@@ -40,6 +40,8 @@ export interface TrafficStats extends IngestStats {
   malformed: number;
   /** Messages cut at max_message. */
   truncated: number;
+  /** Bytes dropped from messages cut at max_message (the rest of each, up to its newline or the end of its count or datagram). */
+  discarded: number;
   /** Log lines that no parser understood (kept raw). */
   unparsed: number;
   /** Records fsynced into the write-ahead log. */
@@ -105,6 +107,7 @@ export class TrafficService {
     flow_datagrams: 0,
     malformed: 0,
     truncated: 0,
+    discarded: 0,
     unparsed: 0,
     stored: 0,
     write_failed: 0,
@@ -283,6 +286,24 @@ export class TrafficService {
     }
     const from = (sock.remoteAddress ?? '').replace(/^::ffff:/, '');
     const framer = new SyslogFramer(this.t.syslog.max_message);
+    // Each message goes to the parsing threads as the bytes it came in (no text made here), with its flags (FLAG_CUT); always taken (the sender is paused, not dropped, when the queue is full).
+    let at = 0;
+    let received = 0;
+    const ingest = this.ingest!;
+    const sink: FrameSink = (buf, start, end, flags) => {
+      ingest.addSyslog(buf, start, end, from, at, flags, true);
+      received++;
+    };
+    const framed = (): void => {
+      this.stats.syslog_received += received;
+      this.stats.truncated += framer.truncated;
+      this.stats.discarded += framer.discarded;
+      this.stats.malformed += framer.malformed;
+      received = 0;
+      framer.truncated = 0;
+      framer.discarded = 0;
+      framer.malformed = 0;
+    };
     this.sockets.add(sock);
     this.stats.connections = this.sockets.size;
     // A sender that says nothing for idle_timeout is closed: a connection slot is not held forever.
@@ -291,12 +312,9 @@ export class TrafficService {
       sock.destroy();
     });
     sock.on('data', (chunk: Buffer) => {
-      const msgs = framer.push(chunk);
-      this.stats.truncated += framer.truncated;
-      this.stats.malformed += framer.malformed;
-      framer.truncated = 0;
-      framer.malformed = 0;
-      if (msgs.length > 0) this.streamMessages(msgs, from);
+      at = Date.now();
+      framer.frames(chunk, sink);
+      framed();
       if (this.paused.has(sock)) return;
       if (this.walFailed) this.pause(sock);
       else if (this.ingest!.full) {
@@ -313,8 +331,9 @@ export class TrafficService {
     });
     if (this.walFailed) this.pause(sock);
     sock.on('end', () => {
-      const rest = framer.end();
-      if (rest.length > 0) this.streamMessages(rest, from);
+      at = Date.now();
+      framer.finish(sink);
+      framed();
     });
     sock.on('error', () => sock.destroy());
     sock.on('close', () => {
@@ -336,22 +355,18 @@ export class TrafficService {
     this.paused.clear();
   }
 
-  /** Framed messages of a stream: always taken (the sender is paused, not dropped, when the queue is full). */
-  private streamMessages(lines: string[], from: string): void {
-    const at = Date.now();
-    for (const line of lines) this.ingest!.addSyslog(line, from, at, true);
-    this.stats.syslog_received += lines.length;
-  }
-
   private syslogDatagram(msg: Buffer, from: string, at: number): void {
     const exporter = from.replace(/^::ffff:/, '');
-    if (this.ingest!.addSyslog(msg.length > this.t.syslog.max_message ? this.cut(msg) : msg, exporter, at)) this.stats.syslog_received++;
-    else this.dropped(exporter);
-  }
-
-  private cut(msg: Buffer): Buffer {
-    this.stats.truncated++;
-    return msg.subarray(0, this.t.syslog.max_message);
+    const max = this.t.syslog.max_message;
+    // A datagram over max_message: one record of its first max_message bytes, flagged, the rest counted as discarded.
+    const cut = msg.length > max;
+    if (this.ingest!.addSyslog(msg, 0, cut ? max : msg.length, exporter, at, cut ? FLAG_CUT : 0)) {
+      this.stats.syslog_received++;
+      if (cut) {
+        this.stats.truncated++;
+        this.stats.discarded += msg.length - max;
+      }
+    } else this.dropped(exporter);
   }
 
   private flowDatagram(msg: Buffer, from: string, at: number): void {

@@ -226,6 +226,7 @@ export const measurements = {
       write_failed: f('integer', 'short', 'last', 'records whose write failed (not acknowledged)'),
       malformed: f('integer', 'short', 'last', 'datagrams or frames that could not be read'),
       truncated: f('integer', 'short', 'last', 'messages cut at traffic.syslog.max_message'),
+      discarded: f('integer', 'bytes', 'last', 'bytes dropped from messages cut at traffic.syslog.max_message (the rest of each)'),
       unparsed: f('integer', 'short', 'last', 'log lines no parser understood (kept raw)'),
       udp_drops: f('integer', 'short', 'last', 'datagrams the kernel dropped on the receivers\' UDP sockets'),
       paused: f('integer', 'short', 'last', 'times a TCP/TLS sender was paused while the disk caught up'),

@@ -3,7 +3,10 @@
 // refused and counted, a slow parse stored as the plain record (over_budget),
 // a full queue to the parsing threads dropping UDP (counted) while a TCP
 // sender is paused and loses nothing; and `klaiwatch archive serve` run alone
-// receiving, archiving and answering GET /healthz on traffic.http.
+// receiving, archiving and answering GET /healthz on traffic.http. A message
+// over max_message (TCP line, TCP octet count, UDP datagram) is one record
+// flagged FLAG_CUT, the rest counted in `discarded`; the bytes go to the
+// parsing threads as they came (Thai text byte-exact).
 import { describe, it, expect, afterAll } from 'vitest';
 import { spawn } from 'node:child_process';
 import { execFile } from 'node:child_process';
@@ -19,6 +22,7 @@ import { TrafficService } from '../../archive/service.ts';
 import { queryArchive } from '../../archive/query.ts';
 import { lockArchiveDir } from '../../archive/ingest-serve.ts';
 import { PROJECT } from '../../sim/area.ts';
+import { FLAG_CUT, FLAG_SLOW } from '../../archive/record.ts';
 import { freePort, requireBinary, tempDir } from '../helpers/peers.ts';
 
 const run = promisify(execFile);
@@ -153,8 +157,8 @@ describe('parsing threads', () => {
       await until('both stored', () => svc.stats.stored >= 2);
       expect(svc.stats.over_budget).toBe(1);
       const rows = (await queryArchive(join(dir.path, `archive-${n}`), { from: 0 })).rows;
-      expect(rows.find((r) => r.raw?.includes('10.9.9.9'))).toMatchObject({ parser: 'syslog', host: 'gw', app: 'dhcpd', src_ip: null });
-      expect(rows.find((r) => r.raw?.includes('10.9.9.8'))).toMatchObject({ parser: 'isc-dhcp', src_ip: '10.9.9.8' });
+      expect(rows.find((r) => r.raw?.includes('10.9.9.9'))).toMatchObject({ parser: 'syslog', host: 'gw', app: 'dhcpd', src_ip: null, flags: FLAG_SLOW });
+      expect(rows.find((r) => r.raw?.includes('10.9.9.8'))).toMatchObject({ parser: 'isc-dhcp', src_ip: '10.9.9.8', flags: null });
     } finally {
       await svc.stop();
     }
@@ -183,6 +187,44 @@ describe('parsing threads', () => {
       const rows = (await queryArchive(join(dir.path, `archive-${n}`), { from: 0 })).rows;
       const tcpRows = new Set(rows.map((r) => /tcp-(\d+) /.exec(r.raw ?? '')?.[1]).filter(Boolean));
       expect(tcpRows.size, 'every TCP line once').toBe(2000);
+    } finally {
+      await svc.stop();
+    }
+  });
+});
+
+describe('messages over max_message', () => {
+  it('a TCP line, a TCP octet count and a UDP datagram over max_message: one record each of the first max_message bytes, flagged FLAG_CUT; the rest counted as discarded', async () => {
+    const svc = await service([], '{ tcp: "127.0.0.1:0", udp: "127.0.0.1:0", max_message: 1KiB }');
+    try {
+      const head = (what: string) => `<13>Nov 24 10:00:00 host app: ${what} `;
+      const line = `${head('long-line')}${'ก'.repeat(700)}`; // 3 bytes a character: cut inside one (stored as U+FFFD)
+      const counted = `${head('long-counted')}${'b'.repeat(1500)}`;
+      const thai = `${head('short')}ข้อความภาษาไทย ครบถ้วน`;
+      const udpMsg = `${head('long-udp')}${'c'.repeat(1200)}`;
+      const tcp = await open(portOf(svc, 'syslog-tcp'));
+      // The line in small writes (it crosses chunks), then an octet-counted frame and a short line.
+      const wire = Buffer.from(`${line}\n${Buffer.byteLength(counted)} ${counted}${thai}\n`);
+      for (let i = 0; i < wire.length; i += 300) {
+        tcp.write(wire.subarray(i, i + 300));
+        await sleep(2);
+      }
+      tcp.end();
+      const udp = createSocket('udp4');
+      await new Promise((r) => udp.send(udpMsg, portOf(svc, 'syslog-udp'), '127.0.0.1', r));
+      udp.close();
+      await until('four stored', () => svc.stats.stored >= 4);
+      const cutBytes = (s: string) => Buffer.from(s).subarray(0, 1024).toString('utf8');
+      const rows = (await queryArchive(join(dir.path, `archive-${n}`), { from: 0 })).rows;
+      expect(rows).toHaveLength(4);
+      const by = (what: string) => rows.find((r) => r.raw?.includes(` ${what} `));
+      expect(by('long-line')).toMatchObject({ raw: cutBytes(line), flags: FLAG_CUT, app: 'app' });
+      expect(by('long-counted')).toMatchObject({ raw: cutBytes(counted), flags: FLAG_CUT });
+      expect(by('long-udp')).toMatchObject({ raw: cutBytes(udpMsg), flags: FLAG_CUT });
+      expect(by('short')).toMatchObject({ raw: thai, flags: null });
+      expect(svc.stats.truncated).toBe(3);
+      expect(svc.stats.discarded).toBe(Buffer.byteLength(line) - 1024 + Buffer.byteLength(counted) - 1024 + Buffer.byteLength(udpMsg) - 1024);
+      expect(svc.stats.syslog_received).toBe(4);
     } finally {
       await svc.stop();
     }
