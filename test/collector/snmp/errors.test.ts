@@ -60,13 +60,19 @@ function device(id: string, address: string, port: number): Device {
 }
 
 const V2: SnmpCredentials = { version: 2, level: 'noAuthNoPriv', community: new Secret('router') };
-const TIMEOUT = { timeoutMs: 400, retries: 1 };
+// Generous enough that snmpsimd on a loaded machine answers in time; the waits for it are the failures that wait for every try.
+const TIMEOUT = { timeoutMs: 1000, retries: 1 };
+const PATIENT = { timeoutMs: 3000, retries: 1 };
 
 /** One poll of the RouterOS recording through the relay with `rewrite`. */
 async function poll(rewrite: Rewrite | undefined, memory: DeviceMemory = newMemory(), creds: SnmpCredentials = V2, direct = false): Promise<PollResult & { took: number }> {
+  // Straight to the agent nothing is broken: patient, as on a loaded machine.
+  const timeouts = direct ? PATIENT : TIMEOUT;
   relay.rewrite = rewrite;
+  relay.stats.requests = 0;
+  relay.stats.replies = 0;
   const [address, port] = direct ? [agents.address, agents.port] : [relay.address, relay.port];
-  const s = new SnmpSession(address, port, creds, TIMEOUT);
+  const s = new SnmpSession(address, port, creds, timeouts);
   const started = performance.now();
   try {
     const r = await pollDevice(s, device('r1', address, port), profiles, memory, { maxRepetitions: 25 });
@@ -157,8 +163,10 @@ describe('named SNMP failures on the device point (pollDevice through the relay)
   });
 
   it('GETBULK replies cut short: truncated_reply for the walk; the scalars read before it are still written', async () => {
-    const r = await poll(relayKit.onlyFor(PDU.getBulk, relayKit.truncate(0.5)));
+    const memory = newMemory();
+    const r = await poll(relayKit.onlyFor(PDU.getBulk, relayKit.truncate(0.5)), memory);
     expect(kinds(r)).toEqual(['truncated_reply']);
+    expect(memory.fallbacks.size).toBe(0);
     expect(r.error).toMatch(/truncated_reply: walk interfaces, processors, storage: /);
     expect(devicePoint(r).fields.snmp_up).toBe(1);
     expect(points(r, 'system')[0]!.fields).toMatchObject({ temperature_c: 33 });
@@ -179,12 +187,13 @@ describe('named SNMP failures on the device point (pollDevice through the relay)
     expect(flipped.error).toBe(`${prefix()}unmatched_reply: get scalars: 2 replies came back with a request id of no request sent (damaged, or meant for another manager), none to this request`);
   });
 
-  it('a reply with another community: wrong_community, at once, and neither community in the message (they are secrets)', async () => {
+  it('a reply with another community: wrong_community, without waiting for a retry, and neither community in the message (they are secrets)', async () => {
     const r = await poll(relayKit.setCommunity('somebody-else'));
     expect(kinds(r)).toEqual(['wrong_community']);
     expect(r.error).toBe(`${prefix()}wrong_community: get scalars: the reply carries another community than the request (an agent or a proxy answering for another device?)`);
     expect(r.error).not.toMatch(/router'|somebody-else/);
-    expect(r.took).toBeLessThan(ONE_REQUEST_MS);
+    // Failed on the first reply: no retry was sent, or (an agent slower than the timeout) not a wait for all tries.
+    expect(relay.stats.requests === 1 || r.took < ONE_REQUEST_MS, `${relay.stats.requests} requests in ${Math.round(r.took)} ms`).toBe(true);
   });
 
   it('a reply in another SNMP version: wrong_version names both', async () => {
@@ -217,9 +226,12 @@ describe('named SNMP failures on the device point (pollDevice through the relay)
     expect(points(fresh, 'system')[0]!.fields.temperature_c).toBeUndefined();
   });
 
-  it('noSuchObject inside a walk (only endOfMibView may end one): no_such_object for that column, the others walk on', async () => {
-    const r = await poll(relayKit.onlyFor(PDU.getBulk, relayKit.noSuch(IF_HC_IN)));
+  it('noSuchObject inside a walk (only endOfMibView may end one): no_such_object for that column, the others walk on, no fallback to 32-bit counters', async () => {
+    const memory = newMemory();
+    const r = await poll(relayKit.onlyFor(PDU.getBulk, relayKit.noSuch(IF_HC_IN)), memory);
     expect(kinds(r)).toEqual(['no_such_object']);
+    // A column cut by an error proves nothing about the agent: no switch to the 32-bit ifInOctets.
+    expect(memory.fallbacks.has(IF_HC_IN)).toBe(false);
     expect(r.error).toContain(`no_such_object: walk interfaces.ifHCInOctets: the agent answered noSuchObject for ${IF_HC_IN}.1 in a walk, after 0 rows`);
     expect(points(r, 'interface')).toHaveLength(12);
   });
@@ -233,7 +245,7 @@ describe('named SNMP failures on the device point (pollDevice through the relay)
   it('nothing back at all: a timeout, worded as before and counted as one', async () => {
     const r = await poll(() => null);
     expect(kinds(r)).toEqual(['timeout']);
-    expect(r.error).toBe(`${prefix()}get scalars: timeout after 2 tries of 400 ms`);
+    expect(r.error).toBe(`${prefix()}get scalars: timeout after 2 tries of 1000 ms`);
     expect(devicePoint(r).fields).toMatchObject({ snmp_up: 0, timeouts: 1 });
   });
 });

@@ -203,12 +203,15 @@ describe('agent restart and SNMPv3 (own agents)', () => {
     expect(at(after)).toBeLessThan(simRate(3).in * 8 * 1.05);
   });
 
-  it('SNMPv3 authPriv (SHA, AES): the context selects the recording', async () => {
+  it('SNMPv3 authPriv (SHA, AES): the context selects the recording; a wrong key is auth_failed', async () => {
     const creds: SnmpCredentials = { version: 3, level: 'authPriv', username: 'kwuser', authProtocol: 'sha', authKey: new Secret('authpass123'), privProtocol: 'aes', privKey: new Secret('privpass123'), context: 'router' };
     const r = await poll('router', newMemory(), creds, undefined, v3.address);
     expect(r.ok, r.error).toBe(true);
     expect(r.profile).toBe('mikrotik-routeros');
     const wrong = await poll('router', newMemory(), { ...creds, authKey: new Secret('wrong-key-123') }, { timeoutMs: 500, retries: 0 }, v3.address);
     expect(wrong.ok).toBe(false);
+    // Named as what it is: the agent answered, its digest does not match ours (the device as the inventory gives it).
+    expect(wrong.error).toBe(`school T1 router router ${agents.address}: auth_failed: get scalars: the reply's authentication digest does not match (wrong auth key or protocol?)`);
+    expect(wrong.problems?.map((p) => p.kind)).toEqual(['auth_failed']);
   });
 });
