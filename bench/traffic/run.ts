@@ -14,7 +14,7 @@
 // Prints each figure and the ratio to the reference.
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
-import { mkdtempSync, writeFileSync, readFileSync, statSync, rmSync, mkdirSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, readFileSync, statSync, rmSync, mkdirSync, readdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -23,7 +23,7 @@ import { Archive } from '../../archive/archive.ts';
 import { loadPrivateKey } from '../../archive/manifest.ts';
 import { dirBytes, dropCaches, fmt, klaiwatchHostQuery, nfdumpHostQuery, ratio, table } from './measure.ts';
 import { PROJECT } from '../../sim/area.ts';
-import type { TrafficStats } from '../../archive/service.ts';
+import { udpDrops, type TrafficStats } from '../../archive/service.ts';
 import { ARCHIVE_V8_FLAGS } from '../../collector/runtime.ts';
 
 const exec = promisify(execFile);
@@ -46,6 +46,52 @@ const tools = join(PROJECT, '.tools', 'syslog-ng', 'usr');
 const sngEnv = { ...process.env, SYSLOGNG_PREFIX: tools, LD_LIBRARY_PATH: join(tools, 'lib', 'syslog-ng') };
 let port = 31000 + (process.pid % 1000) * 8;
 const nextPort = () => port++;
+
+/**
+ * Watches the threads of `pid` every 100 ms until stopped: the most seen at
+ * once at a nice value above 0 (the seal's worker and DuckDB's threads
+ * should be at 10) and their CPU seconds, against the rest of the process.
+ */
+function niceWatch(pid: number): () => { niced: number; nicedCpu: number; nice: number[] } {
+  const seen = new Map<string, { nice: number; cpu: number }>();
+  let most = 0;
+  const look = () => {
+    let now = 0;
+    let tids: string[] = [];
+    try {
+      tids = readdirSync(`/proc/${pid}/task`);
+    } catch {
+      return;
+    }
+    for (const tid of tids) {
+      try {
+        const f = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+        const nice = Number(f[16]);
+        if (nice > 0) {
+          now++;
+          seen.set(tid, { nice, cpu: (Number(f[11]) + Number(f[12])) / 100 });
+        }
+      } catch {
+        // The thread ended.
+      }
+    }
+    most = Math.max(most, now);
+  };
+  const timer = setInterval(look, 100);
+  return () => {
+    clearInterval(timer);
+    return { niced: most, nicedCpu: [...seen.values()].reduce((n, t) => n + t.cpu, 0), nice: [...new Set([...seen.values()].map((t) => t.nice))] };
+  };
+}
+
+/** Sealed segment files in an archive folder. */
+function segmentFiles(dir: string): number {
+  try {
+    return readdirSync(join(dir, 'segments'), { recursive: true }).filter((f) => String(f).endsWith('.parquet')).length;
+  } catch {
+    return 0;
+  }
+}
 
 function cpuSeconds(pid: number): number {
   const f = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
@@ -189,11 +235,15 @@ mkdirSync(nfDir);
 const nfPort = nextPort();
 const nfcapd = spawn('nfcapd', ['-w', nfDir, '-p', String(nfPort), '-b', '127.0.0.1', '-y', '-B', String(8 << 20), '-t', '86400'], { stdio: 'ignore' });
 await sleep(1000);
-const flowRows: string[][] = [['rate (flows/s)', 'sent', 'klaiwatch received', 'lost', 'kernel drops', 'CPU-s per 1M flows', 'nfcapd received (sent separately, same rate)', 'lost']];
+const flowRows: string[][] = [['rate (flows/s)', 'sent', 'klaiwatch received', 'lost', 'kernel drops', 'CPU-s per 1M flows', 'segments sealed during it', 'threads at nice > 0 (most at once; their CPU-s)', 'nfcapd received (sent separately, same rate)', 'lost']];
 let nfTotal = 0;
 for (const rate of rates) {
   const before = await k2.health();
+  // The service reads kernel drops and segments every 30 s: read here, fresh.
+  const drops0 = await udpDrops(flowPort);
+  const segs0 = segmentFiles(k2.dir);
   const c0 = cpuSeconds(k2.proc.pid!);
+  const watch = niceWatch(k2.proc.pid!);
   const g = JSON.parse((await exec(process.execPath, [join(PROJECT, 'bench', 'traffic', 'flowgen.ts'), String(flowPort), String(rate), String(seconds)])).stdout) as { sent: number };
   await waitFor(async () => {
     const h = await k2.health();
@@ -202,10 +252,11 @@ for (const rate of rates) {
   await sleep(500);
   const after = await k2.health();
   const cpu = cpuSeconds(k2.proc.pid!) - c0;
+  const w = watch();
   const got = after.flows_received - before.flows_received;
   const g2 = JSON.parse((await exec(process.execPath, [join(PROJECT, 'bench', 'traffic', 'flowgen.ts'), String(nfPort), String(rate), String(seconds)])).stdout) as { sent: number };
   nfTotal += g2.sent;
-  flowRows.push([fmt(rate), fmt(g.sent), fmt(got), fmt(g.sent - got), fmt(after.udp_drops - before.udp_drops), (cpu / (got / 1e6)).toFixed(2), '(below)', '']);
+  flowRows.push([fmt(rate), fmt(g.sent), fmt(got), fmt(g.sent - got), fmt((await udpDrops(flowPort)) - drops0), (cpu / (got / 1e6)).toFixed(2), fmt(segmentFiles(k2.dir) - segs0), w.niced ? `${w.niced} at nice ${w.nice.join('/')} (${w.nicedCpu.toFixed(2)} s)` : '0', '(below)', '']);
 }
 await sleep(1500);
 nfcapd.kill('SIGTERM');
@@ -213,11 +264,12 @@ await sleep(1500);
 const nfStat = (await exec('nfdump', ['-R', nfDir, '-I'])).stdout;
 const nfFlows = Number(/^Flows: (\d+)$/m.exec(nfStat)?.[1]);
 const hf = await k2.health();
+const hfDrops = await udpDrops(flowPort);
 await k2.stop();
 say('\n## NetFlow v5 ingest (bench/traffic/flowgen.ts: 200 schools × 60 hosts → 50,000 destinations)\n');
 table(flowRows);
 say(`\nnfcapd 1.7 (LZ4), the same rates in turn: sent ${fmt(nfTotal)}, stored ${fmt(nfFlows)}, lost ${fmt(nfTotal - nfFlows)}`);
-say(`klaiwatch in all: received ${fmt(hf.flows_received)}, stored ${fmt(hf.stored)}, kernel drops ${fmt(hf.udp_drops)}, write failures ${fmt(hf.write_failed)}`);
+say(`klaiwatch in all: received ${fmt(hf.flows_received)}, stored ${fmt(hf.stored)}, kernel drops ${fmt(hfDrops)}, write failures ${fmt(hf.write_failed)}`);
 
 // --------------------------------------------------------- bytes per flow
 const ts = Date.now();
