@@ -185,6 +185,13 @@ function disorder(column: string, from: 1 | 2): Rewrite {
 export const reorderColumn = (column: string): Rewrite => disorder(column, 1);
 export const repeatColumn = (column: string): Rewrite => disorder(column, 2);
 
+/** GETBULK replies keep only their first `n` varbinds (an agent at its size limit, RFC 3416 4.2.3; 0: none at all). */
+export function keepVarbinds(n: number): Rewrite {
+  return edit((m, q) => {
+    if (q.pduType === PDU.getBulk) m.varbinds = m.varbinds.slice(0, n);
+  });
+}
+
 /** Every varbind under `prefix` gets another type and value (e.g. OctetString "n/a" where a counter was). */
 export function retype(prefix: string, type: number, value: Buffer): Rewrite {
   return edit((m) => {

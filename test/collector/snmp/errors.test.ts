@@ -236,6 +236,23 @@ describe('named SNMP failures on the device point (pollDevice through the relay)
     expect(points(r, 'interface')).toHaveLength(12);
   });
 
+  it('GETBULK replies cut at the agent\'s size limit (fewer varbinds than columns): the columns left out are asked again; nothing lost, nothing named', async () => {
+    const direct = await poll(undefined, newMemory(), V2, true);
+    const r = await poll(relayKit.keepVarbinds(5));
+    expect(r.ok, r.error).toBe(true);
+    expect(r.pdus).toBeGreaterThan(direct.pdus);
+    const fields = (x: PollResult) => points(x, 'interface').map((p) => [p.tags.ifname, Object.keys(p.fields).sort().join(',')]);
+    expect(fields(r)).toEqual(fields(direct));
+    expect(points(r, 'storage')).toHaveLength(points(direct, 'storage').length);
+  });
+
+  it('a GETBULK reply with no varbind at all: invalid_reply (it would never end), the scalars are kept', async () => {
+    const r = await poll(relayKit.keepVarbinds(0));
+    expect(kinds(r)).toEqual(['invalid_reply']);
+    expect(r.error).toMatch(/invalid_reply: walk interfaces, processors, storage: the GETBULK reply carries no varbind for the \d+ columns asked for$/);
+    expect(points(r, 'system')[0]!.fields).toMatchObject({ temperature_c: 33 });
+  });
+
   it('a reply that is not a response PDU: invalid_reply', async () => {
     const r = await poll(notAResponse);
     expect(kinds(r)).toEqual(['invalid_reply']);
