@@ -63,6 +63,13 @@ const STRIDE = 5;
 const INDEX_BYTES = BATCH_COUNT * STRIDE * 8;
 /** Pooled batch memories a thread may hold at once (unanswered); past that a batch goes as an exact-size copy. */
 const LENT = 8;
+/**
+ * Batches a thread is given ahead: while it has this many unanswered, the
+ * next one is sent when it is full or an answer comes, not at the end of
+ * each turn of the event loop (a thread that is behind gets fewer, larger
+ * batches: less of its time and ours goes on the passing).
+ */
+const AHEAD = 2;
 
 /**
  * A batch's memory, shared with the parsing thread (posting it copies
@@ -170,13 +177,17 @@ class Lane {
     this.count++;
     this.ingest.queuedBytes += len;
     if (this.used >= BATCH_BYTES || this.count >= BATCH_COUNT) this.send();
-    else if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(() => {
-        this.scheduled = false;
-        this.send();
-      });
-    }
+    else if (this.inflight.length < AHEAD) this.schedule();
+  }
+
+  /** Sends the batch being filled at the end of this turn of the event loop. */
+  private schedule(): void {
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.send();
+    });
   }
 
   /** Sends the batch being filled. */
@@ -225,6 +236,7 @@ class Lane {
       this.lent--;
       if (this.spare.length < LENT) this.spare.push(s!.slab);
     }
+    if (this.count > 0 && this.inflight.length < AHEAD) this.schedule();
   }
 
   /** How long the thread has been on its current batch (ms; since it was sent or since the thread's last answer, whichever is later), 0 when idle. */
@@ -258,6 +270,7 @@ class Lane {
       this.inflight.push(s);
       this.post(s);
     }
+    if (this.count > 0 && this.inflight.length < AHEAD) this.schedule();
   }
 
   async stop(deadline: number): Promise<void> {
