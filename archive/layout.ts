@@ -14,26 +14,32 @@
 //     dev_ms, else recv_ms) - start_ms. They are small (a flow's device time
 //     is its last packet, so its end_off is 0) where the absolute times are
 //     not; on a day of flows the segment is 30 % smaller for these two.
-// Layout 3 (since this version): layout 2 with the flags column (record.ts
-// FLAG_*) at the end. Segments of layouts 1 and 2 have no flags column:
-// `logical` reads it as NULL from them.
+// Layout 3: layout 2 with the flags column (record.ts FLAG_*) at the end.
+// Segments of layouts 1 and 2 have no flags column: `logical` reads it as
+// NULL from them.
+// Layout 4 (since this version): layout 3 with sampling, nat_event,
+// post_nat_dst_ip (number-or-text as the other addresses: post_nat_dst_v4
+// and post_nat_dst_ip), post_nat_dst_port and raw_bytes at the end; older
+// segments read them as NULL.
 // A segment says its layout in its footer (key `klaiwatch_layout`) and its
 // manifest entry (`layout`); `logical` reads either back as COLUMNS.
 import { COLUMNS } from './record.ts';
 import { sqlString } from './sql.ts';
 
-export const LAYOUT = 3;
+export const LAYOUT = 4;
+/** Columns layout 3 lacks (added to COLUMNS in layout 4). */
+const SINCE_4 = ['sampling', 'nat_event', 'post_nat_dst_ip', 'post_nat_dst_port', 'raw_bytes'];
 /** Columns a layout's segments lack (added to COLUMNS since): NULL when read. */
-const LACKS: Record<number, readonly string[]> = { 1: ['flags'], 2: ['flags'] };
+const LACKS: Record<number, readonly string[]> = { 1: ['flags', ...SINCE_4], 2: ['flags', ...SINCE_4], 3: SINCE_4 };
 export const LAYOUT_KEY = 'klaiwatch_layout';
 
 /** Address columns stored as number-or-text in layout 2. */
-export const ADDRESS_COLUMNS = ['src_ip', 'dst_ip', 'nat_ip'] as const;
+export const ADDRESS_COLUMNS = ['src_ip', 'dst_ip', 'nat_ip', 'post_nat_dst_ip'] as const;
 const v4Of = (c: string) => c.replace(/_ip$/, '_v4');
 /** Time columns stored as differences in layout 2, and their names there. */
 const OFFSETS: Record<string, string> = { dev_ms: 'dev_off', start_ms: 'start_off', end_ms: 'end_off' };
 
-/** The current layout's columns (2 and 3: 3 adds flags), in file order, with their DuckDB types: COLUMNS, each address as two, each device or flow time as its difference. */
+/** The current layout's columns (2 to 4: 3 adds flags, 4 sampling to raw_bytes), in file order, with their DuckDB types: COLUMNS, each address as two, each device or flow time as its difference. */
 export const PHYSICAL: readonly (readonly [string, string])[] = COLUMNS.flatMap(([c, t]): [string, string][] => {
   if ((ADDRESS_COLUMNS as readonly string[]).includes(c)) return [[v4Of(c), 'UINTEGER'], [c, 'VARCHAR']];
   if (OFFSETS[c]) return [[OFFSETS[c], 'BIGINT']];

@@ -188,11 +188,13 @@ async function queryOnce(dir: string, q: ArchiveQuery, cond: ReturnType<typeof w
     const limit = q.limit !== undefined ? ` LIMIT ${Math.max(0, Math.trunc(q.limit))}` : '';
     // Each row comes out as one JSON text, parsed here: the client library's
     // conversion of each value took 15 µs a row, this about one.
-    const json = `to_json({${COLUMNS.map(([c]) => `"${c}": "${c}"`).join(', ')}})`;
+    // raw_bytes (a BLOB) as base64 in the JSON, back to its bytes below.
+    const json = `to_json({${COLUMNS.map(([c, t]) => `"${c}": ${t === 'BLOB' ? `base64("${c}")` : `"${c}"`}`).join(', ')}})`;
     const reader = await db.con.runAndReadAll(`SELECT ${json}, _source FROM (${parts.join(' UNION ALL ')}) ORDER BY COALESCE(dev_ms, recv_ms), recv_ms${limit}`, cond.params as unknown as never[]);
     // No rows: DuckDB hands back no columns at all, not two empty ones.
     const [texts = [], source = []] = reader.getColumns() as [string[]?, string[]?];
     const rows = JSON.parse(`[${texts.join(',')}]`) as TrafficRecord[];
+    for (const r of rows) if (r.raw_bytes !== null) r.raw_bytes = Buffer.from(r.raw_bytes as unknown as string, 'base64');
     const used = new Map<string, number>();
     let fromWal = 0;
     for (const src of source) {

@@ -43,6 +43,15 @@ export interface TrafficRecord {
   raw: string | null;
   /** What happened to the message on its way in (FLAG_*), a bitmask; null when nothing did (and in records from before this column). */
   flags: number | null;
+  /** 1-in-N packet sampling the exporter applied to this flow (N; null: unsampled or not said). `packets` and `bytes` are as received; times N they estimate the traffic, as nfdump shows it. */
+  sampling: number | null;
+  /** RFC 8158 / IANA natEvent (IE 230): 1 create, 2 delete, 3 pool exhausted ... (null: not a NAT event). */
+  nat_event: number | null;
+  /** Destination address and port after NAT (IE 226/282, 228; RouterOS dst-nat, Cisco ASA mapped destination): the inside server a public destination stood for. */
+  post_nat_dst_ip: string | null;
+  post_nat_dst_port: number | null;
+  /** The message's bytes exactly as they arrived, only when they were not valid UTF-8 (`raw` then holds them with U+FFFD for each bad sequence). */
+  raw_bytes: Uint8Array | null;
 }
 
 /** The message was longer than syslog.max_message: `raw` is its first max_message bytes (archive/framer.ts). */
@@ -83,6 +92,12 @@ export const COLUMNS = [
   ['raw', 'VARCHAR'],
   // Since layout 3 (layout.ts); a frame's column map says whether its rows have it.
   ['flags', 'INTEGER'],
+  // Since layout 4: sampling, NAT events and destinations, raw bytes.
+  ['sampling', 'INTEGER'],
+  ['nat_event', 'SMALLINT'],
+  ['post_nat_dst_ip', 'VARCHAR'],
+  ['post_nat_dst_port', 'INTEGER'],
+  ['raw_bytes', 'BLOB'],
 ] as const satisfies readonly (readonly [keyof TrafficRecord, string])[];
 
 export type ColumnName = (typeof COLUMNS)[number][0];
@@ -116,6 +131,11 @@ export function emptyRecord(kind: TrafficRecord['kind'], parser: string, exporte
     app: null,
     raw: null,
     flags: null,
+    sampling: null,
+    nat_event: null,
+    post_nat_dst_ip: null,
+    post_nat_dst_port: null,
+    raw_bytes: null,
   };
 }
 
@@ -148,13 +168,15 @@ export function normalMac(mac: string): string {
 // u32 map of the columns any row has (so a reader can leave out the empty
 // ones), then per row a u32 map of its present columns and each present
 // value (BIGINT as float64: milliseconds and byte counts are exact below
-// 2^53; INTEGER int32; SMALLINT int16; VARCHAR u32 length + UTF-8). Five
+// 2^53; INTEGER int32; SMALLINT int16; VARCHAR u32 length + UTF-8; BLOB u32
+// length + the bytes). Five
 // times faster than JSON and a third of its size. Frames of the first
 // versions (magic 0x42, no frame map; JSON rows, "[") are still read; so
-// are frames written before a column was added (flags): their maps lack
-// its bit, and the column reads as null. A map has 32 bits: 32 columns at most.
+// are frames written before a column was added (flags; sampling to
+// raw_bytes): their maps lack its bit, and the column reads as null. A map
+// has 32 bits: 32 columns at most (31 used).
 
-const KIND = COLUMNS.map(([, t]) => (t === 'BIGINT' ? 0 : t === 'INTEGER' ? 1 : t === 'SMALLINT' ? 2 : 3));
+const KIND = COLUMNS.map(([, t]) => (t === 'BIGINT' ? 0 : t === 'INTEGER' ? 1 : t === 'SMALLINT' ? 2 : t === 'BLOB' ? 4 : 3));
 const NAMES = COLUMNS.map(([c]) => c);
 /** Binary rows with the frame's column map. */
 const ROWS_MAGIC = 0x43;
@@ -230,6 +252,15 @@ function str(v: string | null, bit: number): void {
   at += 4 + len;
 }
 
+function blob(v: Uint8Array | null, bit: number): void {
+  if (v === null || v === undefined) return;
+  map |= bit;
+  room(4 + v.length);
+  view.setUint32(at, v.length, true);
+  out.set(v, at + 4);
+  at += 4 + v.length;
+}
+
 /**
  * Encodes frames into a buffer it keeps: a fresh multi-megabyte buffer per
  * frame costs more than the encoding (the allocation, and the garbage
@@ -284,6 +315,13 @@ export class RowEncoder {
       str(r.raw, 1 << 24);
       room(4);
       i32(r.flags, 1 << 25);
+      room(10);
+      i32(r.sampling, 1 << 26);
+      i16(r.nat_event, 1 << 27);
+      str(r.post_nat_dst_ip, 1 << 28);
+      room(4);
+      i32(r.post_nat_dst_port, 1 << 29);
+      blob(r.raw_bytes, 1 << 30);
       view.setUint32(mapAt, map >>> 0, true);
       columns |= map;
     }
@@ -328,6 +366,12 @@ export function decodeFrame(buf: Buffer): TrafficRecord[] {
           r[NAMES[i]!] = buf.readInt16LE(o);
           o += 2;
           break;
+        case 4: {
+          const n = buf.readUInt32LE(o);
+          r[NAMES[i]!] = Buffer.from(buf.subarray(o + 4, o + 4 + n));
+          o += 4 + n;
+          break;
+        }
         default: {
           const n = buf.readUInt32LE(o);
           r[NAMES[i]!] = buf.toString('utf8', o + 4, o + 4 + n);

@@ -30,11 +30,12 @@ function varied(): TrafficRecord[] {
   const full = emptyRecord('log', 'squid', '127.0.0.5', T + 1);
   COLUMNS.forEach(([c, t], i) => {
     if (c === 'kind' || c === 'recv_ms') return;
-    (full as unknown as Record<string, unknown>)[c] = t === 'VARCHAR' ? `${c} ค่า ${i}` : t === 'SMALLINT' ? i : t === 'INTEGER' ? 1000 + i : T - 5000 + i * 17;
+    (full as unknown as Record<string, unknown>)[c] = t === 'BLOB' ? Buffer.from([0x41, 0xff, 0xfe, 0x00, 0xc3, 0x28, 0xe0, 0xb8]) : t === 'VARCHAR' ? `${c} ค่า ${i}` : t === 'SMALLINT' ? i : t === 'INTEGER' ? 1000 + i : T - 5000 + i * 17;
   });
   full.src_ip = '10.1.2.3';
   full.dst_ip = '2001:db8::1';
   full.nat_ip = '203.0.113.9';
+  full.post_nat_dst_ip = '10.9.8.7';
   const flow = emptyRecord('flow', 'netflow-v5', '127.0.0.6', T + 2);
   Object.assign(flow, { src_ip: '192.168.0.1', dst_ip: '8.8.8.8', src_port: 51000, dst_port: 53, proto: 17, bytes: 2 ** 40 + 3, packets: 7, start_ms: T - 60_000, end_ms: T - 1000, dev_ms: T - 1000 });
   // The device's clock ahead of ours, a flow ending "after" its export, no device time at all.
@@ -45,6 +46,10 @@ function varied(): TrafficRecord[] {
   const v6only = { ...emptyRecord('flow', 'ipfix', '127.0.0.7', T + 6), src_ip: 'fe80::1', dst_ip: '::ffff:1.2.3.4', user: '' };
   return [full, flow, ahead, noDev, odd, v6only];
 }
+
+/** The columns added in layout 4: null in what was written before it. */
+const BEFORE_4 = { sampling: null, nat_event: null, post_nat_dst_ip: null, post_nat_dst_port: null, raw_bytes: null } as const;
+const SINCE_4 = Object.keys(BEFORE_4);
 
 const sorted = (rs: readonly TrafficRecord[]) => [...rs].sort((a, b) => a.recv_ms - b.recv_ms);
 
@@ -96,7 +101,7 @@ describe('segment layout', () => {
   it('segments of the first layout are read, merged with new ones and verified', async () => {
     const a = await Archive.open({ dir: dir.path, key, retentionDays: 90, fsyncIntervalMs: 5, sealInProcess: true });
     // The first versions had no flags column: it reads as null from their segments.
-    const old = varied().map((r) => ({ ...r, flags: null }));
+    const old = varied().map((r) => ({ ...r, flags: null, ...BEFORE_4 }));
     // A segment as the first versions wrote it: the columns as they are, sorted by source text, no layout in its entry.
     const inst = await DuckDBInstance.create(':memory:');
     const con = await inst.connect();
@@ -104,7 +109,7 @@ describe('segment layout', () => {
     writeFileSync(json, old.map((r) => JSON.stringify(r)).join('\n'));
     const name = 'seg-000001-20261124T030000Z.parquet';
     const file = join(dir.path, 'segments', name);
-    const first = COLUMNS.filter(([c]) => c !== 'flags');
+    const first = COLUMNS.filter(([c]) => c !== 'flags' && !SINCE_4.includes(c));
     await con.run(`COPY (SELECT ${first.map(([c, t]) => `CAST("${c}" AS ${t}) AS "${c}"`).join(', ')} FROM read_json('${json}', columns = {${first.map(([c, t]) => `'${c}': '${t}'`).join(', ')}}) ORDER BY src_ip, recv_ms) TO '${file}' (FORMAT parquet, COMPRESSION zstd)`);
     con.closeSync();
     inst.closeSync();
@@ -130,7 +135,7 @@ describe('segment layout', () => {
 
   it('segments of layout 2 (before the flags column) are read with null flags, merged into layout 3 and verified', async () => {
     const a = await Archive.open({ dir: dir.path, key, retentionDays: 90, fsyncIntervalMs: 5, sealInProcess: true });
-    const old = varied().map((r) => ({ ...r, flags: null }));
+    const old = varied().map((r) => ({ ...r, flags: null, ...BEFORE_4 }));
     // A layout-2 segment: numbers for IPv4, times as differences, sorted by source; no flags column.
     const inst = await DuckDBInstance.create(':memory:');
     const con = await inst.connect();
@@ -138,7 +143,7 @@ describe('segment layout', () => {
     writeFileSync(json, old.map((r) => JSON.stringify(r)).join('\n'));
     const name = 'seg-000001-20261124T030000Z.parquet';
     const file = join(dir.path, 'segments', name);
-    await con.run(`COPY (SELECT * EXCLUDE (flags) FROM (SELECT ${physical()} FROM read_json('${json}', columns = {${COLUMNS.map(([c, t]) => `'${c}': '${t}'`).join(', ')}})) ORDER BY src_v4, src_ip, recv_ms) TO '${file}' (FORMAT parquet, COMPRESSION zstd, KV_METADATA {${LAYOUT_KEY}: '2'})`);
+    await con.run(`COPY (SELECT * EXCLUDE (flags, ${SINCE_4.join(', ')}, post_nat_dst_v4) FROM (SELECT ${physical()} FROM read_json('${json}', columns = {${COLUMNS.map(([c, t]) => `'${c}': '${t === 'BLOB' ? 'VARCHAR' : t}'`).join(', ')}})) ORDER BY src_v4, src_ip, recv_ms) TO '${file}' (FORMAT parquet, COMPRESSION zstd, KV_METADATA {${LAYOUT_KEY}: '2'})`);
     const cols = (await con.runAndReadAll(`SELECT name FROM parquet_schema('${file}')`)).getRows().map(([n]) => n);
     expect(cols).toContain('src_v4');
     expect(cols).not.toContain('flags');
@@ -154,21 +159,66 @@ describe('segment layout', () => {
     const { merged, refused } = await a.compact(Date.UTC(2026, 10, 26));
     expect(refused).toEqual([]);
     expect(merged).toHaveLength(1);
-    expect(merged[0]!.layout).toBe(3);
+    expect(merged[0]!.layout).toBe(LAYOUT);
     expect(sorted((await queryArchive(dir.path, {})).rows)).toEqual(sorted([...old, ...fresh]));
     expect((await queryArchive(dir.path, { ip: '2001:db8::1' })).rows.length).toBe(2);
     expect((await verifyArchive(dir.path)).ok).toBe(true);
     await a.close();
   });
 
+  it('segments of layout 3 (before sampling, NAT events, post-NAT destinations and raw bytes) read them as null, merge into the current layout and verify', async () => {
+    const a = await Archive.open({ dir: dir.path, key, retentionDays: 90, fsyncIntervalMs: 5, sealInProcess: true });
+    const old = varied().map((r) => ({ ...r, ...BEFORE_4 }));
+    const inst = await DuckDBInstance.create(':memory:');
+    const con = await inst.connect();
+    const json = join(dir.path, 'old.json');
+    writeFileSync(json, old.map((r) => JSON.stringify(r)).join('\n'));
+    const name = 'seg-000001-20261124T030000Z.parquet';
+    const file = join(dir.path, 'segments', name);
+    // Layout 3 as it was written: layout 2's columns and flags, none of layout 4's.
+    await con.run(`COPY (SELECT * EXCLUDE (${SINCE_4.join(', ')}, post_nat_dst_v4) FROM (SELECT ${physical()} FROM read_json('${json}', columns = {${COLUMNS.map(([c, t]) => `'${c}': '${t === 'BLOB' ? 'VARCHAR' : t}'`).join(', ')}})) ORDER BY src_v4, src_ip, recv_ms) TO '${file}' (FORMAT parquet, COMPRESSION zstd, KV_METADATA {${LAYOUT_KEY}: '3'})`);
+    const cols = (await con.runAndReadAll(`SELECT name FROM parquet_schema('${file}')`)).getRows().map(([n]) => n);
+    expect(cols).toContain('flags');
+    expect(cols).not.toContain('sampling');
+    expect(cols).not.toContain('raw_bytes');
+    con.closeSync();
+    inst.closeSync();
+    await a.manifest.append<SegmentEntry>({ type: 'segment', by: 'klaiwatch', file: name, sha256: await sha256File(file), bytes: 0, rows: old.length, first_recv: T + 1, last_recv: T + 6, clock_offset_ms: null, exporters: [], wal: '', wal_inode: 0, layout: 3 });
+    const fresh = varied().map((r, i) => ({ ...r, recv_ms: r.recv_ms + 60_000, sampling: i % 2 ? 1000 : null, nat_event: i % 3 ? 1 : null }));
+    await a.append(fresh);
+    await a.seal();
+    expect(sorted((await queryArchive(dir.path, {})).rows)).toEqual(sorted([...old, ...fresh]));
+    const { merged, refused } = await a.compact(Date.UTC(2026, 10, 26));
+    expect(refused).toEqual([]);
+    expect(merged[0]!.layout).toBe(LAYOUT);
+    const back = sorted((await queryArchive(dir.path, {})).rows);
+    expect(back).toEqual(sorted([...old, ...fresh]));
+    // The bytes that were not UTF-8 come back exactly.
+    expect(back.filter((r) => r.raw_bytes !== null).map((r) => Buffer.from(r.raw_bytes!).toString('hex'))).toEqual(['41fffe00c328e0b8']);
+    expect((await queryArchive(dir.path, { ip: '10.1.2.3' })).rows.length).toBe(2);
+    expect((await verifyArchive(dir.path)).ok).toBe(true);
+    await a.close();
+  });
+
+  it('write-ahead log frames written before layout 4 read its columns as null', async () => {
+    const records = varied().map((r) => ({ ...r, ...BEFORE_4 }));
+    const frame = encodeRecords(records);
+    // The layout-3 encoder: maps of 26 columns.
+    expect(frame.readUInt32LE(5) >>> 26).toBe(0);
+    expect(decodeFrame(frame)).toEqual(records);
+    const withThem = varied();
+    expect(encodeRecords(withThem).readUInt32LE(5) >>> 26).toBe(31);
+    expect(decodeFrame(encodeRecords(withThem))).toEqual(withThem);
+  });
+
   it('write-ahead log frames written before the flags column read it as null', async () => {
-    const records = varied().map((r) => ({ ...r, flags: null }));
+    const records = varied().map((r) => ({ ...r, flags: null, ...BEFORE_4 }));
     // The previous encoder: the same frame, with maps of 25 columns (the flags bit never set).
     const frame = encodeRecords(records);
     expect(frame.readUInt32LE(5) & (1 << 25)).toBe(0);
     expect(decodeFrame(frame)).toEqual(records);
     // JSON rows of the first versions had 25 values.
-    const json = Buffer.from(JSON.stringify(records.map((r) => COLUMNS.filter(([c]) => c !== 'flags').map(([c]) => r[c]))));
+    const json = Buffer.from(JSON.stringify(records.map((r) => COLUMNS.filter(([c]) => c !== 'flags' && !SINCE_4.includes(c)).map(([c]) => r[c]))));
     expect(decodeFrame(json)).toEqual(records);
     const flagged = { ...records[0]!, recv_ms: T + 9, flags: FLAG_CUT };
     const walDir = join(dir.path, 'wal');
@@ -190,7 +240,8 @@ describe('segment layout', () => {
   });
 
   it('write-ahead logs in the first frame layouts (JSON rows, binary rows without a column map) are sealed alike', async () => {
-    const records = varied();
+    // Those versions had no raw_bytes (a BLOB would not survive JSON rows anyway).
+    const records = varied().map((r) => ({ ...r, raw_bytes: null }));
     const frame = encodeRecords(records);
     expect(decodeFrame(frame)).toEqual(records);
     // The first binary layout: magic 0x42, the count, then the rows (no column map).
