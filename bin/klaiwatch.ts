@@ -7,6 +7,7 @@ import { preflight, describeSystemError } from '../config/preflight.ts';
 import { importSchoolsCsv, inventoryYaml } from '../config/import-csv.ts';
 import { createLogger } from '../collector/log.ts';
 import { Collector } from '../collector/collector.ts';
+import { describeShard } from '../collector/shard.ts';
 import { startHealthServer } from '../collector/health.ts';
 import { toLine } from '../collector/influx/line.ts';
 import { metricsMarkdown } from '../collector/schema.ts';
@@ -76,6 +77,7 @@ const commands: Record<string, Command> = {
       if (problems.length > 0) throw new ConfigError(problems);
       const snmp = c.devices.filter((d) => d.snmp).length;
       console.log(`${c.file}: valid: ${c.schools.filter((s) => !s.office).length} schools, ${c.devices.length} devices (${snmp} over SNMP), ${c.profiles.size} profiles`);
+      console.log(`${c.file}: ${describeShard(c)}`);
       return 0;
     },
   },
@@ -219,7 +221,7 @@ async function runCollector(config: Config): Promise<number> {
       if (m?.type === 'traffic') collector.writePoints([{ measurement: 'traffic', tags: { instance: config.settings.instance }, fields: { ...m.fields }, time: m.time }]);
     });
   }
-  log.info({ part: 'collector', ...(server ? { listen: config.settings.http.listen } : { supervised: true }), devices: config.devices.length, schools: config.schools.length, prober: collector.prober?.name ?? 'disabled' }, 'collector running');
+  log.info({ part: 'collector', ...(server ? { listen: config.settings.http.listen } : { supervised: true }), devices: config.devices.length, schools: config.schools.length, shard: collector.shard.label, owned: collector.shard.owned.size, dependencies: collector.shard.dependencies.size, prober: collector.prober?.name ?? 'disabled' }, 'collector running');
   collector.start();
   await stopSignal(log);
   stopReport?.();

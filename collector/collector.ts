@@ -26,6 +26,8 @@ import { deviceChecks } from './alerts/checks.ts';
 import { StateStore, type Incident } from './alerts/store.ts';
 import { composeNotices, type Notice } from './alerts/notices.ts';
 import { Outbox, createTransport } from './alerts/outbox.ts';
+import { planShard, type ShardPlan } from './shard.ts';
+import { SYS_UPTIME } from './snmp/poll.ts';
 
 export interface RoundReport {
   interval: string;
@@ -100,6 +102,8 @@ export class Collector {
   readonly status = new Map<string, DeviceStatus>();
   readonly lastRounds = new Map<string, RoundSummary>();
   readonly engine: StateEngine | undefined;
+  /** What this collector owns and what it probes for dependency only (collector.shard). */
+  readonly shard: ShardPlan;
   readonly store: StateStore | undefined;
   outbox: Outbox | undefined;
   prober: Prober | undefined;
@@ -118,6 +122,7 @@ export class Collector {
     this.config = config;
     this.log = log;
     this.opts = opts;
+    this.shard = planShard(config);
     const s = config.settings;
     this.client = new InfluxClient({ url: s.influx.url, database: s.influx.database, username: s.influx.username, auth: config.influxAuth, timeoutMs: s.influx.timeout });
     const spoolDir = resolve(opts.baseDir ?? dirname(config.file), s.spool.dir);
@@ -178,10 +183,16 @@ export class Collector {
     this.timers.add(t);
   }
 
-  /** Starts the schedule: one round per interval group, forever, until stop(). */
+  /** A device this collector polls, writes and alerts (false: another shard's, probed for dependency at most). */
+  owns(d: Device): boolean {
+    return this.shard.owned.has(d.id);
+  }
+
+  /** Starts the schedule: one round per interval group, forever, until stop(). Only owned devices and their dependencies. */
   start(): void {
     const groups = new Map<number, Device[]>();
     for (const d of this.config.devices) {
+      if (!this.shard.owned.has(d.id) && !this.shard.dependencies.has(d.id)) continue;
       const ms = this.intervalOf(d);
       groups.set(ms, [...(groups.get(ms) ?? []), d]);
     }
@@ -286,7 +297,7 @@ export class Collector {
           if (r.avg !== undefined) fields.rtt_avg_ms = r.avg;
           if (r.max !== undefined) fields.rtt_max_ms = r.max;
           if (r.jitter !== undefined) fields.jitter_ms = r.jitter;
-          ps.push({ measurement: 'icmp', tags: deviceTags(d), fields, time: now });
+          if (this.owns(d)) ps.push({ measurement: 'icmp', tags: deviceTags(d), fields, time: now });
           const st = this.status.get(d.id)!;
           st.icmp = { up: r.received > 0, lossPct: r.lossPct, at: now, ...(r.avg !== undefined ? { rttAvgMs: r.avg } : {}) };
         }
@@ -296,10 +307,15 @@ export class Collector {
 
       // SNMP: bounded concurrency, each device at its own phase of the interval.
       // The loader gives credentials only to devices whose profile speaks SNMP.
-      const snmpDevices = opts.snmp === false ? [] : ready.filter((d) => d.snmp);
+      // Another shard's device is probed for dependency only: by ICMP when it is
+      // probed so, else by one GET of sysUpTime; nothing of it is written.
+      const icmpProbed = new Set(icmpDevices);
+      const probeOnly = (d: Device) => !this.owns(d) && icmpProbed.has(d);
+      const snmpDevices = opts.snmp === false ? [] : ready.filter((d) => d.snmp && !probeOnly(d));
       const spread = opts.jitter ? intervalMs * s.polling.jitter : 0;
       const queue = [...snmpDevices].sort((a, b) => phase(a.id) - phase(b.id));
       const results: PollResult[] = [];
+      const dependencyResults: PollResult[] = [];
       let next = 0;
       const worker = async () => {
         while (next < queue.length && !this.stopping) {
@@ -307,6 +323,10 @@ export class Collector {
           const due = t0 + phase(d.id) * spread;
           const wait = due - performance.now();
           if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+          if (!this.owns(d)) {
+            dependencyResults.push(await this.probeOne(d));
+            continue;
+          }
           const r = await this.pollOne(d);
           results.push(r);
           emit(r.points);
@@ -323,7 +343,7 @@ export class Collector {
         this.log.warn({ hosts: unknownHosts.length, first: unknownHosts.slice(0, 5) }, 'icmp: hosts the prober did not report are unknown this round');
       }
 
-      const { transitions, opened, closed, notices } = this.judge(ready, results, icmp, icmpUnknown, emit);
+      const { transitions, opened, closed, notices } = this.judge(ready, [...results, ...dependencyResults], icmp, icmpUnknown, emit);
 
       const report: RoundReport = {
         interval: label,
@@ -389,6 +409,34 @@ export class Collector {
   }
 
   /**
+   * Another shard's device, probed for dependency only: one GET of sysUpTime.
+   * Any reply (even an error status) proves it reachable; no points, no
+   * profile, no counters of its own.
+   */
+  async probeOne(d: Device): Promise<PollResult> {
+    const s = this.config.settings.polling;
+    const t0 = performance.now();
+    let answered = false;
+    let error: string | undefined;
+    try {
+      let session = this.sessions.get(d.id);
+      if (!session) {
+        session = new SnmpSession(d.address, d.port, d.snmp!, { timeoutMs: s.timeout, retries: s.retries });
+        this.sessions.set(d.id, session);
+      }
+      await session.get([SYS_UPTIME], 'dependency probe');
+      answered = true;
+    } catch (err) {
+      const kind = (err as { kind?: string }).kind;
+      answered = kind !== undefined && kind !== 'timeout' && kind !== 'local_error';
+      error = `school ${d.school.code} ${d.kind} ${d.id} ${d.address}: ${(err as Error).message}`;
+    }
+    const st = this.status.get(d.id)!;
+    st.snmp = { ok: answered, at: Date.now(), ...(error ? { error } : {}) };
+    return { device: d.id, ok: answered, answered, ...(error ? { error } : {}), durationMs: performance.now() - t0, pdus: 1, timeouts: 0, points: [] };
+  }
+
+  /**
    * Device states from the round: reachable when an echo came back or the
    * SNMP agent answered. States, incidents and their points; nothing when
    * states are off (poll --once).
@@ -408,11 +456,15 @@ export class Collector {
     }
     const checks: CheckObservation[] = [];
     for (const d of devices) {
-      if (raws.get(d.id) !== 'up') continue;
+      if (raws.get(d.id) !== 'up' || !this.owns(d)) continue;
       checks.push(...deviceChecks(d, snmp.get(d.id), icmp.get(d.address), this.config.settings.alerts.thresholds));
     }
     const now = Date.now();
-    const transitions = engine.observe(raws, now, checks);
+    // Another shard's device changes state here only to explain ours: no
+    // incident, no notice, no point (its own shard records and tells it).
+    const all = engine.observe(raws, now, checks);
+    const transitions = all.filter((t) => this.shard.owned.has(t.device));
+    for (const t of all) if (!this.shard.owned.has(t.device)) this.log.debug({ device: t.device, from: t.from, to: t.to, shard: this.shard.label }, 'dependency state changed (another shard\'s device: not recorded or alerted here)');
     const { opened, closed } = store.apply(this.config.devices, engine.states, transitions);
     for (const t of transitions) {
       const d = this.config.deviceById.get(t.device)!;
@@ -421,7 +473,7 @@ export class Collector {
     }
     const ps: Point[] = [];
     for (const d of devices) {
-      if (!raws.has(d.id)) continue;
+      if (!raws.has(d.id) || !this.owns(d)) continue;
       const st = engine.states.get(d.id)!;
       const fields: Record<string, number | string> = { state: st.state, state_code: STATES.indexOf(st.state), judged: st.judged ? 1 : 0, flapping: st.flapping ? 1 : 0 };
       if (st.state === 'up') fields.up = 1;
@@ -430,7 +482,9 @@ export class Collector {
     }
     const stateOf = (id: string) => engine.states.get(id)?.state;
     const schools: Record<string, number> = { schools_up: 0, schools_degraded: 0, schools_down: 0, schools_unreachable: 0, schools_unknown: 0 };
+    const instance = this.config.settings.instance;
     for (const school of this.config.schools) {
+      if (!this.shard.schools.has(school.code)) continue;
       const s = schoolState(school.devices, stateOf);
       if (!school.office) schools[`schools_${s.state === 'maintenance' ? 'unknown' : s.state}`]! += 1;
       const fields: Record<string, number | string> = { state: s.state, state_code: SCHOOL_STATES.indexOf(s.state), devices_up: s.up, devices_down: s.down, devices_unreachable: s.unreachable };
@@ -438,7 +492,7 @@ export class Collector {
         fields.lat = school.location.lat;
         fields.lon = school.location.lon;
       }
-      ps.push({ measurement: 'school_state', tags: { school: school.code, school_name: school.name_th, district: school.district }, fields, time: now });
+      ps.push({ measurement: 'school_state', tags: { school: school.code, school_name: school.name_th, district: school.district, instance }, fields, time: now });
     }
     for (const [inc, end] of [...opened.map((i) => [i, false] as const), ...closed.map((i) => [i, true] as const)]) {
       const d = this.config.deviceById.get(inc.device);
@@ -450,10 +504,11 @@ export class Collector {
       } else fields.opened = 1;
       ps.push({ measurement: 'incident', tags: { ...deviceTags(d), check: inc.check || '-', outage: inc.state }, fields, time: end ? inc.endedAt! : inc.startedAt });
     }
-    const count = (state: string) => this.config.devices.filter((d) => stateOf(d.id) === state).length;
+    // This collector's share: summed over instances, the area's figures.
+    const count = (state: string) => this.config.devices.filter((d) => this.shard.owned.has(d.id) && stateOf(d.id) === state).length;
     ps.push({
       measurement: 'area_state',
-      tags: { instance: this.config.settings.instance },
+      tags: { instance },
       fields: { devices_up: count('up'), devices_down: count('down'), devices_unreachable: count('unreachable'), devices_unknown: count('unknown'), devices_maintenance: count('maintenance'), incidents_open: store.openIncidents().length, ...schools },
       time: now,
     });

@@ -134,8 +134,8 @@ export const measurements = {
   },
   school_state: {
     name: 'school_state',
-    description: 'One point per school per round: the school as a whole, with its map position, for the area overview.',
-    tags: ['school', 'school_name', 'district'],
+    description: 'One point per school per round: the school as a whole, with its map position, for the area overview. Written by the collector (instance) that owns the school.',
+    tags: ['school', 'school_name', 'district', 'instance'],
     fields: {
       state: f('string', 'string', 'none', 'unknown, up, degraded (a device down, the school reachable), down (its router down), unreachable (behind a failed office link) or maintenance'),
       state_code: f('integer', 'none', 'last', '0 unknown, 1 up, 2 degraded, 3 down, 4 unreachable, 5 maintenance'),
@@ -160,7 +160,7 @@ export const measurements = {
   },
   area_state: {
     name: 'area_state',
-    description: 'One point per round: devices in each state and incidents open.',
+    description: 'One point per round per collector (instance): its own devices in each state and its incidents open; summed over instances, the area.',
     tags: ['instance'],
     fields: {
       devices_up: f('integer', 'short', 'last', 'devices up'),

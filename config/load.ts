@@ -23,6 +23,7 @@ import {
   type DeviceKind,
 } from './schema.ts';
 import { Secret } from './secret.ts';
+import { unknownShardEntries } from '../collector/shard.ts';
 
 export const BUILTIN_PROFILE_DIR = join(dirname(fileURLToPath(import.meta.url)), 'profiles');
 export const BUILTIN_CALENDAR_DIR = join(dirname(fileURLToPath(import.meta.url)), 'calendar');
@@ -439,6 +440,11 @@ export function loadConfig(settingsPath: string, opts: LoadOptions = {}): Config
       if (!refs.hasSchool(code)) problems.push({ file: sy.file, line: sy.lineOf(['alerts', 'maintenance', i, 'schools', j]), path: `alerts.maintenance[${i}].schools[${j}]`, message: `no school ${JSON.stringify(code)} in the inventory` });
     });
   });
+
+  // collector.shard as a list must name schools or districts that exist (a typo would own nothing).
+  for (const { index, name } of unknownShardEntries(settings?.collector.shard, schools)) {
+    problems.push({ file: sy.file, line: sy.lineOf(['collector', 'shard', index]), path: `collector.shard[${index}]`, message: `${JSON.stringify(name)} is no school code and no district in the inventory` });
+  }
 
   if (problems.length > 0 || !settings) throw new ConfigError(problems);
   const influxAuth: InfluxAuth = {};

@@ -281,6 +281,30 @@ export const trafficSchema = z.strictObject({
 });
 export type TrafficInput = z.infer<typeof trafficSchema>;
 
+// ---------------------------------------------------------------- collector shards
+
+/** At most this many shards ("N/M" with M up to it) and list entries. */
+export const MAX_SHARDS = 1000;
+
+/**
+ * Which schools this collector owns (collector/shard.ts): every school when
+ * absent; "N/M": the schools whose code's FNV-1a 32-bit hash modulo M is
+ * N - 1; a list: the schools whose code or district is in it. The office
+ * goes by the same rule, by its own code and district.
+ */
+export const shardSchema = z.union([z.string(), z.array(z.string().min(1, 'a shard entry must not be empty')).min(1).max(100_000)]).transform((v, ctx) => {
+  if (Array.isArray(v)) return { kind: 'list' as const, names: v };
+  const m = /^\s*(\d{1,4})\s*\/\s*(\d{1,4})\s*$/.exec(v);
+  const index = m ? Number(m[1]) : 0;
+  const of = m ? Number(m[2]) : 0;
+  if (!m || index < 1 || of < 1 || index > of || of > MAX_SHARDS) {
+    ctx.addIssue({ code: 'custom', message: `collector.shard must be "N/M" with 1 <= N <= M <= ${MAX_SHARDS} (such as "1/2"), or a list of districts or school codes; got ${JSON.stringify(v.slice(0, 40))}` });
+    return z.NEVER;
+  }
+  return { kind: 'hash' as const, index, of };
+});
+export type ShardInput = z.infer<typeof shardSchema>;
+
 // ---------------------------------------------------------------- settings
 
 const kindIntervals = z
@@ -298,6 +322,8 @@ export const settingsSchema = z.strictObject({
   /** Extra profile folders (relative to the settings file), searched before the built-in config/profiles/. */
   profile_dirs: z.array(z.string()).default([]),
   instance: z.string().default('collector-1'),
+  /** This collector's share of the area (collector.shard); absent: the whole area. Give each shard its own `instance`. */
+  collector: z.strictObject({ shard: shardSchema.optional() }).default({}),
   influx: z.strictObject({
     url: z.url({ protocol: /^https?$/, error: 'influx.url must be an http:// or https:// URL' }),
     database: z.string().regex(/^[A-Za-z0-9_-]+$/, 'influx.database may hold letters, digits, "_" and "-"').default('klaiwatch'),

@@ -7,6 +7,7 @@ import * as geomap from '@grafana/grafana-foundation-sdk/geomap';
 import * as statetimeline from '@grafana/grafana-foundation-sdk/statetimeline';
 import * as bargauge from '@grafana/grafana-foundation-sdk/bargauge';
 import { DATASOURCE, InfluxQL, from, field as fd, tag, matches, equals } from './influxql.ts';
+import type { FieldName } from '../collector/schema.ts';
 import {
   availabilityThresholds,
   deviceStateMapping,
@@ -52,9 +53,23 @@ function stateTimeline(title: string, query: InfluxQL, mappings: dashboard.Value
 
 // -------------------------------------------------------------- area overview
 
+type AreaField = FieldName<'area_state'>;
+
+/**
+ * The area's figures from `area_state`, whose points each collector
+ * (instance, one per shard) writes for its own share: the last point of
+ * each instance, summed. With `interval`, per time bucket (one instance's
+ * last in each, then the sum); without, the latest. One collector: its own.
+ */
+export function areaTotals(fields: readonly AreaField[], opts: { interval?: string; as?: readonly string[] } = {}): string {
+  const inner = fields.map((f) => `last(${fd('area_state', f)}) AS ${fd('area_state', f)}`).join(', ');
+  const outer = fields.map((f, i) => `sum(${fd('area_state', f)}) AS "${(opts.as?.[i] ?? f).replace(/"/g, '')}"`).join(', ');
+  const by = opts.interval ? `time(${opts.interval}), ${tag('area_state', 'instance')}` : tag('area_state', 'instance');
+  return `SELECT ${outer} FROM (SELECT ${inner} FROM ${from('area_state')} WHERE $timeFilter GROUP BY ${by}) WHERE $timeFilter${opts.interval ? ` GROUP BY time(${opts.interval}) fill(null)` : ''}`;
+}
+
 export function areaDashboard(): dashboard.DashboardBuilder {
-  const count = (f: 'schools_up' | 'schools_degraded' | 'schools_down' | 'schools_unreachable' | 'incidents_open' | 'devices_down') =>
-    new InfluxQL(`SELECT last(${fd('area_state', f)}) FROM ${from('area_state')} WHERE $timeFilter`);
+  const count = (f: 'schools_up' | 'schools_degraded' | 'schools_down' | 'schools_unreachable' | 'incidents_open' | 'devices_down') => new InfluxQL(areaTotals([f]));
   const map = new geomap.PanelBuilder()
     .title('แผนที่โรงเรียน (สีตามสถานะล่าสุด)')
     .description('ตำแหน่งจากทะเบียนโรงเรียน (inventory: location). Schools without a location are not drawn.')
@@ -113,9 +128,7 @@ export function areaDashboard(): dashboard.DashboardBuilder {
       timeseriesPanel(
         'จำนวนอุปกรณ์ตามสถานะ',
         [
-          new InfluxQL(
-            `SELECT last(${fd('area_state', 'devices_up')}) AS "ปกติ", last(${fd('area_state', 'devices_down')}) AS "ขัดข้อง", last(${fd('area_state', 'devices_unreachable')}) AS "ติดต่อไม่ได้", last(${fd('area_state', 'devices_unknown')}) AS "ไม่ทราบ" FROM ${from('area_state')} WHERE $timeFilter GROUP BY time($__interval) fill(null)`,
-          ),
+          new InfluxQL(areaTotals(['devices_up', 'devices_down', 'devices_unreachable', 'devices_unknown'], { interval: '$__interval', as: ['ปกติ', 'ขัดข้อง', 'ติดต่อไม่ได้', 'ไม่ทราบ'] })),
         ],
         { span: 12, min: 0 },
       ),

@@ -12,6 +12,7 @@ import { InfluxClient, ident, rows } from '../collector/influx/client.ts';
 import { RAW_RP, ROLLUP_RP } from '../collector/influx/setup.ts';
 import { computeReport, type LinkStats, type Report } from './figures.ts';
 import { parsePeriod } from './period.ts';
+import { planShard } from '../collector/shard.ts';
 
 export class ReportError extends Error {}
 
@@ -76,5 +77,14 @@ export async function makeReport(config: Config, o: MakeReportOptions): Promise<
       warnings.push(`latency and loss left out: InfluxDB at ${config.settings.influx.url} did not answer: ${(err as Error).message}`);
     }
   }
-  return { report: computeReport({ config, incidents, period, now, ...(links ? { links } : {}) }), warnings };
+  // A shard's state database holds its own schools' incidents only: its
+  // report is of those schools (the area's is the shards' reports together).
+  let scope: Config = config;
+  if (config.settings.collector.shard) {
+    const plan = planShard(config);
+    const schools = config.schools.filter((s) => plan.schools.has(s.code));
+    scope = { ...config, schools, devices: config.devices.filter((d) => plan.owned.has(d.id)) };
+    warnings.push(`collector.shard is ${plan.label}: this report covers the ${schools.filter((s) => !s.office).length} of ${config.schools.filter((s) => !s.office).length} schools this collector owns (its state database holds only theirs); the area's figures are the shards' reports together`);
+  }
+  return { report: computeReport({ config: scope, incidents, period, now, ...(links ? { links } : {}) }), warnings };
 }
