@@ -4,6 +4,10 @@
 // the pending ones go out. Each row carries a fixed Message-ID, so in the one
 // case a message can go twice (accepted, then the collector died before it
 // marked the row) the receiving side sees the same message again.
+// Threads: the Message-ID of each notice that announced an incident is kept
+// with the incident (table incident_mail, per recipient list); the notice
+// that says it is over carries In-Reply-To and References to it, so a mail
+// client shows the recovery under the failure.
 import type { DatabaseSync } from 'node:sqlite';
 import { hostname } from 'node:os';
 import type { Transporter } from 'nodemailer';
@@ -25,6 +29,8 @@ export interface OutboxRow {
   messageId: string;
   school: string;
   incidents: number[];
+  /** The announcing mail(s) this one answers (a recovery), oldest first; empty when it starts a thread. */
+  references: string[];
 }
 
 const SCHEMA = `CREATE TABLE IF NOT EXISTS outbox (
@@ -32,6 +38,16 @@ const SCHEMA = `CREATE TABLE IF NOT EXISTS outbox (
   text TEXT NOT NULL, html TEXT NOT NULL, school TEXT NOT NULL, incidents TEXT NOT NULL, message_id TEXT NOT NULL,
   status TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0, next_attempt_at INTEGER NOT NULL,
   last_error TEXT, sent_at INTEGER, response TEXT)`;
+
+/** Which message told whom of an incident: the recovery replies to it. */
+const THREADS = `CREATE TABLE IF NOT EXISTS incident_mail (
+  incident INTEGER NOT NULL, recipients TEXT NOT NULL, message_id TEXT NOT NULL, outbox_id INTEGER NOT NULL)`;
+const THREADS_INDEX = 'CREATE INDEX IF NOT EXISTS incident_mail_incident ON incident_mail (incident)';
+
+/** The recipient list as one key: the same people in any order. */
+const recipientsKey = (to: readonly string[]) => JSON.stringify([...to].map((a) => a.toLowerCase()).sort());
+/** At most this many References (RFC 5322 lets it grow; a recovery of a whole area should not carry hundreds). */
+const MAX_REFERENCES = 20;
 
 /** A nodemailer transport for the settings (nodemailer is loaded only where mail is configured). */
 export async function createTransport(mail: MailInput, auth: MailAuth): Promise<Transporter> {
@@ -50,6 +66,11 @@ export async function createTransport(mail: MailInput, auth: MailAuth): Promise<
   });
 }
 
+/** In-Reply-To the latest mail answered, References all of them (RFC 5322 3.6.4). */
+function threadHeaders(refs: readonly string[]): { inReplyTo?: string; references?: string[] } {
+  return refs.length > 0 ? { inReplyTo: refs[refs.length - 1]!, references: [...refs] } : {};
+}
+
 export class Outbox {
   private readonly db: DatabaseSync;
   private readonly transport: Transporter;
@@ -64,6 +85,11 @@ export class Outbox {
   constructor(db: DatabaseSync, mail: MailInput, transport: Transporter, log: Logger) {
     this.db = db;
     this.db.exec(SCHEMA);
+    this.db.exec(THREADS);
+    this.db.exec(THREADS_INDEX);
+    // An outbox from before threads: the column is added, its rows answer nothing.
+    const cols = new Set((this.db.prepare('PRAGMA table_info(outbox)').all() as { name: string }[]).map((c) => c.name));
+    if (!cols.has('refs')) this.db.exec("ALTER TABLE outbox ADD COLUMN refs TEXT NOT NULL DEFAULT '[]'");
     this.mail = mail;
     this.transport = transport;
     this.log = log;
@@ -71,13 +97,22 @@ export class Outbox {
 
   /** Writes the notices; they are sent by the next drain. */
   enqueue(notices: readonly Notice[], now = Date.now()): number[] {
-    const insert = this.db.prepare('INSERT INTO outbox (created_at, recipients, subject, text, html, school, incidents, message_id, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id');
+    const insert = this.db.prepare('INSERT INTO outbox (created_at, recipients, subject, text, html, school, incidents, message_id, next_attempt_at, refs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id');
+    const announced = this.db.prepare('SELECT message_id FROM incident_mail WHERE incident = ? AND recipients = ? ORDER BY outbox_id');
+    const remember = this.db.prepare('INSERT INTO incident_mail (incident, recipients, message_id, outbox_id) VALUES (?, ?, ?, ?)');
     const ids: number[] = [];
     this.db.exec('BEGIN');
     try {
       for (const n of notices) {
         const messageId = `<klaiwatch.${now}.${ids.length}.${Math.random().toString(36).slice(2, 10)}@${hostname()}>`;
-        ids.push(Number((insert.get(now, JSON.stringify(n.to), n.subject, n.text, n.html, n.school, JSON.stringify(n.incidents), messageId, now) as { id: number }).id));
+        const key = recipientsKey(n.to);
+        const refs: string[] = [];
+        for (const inc of n.closes ?? []) {
+          for (const r of announced.all(inc, key) as { message_id: string }[]) if (!refs.includes(r.message_id)) refs.push(r.message_id);
+        }
+        const id = Number((insert.get(now, JSON.stringify(n.to), n.subject, n.text, n.html, n.school, JSON.stringify(n.incidents), messageId, now, JSON.stringify(refs.slice(-MAX_REFERENCES))) as { id: number }).id);
+        for (const inc of n.opens ?? []) remember.run(inc, key, messageId, id);
+        ids.push(id);
       }
       this.db.exec('COMMIT');
     } catch (err) {
@@ -125,6 +160,7 @@ export class Outbox {
           text: String(row.text),
           html: String(row.html),
           messageId: String(row.message_id),
+          ...threadHeaders(JSON.parse(String(row.refs ?? '[]')) as string[]),
         });
         sent.run(Date.now(), String(info.response ?? ''), id);
         this.log.info({ outbox: id, to: row.recipients, subject: row.subject }, 'notice sent');
@@ -156,6 +192,7 @@ export class Outbox {
       messageId: String(r.message_id),
       school: String(r.school),
       incidents: JSON.parse(String(r.incidents)) as number[],
+      references: JSON.parse(String(r.refs ?? '[]')) as string[],
     }));
   }
 

@@ -19,6 +19,10 @@ export interface DeviceState {
   /** Last raw result and how many times in a row it came. */
   raw?: Raw;
   streak: number;
+  /** When the current run of equal raw results began (its first result): an outage's start, a recovery's end. */
+  rawSince?: number;
+  /** For a check: what its last result saw (kept in memory for /healthz; not in the state database). */
+  seen?: CheckFacts & { detail: string };
   /** The device whose failure explains this state (itself when down). */
   cause?: string;
   judged: boolean;
@@ -35,11 +39,31 @@ export interface Transition {
   check?: string;
   /** For a check: what was seen ("used_pct 93.1 > 90"). */
   detail?: string;
+  /** For a check: what was seen, in parts (the mail's words and /healthz are made of them). */
+  facts?: CheckFacts;
   from: State;
   to: State;
+  /**
+   * When the change happened: for a confirmed failure or recovery, the first
+   * failed (first good) result of the run the confirming round completed, not
+   * the confirming round; otherwise the round's time.
+   */
   at: number;
+  /** The round that decided it. */
+  confirmedAt: number;
   cause?: string;
   flapping: boolean;
+}
+
+/** What a check saw, in parts: the value and its limit, the row (a disk's mount), an SNMP error's stable code (collector/snmp/errors.ts). */
+export interface CheckFacts {
+  value?: number;
+  /** The threshold crossed: "above" 90, "below" 1. */
+  limit?: { above?: number; below?: number };
+  /** The table row the check is about (a mount point, an interface). */
+  index?: string;
+  /** SNMP check: the stable code of why the agent did not answer (timeout, wrong_community ...). */
+  code?: string;
 }
 
 /** One round's result of one check of a device that answered. */
@@ -48,6 +72,7 @@ export interface CheckObservation {
   check: string;
   raw: Raw;
   detail: string;
+  facts?: CheckFacts;
 }
 
 export const checkSubject = (device: string, check: string) => `${device}#${check}`;
@@ -91,7 +116,10 @@ export class StateEngine {
       // Devices of another interval keep their state until their own round.
       if (raw === undefined) continue;
       const own = this.states.get(d.id);
-      if (own?.state === 'unreachable' && d.parent && cleared.has(d.parent)) own.streak = 0;
+      if (own?.state === 'unreachable' && d.parent && cleared.has(d.parent)) {
+        own.streak = 0;
+        delete own.rawSince;
+      }
       const tr = this.step(d.id, d, raw, t, (confirmed, s) => {
         const parent = d.parent ? this.states.get(d.parent) : undefined;
         const parentOut = parent !== undefined && (parent.state === 'down' || parent.state === 'unreachable');
@@ -112,13 +140,15 @@ export class StateEngine {
     }
     for (const c of checks) {
       const id = checkSubject(c.device.id, c.check);
+      const seen = { detail: c.detail, ...c.facts };
       const tr = this.step(id, c.device, c.raw, t, (confirmed) => {
         if (this.schedule.maintenanceOf(c.device, t) !== undefined) return { next: 'maintenance' };
         // A check means something only while its device is up.
         if (this.states.get(c.device.id)?.state !== 'up') return { next: 'unknown' };
         return confirmed === 'down' ? { next: 'down', cause: c.device.id } : { next: confirmed };
       });
-      if (tr) transitions.push({ ...tr, check: c.check, detail: c.detail });
+      this.states.get(id)!.seen = seen;
+      if (tr) transitions.push({ ...tr, check: c.check, detail: c.detail, ...(c.facts ? { facts: c.facts } : {}) });
     }
     return transitions;
   }
@@ -135,6 +165,7 @@ export class StateEngine {
       s = fresh();
       this.states.set(id, s);
     }
+    if (s.raw !== raw || s.streak === 0 || s.rawSince === undefined) s.rawSince = t;
     s.streak = s.raw === raw ? s.streak + 1 : 1;
     s.raw = raw;
     // Until the new result has repeated often enough, the last verdict stands.
@@ -161,8 +192,12 @@ export class StateEngine {
     if (next !== from) s.changes.push(t);
     s.flapping = s.changes.length >= a.flap_changes;
     s.state = next;
-    if (next !== from) s.since = t;
-    const tr: Transition = { subject: id, device: d.id, from, to: next, at: t, flapping: s.flapping };
+    // A failure (or recovery) the raw results decided began with the first
+    // result of their run: the confirming round only made it certain.
+    const decidedByRaw = (raw === 'down' && (next === 'down' || next === 'unreachable')) || (raw === 'up' && next === 'up');
+    const at = decidedByRaw && s.rawSince !== undefined && s.rawSince <= t ? s.rawSince : t;
+    if (next !== from) s.since = at;
+    const tr: Transition = { subject: id, device: d.id, from, to: next, at, confirmedAt: t, flapping: s.flapping };
     if (cause !== undefined) {
       s.cause = cause;
       tr.cause = cause;
@@ -170,10 +205,28 @@ export class StateEngine {
     return tr;
   }
 
-  /** How many devices and schools sit behind a device (its descendants), for the notice about it. */
-  behind(id: string): { devices: number; schools: number } {
-    const devices = this.config.devices.filter((d) => this.ancestors(d).includes(id));
-    return { devices: devices.length, schools: new Set(devices.map((d) => d.school.code)).size };
+  /**
+   * What this round saw behind a device (its descendants), for the notice
+   * about it: `devices` judged unreachable (because of it, or of what it
+   * sits behind) and their schools;
+   * `notJudged` not judged now (the schedule: DLTV receivers outside
+   * broadcast hours), so nobody knows whether they are reachable. Devices
+   * behind it that still answer (another path, or not yet confirmed) are in
+   * neither.
+   */
+  behind(id: string): Behind {
+    let devices = 0;
+    let notJudged = 0;
+    const schools = new Set<string>();
+    for (const d of this.config.devices) {
+      if (!this.ancestors(d).includes(id)) continue;
+      const s = this.states.get(d.id);
+      if (s?.state === 'unreachable') {
+        devices++;
+        schools.add(d.school.code);
+      } else if (s && !s.judged && s.state !== 'maintenance') notJudged++;
+    }
+    return { devices, schools: schools.size, notJudged };
   }
 
   private ancestors(d: Device): string[] {
@@ -181,6 +234,12 @@ export class StateEngine {
     for (let p = d.parent; p; p = this.config.deviceById.get(p)?.parent) out.push(p);
     return out;
   }
+}
+
+export interface Behind {
+  devices: number;
+  schools: number;
+  notJudged: number;
 }
 
 export const SCHOOL_STATES = ['unknown', 'up', 'degraded', 'down', 'unreachable', 'maintenance'] as const;

@@ -37,7 +37,9 @@ describe('notices', () => {
     const notices = run([{}, {}, all, all]).flat();
     expect(notices).toHaveLength(1);
     expect(notices[0]).toMatchObject({ to: OFFICER, school: 'office', subject: expect.stringContaining('วงจรอินเทอร์เน็ตหลักใช้งานไม่ได้') });
-    expect(notices[0]!.text).toContain(`ติดต่อไม่ได้ไปด้วย ${config.devices.length - 1} เครื่อง ใน 21 แห่ง`);
+    expect(notices[0]!.text).toContain(`อุปกรณ์ที่ใช้งานผ่านวงจรอินเทอร์เน็ตหลักนี้ติดต่อไม่ได้ไปด้วย ${config.devices.length - 1} เครื่อง ใน 21 โรงเรียน`);
+    // The office is named, not given a school code ("รหัส office").
+    expect(notices[0]!.text.split('\n')[0]).toBe('สำนักงานเขตพื้นที่การศึกษาประถมศึกษาชัยภูมิ เขต 9 (ตัวอย่าง) (Example Primary Educational Service Area Office) อำเภอเทพสถิต');
   });
 
   it('many schools failing at once: each school is told, the officer gets one area-wide notice', () => {
@@ -77,7 +79,7 @@ describe('checks of a device that is up', () => {
     const echo = { address: rx.address, sent: 3, received: 3, lossPct: 0, rtts: [1, 1, 1] };
     expect(deviceChecks(rx, poll(0), echo, config.settings.alerts.thresholds)).toEqual([
       { device: rx, check: 'snmp', raw: 'up', detail: 'SNMP answers' },
-      { device: rx, check: 'receiver.lock', raw: 'down', detail: 'lock = 0 (< 1)' },
+      { device: rx, check: 'receiver.lock', raw: 'down', detail: 'lock = 0 (< 1)', facts: { value: 0, limit: { below: 1 } } },
     ]);
 
     const store = new StateStore(':memory:');
@@ -96,6 +98,10 @@ describe('checks of a device that is up', () => {
       '[klaiwatch] โรงเรียนบ้านหนองบัวแดง: เครื่องรับสัญญาณ DLTV 1036090101-dltv-1: เครื่องรับไม่ล็อกสัญญาณดาวเทียม',
       '[klaiwatch] โรงเรียนบ้านหนองบัวแดง: เครื่องรับสัญญาณ DLTV 1036090101-dltv-1: เครื่องรับไม่ล็อกสัญญาณดาวเทียม',
     ]);
-    expect(notices[0]!.text).toContain('(lock = 0 (< 1))');
+    // Since the first round that saw it (10:02), what to check first; the technical line in the officer's copy only.
+    expect(notices[0]!.text).toContain('! เครื่องรับสัญญาณ DLTV 1036090101-dltv-1 (ห้องเรียน 1) 10.36.1.11: เครื่องรับเปิดอยู่ แต่รับสัญญาณดาวเทียมไม่ได้ (ไม่ล็อกสัญญาณ) ตั้งแต่ 24 พฤศจิกายน 2569 เวลา 10:02 น.');
+    expect(notices[0]!.text).toContain('สิ่งที่ควรทำก่อน: ตรวจดูจานดาวเทียมว่าไม่เอียงหรือมีสิ่งบัง สาย LNB ที่ต่อเข้าเครื่องรับแน่นดี แล้วเปิดเมนูสัญญาณ (Signal) ของเครื่องรับดูความแรงและคุณภาพของสัญญาณ');
+    expect(notices[0]!.text).not.toContain('รายละเอียดทางเทคนิค');
+    expect(notices[1]!.text).toContain('รายละเอียดทางเทคนิค: receiver.lock = 0 (< 1)');
   });
 });

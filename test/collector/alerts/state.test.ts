@@ -27,18 +27,21 @@ function area(cfg: Config = config, file = ':memory:') {
 }
 
 describe('device states', () => {
-  it('changes state only after the result repeats (confirm 2), and records one incident', () => {
+  it('changes state only after the result repeats (confirm 2), and records one incident from the first failed result to the first good one', () => {
     const { engine, store, round } = area();
     round({}, T0);
     round({}, T0 + MIN);
     expect(engine.states.get('1036090101-router')!.state).toBe('up');
     expect(round({ '1036090101-router': 'down' }, T0 + 2 * MIN).transitions.filter((t) => t.device === '1036090101-router')).toEqual([]);
     const second = round({ '1036090101-router': 'down' }, T0 + 3 * MIN);
-    expect(second.transitions.find((t) => t.device === '1036090101-router')).toMatchObject({ from: 'up', to: 'down', cause: '1036090101-router' });
-    expect(second.opened).toEqual([expect.objectContaining({ device: '1036090101-router', school: '1036090101', state: 'down', startedAt: T0 + 3 * MIN })]);
+    // The confirming round (+3 min) decides; the outage began at the first failed poll (+2 min).
+    expect(second.transitions.find((t) => t.device === '1036090101-router')).toMatchObject({ from: 'up', to: 'down', cause: '1036090101-router', at: T0 + 2 * MIN, confirmedAt: T0 + 3 * MIN });
+    expect(second.opened).toEqual([expect.objectContaining({ device: '1036090101-router', school: '1036090101', state: 'down', startedAt: T0 + 2 * MIN })]);
+    expect(engine.states.get('1036090101-router')!.since).toBe(T0 + 2 * MIN);
     round({}, T0 + 4 * MIN);
     const back = round({}, T0 + 5 * MIN);
-    expect(back.closed).toEqual([expect.objectContaining({ device: '1036090101-router', endedAt: T0 + 5 * MIN, durationS: 120 })]);
+    expect(back.transitions.find((t) => t.device === '1036090101-router')).toMatchObject({ from: 'down', to: 'up', at: T0 + 4 * MIN, confirmedAt: T0 + 5 * MIN });
+    expect(back.closed).toEqual([expect.objectContaining({ device: '1036090101-router', startedAt: T0 + 2 * MIN, endedAt: T0 + 4 * MIN, durationS: 120 })]);
     expect(store.openIncidents()).toEqual([]);
   });
 
@@ -53,8 +56,30 @@ describe('device states', () => {
     const others = config.devices.filter((d) => d.id !== 'office-uplink');
     for (const d of others) expect(engine.states.get(d.id), d.id).toMatchObject({ state: 'unreachable', cause: 'office-uplink' });
     expect(r.opened.filter((i) => i.state === 'down').map((i) => i.device)).toEqual(['office-uplink']);
-    expect(engine.behind('office-uplink')).toEqual({ devices: others.length, schools: 21 });
-    expect(engine.behind('1036090101-router')).toEqual({ devices: 4, schools: 1 });
+    expect(engine.behind('office-uplink')).toEqual({ devices: others.length, schools: 21, notJudged: 0 });
+    expect(engine.behind('1036090101-router')).toEqual({ devices: 4, schools: 1, notJudged: 0 });
+  });
+
+  it('"behind it" is what this round judged unreachable: a server that still answers is not counted, receivers outside broadcast hours are "not judged"', () => {
+    const { engine, round } = area();
+    const evening = bangkok('2026-11-24T18:00:00'); // receivers are not judged after lessons
+    round({}, evening);
+    round({}, evening + MIN);
+    // The router's agent is silent; the server behind it still answers (another path), the receivers are off.
+    const out = { '1036090101-router': 'down' as Raw, '1036090101-dltv-1': 'down' as Raw, '1036090101-dltv-2': 'down' as Raw, '1036090101-dltv-3': 'down' as Raw };
+    round(out, evening + 2 * MIN);
+    round(out, evening + 3 * MIN);
+    expect(engine.states.get('1036090101-router')!.state).toBe('down');
+    expect(engine.states.get('1036090101-server')!.state).toBe('up');
+    expect(engine.behind('1036090101-router')).toEqual({ devices: 0, schools: 0, notJudged: 3 });
+    // In school hours the same outage, server included: all four behind it are unreachable.
+    const { engine: day, round: dayRound } = area();
+    dayRound({}, T0);
+    dayRound({}, T0 + MIN);
+    const all = { ...out, '1036090101-server': 'down' as Raw };
+    dayRound(all, T0 + 2 * MIN);
+    dayRound(all, T0 + 3 * MIN);
+    expect(day.behind('1036090101-router')).toEqual({ devices: 4, schools: 1, notJudged: 0 });
   });
 
   it('a classroom receiver switched off after lessons raises nothing', () => {
@@ -105,7 +130,8 @@ describe('device states', () => {
     expect(second.round({ '1036090103-router': 'down' }, T0 + 10 * MIN).opened).toEqual([]);
     second.round({}, T0 + 11 * MIN);
     const closed = second.round({}, T0 + 12 * MIN).closed;
-    expect(closed).toEqual([expect.objectContaining({ device: '1036090103-router', startedAt: T0 + 3 * MIN, durationS: 9 * 60 })]);
+    // Started at the first failed poll (+2 min), ended at the first good one (+11 min).
+    expect(closed).toEqual([expect.objectContaining({ device: '1036090103-router', startedAt: T0 + 2 * MIN, endedAt: T0 + 11 * MIN, durationS: 9 * 60 })]);
     expect(second.store.incidents(T0, T0 + 60 * MIN)).toHaveLength(1);
     second.store.close();
   });
