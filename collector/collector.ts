@@ -27,6 +27,7 @@ import { StateStore, type Incident } from './alerts/store.ts';
 import { composeNotices, type Notice } from './alerts/notices.ts';
 import { Outbox, createTransport } from './alerts/outbox.ts';
 import { planShard, type ShardPlan } from './shard.ts';
+import { openProblems } from './health.ts';
 import { SYS_UPTIME } from './snmp/poll.ts';
 
 export interface RoundReport {
@@ -571,6 +572,7 @@ export class Collector {
       uptime_s: Math.round((Date.now() - this.startedAt) / 1000),
       devices: this.config.devices.length,
       devices_with_problems: down,
+      problems: openProblems(this.config, this.engine, (id) => this.shard.owned.has(id)),
       rounds: Object.fromEntries([...this.lastRounds].map(([k, r]) => [k, { ...r, startedAt: new Date(r.startedAt).toISOString(), durationMs: Math.round(r.durationMs) }])),
       influx: {
         url: this.client.target.url,

@@ -104,6 +104,7 @@ export const measurements = {
       size_bytes: f('float', 'bytes', 'last', 'size'),
       used_bytes: f('float', 'bytes', 'mean', 'space in use'),
       used_pct: f('float', 'percent', 'mean', 'share in use'),
+      type: f('string', 'string', 'none', 'hrStorageType, an OID: 1.3.6.1.2.1.25.2.1.4 a fixed disk, .10 a network disk, .2 RAM, .3 virtual memory, .1 other (tmpfs, cgroup); disk checks judge only disks'),
     },
   },
   receiver: {
