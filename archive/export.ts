@@ -33,16 +33,20 @@ function tarEntry(name: string, data: Buffer, mtime: number): Buffer {
 
 const csvCell = (v: unknown) => {
   if (v === null || v === undefined) return '';
-  const s = String(v);
+  // raw_bytes (a message that was not UTF-8): its bytes as base64.
+  const s = v instanceof Uint8Array ? Buffer.from(v.buffer, v.byteOffset, v.length).toString('base64') : String(v);
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 };
 
-/** Rows as CSV with a BOM (Excel reads the Thai); times also as ISO-8601 in UTC and in Asia/Bangkok. */
+/** A sampled flow's packets or bytes times its 1-in-N rate (as nfdump shows them); as received when unsampled. */
+const scaled = (v: number | null, sampling: number | null) => (v === null ? null : v * (sampling ?? 1));
+
+/** Rows as CSV with a BOM (Excel reads the Thai); times also as ISO-8601 in UTC and in Asia/Bangkok; packets and bytes also scaled by the sampling rate. */
 export function rowsCsv(rows: readonly TrafficRecord[]): string {
   const cols = COLUMNS.map(([c]) => c);
   const iso = (ms: number | null, offset: number) => (ms === null ? '' : new Date(ms + offset).toISOString().replace('Z', offset ? '+07:00' : 'Z'));
-  const lines = [[...cols, 'recv_utc', 'recv_bangkok', 'dev_utc', 'dev_bangkok'].join(',')];
-  for (const r of rows) lines.push([...cols.map((c) => csvCell(r[c])), iso(r.recv_ms, 0), iso(r.recv_ms, 7 * 3_600_000), iso(r.dev_ms, 0), iso(r.dev_ms, 7 * 3_600_000)].join(','));
+  const lines = [[...cols, 'recv_utc', 'recv_bangkok', 'dev_utc', 'dev_bangkok', 'packets_scaled', 'bytes_scaled'].join(',')];
+  for (const r of rows) lines.push([...cols.map((c) => csvCell(r[c])), iso(r.recv_ms, 0), iso(r.recv_ms, 7 * 3_600_000), iso(r.dev_ms, 0), iso(r.dev_ms, 7 * 3_600_000), csvCell(scaled(r.packets, r.sampling)), csvCell(scaled(r.bytes, r.sampling))].join(','));
   return '\ufeff' + lines.join('\r\n') + '\r\n';
 }
 

@@ -13,6 +13,13 @@
 // that is not well formed gives an error naming the exporter, version,
 // domain, set and byte; the records decoded before the fault are kept.
 // decode() never throws.
+//
+// Sampling: a flow's 1-in-N rate is kept in its `sampling` (packets and
+// bytes stay as received): from the record itself (samplingInterval,
+// samplerRandomInterval, samplingPacketInterval/Space), else from the
+// sampler it names (samplerId or selectorId, learnt from options records
+// of the same exporter and domain), else from the domain's sampler without
+// an id (a v9 "sampling interval" options record); v5 says it in its header.
 import { emptyRecord, type TrafficRecord } from './record.ts';
 import { HeldSets, type HeldSet } from './flow-held.ts';
 import {
@@ -39,8 +46,23 @@ import {
   START_NTP,
   END_NTP,
   USER,
+  SAMPLING_INTERVAL,
+  SAMPLER_ID,
+  RANDOM_INTERVAL,
+  PACKET_INTERVAL,
+  PACKET_SPACE,
+  NAT_EVENT,
+  POST_DST_V4,
+  POST_DST_V6,
+  POST_DST_PORT,
+  FRAME,
+  FRAME_SIZE,
+  OBS_MS,
   KNOWN,
   ADDRESS_OPS,
+  SAMPLER_OPS,
+  frameSection,
+  frameFacts,
   REVERSE_PEN,
   VARIABLE,
   ipv4,
@@ -90,6 +112,8 @@ export interface DecoderStats {
   restarts: number;
   /** Exporters followed now (capped by `maxExporters`). */
   exporters: number;
+  /** Sampler definitions received in options records (new and refreshed). */
+  samplers_received: number;
 }
 
 /** One exporter's figures, for /healthz. */
@@ -140,6 +164,8 @@ interface Template {
   lens: number[];
   /** The field's id, for messages. */
   ids: number[];
+  /** An options template that says something about a sampler: its records are read. */
+  sampler: boolean;
   /** Bytes of a record at least (every variable field takes its length byte); never 0. */
   minLen: number;
   variable: boolean;
@@ -161,6 +187,21 @@ interface Domain {
   uptime: number | null;
   /** When it last moved to the end of its map (see TOUCH_MS). */
   touched: number;
+  /** Sampler id (GENERIC: the domain's own, no id) -> 1-in-N, from options records; at most MAX_SAMPLERS, oldest out. */
+  samplers: Map<number, number>;
+}
+
+/** Samplers kept per exporter and domain. */
+const MAX_SAMPLERS = 64;
+/** The key of a domain's sampler without an id (an options record with an interval and no id, or id 0). */
+const GENERIC = -1;
+
+/** A rate as the archive keeps it: 1-in-N as a whole number; null for none, 1 or nonsense. */
+function rateOf(interval: number, space: number, plain: number): number | null {
+  let n = plain;
+  if (interval > 0 || space > 0) n = (Math.max(interval, 1) + space) / Math.max(interval, 1);
+  n = Math.round(n);
+  return n > 1 && n <= 0x7fffffff ? n : null;
 }
 
 interface ExporterState {
@@ -222,6 +263,7 @@ export class FlowDecoder {
     lost_datagrams: 0,
     restarts: 0,
     exporters: 0,
+    samplers_received: 0,
   };
   private readonly exporters = new Map<string, ExporterState>();
   private lruHead: Template | null = null;
@@ -389,7 +431,7 @@ export class FlowDecoder {
         state.domains.delete(old.key);
         this.dropDomain(old);
       }
-      d = { key, exporter: state, templates: new Map(), next: null, uptime: null, touched: now };
+      d = { key, exporter: state, templates: new Map(), next: null, uptime: null, touched: now, samplers: new Map() };
     }
     d.touched = now;
     state.domains.set(key, d);
@@ -561,6 +603,8 @@ export class FlowDecoder {
     const uptime = b.readUInt32BE(4);
     const exportMs = b.readUInt32BE(8) * 1000 + Math.floor(b.readUInt32BE(12) / 1e6);
     if (count > 30 || b.length < 24 + count * 48) throw new DecodeError(`the header says ${count} records, the datagram holds ${Math.floor((b.length - 24) / 48)} (at most 30)`);
+    // Sampling mode (2 bits) and interval (14 bits); nfdump scales by the interval whatever the mode.
+    const sampling = rateOf(0, 0, b.readUInt16BE(22) & 0x3fff);
     for (let i = 0; i < count; i++) {
       const o = 24 + i * 48;
       const r = emptyRecord('flow', 'netflow-v5', exporter, recvMs);
@@ -574,6 +618,7 @@ export class FlowDecoder {
       r.dst_port = b.readUInt16BE(o + 34);
       r.proto = b[o + 38]!;
       r.dev_ms = r.end_ms;
+      if (sampling !== null) r.sampling = sampling;
       out.push(r);
     }
     // Engine type and id: nfcapd follows v5 sequences per engine.
@@ -675,7 +720,7 @@ export class FlowDecoder {
         }
       }
       if (fieldCount === 0) throw new DecodeError(`template ${id} at byte ${at} has no fields`);
-      const t: Template = { id, domain: d, options, flow: false, ops: [], lens: [], ids: [], minLen: 0, variable: false, refreshed: now, prev: null, next: null };
+      const t: Template = { id, domain: d, options, flow: false, sampler: false, ops: [], lens: [], ids: [], minLen: 0, variable: false, refreshed: now, prev: null, next: null };
       for (let i = 0; i < fieldCount; i++) {
         if (end - o < 4) throw new DecodeError(`template ${id} at byte ${at} ends after ${i} of ${fieldCount} fields`);
         let fid = b.readUInt16BE(o);
@@ -702,15 +747,18 @@ export class FlowDecoder {
   private addField(t: Template, id: number, len: number, pen: number, at: number): void {
     const variable = len === VARIABLE;
     let op = SKIP;
-    if (!t.options) {
-      const known = pen === 0 ? KNOWN.get(id) : pen === REVERSE_PEN && (id === 1 || id === 2) ? KNOWN.get(id) : undefined;
+    {
+      let known = pen === 0 ? KNOWN.get(id) : pen === REVERSE_PEN && (id === 1 || id === 2) ? KNOWN.get(id) : undefined;
+      // An options template's fields are read only for what they say about a sampler.
+      if (t.options && known && !SAMPLER_OPS.has(known.op)) known = undefined;
       if (known) {
         if (variable ? !known.variable : len < known.min || len > known.max) {
           const want = known.min === known.max ? `${known.min} bytes` : `${known.min} to ${known.max} bytes${known.variable ? ' or variable' : ''}`;
           throw new DecodeError(`template ${t.id}, field at byte ${at}: ${known.name} (${pen ? `${pen}/` : ''}${id}) has length ${variable ? 'variable' : len}; it must be ${want}`);
         }
         op = known.op;
-        if (ADDRESS_OPS.has(known.op)) t.flow = true;
+        if (t.options) t.sampler = true;
+        else if (ADDRESS_OPS.has(known.op)) t.flow = true;
       }
     }
     if (!variable && len === 0) return; // an unknown field of no bytes: nothing to read or skip
@@ -734,7 +782,7 @@ export class FlowDecoder {
    */
   private readData(b: Buffer, start: number, end: number, base: number, t: Template, ctx: Context, out: TrafficRecord[]): number {
     const { ops, lens } = t;
-    if (!t.variable && !t.flow) {
+    if (!t.variable && !t.flow && !t.sampler) {
       const n = Math.floor((end - start) / t.minLen);
       if (t.options) this.stats.optionsRecords += n;
       else this.stats.skipped_records += n;
@@ -747,8 +795,18 @@ export class FlowDecoder {
       const r = t.flow ? emptyRecord('flow', ctx.version === 9 ? 'netflow-v9' : 'ipfix', ctx.exporter, ctx.recvMs) : null;
       let startUp: number | null = null;
       let endUp: number | null = null;
+      // Sampling said in the record, the sampler it names; a frame section and the frame's size; an observation time.
+      let plain = 0;
+      let interval = 0;
+      let space = 0;
+      let samplerId = GENERIC;
+      let frameAt = -1;
+      let frameLen = 0;
+      let frameSize = -1;
+      let obsMs = -1;
       for (let i = 0; i < ops.length; i++) {
         let len = lens[i]!;
+        const op = ops[i]!;
         if (len < 0) {
           // RFC 7011 section 7: one length byte, or 255 and two more.
           if (end - o < 1) throw this.cut(t, i, n, recordAt, o, base, end, 1);
@@ -762,8 +820,48 @@ export class FlowDecoder {
         }
         // A fixed-length template's records fit whole (the loop's condition); after a variable-length field each field is checked.
         if (t.variable && len > end - o) throw this.cut(t, i, n, recordAt, o, base, end, len);
-        if (r) {
-          switch (ops[i]) {
+        if (op >= SAMPLING_INTERVAL) {
+          // What is new since the first decoder (sampling, NAT events, frames): out of the common fields' way.
+          switch (op) {
+            case SAMPLING_INTERVAL:
+            case RANDOM_INTERVAL:
+              plain = uint(b, o, len);
+              break;
+            case SAMPLER_ID:
+              samplerId = uint(b, o, len);
+              if (samplerId === 0) samplerId = GENERIC;
+              break;
+            case PACKET_INTERVAL:
+              interval = uint(b, o, len);
+              break;
+            case PACKET_SPACE:
+              space = uint(b, o, len);
+              break;
+            case NAT_EVENT:
+              if (r) r.nat_event = b[o]!;
+              break;
+            case POST_DST_V4:
+              if (r) r.post_nat_dst_ip = ipv4(b, o);
+              break;
+            case POST_DST_V6:
+              if (r) r.post_nat_dst_ip = ipv6(b, o);
+              break;
+            case POST_DST_PORT:
+              if (r) r.post_nat_dst_port = uint(b, o, len);
+              break;
+            case FRAME:
+              frameAt = o;
+              frameLen = len;
+              break;
+            case FRAME_SIZE:
+              frameSize = uint(b, o, len);
+              break;
+            case OBS_MS:
+              obsMs = uint(b, o, 8);
+              break;
+          }
+        } else if (r) {
+          switch (op) {
             case SKIP:
               break;
             case BYTES:
@@ -839,10 +937,37 @@ export class FlowDecoder {
       }
       n++;
       if (!r) {
-        if (t.options) this.stats.optionsRecords++;
-        else this.stats.skipped_records++;
+        if (t.options) {
+          this.stats.optionsRecords++;
+          if (t.sampler) this.learnSampler(t.domain, samplerId, rateOf(interval, space, plain));
+        } else this.stats.skipped_records++;
         continue;
       }
+      if (frameAt >= 0) {
+        const estimate = frameSection(b, frameAt, frameLen);
+        const f = frameFacts;
+        // The record's own fields first; the frame fills what they left empty.
+        r.src_ip ??= f.src;
+        r.dst_ip ??= f.dst;
+        r.mac ??= f.mac;
+        if (r.proto === null && f.proto >= 0) r.proto = f.proto;
+        if (r.src_port === null && f.sport >= 0) r.src_port = f.sport;
+        if (r.dst_port === null && f.dport >= 0) r.dst_port = f.dport;
+        if (r.packets === null && r.bytes === null) {
+          // One frame: its size as the exporter said it, else as its IP header says, else the section's.
+          r.packets = 1;
+          r.bytes = frameSize >= 0 ? frameSize : estimate >= 0 ? estimate : frameLen;
+        }
+      }
+      if (obsMs >= 0 && r.end_ms === null) {
+        // A NAT or firewall event's time (RFC 8158): the flow's first and last packet, as nfdump takes it.
+        r.start_ms ??= obsMs;
+        r.end_ms = obsMs;
+      }
+      const own = plain > 0 || interval > 0 || space > 0 ? rateOf(interval, space, plain) : null;
+      const samplers = t.domain.samplers;
+      const rate = own ?? (samplers.size > 0 ? (samplers.get(samplerId) ?? samplers.get(GENERIC) ?? null) : null);
+      if (rate !== null) r.sampling = rate;
       // v9 and some IPFIX exporters time flows by the exporter's uptime.
       if (startUp !== null && r.start_ms === null) r.start_ms = ctx.exportMs - (ctx.uptimeMs - startUp);
       if (endUp !== null && r.end_ms === null) r.end_ms = ctx.exportMs - (ctx.uptimeMs - endUp);
@@ -850,6 +975,15 @@ export class FlowDecoder {
       out.push(r);
     }
     return n;
+  }
+
+  /** An options record named a sampler (or the domain's own rate, GENERIC): kept for the flows that follow; a rate of 1 or none forgets it. */
+  private learnSampler(d: Domain, id: number, rate: number | null): void {
+    this.stats.samplers_received++;
+    d.samplers.delete(id);
+    if (rate === null) return;
+    if (d.samplers.size >= MAX_SAMPLERS) d.samplers.delete(d.samplers.keys().next().value!);
+    d.samplers.set(id, rate);
   }
 
   private cut(t: Template, field: number, record: number, recordAt: number, o: number, base: number, end: number, need: number): DecodeError {
