@@ -5,6 +5,7 @@
 // only appends. Each message's parse is timed: one over the budget is stored
 // as the plain syslog record and counted. The receivers' thread terminates
 // this thread when a batch takes too long (a parse that never ends).
+import { isUtf8 } from 'node:buffer';
 import { parentPort, workerData } from 'node:worker_threads';
 import { FlowDecoder } from './netflow.ts';
 import { parseLogLine } from './parsers.ts';
@@ -75,6 +76,19 @@ function plain(line: string, exporter: string, recvMs: number, flags: number): T
   return r;
 }
 
+/**
+ * The message's bytes, when they were not valid UTF-8 (the text then holds a
+ * U+FFFD for each bad sequence, and only then is the check made): what
+ * `raw_bytes` keeps, without the line ending `raw` is kept without.
+ */
+function rawBytes(line: string, data: Buffer, o: number, len: number): Uint8Array | null {
+  if (line.indexOf('\ufffd') < 0) return null;
+  let end = o + len;
+  while (end > o && (data[end - 1] === 10 || data[end - 1] === 13)) end--;
+  const bytes = data.subarray(o, end);
+  return isUtf8(bytes) ? null : Buffer.from(bytes);
+}
+
 function syslogBatch(b: IngestBatch, index: Float64Array, data: Buffer, out: IngestResult, records: TrafficRecord[]): void {
   // One clock reading per message: where one parse ends the next one's time starts.
   let t0 = performance.now();
@@ -108,6 +122,7 @@ function syslogBatch(b: IngestBatch, index: Float64Array, data: Buffer, out: Ing
       out.overBudget++;
     }
     t0 = t1;
+    r.raw_bytes = rawBytes(line, data, o, len);
     if (r.parser === 'syslog') out.unparsed++;
     r.school = schoolOf.get(exporter) ?? null;
     records.push(r);
