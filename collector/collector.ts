@@ -467,6 +467,8 @@ export class Collector {
     const transitions = all.filter((t) => this.shard.owned.has(t.device));
     for (const t of all) if (!this.shard.owned.has(t.device)) this.log.debug({ device: t.device, from: t.from, to: t.to, shard: this.shard.label }, 'dependency state changed (another shard\'s device: not recorded or alerted here)');
     const { opened, closed } = store.apply(this.config.devices, engine.states, transitions);
+    // What was watched this round: the report counts only observed time (issue 16).
+    if (devices.length > 0) store.recordRound(now, this.intervalOf(devices[0]!), raws.keys());
     for (const t of transitions) {
       const d = this.config.deviceById.get(t.device)!;
       const level = t.to === 'down' || t.to === 'unreachable' ? 'warn' : 'info';

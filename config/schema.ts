@@ -305,6 +305,24 @@ export const shardSchema = z.union([z.string(), z.array(z.string().min(1, 'a sha
 });
 export type ShardInput = z.infer<typeof shardSchema>;
 
+// ---------------------------------------------------------------- report
+
+const signatory = (what: string) =>
+  z.strictObject({
+    name: z.string().trim().min(1, `report.${what}.name must not be empty`).max(200),
+    position: z.string().trim().min(1, `report.${what}.position must not be empty`).max(300),
+  });
+
+/** The office's heading (lines above the title; default: the area's name_th) and who signs the report. */
+export const reportSchema = z
+  .strictObject({
+    title: z.string().trim().min(1).max(300).optional(),
+    heading: z.array(z.string().trim().min(1, 'a report.heading line must not be empty').max(300)).max(6).default([]),
+    prepared_by: signatory('prepared_by').optional(),
+    approved_by: signatory('approved_by').optional(),
+  })
+  .default({ heading: [] });
+
 // ---------------------------------------------------------------- settings
 
 const kindIntervals = z
@@ -398,6 +416,8 @@ export const settingsSchema = z.strictObject({
   mail: mailSchema.optional(),
   /** The Computer-Crime-Act traffic-log archive (syslog, NetFlow/IPFIX); absent: not received. */
   traffic: trafficSchema.optional(),
+  /** The evaluation report's heading and signature block (klaiwatch report). */
+  report: reportSchema,
 });
 export type SettingsInput = z.infer<typeof settingsSchema>;
 

@@ -6,7 +6,7 @@ import { DatabaseSync } from 'node:sqlite';
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Config } from '../config/load.ts';
-import { incidentsBetween, type Incident } from '../collector/alerts/store.ts';
+import { incidentsBetween, monitoringBetween, type Incident, type Monitoring } from '../collector/alerts/store.ts';
 import { Calendar } from '../collector/alerts/schedule.ts';
 import { InfluxClient, ident, rows } from '../collector/influx/client.ts';
 import { RAW_RP, ROLLUP_RP } from '../collector/influx/setup.ts';
@@ -23,6 +23,18 @@ export function readIncidents(path: string, from: number, to: number): Incident[
   try {
     db.exec('PRAGMA busy_timeout = 5000');
     return incidentsBetween(db, from, to);
+  } finally {
+    db.close();
+  }
+}
+
+/** What the collector watched overlapping [from, to): each device's first round and the runs of rounds (empty in a database from before they were recorded). */
+export function readMonitoring(path: string, from: number, to: number): Monitoring {
+  if (!existsSync(path)) throw new ReportError(`${path}: no state database (alerts.state_db); has the collector run?`);
+  const db = new DatabaseSync(path, { readOnly: true });
+  try {
+    db.exec('PRAGMA busy_timeout = 5000');
+    return monitoringBetween(db, from, to);
   } finally {
     db.close();
   }
@@ -66,8 +78,11 @@ export async function makeReport(config: Config, o: MakeReportOptions): Promise<
   const period = parsePeriod(o.period, calendars, now);
   if (period.from >= now) throw new ReportError(`period ${o.period} (${period.label}) has not begun`);
   const countedTo = Math.min(period.to, now);
-  const incidents = readIncidents(o.stateDb ?? resolve(dirname(config.file), config.settings.alerts.state_db), period.from, countedTo);
   const warnings: string[] = [];
+  const stateDb = o.stateDb ?? resolve(dirname(config.file), config.settings.alerts.state_db);
+  const incidents = readIncidents(stateDb, period.from, countedTo);
+  const monitoring = readMonitoring(stateDb, period.from, countedTo);
+  if (monitoring.runs.length === 0) warnings.push(`${stateDb}: no collector round recorded from ${period.label}'s start to the end of counted time: no time counts as observed, the figures show "—" (a state database from before klaiwatch recorded its rounds has none)`);
   let links: Map<string, LinkStats> | undefined;
   if (!o.noInflux) {
     try {
@@ -86,5 +101,5 @@ export async function makeReport(config: Config, o: MakeReportOptions): Promise<
     scope = { ...config, schools, devices: config.devices.filter((d) => plan.owned.has(d.id)) };
     warnings.push(`collector.shard is ${plan.label}: this report covers the ${schools.filter((s) => !s.office).length} of ${config.schools.filter((s) => !s.office).length} schools this collector owns (its state database holds only theirs); the area's figures are the shards' reports together`);
   }
-  return { report: computeReport({ config: scope, incidents, period, now, ...(links ? { links } : {}) }), warnings };
+  return { report: computeReport({ config: scope, incidents, monitoring, period, now, ...(links ? { links } : {}) }), warnings };
 }

@@ -34,7 +34,36 @@ const SCHEMA = [
      state TEXT NOT NULL, cause TEXT NOT NULL, detail TEXT, started_at INTEGER NOT NULL, ended_at INTEGER, duration_s INTEGER)`,
   'CREATE INDEX IF NOT EXISTS incidents_open ON incidents (device, check_name) WHERE ended_at IS NULL',
   'CREATE INDEX IF NOT EXISTS incidents_time ON incidents (started_at)',
+  // When each device was first judged: before it, klaiwatch did not watch it.
+  'CREATE TABLE IF NOT EXISTS monitoring (device TEXT PRIMARY KEY, first_seen INTEGER NOT NULL)',
+  // Runs of consecutive rounds, [start, end_at): a round at t covers [t, t + its interval). The gaps are time no collector watched.
+  'CREATE TABLE IF NOT EXISTS rounds (start INTEGER PRIMARY KEY, end_at INTEGER NOT NULL)',
 ];
+
+/** At most this many runs of rounds are kept (the oldest go first): a collector restarted every hour for ten years. */
+export const MAX_ROUND_RUNS = 100_000;
+
+/** What the collector watched: each device's first round, and the runs of rounds. */
+export interface Monitoring {
+  firstSeen: Map<string, number>;
+  /** Sorted, merged [start, end) in ms. */
+  runs: [number, number][];
+}
+
+/** The monitoring record overlapping [from, to) (the report opens the database read-only; a database from before the record has empty tables or none). */
+export function monitoringBetween(db: DatabaseSync, from: number, to: number): Monitoring {
+  const has = (t: string) => db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?").get(t) !== undefined;
+  const firstSeen = new Map<string, number>();
+  const runs: [number, number][] = [];
+  if (!has('monitoring') || !has('rounds')) return { firstSeen, runs };
+  for (const r of db.prepare('SELECT device, first_seen FROM monitoring WHERE first_seen < ?').all(to) as { device: string; first_seen: number }[]) firstSeen.set(r.device, r.first_seen);
+  for (const r of db.prepare('SELECT start, end_at FROM rounds WHERE start < ? AND end_at > ? ORDER BY start LIMIT ?').all(to, from, MAX_ROUND_RUNS) as { start: number; end_at: number }[]) {
+    const last = runs[runs.length - 1];
+    if (last && r.start <= last[1]) last[1] = Math.max(last[1], r.end_at);
+    else runs.push([r.start, r.end_at]);
+  }
+  return { firstSeen, runs };
+}
 
 export interface IncidentRow {
   id: number;
@@ -71,7 +100,11 @@ export class StateStore {
   /** Shared with the outbox, whose table lives in the same file. */
   readonly db: DatabaseSync;
 
-  constructor(path: string) {
+  /** At most this many runs of rounds kept (MAX_ROUND_RUNS; smaller in tests). */
+  private readonly maxRoundRuns: number;
+
+  constructor(path: string, opts: { maxRoundRuns?: number } = {}) {
+    this.maxRoundRuns = opts.maxRoundRuns ?? MAX_ROUND_RUNS;
     if (path !== ':memory:') mkdirSync(dirname(path), { recursive: true });
     this.db = new DatabaseSync(path);
     this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;');
@@ -136,6 +169,58 @@ export class StateStore {
       throw err;
     }
     return { opened, closed };
+  }
+
+  private seen: Set<string> | undefined;
+  private lastRun: { start: number; end: number } | null | undefined;
+
+  /**
+   * One round of `intervalMs` judged at `at` for `devices` (their ids): the
+   * devices' first round is kept, and the round extends the current run
+   * when it comes no later than one interval after the run's end (a slow
+   * round is not a gap), else starts a new one. Bounded: MAX_ROUND_RUNS runs.
+   */
+  recordRound(at: number, intervalMs: number, devices: Iterable<string>): void {
+    if (!Number.isFinite(at) || !(intervalMs > 0)) return;
+    if (!this.seen) this.seen = new Set((this.db.prepare('SELECT device FROM monitoring').all() as { device: string }[]).map((r) => r.device));
+    if (this.lastRun === undefined) {
+      const r = this.db.prepare('SELECT start, end_at FROM rounds ORDER BY start DESC LIMIT 1').get() as { start: number; end_at: number } | undefined;
+      this.lastRun = r ? { start: r.start, end: r.end_at } : null;
+    }
+    const end = at + intervalMs;
+    this.db.exec('BEGIN');
+    try {
+      const insertSeen = this.db.prepare('INSERT OR IGNORE INTO monitoring (device, first_seen) VALUES (?, ?)');
+      const added: string[] = [];
+      for (const id of devices) {
+        if (this.seen.has(id)) continue;
+        insertSeen.run(id, at);
+        added.push(id);
+      }
+      const run = this.lastRun;
+      let next: { start: number; end: number };
+      if (run && at <= run.end + intervalMs && at >= run.start) {
+        next = { start: run.start, end: Math.max(run.end, end) };
+        if (next.end !== run.end) this.db.prepare('UPDATE rounds SET end_at = ? WHERE start = ?').run(next.end, run.start);
+      } else {
+        // A clock stepped back before the run began also starts a new run.
+        next = { start: at, end };
+        this.db.prepare('INSERT INTO rounds (start, end_at) VALUES (?, ?) ON CONFLICT (start) DO UPDATE SET end_at = max(end_at, excluded.end_at)').run(at, end);
+        // The oldest other runs go (never the one this round is in, even when the clock stepped back before them).
+        this.db.prepare('DELETE FROM rounds WHERE start IN (SELECT start FROM rounds WHERE start != ? ORDER BY start LIMIT max(0, (SELECT count(*) FROM rounds) - ?))').run(at, this.maxRoundRuns);
+      }
+      this.db.exec('COMMIT');
+      for (const id of added) this.seen.add(id);
+      this.lastRun = next;
+    } catch (err) {
+      this.db.exec('ROLLBACK');
+      throw err;
+    }
+  }
+
+  /** What the collector watched overlapping [from, to). */
+  monitoring(from = 0, to = Number.MAX_SAFE_INTEGER): Monitoring {
+    return monitoringBetween(this.db, from, to);
   }
 
   openIncidents(): Incident[] {

@@ -10,7 +10,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig, type Config } from '../../config/load.ts';
 import { Calendar } from '../../collector/alerts/schedule.ts';
-import type { Incident } from '../../collector/alerts/store.ts';
+import { StateStore, type Incident, type Monitoring } from '../../collector/alerts/store.ts';
 import { computeReport } from '../../report/figures.ts';
 import { parsePeriod, PeriodError } from '../../report/period.ts';
 import { tempDir } from '../helpers/peers.ts';
@@ -91,7 +91,9 @@ beforeAll(() => {
 
 afterAll(() => dir.remove());
 
-const report = (spec: string, now = at('2026-12-05T12:00')) => computeReport({ config, incidents: INCIDENTS, period: parsePeriod(spec, calendars, now), now });
+/** Watched throughout: every device from before the period, one run of rounds. */
+const ALWAYS: Monitoring = { firstSeen: new Map(['r', 's', 'tv1', 'tv2', 'r2'].map((d) => [d, at('2026-01-01T00:00')])), runs: [[at('2026-01-01T00:00'), at('2027-12-31T00:00')]] };
+const report = (spec: string, now = at('2026-12-05T12:00'), monitoring = ALWAYS) => computeReport({ config, incidents: INCIDENTS, monitoring, period: parsePeriod(spec, calendars, now), now });
 const device = (r: ReturnType<typeof report>, id: string) => r.devices.find((d) => d.device === id)!;
 const school = (r: ReturnType<typeof report>, code: string) => r.schools.find((s) => s.code === code)!;
 
@@ -109,7 +111,9 @@ describe('evaluation figures, to the second', () => {
   it('server: an outage still open is counted up to the end of the period, and is open now', () => {
     const rep = report('2026-11');
     expect(device(rep, 's').downS).toBe(40 * H);
-    expect(school(rep, '100').openNow).toBe(1);
+    // Open at the end of November: the server's, and the router's that ended on 1 December.
+    expect(school(rep, '100').openNow).toBe(2);
+    expect(school(report('2026-12'), '100').openNow).toBe(1);
   });
 
   it('receiver: only broadcast time counts; unreachable time is neither up nor down', () => {
@@ -129,9 +133,9 @@ describe('evaluation figures, to the second', () => {
     // 126 periods; period 3 of the 12th was wholly unreachable (left out); period 2 half (kept, and ready).
     // Not ready: period 1 of the 3rd (down half of it), period 5 of the 5th (unlocked 15 min of 60).
     // Ready: period 2 of the 6th (unlocked 3 min of 60: under the 10 % allowed).
-    expect(device(rep, 'tv1').readiness).toEqual({ periods: 125, ready: 123, excluded: 1, pct: (123 / 125) * 100 });
-    expect(device(rep, 'tv2').readiness).toEqual({ periods: 125, ready: 125, excluded: 1, pct: 100 });
-    expect(school(rep, '100').readiness).toEqual({ periods: 250, ready: 248, excluded: 2, pct: (248 / 250) * 100 });
+    expect(device(rep, 'tv1').readiness).toEqual({ periods: 125, ready: 123, excluded: 1, unobserved: 0, pct: (123 / 125) * 100 });
+    expect(device(rep, 'tv2').readiness).toEqual({ periods: 125, ready: 125, excluded: 1, unobserved: 0, pct: 100 });
+    expect(school(rep, '100').readiness).toEqual({ periods: 250, ready: 248, excluded: 2, unobserved: 0, pct: (248 / 250) * 100 });
     expect(school(rep, '200').readiness.pct).toBeNull();
   });
 
@@ -141,7 +145,11 @@ describe('evaluation figures, to the second', () => {
     // Not: the router's of 31 October (begun before), the receiver's on Saturday and after 15:30 (off schedule).
     expect(s.outages).toBe(6);
     expect(s.upstream).toBe(2);
+    // The lock failures are checks, in their own figures: 15 and 3 minutes, both fixed.
     expect(s.checks).toBe(2);
+    expect(s.checksOpen).toBe(0);
+    expect(s.checksRepaired).toBe(2);
+    expect(s.checksMttrS).toBe((900 + 180) / 2);
     // Ended in November: the router's of the 1st (7,200 s whole), 10th (1,815), 12th (7,200), 20th (14,400); the receiver's of the 3rd (7,200).
     expect(s.repaired).toBe(5);
     expect(s.mttrS).toBe((7200 + 1815 + 7200 + 14400 + 7200) / 5);
@@ -195,5 +203,135 @@ describe('report periods', () => {
     expect(() => parsePeriod('term:3/2569', calendars, now)).toThrow(/no such term; the calendars have ภาคเรียนที่ 1\/2569, ภาคเรียนที่ 2\/2569/);
     expect(() => parsePeriod('2026-02-30..2026-03-01', calendars, now)).toThrow(/not a day of the calendar/);
     expect(() => parsePeriod('last month', calendars, now)).toThrow(PeriodError);
+  });
+});
+
+describe('only observed time counts (issue 16)', () => {
+  // The collector's record, written by the real store: klaiwatch first ran on
+  // Sunday 15 November at 14:00, a round every 5 minutes; stopped after the
+  // round of Friday the 20th at 10:00 and started again a day later, at
+  // 10:05 on Saturday the 21st; r2 was added to the inventory and first
+  // polled on the 25th at midnight. A round covers its interval: the first
+  // run is [15th 14:00, 20th 10:05), the gap exactly 86,400 s.
+  const ROUND = 300_000;
+  let monitoring: Monitoring;
+  const store = () => new StateStore(join(dir.path, 'rounds.sqlite'));
+
+  beforeAll(() => {
+    const st = store();
+    const first = ['r', 's', 'tv1', 'tv2'];
+    for (let t = at('2026-11-15T14:00'); t <= at('2026-11-20T10:00'); t += ROUND) st.recordRound(t, ROUND, first);
+    for (let t = at('2026-11-21T10:05'); t <= at('2026-12-05T11:55'); t += ROUND) st.recordRound(t, ROUND, t >= at('2026-11-25T00:00') ? [...first, 'r2'] : first);
+    st.close();
+    const ro = store();
+    monitoring = ro.monitoring();
+    ro.close();
+  });
+
+  it('the store keeps each device\'s first round and the runs of rounds', () => {
+    expect(monitoring.runs).toEqual([
+      [at('2026-11-15T14:00'), at('2026-11-20T10:05')],
+      [at('2026-11-21T10:05'), at('2026-12-05T12:00')],
+    ]);
+    expect(monitoring.firstSeen.get('r')).toBe(at('2026-11-15T14:00'));
+    expect(monitoring.firstSeen.get('r2')).toBe(at('2026-11-25T00:00'));
+  });
+
+  it('a month begun before klaiwatch and with a day stopped: figures to the second', () => {
+    const rep = report('2026-11', at('2026-12-05T12:00'), monitoring);
+    const r = device(rep, 'r');
+    // Watched: 15th 14:00 – 20th 10:05 (417,900 s) and 21st 10:05 – 1 December 00:00 (827,700 s).
+    expect(r.scheduledS).toBe(30 * 24 * H);
+    expect(r.unmonitoredS).toBe(30 * 24 * H - 417_900 - 827_700);
+    expect(r.coveragePct).toBeCloseTo(((417_900 + 827_700) / (30 * 24 * H)) * 100, 10);
+    expect(r.monitoredFrom).toBe(at('2026-11-15T14:00'));
+    // The maintenance window (20th, 18:00–22:00) and the router's outage of the 20th fell in the stopped day: neither counts.
+    expect(r.maintenanceS).toBe(0);
+    expect(r.observedS).toBe(417_900 + 827_700);
+    // Only the outage across the month's end was watched: 22:00–24:00 on the 30th.
+    expect(r.downS).toBe(2 * H);
+    expect(r.availabilityPct).toBeCloseTo(((1_245_600 - 7200) / 1_245_600) * 100, 10);
+    // The server, down from the 29th, watched throughout.
+    expect(device(rep, 's').downS).toBe(40 * H);
+
+    const s = school(rep, '100');
+    // Outages begun in November that touched observed time: the router's of the 30th and the server's; the others before klaiwatch ran.
+    expect(s.outages).toBe(2);
+    expect(s.repaired).toBe(0);
+    expect(s.mttrS).toBeNull();
+    expect(s.openNow).toBe(2);
+    expect(s.checks).toBe(0); // the lock failures were before klaiwatch ran
+    expect(s.monitoredFrom).toBe(at('2026-11-15T14:00'));
+
+    // r2: first polled on the 25th: six days of thirty.
+    const r2 = device(rep, 'r2');
+    expect(r2.observedS).toBe(6 * 24 * H);
+    expect(r2.coveragePct).toBeCloseTo(20, 10);
+    expect(school(rep, '200').monitoredFrom).toBe(at('2026-11-25T00:00'));
+    expect(rep.totals.monitoredFrom).toBe(at('2026-11-15T14:00'));
+  });
+
+  it('DLTV readiness counts only the classroom-periods the collector watched', () => {
+    const rep = report('2026-11', at('2026-12-05T12:00'), monitoring);
+    // School days watched: 16–19, 23–27 and 30 (10 × 6 periods); on the 20th period 1 whole and period 2 for 35 of 60 minutes (kept), the other 4 not watched.
+    expect(device(rep, 'tv1').readiness).toEqual({ periods: 62, ready: 62, excluded: 0, unobserved: 64, pct: 100 });
+    const tv1 = device(rep, 'tv1');
+    expect(tv1.scheduledS).toBe(21 * 6 * H);
+    expect(tv1.observedS).toBe(61 * H + 35 * 60);
+    expect(tv1.unmonitoredS).toBe(21 * 6 * H - (61 * H + 35 * 60));
+  });
+
+  it('a period with no observed time has no figure, never 100 %', () => {
+    const oct = report('2026-10', at('2026-12-05T12:00'), monitoring);
+    for (const g of [oct.totals, school(oct, '100'), school(oct, '200'), device(oct, 'r')]) {
+      expect(g.observedS).toBe(0);
+      expect(g.availabilityPct).toBeNull();
+      expect(g.coveragePct).toBe(0);
+      expect(g.monitoredFrom).toBeNull();
+    }
+    expect(oct.totals.readiness.pct).toBeNull();
+    expect(oct.totals.readiness.periods).toBe(0);
+    expect(oct.totals.outages).toBe(0); // the router's of the 31st: not watched
+    // A state database from before the record (no rounds): nothing observed either.
+    const none = report('2026-11', at('2026-12-05T12:00'), { firstSeen: new Map(), runs: [] });
+    expect(none.totals.availabilityPct).toBeNull();
+    expect(none.totals.readiness.periods).toBe(0);
+    expect(none.totals.outages).toBe(0);
+  });
+
+  it('the fiscal year from 1 October counts only what was watched', () => {
+    const now = at('2026-12-05T12:00');
+    const fy = report('fy2570', now, monitoring);
+    const nov = report('2026-11', now, monitoring);
+    const dec = report('2026-12', now, monitoring);
+    expect(fy.totals.readiness.periods).toBe(nov.totals.readiness.periods + dec.totals.readiness.periods);
+    expect(fy.totals.observedS).toBe(nov.totals.observedS + dec.totals.observedS);
+    expect(fy.totals.readiness.periods).toBeLessThan(fy.totals.readiness.periods + fy.totals.readiness.unobserved);
+    expect(fy.totals.monitoredFrom).toBe(at('2026-11-15T14:00'));
+  });
+
+  it('rounds: a late round is no gap, a gap is one, the clock going back starts a run, and the runs are bounded', () => {
+    const st = new StateStore(':memory:', { maxRoundRuns: 3 });
+    const t0 = at('2026-11-01T00:00');
+    st.recordRound(t0, 60_000, ['a']);
+    st.recordRound(t0 + 110_000, 60_000, ['a']); // 50 s late: still one run
+    st.recordRound(t0 + 300_000, 60_000, ['a', 'b']); // 130 s after the run's end: a gap
+    expect(st.monitoring().runs).toEqual([
+      [t0, t0 + 170_000],
+      [t0 + 300_000, t0 + 360_000],
+    ]);
+    expect(st.monitoring().firstSeen).toEqual(new Map([['a', t0], ['b', t0 + 300_000]]));
+    for (let k = 1; k <= 3; k++) st.recordRound(t0 + k * 3_600_000, 60_000, ['a']);
+    const runs = st.monitoring().runs;
+    expect(runs).toHaveLength(3); // the oldest went
+    expect(runs[0]).toEqual([t0 + 3_600_000, t0 + 3_660_000]);
+    st.recordRound(t0 - 86_400_000, 60_000, ['a']); // the clock stepped back a day: its own run, the oldest other goes
+    st.recordRound(t0 - 86_340_000, 60_000, ['a']);
+    expect(st.monitoring().runs).toEqual([
+      [t0 - 86_400_000, t0 - 86_280_000],
+      [t0 + 7_200_000, t0 + 7_260_000],
+      [t0 + 10_800_000, t0 + 10_860_000],
+    ]);
+    st.close();
   });
 });
