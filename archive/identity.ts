@@ -105,12 +105,17 @@ export async function whoHad(dir: string, ip: string, at: number, port?: number)
   let nat: WhoAnswer['nat'];
   const used: QueryResult[] = [];
   if (port !== undefined) {
-    const q = await queryArchive(dir, { ip, side: 'src', from: at - 15 * 60_000, to: at + 15 * 60_000 });
+    // Either side: a source translated to ip:port (src-nat), or ip:port as a destination forwarded inside (dst-nat: post_nat_dst_*).
+    const q = await queryArchive(dir, { ip, side: 'either', from: at - 15 * 60_000, to: at + 15 * 60_000 });
     used.push(q);
-    const t = q.rows.filter((r) => r.nat_ip === ip && r.nat_port === port && r.src_ip).sort((a, b) => Math.abs(when(a) - at) - Math.abs(when(b) - at))[0];
+    const inner = (r: TrafficRecord) => (r.nat_ip === ip && r.nat_port === port && r.src_ip ? { ip: r.src_ip, port: r.src_port } : r.dst_ip === ip && r.dst_port === port && r.post_nat_dst_ip && r.post_nat_dst_ip !== ip ? { ip: r.post_nat_dst_ip, port: r.post_nat_dst_port } : null);
+    // A NAT session's delete event (RFC 8158 natEvent 2, 5, 7, 9) before the moment: that translation had ended by then.
+    const ended = (r: TrafficRecord) => r.nat_event !== null && [2, 5, 7, 9].includes(r.nat_event) && when(r) < at;
+    const t = q.rows.filter((r) => inner(r) !== null && !ended(r)).sort((a, b) => Math.abs(when(a) - at) - Math.abs(when(b) - at))[0];
     if (t) {
-      inside = t.src_ip!;
-      nat = { public: ip, port, inside, insidePort: t.src_port, record: t };
+      const i = inner(t)!;
+      inside = i.ip;
+      nat = { public: ip, port, inside, insidePort: i.port, record: t };
     }
   }
   const q = await queryArchive(dir, { ip: inside, side: 'src', from: at - LOOKBACK, to: at + 86_400_000 });
