@@ -8,6 +8,7 @@ import * as statetimeline from '@grafana/grafana-foundation-sdk/statetimeline';
 import * as bargauge from '@grafana/grafana-foundation-sdk/bargauge';
 import { DATASOURCE, InfluxQL, from, field as fd, tag, matches, equals } from './influxql.ts';
 import type { FieldName } from '../collector/schema.ts';
+import { OUTAGE_INFLUXQL } from '../report/definitions.ts';
 import {
   availabilityThresholds,
   deviceStateMapping,
@@ -332,18 +333,18 @@ export function evaluationDashboard(): dashboard.DashboardBuilder {
     .withPanel(
       perSchool(
         'จำนวนเหตุขัดข้อง (incidents)',
-        new InfluxQL(`SELECT sum(${fd('incident', 'opened')}) FROM ${from('incident', '$rp')} WHERE ${equals('incident', 'outage', 'down')} AND $timeFilter GROUP BY ${tag('incident', 'school_name')}`),
+        new InfluxQL(`SELECT sum(${fd('incident', 'opened')}) FROM ${from('incident', '$rp')} WHERE ${OUTAGE_INFLUXQL} AND $timeFilter GROUP BY ${tag('incident', 'school_name')}`),
         'short',
-        'outages that began in the range, the device itself failing (not those behind a failed parent)',
+        'outages that began in the range: the device itself down, not a failed check, not unreachable behind a failed parent (report/definitions.ts, as `klaiwatch report` counts them; the report also leaves out outages wholly outside observed or scheduled time)',
         thresholds([[null, 'green'], [1, 'yellow'], [5, 'red']]),
       ),
     )
     .withPanel(
       perSchool(
         'เวลาเฉลี่ยในการแก้ไข (MTTR)',
-        new InfluxQL(`SELECT mean(${fd('incident', 'duration_s')}) FROM ${from('incident', '$rp')} WHERE ${equals('incident', 'outage', 'down')} AND $timeFilter GROUP BY ${tag('incident', 'school_name')}`),
+        new InfluxQL(`SELECT mean(${fd('incident', 'duration_s')}) FROM ${from('incident', '$rp')} WHERE ${OUTAGE_INFLUXQL} AND $timeFilter GROUP BY ${tag('incident', 'school_name')}`),
         's',
-        'mean duration of the outages that ended in the range',
+        'mean whole duration of the outages (as counted beside) that ended in the range: the report\'s time to repair',
         thresholds([[null, 'green'], [3600, 'yellow'], [86400, 'red']]),
       ),
     )
