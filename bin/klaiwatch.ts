@@ -7,6 +7,7 @@ import { preflight, describeSystemError } from '../config/preflight.ts';
 import { importSchoolsCsv, inventoryYaml } from '../config/import-csv.ts';
 import { createLogger } from '../collector/log.ts';
 import { Collector } from '../collector/collector.ts';
+import { notWatchedNotes } from '../collector/alerts/checks.ts';
 import { describeShard } from '../collector/shard.ts';
 import { startHealthServer } from '../collector/health.ts';
 import { toLine } from '../collector/influx/line.ts';
@@ -77,6 +78,7 @@ const commands: Record<string, Command> = {
       if (problems.length > 0) throw new ConfigError(problems);
       const snmp = c.devices.filter((d) => d.snmp).length;
       console.log(`${c.file}: valid: ${c.schools.filter((s) => !s.office).length} schools, ${c.devices.length} devices (${snmp} over SNMP), ${c.profiles.size} profiles`);
+      for (const line of notWatchedNotes(c)) console.log(line);
       console.log(`${c.file}: ${describeShard(c)}`);
       return 0;
     },
@@ -253,6 +255,7 @@ async function pollOnce(config: Config, values: Record<string, unknown>): Promis
     if (line) console.log(line);
   }
   for (const r of report.results) if (!r.ok) console.error(`# ${r.error}`);
+  for (const line of collector.pollNotes(devices, report.results)) console.error(line);
   console.error(`# ${report.devices} devices: ${report.polled} answered SNMP, ${report.failed} failed, ${report.icmpDown} of ${report.icmpHosts} hosts silent to ICMP; ${printed.length} points in ${Math.round(report.durationMs)} ms`);
   await collector.stop(); // closes the SNMP sessions; with --write, flushes the points
   return report.failed > 0 ? 2 : 0;

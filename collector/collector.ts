@@ -22,7 +22,7 @@ import { setupSchema, type SchemaSetup } from './influx/setup.ts';
 import { measureClock, type NtpMeasurement } from '../clock/sntp.ts';
 import { Schedule } from './alerts/schedule.ts';
 import { StateEngine, STATES, SCHOOL_STATES, schoolState, type Raw, type Transition, type CheckObservation } from './alerts/state.ts';
-import { deviceChecks } from './alerts/checks.ts';
+import { deviceChecks, notWatched, type NotWatched } from './alerts/checks.ts';
 import { StateStore, type Incident } from './alerts/store.ts';
 import { composeNotices, type Notice } from './alerts/notices.ts';
 import { Outbox, createTransport } from './alerts/outbox.ts';
@@ -40,6 +40,8 @@ export interface RoundReport {
   timeouts: number;
   /** SNMP polls of the round that named each kind of failure (collector/snmp/errors.ts). */
   snmpErrors: Partial<Record<SnmpErrorKind, number>>;
+  /** Values the round's polls dropped as impossible or unmapped. */
+  valuesDropped: number;
   overruns: number;
   icmpHosts: number;
   icmpDown: number;
@@ -63,6 +65,8 @@ export interface DeviceStatus {
   kind: string;
   address: string;
   snmp?: { ok: boolean; error?: string; at: number; profile?: string };
+  /** Checks of the device's kind its profile cannot feed, as of its last poll. */
+  notWatched?: NotWatched[];
   icmp?: { up: boolean; lossPct: number; rttAvgMs?: number; at: number };
 }
 
@@ -355,6 +359,7 @@ export class Collector {
         failed: results.filter((r) => !r.ok).length,
         timeouts: results.reduce((n, r) => n + r.timeouts, 0),
         snmpErrors: countKinds(results),
+        valuesDropped: results.reduce((n, r) => n + (r.valuesDropped ?? 0), 0),
         overruns,
         icmpHosts: new Set(icmpDevices.map((d) => d.address)).size,
         icmpDown: [...icmp.values()].filter((r) => r.received === 0).length,
@@ -404,7 +409,16 @@ export class Collector {
       result = { device: d.id, ...r, points: [devicePoint(d, r, Date.now())] };
     }
     const st = this.status.get(d.id)!;
+    if (d.profile === 'auto' && result.profile && result.profile !== st.snmp?.profile) {
+      this.log.info({ device: d.id, school: d.school.code, kind: d.kind, sys_object_id: this.memory.get(d.id)?.sysObjectID, profile: result.profile, before: st.snmp?.profile }, 'profile chosen by sysObjectID');
+    }
     st.snmp = { ok: result.ok, at: Date.now(), ...(result.error ? { error: result.error } : {}), ...(result.profile ? { profile: result.profile } : {}) };
+    // What the profile cannot feed is said, on the device point and in /healthz (notWatched).
+    if (result.profile) {
+      st.notWatched = notWatched(d, result.profile, this.config.profiles.get(result.profile), this.config.settings.alerts.thresholds, result);
+      const dp = result.points.find((p) => p.measurement === 'device');
+      if (dp) dp.fields.not_watched = st.notWatched.map((n) => n.detail).join('; ');
+    }
     if (!result.ok) this.log.warn({ device: d.id, school: d.school.code, err: result.error }, 'poll failed');
     return result;
   }
@@ -542,6 +556,8 @@ export class Collector {
       spool_bytes: w.spoolBytes,
       write_errors: w.writeErrors,
       rss_bytes: process.memoryUsage.rss(),
+      values_dropped: r.valuesDropped,
+      devices_not_watched: this.notWatched().length,
     };
     for (const [kind, field] of Object.entries(SNMP_ERROR_FIELDS)) fields[field] = r.snmpErrors[kind as SnmpErrorKind] ?? 0;
     if (this.clock && 'offsetMs' in this.clock) fields.clock_offset_ms = this.clock.offsetMs;
@@ -559,9 +575,49 @@ export class Collector {
     if (this.opts.write !== false && ps.length > 0) this.writer.write(toLines(ps));
   }
 
+  /**
+   * Devices with checks nothing feeds (not_watched): as their last poll
+   * found, or from an explicit profile before one. A device on `auto` is
+   * known only once its sysObjectID chose a profile.
+   */
+  notWatched(devices: readonly Device[] = this.config.devices): { device: Device; profile: string; items: NotWatched[] }[] {
+    const out: { device: Device; profile: string; items: NotWatched[] }[] = [];
+    for (const d of devices) {
+      const st = this.status.get(d.id);
+      const profile = st?.snmp?.profile ?? (d.profile === 'auto' ? undefined : d.profile);
+      if (!profile) continue;
+      const items = st?.notWatched ?? notWatched(d, profile, this.config.profiles.get(profile), this.config.settings.alerts.thresholds);
+      if (items.length > 0) out.push({ device: d, profile, items });
+    }
+    return out;
+  }
+
+  /** What `poll --once` says after the line protocol: each device's profile (and why), what is not watched, what was dropped. */
+  pollNotes(devices: readonly Device[], results: readonly PollResult[]): string[] {
+    const lines: string[] = [];
+    const byId = new Map(results.map((r) => [r.device, r]));
+    for (const d of devices) {
+      const r = byId.get(d.id);
+      const st = this.status.get(d.id);
+      const profile = r?.profile ?? (d.profile === 'auto' ? undefined : d.profile);
+      const why = d.profile === 'auto' ? (profile ? `chosen by sysObjectID ${this.memory.get(d.id)?.sysObjectID ?? '?'}` : 'auto: not chosen, the device gave no sysObjectID') : 'from the inventory';
+      lines.push(`# ${d.id}: profile ${profile ?? '-'} (${why})`);
+      const items = st?.notWatched ?? (profile ? notWatched(d, profile, this.config.profiles.get(profile), this.config.settings.alerts.thresholds) : []);
+      for (const n of items) lines.push(`# ${d.id}: not_watched ${n.check}: ${n.detail}`);
+      if (r?.valuesDropped) {
+        for (const x of r.droppedDetail ?? []) lines.push(`# ${d.id}: value dropped: ${x}`);
+        if (r.valuesDropped > (r.droppedDetail?.length ?? 0)) lines.push(`# ${d.id}: and ${r.valuesDropped - (r.droppedDetail?.length ?? 0)} more values dropped`);
+      }
+    }
+    return lines;
+  }
+
   health(): Record<string, unknown> {
     const w = this.writer.stats;
-    const down = [...this.status.values()].filter((s) => (s.snmp && !s.snmp.ok) || (s.icmp && !s.icmp.up)).length;
+    const unwatched = this.notWatched();
+    // A device polled over SNMP whose checks nothing feeds is a problem; an icmp-only one was chosen so (listed, not counted).
+    const unwatchedIds = new Set(unwatched.filter((u) => this.config.profiles.get(u.profile)?.snmp !== false).map((u) => u.device.id));
+    const down = [...this.status.values()].filter((s) => (s.snmp && !s.snmp.ok) || (s.icmp && !s.icmp.up) || unwatchedIds.has(s.id)).length;
     const influxOk = w.spoolLines === 0 && (w.lastWriteAt !== undefined || w.writeErrors === 0);
     const ntp = this.config.settings.ntp;
     const clockOk = !this.clock || ('offsetMs' in this.clock && Math.abs(this.clock.offsetMs) <= (ntp?.warn_ms ?? 10));
@@ -575,6 +631,9 @@ export class Collector {
       devices: this.config.devices.length,
       devices_with_problems: down,
       problems: openProblems(this.config, this.engine, (id) => this.shard.owned.has(id)),
+      devices_not_watched: unwatched.length,
+      // Each check a device's kind has that its profile cannot feed (a receiver on `generic` has no lock check).
+      not_watched: unwatched.slice(0, 200).flatMap((u) => u.items.map((n) => ({ device: u.device.id, school: u.device.school.code, kind: u.device.kind, profile: u.profile, check: n.check, state: 'not_watched', detail: n.detail }))),
       rounds: Object.fromEntries([...this.lastRounds].map(([k, r]) => [k, { ...r, startedAt: new Date(r.startedAt).toISOString(), durationMs: Math.round(r.durationMs) }])),
       influx: {
         url: this.client.target.url,

@@ -17,6 +17,9 @@ export interface FieldSpec {
   readonly unit: string;
   readonly rollup: Rollup;
   readonly description: string;
+  /** Values no device can have (a percentage above 100, a negative rate): the poll drops them and counts them (klaiwatch values_dropped). */
+  readonly min?: number;
+  readonly max?: number;
 }
 
 export interface MeasurementSpec {
@@ -29,12 +32,19 @@ export interface MeasurementSpec {
 /** Tags every per-device measurement carries, in this order. */
 export const DEVICE_TAGS = ['school', 'school_name', 'district', 'device', 'kind'] as const;
 
-const f = (type: FieldType, unit: string, rollup: Rollup, description: string): FieldSpec => ({
+const f = (type: FieldType, unit: string, rollup: Rollup, description: string, range?: { min?: number; max?: number }): FieldSpec => ({
   type,
   unit,
   rollup,
   description,
+  ...range,
 });
+
+/** The fastest interface a school network or an office has (400 Gbit/s Ethernet); a speed or rate above it is a broken counter or agent. */
+export const MAX_LINK_BPS = 400e9;
+const PCT = { min: 0, max: 100 };
+const RATE = { min: 0 };
+const LINK = { min: 0, max: MAX_LINK_BPS };
 
 export const measurements = {
   device: {
@@ -47,7 +57,9 @@ export const measurements = {
       pdus: f('integer', 'short', 'mean', 'request PDUs sent'),
       timeouts: f('integer', 'short', 'sum', 'requests that timed out (after retries)'),
       error: f('string', 'string', 'none', 'why the poll failed, empty when it did not'),
-      uptime_s: f('float', 's', 'last', 'sysUpTime of the agent'),
+      uptime_s: f('float', 's', 'last', 'sysUpTime of the agent', { min: 0 }),
+      values_dropped: f('integer', 'short', 'sum', 'values the poll dropped as impossible (a percentage above 100, a speed above 400 Gbit/s, a negative rate) or outside the profile\'s valid range or map'),
+      not_watched: f('string', 'string', 'none', 'checks the device\'s kind has that its profile cannot feed, each naming what is missing ("receiver lock not watched: profile generic gives no receiver.lock"); empty when every check is watched'),
     },
   },
   icmp: {
@@ -70,17 +82,17 @@ export const measurements = {
     description: 'Per interface of a device (IF-MIB): traffic as rates computed in the collector, status, speed.',
     tags: [...DEVICE_TAGS, 'ifname'],
     fields: {
-      in_bps: f('float', 'bps', 'mean', 'received bits per second'),
-      out_bps: f('float', 'bps', 'mean', 'sent bits per second'),
-      in_pps: f('float', 'pps', 'mean', 'received unicast packets per second'),
-      out_pps: f('float', 'pps', 'mean', 'sent unicast packets per second'),
-      in_errors_ps: f('float', 'short', 'mean', 'inbound errors per second'),
-      out_errors_ps: f('float', 'short', 'mean', 'outbound errors per second'),
-      in_discards_ps: f('float', 'short', 'mean', 'inbound discards per second'),
-      out_discards_ps: f('float', 'short', 'mean', 'outbound discards per second'),
+      in_bps: f('float', 'bps', 'mean', 'received bits per second', LINK),
+      out_bps: f('float', 'bps', 'mean', 'sent bits per second', LINK),
+      in_pps: f('float', 'pps', 'mean', 'received unicast packets per second', RATE),
+      out_pps: f('float', 'pps', 'mean', 'sent unicast packets per second', RATE),
+      in_errors_ps: f('float', 'short', 'mean', 'inbound errors per second', RATE),
+      out_errors_ps: f('float', 'short', 'mean', 'outbound errors per second', RATE),
+      in_discards_ps: f('float', 'short', 'mean', 'inbound discards per second', RATE),
+      out_discards_ps: f('float', 'short', 'mean', 'outbound discards per second', RATE),
       oper_status: f('integer', 'none', 'last', 'ifOperStatus: 1 up, 2 down, 3 testing, 5 dormant, 7 lowerLayerDown'),
       admin_status: f('integer', 'none', 'last', 'ifAdminStatus: 1 up, 2 down, 3 testing'),
-      speed_bps: f('float', 'bps', 'last', 'interface speed'),
+      speed_bps: f('float', 'bps', 'last', 'interface speed', LINK),
     },
   },
   system: {
@@ -88,12 +100,13 @@ export const measurements = {
     description: 'Whole-device figures: CPU, memory, load, temperature.',
     tags: DEVICE_TAGS,
     fields: {
-      cpu_pct: f('float', 'percent', 'mean', 'CPU busy, mean over processors'),
-      mem_used_pct: f('float', 'percent', 'mean', 'memory in use'),
-      mem_total_bytes: f('float', 'bytes', 'last', 'memory installed'),
-      load1: f('float', 'short', 'mean', '1-minute load average'),
-      temperature_c: f('float', 'celsius', 'mean', 'board temperature'),
+      cpu_pct: f('float', 'percent', 'mean', 'CPU busy, mean over processors', PCT),
+      mem_used_pct: f('float', 'percent', 'mean', 'memory in use', PCT),
+      mem_total_bytes: f('float', 'bytes', 'last', 'memory installed', { min: 0 }),
+      load1: f('float', 'short', 'mean', '1-minute load average', { min: 0 }),
+      temperature_c: f('float', 'celsius', 'mean', 'board or chassis temperature (a modem\'s, a firewall\'s hottest sensor)', { min: -60, max: 200 }),
       voltage_v: f('float', 'volt', 'mean', 'supply voltage'),
+      sessions: f('integer', 'short', 'mean', 'connections the firewall tracks (FortiGate fgSysSesCount, pf state table entries)', { min: 0 }),
     },
   },
   storage: {
@@ -101,9 +114,9 @@ export const measurements = {
     description: 'Per storage area (HOST-RESOURCES hrStorageTable): disks and memory pools.',
     tags: [...DEVICE_TAGS, 'storage'],
     fields: {
-      size_bytes: f('float', 'bytes', 'last', 'size'),
-      used_bytes: f('float', 'bytes', 'mean', 'space in use'),
-      used_pct: f('float', 'percent', 'mean', 'share in use'),
+      size_bytes: f('float', 'bytes', 'last', 'size', { min: 0 }),
+      used_bytes: f('float', 'bytes', 'mean', 'space in use', { min: 0 }),
+      used_pct: f('float', 'percent', 'mean', 'share in use', PCT),
       type: f('string', 'string', 'none', 'hrStorageType, an OID: 1.3.6.1.2.1.25.2.1.4 a fixed disk, .10 a network disk, .2 RAM, .3 virtual memory, .1 other (tmpfs, cgroup); disk checks judge only disks'),
     },
   },
@@ -112,13 +125,39 @@ export const measurements = {
     description: 'Satellite receiver (DLTV) tuner: lock and signal.',
     tags: DEVICE_TAGS,
     fields: {
-      lock: f('integer', 'bool', 'mean', '1 when the tuner is locked on the carrier'),
+      lock: f('integer', 'bool', 'mean', '1 when the tuner (or a modem\'s receive side) is locked on the carrier', { min: 0, max: 1 }),
       signal_dbm: f('float', 'dBm', 'mean', 'input signal level'),
       cn_db: f('float', 'dB', 'mean', 'carrier-to-noise ratio'),
       ebno_db: f('float', 'dB', 'mean', 'energy per bit to noise density'),
       ber: f('float', 'short', 'mean', 'bit error rate indicator as the receiver reports it'),
-      bitrate_bps: f('float', 'bps', 'mean', 'valid transport-stream bit rate'),
-      frequency_mhz: f('float', 'MHz', 'last', 'tuned satellite frequency'),
+      bitrate_bps: f('float', 'bps', 'mean', 'valid transport-stream bit rate', LINK),
+      frequency_mhz: f('float', 'MHz', 'last', 'tuned satellite frequency', { min: 0 }),
+      esno_db: f('float', 'dB', 'mean', 'energy per symbol to noise density (DVB-S2 Es/No)'),
+      quality_pct: f('float', 'percent', 'mean', 'signal quality as the receiver rates it', PCT),
+      tx_level_dbm: f('float', 'dBm', 'mean', 'transmit level of a two-way VSAT modem'),
+      modem_state: f('integer', 'none', 'last', 'the modem\'s own state code as its MIB numbers it (see the profile for the names)'),
+    },
+  },
+  sensor: {
+    name: 'sensor',
+    description: 'Per hardware sensor of a device (FortiGate fgHwSensorTable and the like): temperatures and alarms.',
+    tags: [...DEVICE_TAGS, 'sensor'],
+    fields: {
+      temperature_c: f('float', 'celsius', 'mean', 'the sensor\'s temperature', { min: -60, max: 200 }),
+      alarm: f('integer', 'bool', 'max', '1 when the device says the sensor is past its limit'),
+    },
+  },
+  device_info: {
+    name: 'device_info',
+    description: 'What a device says it is, once per poll: description, name, model, firmware, serial (SNMPv2-MIB system group, ENTITY-MIB chassis row, vendor MIBs). Text, cut at 256 characters.',
+    tags: DEVICE_TAGS,
+    fields: {
+      description: f('string', 'string', 'none', 'sysDescr'),
+      sys_name: f('string', 'string', 'none', 'sysName, the name the device gives itself'),
+      model: f('string', 'string', 'none', 'model (entPhysicalModelName or a vendor object)'),
+      firmware: f('string', 'string', 'none', 'firmware or software version (entPhysicalSoftwareRev or a vendor object)'),
+      serial: f('string', 'string', 'none', 'serial number (entPhysicalSerialNum)'),
+      vendor: f('string', 'string', 'none', 'maker (entPhysicalMfgName)'),
     },
   },
   device_state: {
@@ -202,6 +241,8 @@ export const measurements = {
       snmp_end_of_mib_view: f('integer', 'short', 'sum', 'SNMP polls in the round answered endOfMibView where data was expected (end_of_mib_view)'),
       snmp_walk_too_long: f('integer', 'short', 'sum', 'SNMP polls in the round whose agent never ended a table walk (walk_too_long)'),
       snmp_local_error: f('integer', 'short', 'sum', "SNMP polls in the round that failed on the collector's own side: socket, profile (local_error)"),
+      values_dropped: f('integer', 'short', 'sum', 'values dropped in the round as impossible (a percentage above 100, an interface speed above 400 Gbit/s, a negative rate) or outside a profile\'s valid range or enum map'),
+      devices_not_watched: f('integer', 'short', 'last', 'devices with a check of their kind that their profile cannot feed (receiver lock, disks, memory): see /healthz not_watched'),
       icmp_hosts: f('integer', 'short', 'last', 'hosts probed over ICMP in the round'),
       icmp_down: f('integer', 'short', 'last', 'hosts that answered no echo request'),
       icmp_ms: f('float', 'ms', 'mean', 'wall time of the ICMP probe'),

@@ -494,12 +494,75 @@ const metricCommon = {
   parse_number: z.boolean().default(false),
   /** Names for enum values, for people and dashboards. */
   values: z.record(z.string(), z.string()).optional(),
+  /**
+   * Enum only: what each raw value becomes, by value, range or list:
+   * `{ "3-250": 1, "0-2": 0 }` (a modem whose states 3 to 250 are locked),
+   * `{ "1,3,5-7": 1 }`. A raw value no key covers is dropped and counted
+   * (klaiwatch values_dropped), never guessed.
+   */
+  map: z.record(z.string(), z.number()).optional(),
+  /** Values outside this range (after scale) cannot come from a working device: dropped and counted. */
+  valid: z.strictObject({ min: z.number().optional(), max: z.number().optional() }).optional(),
 };
+
+/** A `map` key: integers and ranges, comma-separated ("7", "3-250", "-10--1", "1,3,5-7"). */
+export interface MapRange {
+  from: number;
+  to: number;
+}
+const MAP_ITEM = /^\s*(-?\d{1,15})\s*(?:-\s*(-?\d{1,15})\s*)?$/;
+/** The ranges a map key names, or a message saying what is wrong with it. */
+export function parseMapKey(key: string): MapRange[] | string {
+  if (key.length > 200) return `map key is ${key.length} characters long; at most 200`;
+  const items = key.split(',');
+  if (items.length > 50) return `map key ${JSON.stringify(key.slice(0, 40))}… lists ${items.length} items; at most 50`;
+  const out: MapRange[] = [];
+  for (const item of items) {
+    const m = MAP_ITEM.exec(item);
+    if (!m) return `map key ${JSON.stringify(key)}: ${JSON.stringify(item.trim())} is not an integer or a range; write a value ("7"), a range ("3-250") or a list ("1,3,5-7")`;
+    const from = Number(m[1]);
+    const to = m[2] === undefined ? from : Number(m[2]);
+    if (to < from) return `map key ${JSON.stringify(key)}: the range ${from}-${to} ends before it starts`;
+    out.push({ from, to });
+  }
+  return out;
+}
+
+/** Map keys parsed, checked for overlaps; issues go to ctx with the path of the key. */
+function checkMap(m: { type: string; map?: Record<string, number> | undefined; values?: Record<string, string> | undefined }, ctx: z.RefinementCtx): void {
+  if (!m.map) return;
+  if (m.type !== 'enum') ctx.addIssue({ code: 'custom', path: ['map'], message: `map applies to type enum; this entry is ${m.type}` });
+  const seen: (MapRange & { key: string })[] = [];
+  for (const key of Object.keys(m.map)) {
+    const r = parseMapKey(key);
+    if (typeof r === 'string') {
+      ctx.addIssue({ code: 'custom', path: ['map', key], message: r });
+      continue;
+    }
+    for (const a of r) {
+      const clash = seen.find((b) => a.from <= b.to && b.from <= a.to);
+      if (clash) ctx.addIssue({ code: 'custom', path: ['map', key], message: `map key ${JSON.stringify(key)} overlaps key ${JSON.stringify(clash.key)} (${Math.max(a.from, clash.from)} is in both)` });
+      seen.push({ ...a, key });
+    }
+  }
+}
+
+function checkValid(m: { valid?: { min?: number | undefined; max?: number | undefined } | undefined }, ctx: z.RefinementCtx): void {
+  if (m.valid && m.valid.min !== undefined && m.valid.max !== undefined && m.valid.max < m.valid.min) {
+    ctx.addIssue({ code: 'custom', path: ['valid'], message: `valid.max (${m.valid.max}) is below valid.min (${m.valid.min})` });
+  }
+}
 
 const fallbackSchema = z.strictObject({ oid, bits: z.union([z.literal(32), z.literal(64)]).optional(), scale: z.number().optional() });
 
-export const scalarSchema = z.strictObject({ oid, ...metricCommon, measurement: z.string() });
-export const columnSchema = z.strictObject({ oid, ...metricCommon, fallback: fallbackSchema.optional() });
+export const scalarSchema = z.strictObject({ oid, ...metricCommon, measurement: z.string() }).superRefine((m, ctx) => {
+  checkMap(m, ctx);
+  checkValid(m, ctx);
+});
+export const columnSchema = z.strictObject({ oid, ...metricCommon, fallback: fallbackSchema.optional() }).superRefine((m, ctx) => {
+  checkMap(m, ctx);
+  checkValid(m, ctx);
+});
 
 const derivedSchema = z.strictObject({
   field: z.string(),
@@ -507,6 +570,8 @@ const derivedSchema = z.strictObject({
   percent: z.strictObject({ part: z.string(), whole: z.string(), part_is_free: z.boolean().default(false) }).optional(),
   /** 100 − value (ssCpuIdle → busy). */
   complement_pct: z.string().optional(),
+  /** 100 × part / (part + other): a pool given as used and free (ciscoMemoryPoolUsed, ciscoMemoryPoolFree). */
+  percent_of_sum: z.strictObject({ part: z.string(), other: z.string() }).optional(),
 });
 
 export const tableSchema = z.strictObject({
@@ -522,6 +587,18 @@ export const tableSchema = z.strictObject({
   derived: z.array(derivedSchema).default([]),
   /** Skip rows whose text in this column matches the regex (loopback, virtual memory...). */
   exclude: z.strictObject({ oid, match: z.string() }).optional(),
+  /** Keep only rows whose text in this column matches the regex (a firewall's temperature sensors among its voltages and fans). */
+  only: z.strictObject({ oid, match: z.string() }).optional(),
+}).superRefine((t, ctx) => {
+  for (const k of ['exclude', 'only'] as const) {
+    const re = t[k]?.match;
+    if (re === undefined) continue;
+    try {
+      new RegExp(re);
+    } catch {
+      ctx.addIssue({ code: 'custom', path: [k, 'match'], message: `not a regular expression: ${JSON.stringify(re)}` });
+    }
+  }
 });
 
 export const profileSchema = z.strictObject({

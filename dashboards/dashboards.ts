@@ -196,7 +196,7 @@ export function schoolDashboard(): dashboard.DashboardBuilder {
 // --------------------------------------------------------------------- device
 
 export function deviceDashboard(): dashboard.DashboardBuilder {
-  const dev = (m: 'interface' | 'system' | 'storage' | 'receiver' | 'icmp' | 'device' | 'device_state') => matches(m, 'device', 'device');
+  const dev = (m: 'interface' | 'system' | 'storage' | 'receiver' | 'icmp' | 'device' | 'device_state' | 'device_info') => matches(m, 'device', 'device');
   const ts = (m: 'interface' | 'system' | 'storage' | 'receiver' | 'icmp' | 'device', select: string, by = '') =>
     new InfluxQL(`SELECT ${select} FROM ${from(m)} WHERE ${dev(m)} AND $timeFilter GROUP BY time($__interval)${by ? `, ${by}` : ''} fill(null)`);
   return base('klaiwatch-device', 'klaiwatch · อุปกรณ์ (Device)', "One device: its interfaces' traffic and errors, CPU, memory, disks, and a receiver's signal.")
@@ -204,6 +204,27 @@ export function deviceDashboard(): dashboard.DashboardBuilder {
     .withVariable(deviceVariable())
     .withPanel(
       stateTimeline('สถานะ $device', new InfluxQL(`SELECT last(${fd('device_state', 'state_code')}) FROM ${from('device_state')} WHERE ${dev('device_state')} AND $timeFilter GROUP BY time($__interval) fill(previous)`).alias('$device'), deviceStateMapping, { height: 4 }),
+    )
+    .withPanel(
+      tablePanel(
+        'อุปกรณ์นี้คือ (device facts)',
+        new InfluxQL(
+          `SELECT last(${fd('device_info', 'model')}) AS "model", last(${fd('device_info', 'firmware')}) AS "firmware", last(${fd('device_info', 'serial')}) AS "serial", last(${fd('device_info', 'vendor')}) AS "vendor", last(${fd('device_info', 'sys_name')}) AS "sys_name", last(${fd('device_info', 'description')}) AS "description" FROM ${from('device_info')} WHERE ${dev('device_info')} AND $timeFilter`,
+        ),
+        { span: 12, height: 5, description: 'What the device says it is: sysDescr, sysName, ENTITY-MIB model, firmware, serial (or its maker\'s own objects).' },
+      ),
+    )
+    .withPanel(
+      tablePanel(
+        'สิ่งที่ไม่ได้เฝ้าดู (not watched)',
+        new InfluxQL(`SELECT last(${fd('device', 'not_watched')}) AS "not_watched", sum(${fd('device', 'values_dropped')}) AS "values_dropped" FROM ${from('device')} WHERE ${dev('device')} AND $timeFilter GROUP BY ${tag('device', 'profile')}`),
+        {
+          span: 12,
+          height: 5,
+          description:
+            'not_watched: checks of this kind of device (receiver lock, disks, memory) that its profile cannot feed, e.g. a receiver polled with profile generic has no lock check. values_dropped: values the polls dropped as impossible (a percentage above 100, a speed above 400 Gbit/s) in the chosen time. profile: the profile used (auto: chosen by sysObjectID).',
+        },
+      ),
     )
     .withRow(new dashboard.RowBuilder('อินเทอร์เฟซ (interfaces)'))
     .withPanel(
@@ -230,6 +251,10 @@ export function deviceDashboard(): dashboard.DashboardBuilder {
     .withRow(new dashboard.RowBuilder('ระบบ (system)'))
     .withPanel(timeseriesPanel('CPU', [ts('system', `mean(${fd('system', 'cpu_pct')})`).alias('CPU')], { unit: 'percent', min: 0, max: 100, span: 8 }))
     .withPanel(timeseriesPanel('หน่วยความจำ', [ts('system', `mean(${fd('system', 'mem_used_pct')})`).alias('memory')], { unit: 'percent', min: 0, max: 100, span: 8 }))
+    .withPanel(
+      // A firewall's hottest sensor is its system temperature (each sensor: measurement sensor).
+      timeseriesPanel('อุณหภูมิ', [ts('system', `mean(${fd('system', 'temperature_c')})`).alias('temperature')], { unit: 'celsius', span: 8 }),
+    )
     .withPanel(timeseriesPanel('พื้นที่จัดเก็บ', [ts('storage', `mean(${fd('storage', 'used_pct')})`, tag('storage', 'storage')).alias('$tag_storage')], { unit: 'percent', min: 0, max: 100, span: 8 }))
     .withRow(new dashboard.RowBuilder('สัญญาณดาวเทียม (receivers)'))
     .withPanel(timeseriesPanel('ระดับสัญญาณ', [ts('receiver', `mean(${fd('receiver', 'signal_dbm')})`).alias('level dBm')], { unit: 'dBm', span: 8 }))

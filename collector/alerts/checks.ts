@@ -2,8 +2,10 @@
 // its SNMP agent (when ICMP shows the device itself is there), its uplink
 // interface (inventory `uplink_if`), and the thresholds in the settings
 // (receiver lock, disks, memory, CPU). Each check has a state of its own.
-import type { Device } from '../../config/load.ts';
-import type { ThresholdInput } from '../../config/schema.ts';
+// A check the device's profile cannot feed is not silently absent: it is
+// "not watched" (notWatched), named in /healthz, poll --once and check-config.
+import type { Config, Device } from '../../config/load.ts';
+import type { ThresholdInput, ProfileInput } from '../../config/schema.ts';
 import type { PollResult } from '../snmp/poll.ts';
 import type { IcmpResult } from '../icmp/probe.ts';
 import type { CheckObservation } from './state.ts';
@@ -70,4 +72,87 @@ export function deviceChecks(device: Device, poll: PollResult | undefined, echo:
     }
   }
   return out;
+}
+
+/** A check the device's kind has that its profile cannot feed: said, never silently skipped. */
+export interface NotWatched {
+  /** The check it would be (`receiver.lock`, `storage.used_pct`). */
+  check: string;
+  /** "receiver lock not watched: profile generic gives no receiver.lock". */
+  detail: string;
+}
+
+const CHECK_WORDS: Record<string, string> = {
+  'receiver.lock': 'receiver lock',
+  'storage.used_pct': 'disk use',
+  'system.mem_used_pct': 'memory use',
+  'system.cpu_pct': 'CPU use',
+};
+
+/** Whether a profile maps anything onto measurement.field (a scalar, a column or a derived value). */
+export function profileFeeds(profile: ProfileInput, measurement: string, field: string): boolean {
+  if (profile.scalars.some((s) => s.measurement === measurement && s.field === field)) return true;
+  if (profile.scalar_derived.some((d) => d.measurement === measurement && d.field === field)) return true;
+  return profile.tables.some((t) => t.measurement === measurement && (t.columns.some((c) => c.field === field) || t.derived.some((d) => d.field === field)));
+}
+
+/**
+ * The checks of the device's kind (the thresholds in the settings) that
+ * nothing feeds: its profile maps no OID onto the field the check reads, or
+ * (given a poll that went through) the device answered none. Without a
+ * profile (`auto` before the first answer) nothing can be said yet: [].
+ */
+export function notWatched(device: Device, profileName: string | undefined, profile: ProfileInput | undefined, thresholds: readonly ThresholdInput[], poll?: PollResult): NotWatched[] {
+  if (!profileName || !profile) return [];
+  const out: NotWatched[] = [];
+  const seen = new Set<string>();
+  for (const t of thresholds) {
+    if (t.kinds.length > 0 && !t.kinds.includes(device.kind)) continue;
+    const check = `${t.measurement}.${t.field}`;
+    if (seen.has(check)) continue;
+    seen.add(check);
+    const what = `${CHECK_WORDS[check] ?? check} not watched`;
+    if (!profile.snmp) {
+      out.push({ check, detail: `${what}: profile ${profileName} reads no SNMP (reachability only), so nothing gives ${check}` });
+    } else if (!profileFeeds(profile, t.measurement, t.field)) {
+      out.push({ check, detail: `${what}: profile ${profileName} gives no ${check}` });
+    } else if (poll?.ok) {
+      const tagRes = patterns(t);
+      const fed = poll.points.some((p) => p.measurement === t.measurement && typeof p.fields[t.field] === 'number' && tagRes.every(([tag, re]) => re.test(p.tags[tag] ?? '')));
+      if (!fed) out.push({ check, detail: `${what}: profile ${profileName} reads ${check}, but the device answered none${Object.keys(t.tags).length > 0 ? ` matching ${Object.entries(t.tags).map(([k, v]) => `${k} ~ ${v}`).join(', ')}` : ''}` });
+    }
+  }
+  return out;
+}
+
+/** Notes shown at most by check-config; the rest are counted. */
+const MAX_NOTES = 50;
+
+/**
+ * What `check-config` says about watching: each device whose explicit
+ * profile cannot feed a check of its kind, and how many devices on `auto`
+ * will be known only after their sysObjectID (poll --once tells).
+ */
+export function notWatchedNotes(config: Config): string[] {
+  const thresholds = config.settings.alerts.thresholds;
+  const lines: string[] = [];
+  let more = 0;
+  let auto = 0;
+  const autoKinds = new Set<string>();
+  for (const d of config.devices) {
+    const kinds = thresholds.filter((t) => t.kinds.length === 0 || t.kinds.includes(d.kind));
+    if (kinds.length === 0) continue;
+    if (d.profile === 'auto') {
+      auto += 1;
+      autoKinds.add(d.kind);
+      continue;
+    }
+    for (const n of notWatched(d, d.profile, config.profiles.get(d.profile), thresholds)) {
+      if (lines.length < MAX_NOTES) lines.push(`not watched: school ${d.school.code} ${d.kind} ${d.id} (profile ${d.profile}): ${n.detail}`);
+      else more += 1;
+    }
+  }
+  if (more > 0) lines.push(`not watched: and ${more} more`);
+  if (auto > 0) lines.push(`${auto} devices with checks of their kind (${[...autoKinds].sort().join(', ')}) have profile auto: what they can be watched for is known once their sysObjectID chooses a profile (klaiwatch poll --once shows it)`);
+  return lines;
 }

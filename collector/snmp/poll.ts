@@ -6,8 +6,8 @@
 // read intact is still written: a bad column does not cost the good ones.
 import type { Varbind } from 'net-snmp';
 import type { Device } from '../../config/load.ts';
-import type { ProfileInput, TableInput, ColumnInput, ScalarInput, DerivedInput } from '../../config/schema.ts';
-import { measurements, type MeasurementName } from '../schema.ts';
+import { parseMapKey, type ProfileInput, type TableInput, type ColumnInput, type ScalarInput, type DerivedInput, type MapRange } from '../../config/schema.ts';
+import { measurements, type MeasurementName, type FieldSpec } from '../schema.ts';
 import { type Point, deviceTags } from '../point.ts';
 import { SnmpSession, varbindValue, ErrorStatus, TYPE, isVarbindError, typeName } from './session.ts';
 import { walkColumns, compareOids, Column } from './walk.ts';
@@ -48,8 +48,43 @@ export interface PollResult {
   pdus: number;
   timeouts: number;
   uptimeS?: number;
+  /** Values dropped as impossible or unmapped (see Dropped); absent on results not made by pollDevice. */
+  valuesDropped?: number;
+  /** The first few dropped values, each saying what, where and why. */
+  droppedDetail?: string[];
   points: Point[];
 }
+
+/** Text fields (sysDescr, a sensor name) are cut here: an agent chooses their length, not us. */
+export const MAX_TEXT = 256;
+/** Dropped values named per poll, at most (the count has them all). */
+const MAX_DROPPED_NAMED = 10;
+/** Rows a table filter (`only`, `exclude`) tests at most this much of: its regex sees bounded input. */
+const MAX_FILTER_TEXT = 256;
+
+/** Values no device can have, or that a profile's map or valid range refuses: counted, the first few named. */
+class Dropped {
+  count = 0;
+  readonly named: string[] = [];
+  add(what: string): void {
+    this.count += 1;
+    if (this.named.length < MAX_DROPPED_NAMED) this.named.push(what);
+  }
+}
+
+const mapRanges = new WeakMap<Record<string, number>, { r: MapRange[]; to: number }[]>();
+/** The value a profile's enum map gives a raw value, or undefined when no key covers it. */
+export function mapValue(map: Record<string, number>, raw: number): number | undefined {
+  let ranges = mapRanges.get(map);
+  if (!ranges) {
+    ranges = Object.entries(map).map(([k, to]) => ({ r: ((r) => (typeof r === 'string' ? [] : r))(parseMapKey(k)), to }));
+    mapRanges.set(map, ranges);
+  }
+  for (const { r, to } of ranges) if (r.some((x) => raw >= x.from && raw <= x.to)) return to;
+  return undefined;
+}
+
+const fmt = (n: number) => (Math.abs(n) >= 1e6 ? n.toExponential(3) : String(Math.round(n * 1000) / 1000));
 
 export interface PollOptions {
   maxRepetitions: number;
@@ -154,6 +189,9 @@ function computeFields(
   scaleOf: (m: ColumnInput | ScalarInput) => number,
   /** A value is there but of a type this metric cannot read: named by the caller, never written as a number. */
   wrong: (m: ColumnInput | ScalarInput) => void,
+  /** Where the values come from, for a dropped value's name (`receiver`, `interface ifname=WAN`). */
+  where: string,
+  dropped: Dropped,
 ): { fields: Record<string, number | string>; values: Map<string, number> } {
   const values = new Map<string, number>();
   const fields: Record<string, number | string> = {};
@@ -165,7 +203,10 @@ function computeFields(
       continue;
     }
     if (m.type === 'text') {
-      if (m.field) fields[m.field] = String(v);
+      if (m.field) {
+        const text = String(v).replace(/\0+$/, '').trim();
+        if (text !== '') fields[m.field] = text.length > MAX_TEXT ? text.slice(0, MAX_TEXT - 1) + '…' : text;
+      }
       continue;
     }
     if (m.type === 'counter') {
@@ -197,7 +238,18 @@ function computeFields(
       if (by === undefined) continue;
       n *= by;
     }
-    n *= scaleOf(m);
+    if (m.map) {
+      const to = mapValue(m.map, Math.trunc(n));
+      if (to === undefined) {
+        dropped.add(`${where} ${m.name} = ${fmt(n)}: no key of the profile's map covers it (${Object.keys(m.map).join(', ')})`);
+        continue;
+      }
+      n = to;
+    } else n *= scaleOf(m);
+    if (m.valid && ((m.valid.min !== undefined && n < m.valid.min) || (m.valid.max !== undefined && n > m.valid.max))) {
+      dropped.add(`${where} ${m.name} = ${fmt(n)}: outside the profile's valid range ${m.valid.min ?? '-∞'}..${m.valid.max ?? '∞'}`);
+      continue;
+    }
     values.set(m.name, n);
     if (m.field) fields[m.field] = m.type === 'enum' ? Math.trunc(n) : n;
   }
@@ -210,16 +262,33 @@ function computeFields(
     } else if (d.complement_pct !== undefined) {
       const v = values.get(d.complement_pct);
       if (v !== undefined) fields[d.field] = 100 - v;
+    } else if (d.percent_of_sum) {
+      const part = values.get(d.percent_of_sum.part);
+      const other = values.get(d.percent_of_sum.other);
+      if (part === undefined || other === undefined || part + other <= 0) continue;
+      fields[d.field] = (100 * part) / (part + other);
     }
   }
   return { fields, values };
 }
 
-/** Integer fields must be written as integers (InfluxDB refuses a float in an integer field). */
-function typed(measurement: MeasurementName, fields: Record<string, number | string>): Record<string, number | string> {
-  const spec = measurements[measurement].fields as Record<string, { type: string }>;
+/**
+ * Values no device can have (the measurement schema's min and max: a
+ * percentage above 100, a speed above 400 Gbit/s, a negative rate) are
+ * dropped and counted; integer fields are written as integers (InfluxDB
+ * refuses a float in an integer field).
+ */
+function typed(measurement: MeasurementName, fields: Record<string, number | string>, where: string, dropped: Dropped): Record<string, number | string> {
+  const spec = measurements[measurement].fields as Record<string, FieldSpec>;
   for (const [k, v] of Object.entries(fields)) {
-    if (spec[k]?.type === 'integer' && typeof v === 'number') fields[k] = Math.round(v);
+    if (typeof v !== 'number') continue;
+    const f = spec[k];
+    if (!Number.isFinite(v) || (f?.min !== undefined && v < f.min) || (f?.max !== undefined && v > f.max)) {
+      dropped.add(`${where} ${measurement}.${k} = ${fmt(v)}: no device can have it (${f?.min ?? '-∞'}..${f?.max ?? '∞'} ${f?.unit ?? ''})`.trimEnd() );
+      delete fields[k];
+      continue;
+    }
+    if (f?.type === 'integer') fields[k] = Math.round(v);
   }
   return fields;
 }
@@ -231,6 +300,7 @@ export async function pollDevice(session: SnmpSession, device: Device, profiles:
   const base = deviceTags(device);
   const points: Point[] = [];
   const problems = new Problems();
+  const dropped = new Dropped();
   let answered = false;
   let profileName = device.profile === 'auto' ? memory.profile : device.profile;
   let uptimeCs: number | undefined;
@@ -291,7 +361,7 @@ export async function pollDevice(session: SnmpSession, device: Device, profiles:
     for (const [m, list] of byMeasurement) {
       const raw: Row = new Map(list.map((s) => [s.name, rawValue(got.get(s.oid))]));
       const derived = profile.scalar_derived.filter((d) => d.measurement === m);
-      const { fields } = computeFields(list, raw, derived, (n) => `scalar|${n}`, memory, scalarTime, uptimeCs, (s) => s.bits ?? 32, (s) => s.scale, wrongScalar);
+      const { fields } = computeFields(list, raw, derived, (n) => `scalar|${n}`, memory, scalarTime, uptimeCs, (s) => s.bits ?? 32, (s) => s.scale, wrongScalar, m, dropped);
       mergeInto(m, fields);
     }
 
@@ -303,6 +373,7 @@ export async function pollDevice(session: SnmpSession, device: Device, profiles:
       for (const t of profile.tables) {
         for (const o of labelOids(t)) wanted.add(o);
         if (t.exclude) wanted.add(t.exclude.oid);
+        if (t.only) wanted.add(t.only.oid);
         for (const c of t.columns) wanted.add(columnOid(c));
       }
       const names = columnNames(profile);
@@ -337,6 +408,7 @@ export async function pollDevice(session: SnmpSession, device: Device, profiles:
         const label = t.index_tag ? walked.get(t.index_tag.oid) : undefined;
         const labelFallback = t.index_tag?.fallback ? walked.get(t.index_tag.fallback) : undefined;
         const exclude = t.exclude ? { col: walked.get(t.exclude.oid), re: new RegExp(t.exclude.match) } : undefined;
+        const only = t.only ? { col: walked.get(t.only.oid), re: new RegExp(t.only.match) } : undefined;
         const bitsOf = (c: ColumnInput | ScalarInput) => {
           const col = c as ColumnInput;
           return (col.fallback && memory.fallbacks.has(col.oid) ? col.fallback.bits : undefined) ?? c.bits ?? 32;
@@ -355,20 +427,28 @@ export async function pollDevice(session: SnmpSession, device: Device, profiles:
         for (idx of [...indices].sort(compareOids)) {
           if (exclude?.col) {
             const text = exclude.col.get(idx);
-            if (text && exclude.re.test(String(varbindValue(text) ?? ''))) continue;
+            if (text && exclude.re.test(String(varbindValue(text) ?? '').slice(0, MAX_FILTER_TEXT))) continue;
+          }
+          if (only) {
+            const text = only.col?.get(idx);
+            if (!text || !only.re.test(String(varbindValue(text) ?? '').slice(0, MAX_FILTER_TEXT))) continue;
           }
           const raw: Row = new Map(cols.map(({ c, data }) => [c.name, rawValue(data.get(idx))]));
           // The counters' sample time is when their response arrived.
           const sampledAt = counterCols.map(({ data }) => data.at.get(idx)).find((x) => x !== undefined) ?? tableTime;
-          const { fields } = computeFields(t.columns, raw, t.derived, (n) => `${t.name}|${idx}|${n}`, memory, sampledAt, uptimeCs, bitsOf, scaleOf, wrongCell);
-          if (Object.keys(fields).length === 0) continue;
+          const name = labelText(label?.get(idx)) ?? labelText(labelFallback?.get(idx)) ?? idx;
+          const where = `${m} ${t.index_tag ? `${t.index_tag.tag}=${name}` : `row ${idx}`}`;
+          const { fields } = computeFields(t.columns, raw, t.derived, (n) => `${t.name}|${idx}|${n}`, memory, sampledAt, uptimeCs, bitsOf, scaleOf, wrongCell, where, dropped);
           if (t.aggregate) {
-            rows.push(fields);
+            // Each row's impossible values go before they are averaged in.
+            typed(m, fields, where, dropped);
+            if (Object.keys(fields).length > 0) rows.push(fields);
             continue;
           }
-          const name = labelText(label?.get(idx)) ?? labelText(labelFallback?.get(idx)) ?? idx;
+          typed(m, fields, where, dropped);
+          if (Object.keys(fields).length === 0) continue;
           const tags: Record<string, string> = { ...base, ...(t.index_tag ? { [t.index_tag.tag]: name } : {}) };
-          points.push({ measurement: m, tags, fields: typed(m, fields), time: tableTime });
+          points.push({ measurement: m, tags, fields, time: tableTime });
         }
         if (t.aggregate && rows.length > 0) mergeInto(m, aggregate(rows, t.aggregate));
       }
@@ -378,7 +458,8 @@ export async function pollDevice(session: SnmpSession, device: Device, profiles:
   }
 
   for (const [m, fields] of merged) {
-    if (Object.keys(fields).length > 0) points.push({ measurement: m, tags: { ...base }, fields: typed(m, fields), time: scalarTime });
+    typed(m, fields, m, dropped);
+    if (Object.keys(fields).length > 0) points.push({ measurement: m, tags: { ...base }, fields, time: scalarTime });
   }
   const result: PollResult = {
     device: device.id,
@@ -393,6 +474,8 @@ export async function pollDevice(session: SnmpSession, device: Device, profiles:
   if (problems.size > 0) result.error = `school ${device.school.code} ${device.kind} ${device.id} ${device.address}: ${problems.text()}`;
   if (profileName) result.profile = profileName;
   if (uptimeCs !== undefined) result.uptimeS = uptimeCs / 100;
+  result.valuesDropped = dropped.count;
+  if (dropped.named.length > 0) result.droppedDetail = dropped.named;
   result.points.push(devicePoint(device, result, now()));
   return result;
 }
@@ -409,6 +492,7 @@ function columnNames(profile: ProfileInput): Map<string, string> {
       if (t.index_tag.fallback) names.set(t.index_tag.fallback, `${t.name}.${t.index_tag.tag} (fallback)`);
     }
     if (t.exclude) names.set(t.exclude.oid, `${t.name}.exclude`);
+    if (t.only) names.set(t.only.oid, `${t.name}.only`);
     for (const c of t.columns) {
       names.set(c.oid, `${t.name}.${c.name}`);
       if (c.fallback) names.set(c.fallback.oid, `${t.name}.${c.name} (fallback)`);
@@ -460,7 +544,7 @@ function aggregate(rows: Record<string, number | string>[], how: 'mean' | 'max' 
   return out;
 }
 
-export function devicePoint(device: Device, r: Pick<PollResult, 'answered' | 'ok' | 'error' | 'profile' | 'durationMs' | 'pdus' | 'timeouts' | 'uptimeS'>, time: number): Point {
+export function devicePoint(device: Device, r: Pick<PollResult, 'answered' | 'ok' | 'error' | 'profile' | 'durationMs' | 'pdus' | 'timeouts' | 'uptimeS' | 'valuesDropped'>, time: number): Point {
   const fields: Record<string, number | string> = {
     snmp_up: r.answered ? 1 : 0,
     poll_ms: Math.round(r.durationMs * 1000) / 1000,
@@ -469,5 +553,6 @@ export function devicePoint(device: Device, r: Pick<PollResult, 'answered' | 'ok
     error: r.error ?? '',
   };
   if (r.uptimeS !== undefined) fields.uptime_s = r.uptimeS;
+  if (r.valuesDropped !== undefined) fields.values_dropped = r.valuesDropped;
   return { measurement: 'device', tags: { ...deviceTags(device), profile: r.profile ?? '-' }, fields, time };
 }
