@@ -7,7 +7,7 @@ set -euo pipefail
 # Chromium and prints it to PDF. nfdump (nfcapd) is the reference flow
 # collector and softflowd a real exporter for the traffic-archive tests;
 # openssl makes their TLS certificate.
-KW_EXTRA_PACKAGES="${KW_EXTRA_PACKAGES:-} chromium fonts-thai-tlwg nfdump softflowd openssl faketime"
+KW_EXTRA_PACKAGES="${KW_EXTRA_PACKAGES:-} chromium fonts-thai-tlwg poppler-utils nfdump softflowd openssl faketime"
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 cd "$KW_ROOT"
 
