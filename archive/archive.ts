@@ -24,6 +24,7 @@ import { BLOOM_COLUMNS, BLOOM_KEY, buildBloom } from './bloom.ts';
 import { sqlString } from './sql.ts';
 import { LAYOUT, LAYOUT_KEY, logical, physical, PHYSICAL, PHYSICAL_ORDER, v4Text } from './layout.ts';
 import { Stager } from './stage.ts';
+import { segmentMerkleRoot } from './merkle.ts';
 
 export interface ArchiveOptions {
   dir: string;
@@ -70,6 +71,8 @@ export interface WrittenSegment {
   first: number;
   last: number;
   exporters: string[];
+  /** The Merkle root over its rows' hashes, in the order the file stores them (merkle.ts). */
+  merkleRoot: string;
 }
 
 export function segmentName(seq: number, first: number): string {
@@ -129,7 +132,10 @@ export async function writeSegment(walFile: string, segmentDir: string, seq: num
     if (st.rows === 0) return null;
     const name = segmentName(seq, st.firstRecv);
     await copySegment(db.con, st.segmentSelect, join(segmentDir, `.tmp-${name}`), BLOOM_COLUMNS.flatMap((c) => st.texts(c)), 3);
-    return { name, rows: st.rows, first: st.firstRecv, last: st.lastRecv, exporters: st.exporters() };
+    // The rows' hashes as the file stores them (read back: the order is the file's, whatever the sort did with ties).
+    const merkle = await segmentMerkleRoot(db.con, join(segmentDir, `.tmp-${name}`), LAYOUT);
+    if (merkle.rows !== st.rows) throw new Error(`sealing ${basename(walFile)}: the segment holds ${merkle.rows} records, ${st.rows} were staged`);
+    return { name, rows: st.rows, first: st.firstRecv, last: st.lastRecv, exporters: st.exporters(), merkleRoot: merkle.root };
   } finally {
     db.close();
   }
@@ -137,16 +143,18 @@ export async function writeSegment(walFile: string, segmentDir: string, seq: num
 
 /**
  * Writes `files` (segments of any layout) as one segment at `out`; returns
- * the records written. A merge's DuckDB part, and the background work the
+ * the records written and their Merkle root (merkle.ts). A merge's DuckDB part, and the background work the
  * worker below runs at nice 10.
  */
-export async function writeMerged(files: readonly { path: string; layout: number }[], out: string, workDir: string): Promise<number> {
+export async function writeMerged(files: readonly { path: string; layout: number }[], out: string, workDir: string): Promise<{ rows: number; merkleRoot: string }> {
   const db = await duck(1, workDir);
   try {
     await db.con.run(`SET memory_limit = '512MB'; SET temp_directory = ${sqlString(workDir)}`);
     const { select, addresses } = await segmentRows(db.con, files);
     await copySegment(db.con, select, out, addresses);
-    return Number((await db.con.runAndReadAll(`SELECT count(*) FROM read_parquet(${sqlString(out)})`)).getColumns()[0]![0]);
+    // Read back: the records written, counted as they are hashed in the file's order.
+    const merkle = await segmentMerkleRoot(db.con, out, LAYOUT);
+    return { rows: merkle.rows, merkleRoot: merkle.root };
   } finally {
     db.close();
     await rm(workDir, { recursive: true, force: true });
@@ -163,7 +171,7 @@ export type BackgroundJob = { kind: 'seal'; walFile: string; segmentDir: string;
  * at the same priority, they would keep it from reading its sockets.
  */
 export function inBackground(job: Extract<BackgroundJob, { kind: 'seal' }>): Promise<WrittenSegment | null>;
-export function inBackground(job: Extract<BackgroundJob, { kind: 'merge' }>): Promise<number>;
+export function inBackground(job: Extract<BackgroundJob, { kind: 'merge' }>): Promise<{ rows: number; merkleRoot: string }>;
 export function inBackground(job: BackgroundJob): Promise<unknown> {
   return new Promise((resolve, reject) => {
     const w = new Worker(new URL('./background-worker.ts', import.meta.url), { workerData: job });
@@ -328,7 +336,7 @@ export class Archive {
       await unlink(walFile);
       return null;
     }
-    const { name, rows, first, last, exporters } = written;
+    const { name, rows, first, last, exporters, merkleRoot } = written;
     const tmp = join(this.segmentDir, `.tmp-${name}`);
     const final = join(this.segmentDir, name);
     await syncPath(tmp);
@@ -349,6 +357,7 @@ export class Archive {
       wal: basename(walFile),
       wal_inode: (await stat(walFile)).ino,
       layout: LAYOUT,
+      merkle_root: merkleRoot,
     });
     await unlink(walFile);
     return entry;
@@ -434,11 +443,13 @@ export async function mergeSegments(manifest: Manifest, segmentDir: string, grou
   const seq = manifest.nextSegmentNumber();
   const name = segmentName(seq, first);
   const tmp = join(segmentDir, `.tmp-${name}`);
+  let merkleRoot: string;
   try {
     const files = group.map((s) => ({ path: join(segmentDir, s.file), layout: s.layout ?? 1 }));
     const workDir = join(segmentDir, `.tmp-duckdb-${process.pid}`);
     const written = background ? await inBackground({ kind: 'merge', files, out: tmp, workDir }) : await writeMerged(files, tmp, workDir);
-    if (written !== rows) throw new Error(`merging ${group.map((s) => s.file).join(', ')}: wrote ${written} records, the segments hold ${rows}; not merged`);
+    if (written.rows !== rows) throw new Error(`merging ${group.map((s) => s.file).join(', ')}: wrote ${written.rows} records, the segments hold ${rows}; not merged`);
+    merkleRoot = written.merkleRoot;
   } catch (err) {
     await rm(tmp, { force: true });
     throw err;
@@ -462,6 +473,7 @@ export async function mergeSegments(manifest: Manifest, segmentDir: string, grou
     wal: '',
     wal_inode: 0,
     layout: LAYOUT,
+    merkle_root: merkleRoot,
     merged_from: group.map((s): MergedSegment => ({ file: s.file, seq: s.seq, sha256: s.sha256, rows: s.rows, clock_offset_ms: s.clock_offset_ms })),
   }, stillLive).catch(async (err: unknown) => {
     await rm(tmp, { force: true });

@@ -47,6 +47,13 @@ export interface SegmentEntry extends EntryBase {
   /** How the file lays out the columns (layout.ts); absent in the entries of the first segments, which are layout 1. */
   layout?: number;
   /**
+   * The Merkle root (RFC 6962, hex) over the hashes of its rows in the order
+   * the file stores them (merkle.ts: the row hash and the tree): an evidence
+   * package proves a row is in the segment with it. Absent in entries
+   * sealed before roots were kept.
+   */
+  merkle_root?: string;
+  /**
    * Set on a segment made by merging earlier ones (a day's hourly seals into
    * one file, archive.ts compact): what it was made from. Those files are
    * then removed; their entries stay in the chain.
