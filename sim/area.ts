@@ -5,6 +5,7 @@
 // real. A few devices are deliberately not served: they time out. The demo,
 // the integration tests and the benchmark all use this one area.
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse, stringify } from 'yaml';
@@ -91,6 +92,8 @@ export interface SimOptions {
   octet?: number;
   /** Devices watched over SNMP only (no ICMP): pausing their agent takes them down. */
   snmpOnly?: string[];
+  /** Devices moved to an address of their own (a network namespace the caller made, sim/area.ts unpluggedHost), watched by ICMP only. */
+  moved?: Record<string, string>;
 }
 
 export const DEFAULT_SILENT = ['1036090119-router', '1036090120-dltv-2'];
@@ -130,6 +133,16 @@ export function buildSimArea(o: SimOptions): SimArea {
 
   const devices: SimDevice[] = [];
   const place = (d: RawDevice, address: string) => {
+    const elsewhere = o.moved?.[d.id];
+    if (elsewhere !== undefined) {
+      // Off the loopback block: a host of its own, answered (or not) by the kernel of its namespace.
+      d.address = elsewhere;
+      d.profile = 'icmp-only';
+      delete d.snmp;
+      delete d.port;
+      devices.push({ id: d.id, address: elsewhere, served: false });
+      return;
+    }
     d.address = address;
     d.port = port;
     if (o.snmpOnly?.includes(d.id)) d.icmp = false;
@@ -179,4 +192,43 @@ export function buildSimArea(o: SimOptions): SimArea {
 export function startRouterAgent(dir: string, endpoint: string): Promise<Snmpsim> {
   writeRecording(join(dir, 'recordings'), 'router', recordings().router!);
   return startSnmpsim({ dir, dataDir: join(dir, 'recordings'), endpoints: [endpoint], probeCommunity: 'router' });
+}
+
+/**
+ * A host that is really down: a network namespace joined to this one by a
+ * veth pair (10.254.N.1 here, 10.254.N.2 there) whose far end is down, so an
+ * echo to 10.254.N.2 gets no answer at all (every 127.x address answers on
+ * loopback, so a down device cannot live there). Needs root and iproute2;
+ * plug() brings the link up, remove() deletes the namespace and the pair.
+ */
+export function unpluggedHost(n: number): { address: string; plug(): void; unplug(): void; remove(): void } {
+  if (process.getuid?.() !== 0) throw new Error('a device that is really down needs a network namespace (ip netns add): run as root');
+  const ip = (...args: string[]) => execFileSync('ip', args, { stdio: 'pipe' });
+  const ns = `kwdemo${n}`;
+  const here = `kwd${n}a`;
+  const there = `kwd${n}b`;
+  try {
+    ip('netns', 'del', ns); // left over from a demo that was killed
+  } catch {
+    // none
+  }
+  ip('netns', 'add', ns);
+  ip('link', 'add', here, 'type', 'veth', 'peer', 'name', there);
+  ip('link', 'set', there, 'netns', ns);
+  ip('addr', 'add', `10.254.${n}.1/30`, 'dev', here);
+  ip('link', 'set', here, 'up');
+  ip('netns', 'exec', ns, 'ip', 'addr', 'add', `10.254.${n}.2/30`, 'dev', there);
+  ip('netns', 'exec', ns, 'ip', 'link', 'set', 'lo', 'up');
+  return {
+    address: `10.254.${n}.2`,
+    plug: () => void ip('netns', 'exec', ns, 'ip', 'link', 'set', there, 'up'),
+    unplug: () => void ip('netns', 'exec', ns, 'ip', 'link', 'set', there, 'down'),
+    remove: () => {
+      try {
+        ip('netns', 'del', ns);
+      } catch {
+        // already gone
+      }
+    },
+  };
 }

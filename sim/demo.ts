@@ -1,6 +1,11 @@
 // The demo: a simulated area on loopback, a local InfluxDB when none answers
-// on 127.0.0.1:8086, and the collector polling it all. Run by
-// `bash scripts/demo.sh` (which installs what is missing first).
+// on 127.0.0.1:8086, and the real service, `klaiwatch run` (the supervisor
+// with its collector and traffic-archive parts, GET /healthz over both), on
+// it. One school server is really down (a network namespace whose link is
+// down: nothing answers its address), two devices are silent on purpose
+// (they answer ping, their SNMP agent does not), and one router has an agent
+// of its own to pause. Run by `bash scripts/demo.sh` (which installs what is
+// missing first).
 import { parseArgs } from 'node:util';
 import { mkdtempSync, rmSync, copyFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -12,17 +17,14 @@ import { startMailCatcher } from './mailcatcher.ts';
 import { startInfluxd, pingInflux, type Influxd } from './influxd.ts';
 import { writeDashboards } from '../dashboards/build.ts';
 import { loadConfig } from '../config/load.ts';
-import { createLogger } from '../collector/log.ts';
-import { Collector } from '../collector/collector.ts';
-import { startHealthServer } from '../collector/health.ts';
-import { execWithServiceFlags, TRAFFIC_V8_FLAGS } from '../collector/runtime.ts';
-import { TrafficService } from '../archive/service.ts';
 import { generateSigningKey } from '../archive/manifest.ts';
 import { udpPayloads } from '../archive/pcap.ts';
 import { createSocket } from 'node:dgram';
+import { spawn } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { unpluggedHost } from './area.ts';
 
-execWithServiceFlags(TRAFFIC_V8_FLAGS);
 const { values } = parseArgs({
   options: {
     rounds: { type: 'string' },
@@ -71,6 +73,7 @@ say(`  SNMP agents:  127.${octet}.0.0/16 (office 127.${octet}.0.x, school n at 1
 say(`  InfluxDB:     127.0.0.1:${influxPort}, its RPC service 127.0.0.1:${influxRpcPort}  [--influx-port P, --influx-rpc-port P]`);
 say(`  health:       ${values.http}  [--http HOST:PORT]`);
 say(`  traffic logs: syslog 127.0.0.1:${syslogPort} (UDP and TCP), flows 127.0.0.1:${flowPort} (UDP)  [--syslog-port P, --flow-port P]`);
+say(`  down device:  10.254.${octet}.0/30 in network namespace kwdemo${octet} (root only; the same --octet N)`);
 say(`  mail catcher: 127.0.0.1:${mailPort === 0 ? 'a free port, said below' : mailPort} (SMTP)  [--mail-port P]`);
 say(`  files:        ${shown(data)}  [--data DIR]`);
 const influxUrl = `http://127.0.0.1:${influxPort}`;
@@ -90,6 +93,16 @@ const dir = mkdtempSync(join(tmpdir(), 'klaiwatch-demo-'));
 // One school router has an agent of its own and is watched over SNMP only,
 // so that pausing that agent is what a router failing looks like.
 const DEMO_ROUTER = '1036090101-router';
+// One school server really down: its address is in a network namespace whose
+// link is down, so nothing answers it (on loopback every 127.x answers).
+const DOWN_DEVICE = '1036090106-server';
+let downHost: ReturnType<typeof unpluggedHost> | undefined;
+try {
+  downHost = unpluggedHost(octet);
+  downHost.unplug();
+} catch (err) {
+  say(`(no device really down in this run: ${(err as Error).message.split('\n')[0]})`);
+}
 const mailDir = join(data, 'mail');
 const catcher = await startMailCatcher({
   dir: mailDir,
@@ -111,12 +124,15 @@ const area = buildSimArea({
   snmpPort,
   silent: [...DEFAULT_SILENT, DEMO_ROUTER],
   snmpOnly: [DEMO_ROUTER],
+  ...(downHost ? { moved: { [DOWN_DEVICE]: downHost.address } } : {}),
   extraSettings: {
     // The traffic-log archive, its signing key made for the demo on first run (a real area keeps it on another medium).
     traffic: { dir: join(data, 'traffic'), signing_key: signingKey, syslog: { udp: `127.0.0.1:${syslogPort}`, tcp: `127.0.0.1:${syslogPort}` }, flow: { udp: `127.0.0.1:${flowPort}` } },
     mail: { smtp: { host: '127.0.0.1', port: catcher.port, security: 'none' }, from: 'klaiwatch demo <klaiwatch@example.org>', officer: ['it-officer@example.org'] } },
 });
-say(`Simulated area: ${area.devices.length} devices, ${area.endpoints.length} SNMP agents on 127.${octet}.x.x port ${area.snmpPort}; silent on purpose: ${DEFAULT_SILENT.join(', ')}`);
+say(`Simulated area: ${area.devices.length} devices, ${area.endpoints.length} SNMP agents on 127.${octet}.x.x port ${area.snmpPort}`);
+say(`  silent on purpose: ${DEFAULT_SILENT.join(', ')} answer ping but their SNMP agent does not: they stay up, and their "snmp" check fails (an e-mail to the officer only, listed in /healthz)`);
+if (downHost) say(`  really down: ${DOWN_DEVICE} at ${downHost.address} (network namespace kwdemo${octet}, its link down): after two rounds it is down, an e-mail to its school and the officer`);
 // The settings and inventory, kept in the data folder with its spool and state database.
 const settingsDir = join(data, 'demo');
 mkdirSync(settingsDir, { recursive: true });
@@ -124,6 +140,8 @@ for (const f of ['office.yaml', 'schools.yaml']) copyFileSync(join(dir, f), join
 const simSettings = parseYaml(readFileSync(area.settingsPath, 'utf8')) as Record<string, Record<string, unknown>>;
 simSettings.spool = { ...simSettings.spool, dir: join(data, 'spool') };
 simSettings.alerts = { ...simSettings.alerts, state_db: join(data, 'state.sqlite') };
+// The service logs JSON lines; the demo reads them (rounds, failed polls) and shows what --log-level asks for.
+simSettings.log = { level: 'info' };
 const settingsPath = join(settingsDir, 'klaiwatch.yaml');
 writeFileSync(settingsPath, '# The demo\'s settings (sim/demo.ts): the example area on loopback. Kept after the demo stops.\n' + yamlText(simSettings, { lineWidth: 0 }));
 const settingsShown = shown(settingsPath);
@@ -134,12 +152,59 @@ const [agents, routerAgent] = await Promise.all([
 ]);
 
 const config = loadConfig(settingsPath);
-const log = createLogger(values['log-level']!);
-const collector = new Collector(config, log);
-await collector.prepare();
-const server = await startHealthServer(config.settings.http.listen, () => collector.health());
-const traffic = new TrafficService(config, log, () => collector.clockOffsetMs());
-await traffic.start();
+const icmpHosts = new Set(config.devices.filter((d) => d.icmp).map((d) => d.address)).size;
+// The real service: `klaiwatch run`, the supervisor and its parts (collector; archive: traffic is set).
+const LEVELS: Record<string, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: Infinity };
+const showLevel = LEVELS[values['log-level']!] ?? 30;
+const service = spawn(join(PROJECT, 'klaiwatch'), ['run', '--config', settingsPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+const serviceExited = new Promise<number | null>((r) => service.once('exit', (code) => r(code)));
+let rounds = 0;
+let failedThisRound: string[] = [];
+let onRound: (() => void) | undefined;
+/** One log line of the service: shown when --log-level asks for it; rounds and failed polls are counted. */
+const serviceLine = (line: string) => {
+  let rec: { level?: number; msg?: string; device?: string; devices?: number; polled?: number; failed?: number; icmp_down?: number; round_ms?: number };
+  try {
+    rec = JSON.parse(line) as typeof rec;
+  } catch {
+    if (line.trim()) process.stderr.write(`klaiwatch: ${line.slice(0, 2000)}\n`);
+    return;
+  }
+  if ((rec.level ?? 30) >= showLevel) process.stderr.write(line.slice(0, 4000) + '\n');
+  if (rec.msg === 'poll failed' && rec.device && failedThisRound.length < 1000) failedThisRound.push(rec.device);
+  if (rec.msg === 'round done') {
+    rounds++;
+    const failed = [...new Set(failedThisRound)].sort();
+    failedThisRound = [];
+    say(`round ${rounds}: ${rec.devices} devices, ${rec.polled} answered SNMP, ${rec.failed} failed (${failed.join(', ') || 'none'}), ${icmpHosts - (rec.icmp_down ?? 0)}/${icmpHosts} answer ICMP, ${rec.round_ms} ms`);
+    onRound?.();
+  }
+};
+createInterface({ input: service.stdout! }).on('line', serviceLine);
+createInterface({ input: service.stderr! }).on('line', serviceLine);
+const healthUrl = `http://${values.http}/healthz`;
+type Health = { status?: string; parts?: Record<string, { status?: string; influx?: { points_written?: number; points_spooled?: number; points_dropped?: number } }> };
+const health = async (): Promise<Health | undefined> => {
+  try {
+    return (await (await fetch(healthUrl, { signal: AbortSignal.timeout(2000) })).json()) as Health;
+  } catch {
+    return undefined;
+  }
+};
+// The archive part listens once it reports itself running; then the feed goes in.
+{
+  const end = Date.now() + 60_000;
+  for (;;) {
+    const h = await health();
+    if (h?.parts?.archive?.status && h.parts.archive.status !== 'starting' && h.parts.collector?.status !== 'starting') break;
+    if (Date.now() > end || service.exitCode !== null) {
+      process.stderr.write(`demo: klaiwatch run did not come up within 60 s (${healthUrl}: ${JSON.stringify(h ?? 'no answer')})\n`);
+      service.kill('SIGTERM');
+      process.exit(1);
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
 // Something to find in the archive: the real log lines and exporters' datagrams of test/fixtures, sent from loopback.
 const feed = createSocket('udp4');
 const send = (b: Buffer | string, port: number) => new Promise((r) => feed.send(b, port, '127.0.0.1', r));
@@ -154,12 +219,14 @@ writeDashboards(grafanaDir, config.settings.influx);
 
 say('');
 say('klaiwatch demo is running.');
-say(`  health:    curl http://${values.http}/healthz`);
+say(`  service:   ${klaiwatch} run --config ${settingsShown}   (pid ${service.pid}: the supervisor, its collector and archive parts)`);
+say(`  health:    curl http://${values.http}/healthz   (parts.collector.problems: devices down, failing checks; parts.archive.traffic)`);
 say(`  data:      influx -host 127.0.0.1 -port ${influxPort} -database klaiwatch -execute 'SHOW MEASUREMENTS'`);
 say(`             influx -host 127.0.0.1 -port ${influxPort} -database klaiwatch -execute 'SELECT * FROM interface WHERE ifname = '"'"'WAN'"'"' ORDER BY time DESC LIMIT 5'`);
 say(`  one device: ${klaiwatch} poll --once --config ${settingsShown} --device 1036090101-router --rates`);
 say(`  a router fails: kill -STOP ${routerAgent.pid()}   (${DEMO_ROUTER}, โรงเรียนบ้านหนองบัวแดง; after two rounds an e-mail arrives below)`);
-say(`  it is back:     kill -CONT ${routerAgent.pid()}   (the recovery e-mail says how long it was out)`);
+say(`  it is back:     kill -CONT ${routerAgent.pid()}   (the recovery e-mail says from when to when, and answers the first one)`);
+if (downHost) say(`  ${DOWN_DEVICE} back: ip netns exec kwdemo${octet} ip link set kwd${octet}b up`);
 say(`  dashboards: ${shown(grafanaDir)}/dashboards/*.json, Grafana provisioning in ${shown(grafanaDir)}/provisioning/`);
 say(`  report:    ${klaiwatch} report --config ${settingsShown} --period ${new Date(Date.now() + 7 * 3_600_000).toISOString().slice(0, 7)} --format csv`);
 say(`  traffic:   syslog on 127.0.0.1:${syslogPort} (UDP, TCP), flows on UDP ${flowPort}; archive in ${shown(join(data, 'traffic'))}`);
@@ -173,30 +240,29 @@ say('  stop:      Ctrl-C');
 say('');
 
 const maxRounds = values.rounds ? Number(values.rounds) : Infinity;
-let rounds = 0;
 let finish!: () => void;
 const finished = new Promise<void>((r) => (finish = r));
-const origRound = collector.runRound.bind(collector);
-collector.runRound = async (...args) => {
-  const report = await origRound(...args);
-  rounds++;
-  say(`round ${rounds}: ${report.devices} devices, ${report.polled} answered SNMP, ${report.failed} failed (${report.results.filter((r) => !r.ok).map((r) => r.device).join(', ') || 'none'}), ${report.icmpHosts - report.icmpDown}/${report.icmpHosts} answer ICMP, ${report.points.length} points, ${Math.round(report.durationMs)} ms`);
+onRound = () => {
   if (rounds >= maxRounds) finish();
-  return report;
 };
-collector.start();
 process.once('SIGINT', finish);
 process.once('SIGTERM', finish);
+void serviceExited.then((code) => {
+  say(`klaiwatch run exited (code ${code})`);
+  finish();
+});
 await finished;
 
 say('Stopping ...');
-server.close();
-await traffic.stop();
-await collector.stop();
+const last = await health();
+service.kill('SIGTERM');
+const code = await serviceExited;
 await agents.stop();
 await routerAgent.stop();
 await catcher.stop();
 if (influxd) await influxd.stop();
+downHost?.remove();
 rmSync(dir, { recursive: true, force: true }); // the recordings; the settings stay in the data folder
-say(`Stopped. Points written: ${collector.writer.stats.written}, spooled: ${collector.writer.stats.spooled}, dropped: ${collector.writer.stats.dropped}.`);
+const w = last?.parts?.collector?.influx;
+say(`Stopped (klaiwatch run exit code ${code}). Points written: ${w?.points_written ?? '?'}, spooled: ${w?.points_spooled ?? '?'}, dropped: ${w?.points_dropped ?? '?'} (at its last health report).`);
 say(`Settings kept: ${settingsShown}`);

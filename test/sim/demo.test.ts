@@ -1,10 +1,13 @@
 // The README's demo, as a user runs it (minus the install step): it starts
-// its own InfluxDB, the simulated area, a mail catcher and the collector;
+// its own InfluxDB, the simulated area, a mail catcher and the real service
+// (`klaiwatch run`: supervisor, collector and archive parts); one school
+// server is really down (a network namespace, its link down: run as root);
 // pausing the demo router's agent brings the Thai e-mail, resuming it the
-// recovery e-mail; Ctrl-C stops it all.
+// recovery e-mail, threaded under the first; Ctrl-C stops it all.
 import { describe, it, expect, afterAll } from 'vitest';
 import { spawn, execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
+import { simpleParser } from 'mailparser';
 import { parse } from 'yaml';
 import { join } from 'node:path';
 import { freePort, tempDir } from '../helpers/peers.ts';
@@ -15,7 +18,7 @@ const data = tempDir('demo');
 afterAll(() => data.remove());
 
 describe('demo', () => {
-  it('polls the simulated area, e-mails when a router fails and when it is back, says where to look, and stops', async () => {
+  it('runs the real service on the simulated area: a device really down, failing checks and traffic in /healthz, e-mails when a router fails and when it is back (threaded), says where to look, and stops', async () => {
     const influxPort = await freePort();
     const influxRpcPort = await freePort();
     const httpPort = await freePort();
@@ -37,12 +40,33 @@ describe('demo', () => {
     };
     try {
       const pid = Number((await waitFor(/a router fails: kill -STOP (\d+)/, 120_000))[1]);
-      await waitFor(/round 2: 65 devices, 37 answered SNMP, 2 failed \(1036090119-router, 1036090120-dltv-2\), 64\/64 answer ICMP/, 60_000);
+      // 1036090106-server is really down (no echo comes back); the two silent on purpose answer ping, not SNMP.
+      await waitFor(/round 2: 65 devices, 36 answered SNMP, 2 failed \(1036090119-router, 1036090120-dltv-2\), 63\/64 answer ICMP/, 60_000);
+      await waitFor(/mail to ict\.wangchomphu@example\.org: \[klaiwatch\] โรงเรียนบ้านวังชมภู: เครื่องแม่ข่ายใช้งานไม่ได้/, 30_000);
+      // /healthz of the supervisor: the collector part lists what is wrong, the archive part its traffic.
+      type H = { parts: { collector: { problems: { devices_down: { device: string }[]; checks_failing: { device: string; check: string; since: string }[] } }; archive: { status: string; traffic: Record<string, number> } } };
+      let h: H | undefined;
+      const end = Date.now() + 30_000;
+      for (;;) {
+        h = (await (await fetch(`http://127.0.0.1:${httpPort}/healthz`)).json()) as H;
+        if (h.parts.collector.problems?.checks_failing.some((c) => c.device === '1036090119-router') || Date.now() > end) break;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      expect(h.parts.collector.problems.devices_down.map((d) => d.device)).toEqual(['1036090106-server']);
+      expect(h.parts.collector.problems.checks_failing).toEqual(expect.arrayContaining([expect.objectContaining({ device: '1036090119-router', check: 'snmp', since: expect.stringMatching(/^\d{4}-/) })]));
+      expect(h.parts.archive.traffic).toBeTypeOf('object');
       process.kill(pid, 'SIGSTOP');
       await waitFor(/mail to ict\.nongbuadaeng@example\.org: \[klaiwatch\] โรงเรียนบ้านหนองบัวแดง: เราเตอร์ใช้งานไม่ได้/, 30_000);
       await waitFor(/mail to it-officer@example\.org: \[klaiwatch\] โรงเรียนบ้านหนองบัวแดง: เราเตอร์ใช้งานไม่ได้/, 10_000);
       process.kill(pid, 'SIGCONT');
       await waitFor(/mail to ict\.nongbuadaeng@example\.org: \[klaiwatch\] โรงเรียนบ้านหนองบัวแดง: เราเตอร์กลับมาใช้งานได้แล้ว/, 30_000);
+      // The archive part's figures reach InfluxDB through the collector part (every 30 s).
+      const live = new InfluxClient({ url: `http://127.0.0.1:${influxPort}`, database: 'klaiwatch', auth: {}, timeoutMs: 5000 });
+      const until = Date.now() + 75_000;
+      while (rows(await live.query('SELECT count(*) FROM traffic').catch(() => [])).length === 0) {
+        if (Date.now() > until) throw new Error('no traffic point in InfluxDB 75 s into the demo');
+        await new Promise((r) => setTimeout(r, 1000));
+      }
     } finally {
       child.kill('SIGINT');
     }
@@ -50,7 +74,7 @@ describe('demo', () => {
     expect(out).toMatch(new RegExp(`Starting InfluxDB on http://127\\.0\\.0\\.1:${influxPort}`));
     expect(out).toMatch(new RegExp(`health: +curl http://127\\.0\\.0\\.1:${httpPort}/healthz`));
     expect(out).toMatch(/stop: +Ctrl-C/);
-    expect(out).toMatch(/Stopped\. Points written: \d+, spooled: 0, dropped: 0\./);
+    expect(out).toMatch(/Stopped \(klaiwatch run exit code 0\)\. Points written: [1-9]\d*, spooled: 0, dropped: 0/);
     // Every address block and port it takes, said at start as chosen.
     expect(out).toMatch(/SNMP agents: +127\.71\.0\.0\/16 /);
     expect(out).toContain(`InfluxDB:     127.0.0.1:${influxPort}, its RPC service 127.0.0.1:${influxRpcPort}`);
@@ -63,7 +87,9 @@ describe('demo', () => {
       return [...(inv.office?.devices ?? []), ...(inv.schools ?? []).flatMap((s) => s.devices)].map((d) => d.address);
     });
     expect(addresses).toHaveLength(65);
-    expect(addresses.filter((a) => !a.startsWith('127.71.'))).toEqual([]);
+    // ... but for the device really down, in the network namespace it announced.
+    expect(addresses.filter((a) => !a.startsWith('127.71.'))).toEqual(['10.254.71.2']);
+    expect(out).toMatch(/down device: +10\.254\.71\.0\/30 in network namespace kwdemo71/);
     // The commands it printed work after it stopped: its settings are kept in the data folder.
     expect(settings.startsWith(data.path)).toBe(true);
     const printed = (re: RegExp) => re.exec(out)![1]!;
@@ -72,8 +98,16 @@ describe('demo', () => {
     // Each mail is kept as a file, Thai intact.
     const mails = readdirSync(join(data.path, 'mail'));
     expect(mails.length).toBeGreaterThanOrEqual(3);
-    const first = readFileSync(join(data.path, 'mail', mails.sort()[0]!), 'utf8');
-    expect(first).toMatch(/^Subject: =\?UTF-8\?/m);
+    const kept = mails.sort().map((f) => readFileSync(join(data.path, 'mail', f), 'utf8'));
+    const toTeacher = kept.find((m) => /^To: ict\.nongbuadaeng@example\.org/m.test(m))!;
+    expect(toTeacher).toMatch(/^Subject: =\?UTF-8\?/m);
+    // The recovery to the school answers the failure's mail.
+    const parsed = await Promise.all(mails.map((f) => simpleParser(readFileSync(join(data.path, 'mail', f)))));
+    const toSchool = parsed.filter((m) => m.to && !Array.isArray(m.to) && m.to.text === 'ict.nongbuadaeng@example.org');
+    const failure = toSchool.find((m) => m.subject?.endsWith('เราเตอร์ใช้งานไม่ได้'))!;
+    const recovery = toSchool.find((m) => m.subject?.endsWith('เราเตอร์กลับมาใช้งานได้แล้ว'))!;
+    expect(recovery.inReplyTo).toBe(failure.messageId);
+    expect(recovery.text).toMatch(/ใช้งานไม่ได้ตั้งแต่ .+ ถึง .+ รวม /);
 
     // What it wrote stays in its data folder.
     const again = await startInfluxd(`${data.path}/influxdb`, influxPort);
@@ -81,6 +115,11 @@ describe('demo', () => {
       const client = new InfluxClient({ url: again.url, database: 'klaiwatch', auth: {}, timeoutMs: 5000 });
       const down = rows(await client.query(`SELECT count(state) FROM device_state WHERE device = '1036090101-router' AND state = 'down'`));
       expect(down[0]!.count).toBeGreaterThanOrEqual(1);
+      const really = rows(await client.query(`SELECT count(state) FROM device_state WHERE device = '1036090106-server' AND state = 'down'`));
+      expect(really[0]!.count).toBeGreaterThanOrEqual(1);
+      // The archive's figures, written by the collector part (the supervisor passes them on).
+      const traffic = rows(await client.query('SELECT count(*) FROM traffic'));
+      expect(traffic.length).toBe(1);
       const report = printed(/report: +(\.\/klaiwatch report --config \S+ --period \S+ --format csv)$/m);
       expect(execFileSync('sh', ['-c', report], { encoding: 'utf8' })).toContain('1036090101');
     } finally {
