@@ -104,7 +104,7 @@ describe('an outage seen through fping', () => {
         ['it-officer@example.org', '[klaiwatch] โรงเรียนบ้านเจียง: เราเตอร์ใช้งานไม่ได้'],
       ]);
       const text = smtp.received[0]!.text ?? '';
-      expect(text).toContain('อุปกรณ์ที่ใช้งานผ่านเราเตอร์นี้ติดต่อไม่ได้ไปด้วย 1 เครื่อง ใน 1 แห่ง');
+      expect(text).toContain('  อุปกรณ์ที่ใช้งานผ่านเราเตอร์นี้ติดต่อไม่ได้ไปด้วย 1 เครื่อง\n');
       expect(text).toMatch(/ใช้งานไม่ได้ ตั้งแต่ \d{1,2} \S+ 25\d\d เวลา \d\d:\d\d น\./);
       expect(text).toContain('Router r (10.254.43.2) is DOWN since');
       expect(smtp.received[0]!.html).toContain('<h2>โรงเรียนบ้านเจียง: เราเตอร์ใช้งานไม่ได้</h2>');
@@ -125,9 +125,11 @@ describe('an outage seen through fping', () => {
     const recovery = smtp.received.slice(2);
     expect(recovery.map((m) => m.subject)).toEqual(['[klaiwatch] โรงเรียนบ้านเจียง: เราเตอร์กลับมาใช้งานได้แล้ว', '[klaiwatch] โรงเรียนบ้านเจียง: เราเตอร์กลับมาใช้งานได้แล้ว']);
     const routerClosed = closed.find((i) => i.device === 'r')!;
-    expect(recovery[0]!.text).toContain(`รวมเวลาที่ใช้งานไม่ได้ ${formatThaiDuration(routerClosed.durationS!)}`);
+    expect(recovery[0]!.text).toMatch(new RegExp(`ใช้งานไม่ได้ตั้งแต่ .+ ถึง .+ รวม ${formatThaiDuration(routerClosed.durationS!)}`));
+    // It replies to the failure's mail to the same people.
+    expect(recovery[0]!.inReplyTo).toBe(smtp.received[0]!.messageId);
     expect(routerClosed.durationS).toBe(Math.round((routerClosed.endedAt! - routerClosed.startedAt) / 1000));
-    expect(recovery[0]!.text).toMatch(/is UP again at .* after \d+ s\./);
+    expect(recovery[0]!.text).toMatch(/is UP again at .*; down from .*, \d+ (s|min)\./);
   });
 
   it('SMTP down during an outage, and the collector restarted mid-outage: every notice arrives once, one incident', async () => {
