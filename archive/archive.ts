@@ -25,6 +25,7 @@ import { sqlString } from './sql.ts';
 import { LAYOUT, LAYOUT_KEY, logical, physical, PHYSICAL, PHYSICAL_ORDER, v4Text } from './layout.ts';
 import { Stager } from './stage.ts';
 import { segmentMerkleRoot } from './merkle.ts';
+import { recordJournalHead } from './journal.ts';
 
 export interface ArchiveOptions {
   dir: string;
@@ -71,8 +72,23 @@ export interface WrittenSegment {
   first: number;
   last: number;
   exporters: string[];
+  /** The earliest and latest device time (dev_ms) its records give, or null. */
+  firstDev: number | null;
+  lastDev: number | null;
   /** The Merkle root over its rows' hashes, in the order the file stores them (merkle.ts). */
   merkleRoot: string;
+}
+
+/**
+ * The earliest and latest device time (dev_ms) in a segment file of the
+ * current layout (dev_ms = recv_ms - dev_off), or null when no record gave
+ * one: kept in the segment's entry beside the receive times, so that a
+ * query by time finds records of a device whose clock is far off.
+ */
+export async function deviceTimes(con: DuckDBConnection, path: string): Promise<{ first: number | null; last: number | null }> {
+  const r = await con.runAndReadAll(`SELECT min(recv_ms - dev_off)::BIGINT, max(recv_ms - dev_off)::BIGINT FROM read_parquet(${sqlString(path)})`);
+  const [[first], [last]] = r.getColumns() as [[bigint | number | null], [bigint | number | null]];
+  return { first: first === null || first === undefined ? null : Number(first), last: last === null || last === undefined ? null : Number(last) };
 }
 
 export function segmentName(seq: number, first: number): string {
@@ -132,10 +148,11 @@ export async function writeSegment(walFile: string, segmentDir: string, seq: num
     if (st.rows === 0) return null;
     const name = segmentName(seq, st.firstRecv);
     await copySegment(db.con, st.segmentSelect, join(segmentDir, `.tmp-${name}`), BLOOM_COLUMNS.flatMap((c) => st.texts(c)), 3);
+    const dev = await deviceTimes(db.con, join(segmentDir, `.tmp-${name}`));
     // The rows' hashes as the file stores them (read back: the order is the file's, whatever the sort did with ties).
     const merkle = await segmentMerkleRoot(db.con, join(segmentDir, `.tmp-${name}`), LAYOUT);
     if (merkle.rows !== st.rows) throw new Error(`sealing ${basename(walFile)}: the segment holds ${merkle.rows} records, ${st.rows} were staged`);
-    return { name, rows: st.rows, first: st.firstRecv, last: st.lastRecv, exporters: st.exporters(), merkleRoot: merkle.root };
+    return { name, rows: st.rows, first: st.firstRecv, last: st.lastRecv, exporters: st.exporters(), firstDev: dev.first, lastDev: dev.last, merkleRoot: merkle.root };
   } finally {
     db.close();
   }
@@ -336,7 +353,7 @@ export class Archive {
       await unlink(walFile);
       return null;
     }
-    const { name, rows, first, last, exporters, merkleRoot } = written;
+    const { name, rows, first, last, exporters, firstDev, lastDev, merkleRoot } = written;
     const tmp = join(this.segmentDir, `.tmp-${name}`);
     const final = join(this.segmentDir, name);
     await syncPath(tmp);
@@ -352,6 +369,8 @@ export class Archive {
       rows,
       first_recv: first,
       last_recv: last,
+      first_dev: firstDev ?? null,
+      last_dev: lastDev ?? null,
       clock_offset_ms: this.o.clockOffset?.() ?? null,
       exporters,
       wal: basename(walFile),
@@ -360,6 +379,8 @@ export class Archive {
       merkle_root: merkleRoot,
     });
     await unlink(walFile);
+    // The access journal's head goes into the chain at every seal (when it changed): journal.ts.
+    await recordJournalHead(this.o.dir, this.manifest, 'seal').catch(() => undefined);
     return entry;
   }
 
@@ -459,6 +480,20 @@ export async function mergeSegments(manifest: Manifest, segmentDir: string, grou
   // after leaves one it finishes (Archive.open, finishInterruptedSeals).
   const final = join(segmentDir, name);
   await syncPath(tmp);
+  // Device times: from the inputs' entries, or from the file when an input's entry is older than them.
+  let dev: { first: number | null; last: number | null };
+  if (group.every((s) => s.first_dev !== undefined && s.last_dev !== undefined)) {
+    const firsts = group.flatMap((s) => (s.first_dev === null || s.first_dev === undefined ? [] : [s.first_dev]));
+    const lasts = group.flatMap((s) => (s.last_dev === null || s.last_dev === undefined ? [] : [s.last_dev]));
+    dev = { first: firsts.length ? Math.min(...firsts) : null, last: lasts.length ? Math.max(...lasts) : null };
+  } else {
+    const db = await duck(1);
+    try {
+      dev = await deviceTimes(db.con, tmp);
+    } finally {
+      db.close();
+    }
+  }
   const entry = await manifest.append<SegmentEntry>({
     type: 'segment',
     by: 'klaiwatch',
@@ -468,6 +503,8 @@ export async function mergeSegments(manifest: Manifest, segmentDir: string, grou
     rows,
     first_recv: first,
     last_recv: last,
+    first_dev: dev.first,
+    last_dev: dev.last,
     clock_offset_ms: null,
     exporters: [...new Set(group.flatMap((s) => s.exporters))].sort(),
     wal: '',

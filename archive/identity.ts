@@ -20,6 +20,14 @@ export interface Binding {
   events: number;
   exporter: string;
   school: string | null;
+  /**
+   * Which clock the range is on: the device's own (its records' dev_ms), or
+   * klaiwatch's receive time when the device's clock is more than
+   * CLOCK_TRUST_MS off (then `device_offset_ms` says by how much: the median
+   * of dev_ms - recv_ms over its records).
+   */
+  clock?: 'device' | 'receive';
+  device_offset_ms?: number | null;
 }
 
 export interface WhoAnswer {
@@ -35,6 +43,53 @@ export interface WhoAnswer {
 
 const LOOKBACK = 14 * 86_400_000;
 const when = (r: TrafficRecord) => r.dev_ms ?? r.recv_ms;
+
+/** A device whose clock is further off than this (the median over its records) is timed by receive time: an hour. */
+export const CLOCK_TRUST_MS = 3_600_000;
+
+export interface DeviceClock {
+  clock: 'device' | 'receive';
+  /** Median of dev_ms - recv_ms over the exporter's records (null: none gave a device time). */
+  offset: number | null;
+}
+
+/** Each exporter's clock against klaiwatch's, from its records. */
+export function deviceClocks(records: readonly TrafficRecord[]): Map<string, DeviceClock> {
+  const offsets = new Map<string, number[]>();
+  for (const r of records) {
+    if (r.dev_ms === null) continue;
+    const list = offsets.get(r.exporter) ?? [];
+    list.push(r.dev_ms - r.recv_ms);
+    offsets.set(r.exporter, list);
+  }
+  const out = new Map<string, DeviceClock>();
+  for (const r of records) {
+    if (out.has(r.exporter)) continue;
+    const list = (offsets.get(r.exporter) ?? []).sort((a, b) => a - b);
+    const offset = list.length ? list[Math.floor(list.length / 2)]! : null;
+    out.set(r.exporter, { clock: offset !== null && Math.abs(offset) > CLOCK_TRUST_MS ? 'receive' : 'device', offset });
+  }
+  return out;
+}
+
+/**
+ * The records of devices whose clock cannot be trusted, moved onto the
+ * receive clock: event time = receive time, and a session's start and end
+ * shifted by the same difference. Others as they are.
+ */
+export function retime(records: readonly TrafficRecord[], clocks: ReadonlyMap<string, DeviceClock>): TrafficRecord[] {
+  return records.map((r) => {
+    const c = clocks.get(r.exporter);
+    if (!c || c.clock === 'device') return r;
+    const shift = r.dev_ms !== null ? r.dev_ms - r.recv_ms : (c.offset ?? 0);
+    return { ...r, dev_ms: r.recv_ms, start_ms: r.start_ms === null ? null : r.start_ms - shift, end_ms: r.end_ms === null ? null : r.end_ms - shift };
+  });
+}
+
+function onClock(b: Binding, clocks: ReadonlyMap<string, DeviceClock>): Binding {
+  const c = clocks.get(b.exporter);
+  return { ...b, clock: c?.clock ?? 'device', device_offset_ms: c?.offset ?? null };
+}
 
 const LEASE_START = /^(DHCPACK|DHCP4_LEASE_ALLOC|assigned)$/;
 const LEASE_END = /^(DHCPRELEASE|DHCPNAK|DHCPDECLINE|DHCP4_RELEASE|DHCP4_DECLINE|DHCP4_LEASE_EXPIRED|deassigned)$/;
@@ -111,7 +166,7 @@ export async function whoHad(dir: string, ip: string, at: number, port?: number)
     const inner = (r: TrafficRecord) => (r.nat_ip === ip && r.nat_port === port && r.src_ip ? { ip: r.src_ip, port: r.src_port } : r.dst_ip === ip && r.dst_port === port && r.post_nat_dst_ip && r.post_nat_dst_ip !== ip ? { ip: r.post_nat_dst_ip, port: r.post_nat_dst_port } : null);
     // A NAT session's delete event (RFC 8158 natEvent 2, 5, 7, 9) before the moment: that translation had ended by then.
     const ended = (r: TrafficRecord) => r.nat_event !== null && [2, 5, 7, 9].includes(r.nat_event) && when(r) < at;
-    const t = q.rows.filter((r) => inner(r) !== null && !ended(r)).sort((a, b) => Math.abs(when(a) - at) - Math.abs(when(b) - at))[0];
+    const t = retime(q.rows, deviceClocks(q.rows)).filter((r) => inner(r) !== null && !ended(r)).sort((a, b) => Math.abs(when(a) - at) - Math.abs(when(b) - at))[0];
     if (t) {
       const i = inner(t)!;
       inside = i.ip;
@@ -120,14 +175,17 @@ export async function whoHad(dir: string, ip: string, at: number, port?: number)
   }
   const q = await queryArchive(dir, { ip: inside, side: 'src', from: at - LOOKBACK, to: at + 86_400_000 });
   used.push(q);
-  const l = leases(q.rows, inside).filter((b) => covers(b, at));
-  const s = sessions(q.rows, inside).filter((b) => covers(b, at));
+  const clocks = deviceClocks(q.rows);
+  const rows = retime(q.rows, clocks);
+  const l = leases(rows, inside).filter((b) => covers(b, at)).map((b) => onClock(b, clocks));
+  const s = sessions(rows, inside).filter((b) => covers(b, at)).map((b) => onClock(b, clocks));
   // A login that named no address but the lease's MAC (RADIUS Calling-Station-Id) answers too.
   for (const mac of new Set(l.map((b) => b.mac).filter((m): m is string => m !== null))) {
     const m = await queryArchive(dir, { mac, from: at - LOOKBACK, to: at + 86_400_000 });
     used.push(m);
-    const byMac = m.rows.filter((r) => r.src_ip === null).map((r) => ({ ...r, src_ip: inside }));
-    for (const b of sessions(byMac, inside)) if (covers(b, at) && !s.some((x) => x.user === b.user && x.from === b.from)) s.push(b);
+    const macClocks = deviceClocks(m.rows);
+    const byMac = retime(m.rows, macClocks).filter((r) => r.src_ip === null).map((r) => ({ ...r, src_ip: inside }));
+    for (const b of sessions(byMac, inside)) if (covers(b, at) && !s.some((x) => x.user === b.user && x.from === b.from)) s.push(onClock(b, macClocks));
   }
   const segments = new Map<string, SourceSegment>();
   for (const r of used) for (const g of r.segments) segments.set(g.file, g);

@@ -37,6 +37,15 @@ export interface SegmentEntry extends EntryBase {
   /** Ingest times of the first and last record (UTC ms): retention counts from these. */
   first_recv: number;
   last_recv: number;
+  /**
+   * The devices' own times of its records (UTC ms; the earliest and latest
+   * dev_ms), null when none gave one. A device whose clock is far off puts
+   * these far from first_recv/last_recv; a query by time reads a segment if
+   * either range meets it. Absent in entries written before they were kept:
+   * such a segment is always read.
+   */
+  first_dev?: number | null;
+  last_dev?: number | null;
   /** The collector's clock offset against NTP when the segment was sealed (ms), or null when not measured. */
   clock_offset_ms: number | null;
   /** The addresses its records came from (legal holds name sources by them). */
@@ -114,7 +123,23 @@ export interface RecoveryEntry extends EntryBase {
   note: string;
 }
 
-export type Entry = GenesisEntry | SegmentEntry | HoldEntry | PurgeEntry | ReleaseEntry | RecoveryEntry;
+/**
+ * The access journal's head (journal.ts) at a seal or an export: how many
+ * rows it held, the last row's id and hash. `verify` finds that row again,
+ * so rows deleted from the end, the file deleted or the journal re-chained
+ * is named. `error`: the journal could not be read then (and why).
+ */
+export interface JournalEntry extends EntryBase {
+  type: 'journal';
+  /** What wrote it: a seal, or an export (with the export's journal row). */
+  reason: 'seal' | 'export';
+  rows: number;
+  last_id: number;
+  head: string;
+  error?: string;
+}
+
+export type Entry = GenesisEntry | SegmentEntry | HoldEntry | PurgeEntry | ReleaseEntry | RecoveryEntry | JournalEntry;
 type Unsigned<E extends Entry> = Omit<E, 'seq' | 'prev' | 'hash' | 'sig' | 'at'> & { at?: number };
 
 /** Files no longer in the archive by rule: purged, or merged into a later segment. */

@@ -25,7 +25,11 @@ export interface ArchiveQuery {
   school?: string;
   user?: string;
   mac?: string;
-  /** Event time (the device's, else the receive time), UTC ms, half-open. */
+  /**
+   * Time, UTC ms, half-open: a record matches if its event time (the
+   * device's, else the receive time) or its receive time falls in it, so a
+   * device whose clock is far off is found at the time it was received.
+   */
   from?: number;
   to?: number;
   limit?: number;
@@ -50,8 +54,17 @@ export interface QueryResult {
 
 export class QueryError extends Error {}
 
-/** Segments a device clock may be off by, for pruning by time: a day. */
-const SLACK_MS = 86_400_000;
+/**
+ * Whether a segment may hold records of [from, to): its receive times meet
+ * it, or its device times do; a segment whose entry predates device times
+ * (no first_dev/last_dev) is always read.
+ */
+export function segmentMeets(s: SegmentEntry, from: number | undefined, to: number | undefined): boolean {
+  const meets = (lo: number, hi: number) => (from === undefined || hi >= from) && (to === undefined || lo < to);
+  if (meets(s.first_recv, s.last_recv)) return true;
+  if (s.first_dev === undefined || s.last_dev === undefined) return true;
+  return s.first_dev !== null && s.last_dev !== null && meets(s.first_dev, s.last_dev);
+}
 
 export async function readManifest(dir: string): Promise<Entry[]> {
   const text = await readFile(join(dir, 'manifest.jsonl'), 'utf8').catch(() => '');
@@ -102,8 +115,13 @@ export function whereClause(q: ArchiveQuery): { columns: string[]; rest: string[
   if (q.school) w.push(`school = ${arg(q.school)}`);
   if (q.user) w.push(`"user" = ${arg(q.user)}`);
   if (q.mac) w.push(`mac = ${arg(q.mac.toLowerCase().replace(/-/g, ':'))}`);
-  if (q.from !== undefined) w.push(`COALESCE(dev_ms, recv_ms) >= ${arg(q.from)}`);
-  if (q.to !== undefined) w.push(`COALESCE(dev_ms, recv_ms) < ${arg(q.to)}`);
+  // By either clock: the event time (device's, else receive), or the receive time.
+  if (q.from !== undefined || q.to !== undefined) {
+    const f = q.from !== undefined ? arg(q.from) : null;
+    const t = q.to !== undefined ? arg(q.to) : null;
+    const within = (x: string) => [f ? `${x} >= ${f}` : '', t ? `${x} < ${t}` : ''].filter(Boolean).join(' AND ');
+    w.push(`((${within('COALESCE(dev_ms, recv_ms)')}) OR (${within('recv_ms')}))`);
+  }
   return { columns, rest: w, params: p };
 }
 
@@ -168,7 +186,7 @@ async function queryOnce(dir: string, q: ArchiveQuery, cond: ReturnType<typeof w
     await wal.close();
     // Inodes are reused once a sealed log is removed: only a segment sealed since this read began can hold what was read.
     const all = liveSegments(await readManifest(dir)).filter((s) => !(read.has(s.wal_inode) && s.at >= started));
-    const segs = all.filter((s) => (q.from === undefined || s.last_recv >= q.from - SLACK_MS) && (q.to === undefined || s.first_recv < q.to + SLACK_MS));
+    const segs = all.filter((s) => segmentMeets(s, q.from, q.to));
     const paths = segs.map((s) => join(dir, 'segments', s.file));
     const layoutOf = new Map(segs.map((s) => [join(dir, 'segments', s.file), s.layout ?? 1]));
     const parts = [`SELECT *, 'wal' AS _source FROM (${wal.select}) ${where([q.ip ? addressVariants(1, q.ip, cond.columns).map((v) => `(${v})`).join(' OR ') : '', ...cond.rest])}`];
