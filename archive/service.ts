@@ -21,6 +21,7 @@ import type { TrafficInput } from '../config/schema.ts';
 import { Archive } from './archive.ts';
 import { loadPrivateKey } from './manifest.ts';
 import { purge } from './retention.ts';
+import { startDailyAnchors } from './anchor.ts';
 import { FLAG_CUT, type TrafficRecord } from './record.ts';
 import { SyslogFramer, type FrameSink } from './framer.ts';
 import { Ingest, type IngestStats } from './ingest.ts';
@@ -140,6 +141,7 @@ export class TrafficService {
   private readonly paused = new Set<Socket>();
   private sealTimer: NodeJS.Timeout | undefined;
   private purgeTimer: NodeJS.Timeout | undefined;
+  private stopAnchors: (() => void) | undefined;
   private unsealed = 0;
   private readonly udpPorts: number[] = [];
   /** Where the listeners ended up (port 0 resolved), by name. */
@@ -216,6 +218,8 @@ export class TrafficService {
     void this.enforceRetention();
     this.purgeTimer = setInterval(() => void this.enforceRetention(), 6 * 3_600_000);
     this.purgeTimer.unref();
+    // The chain head leaves the machine every day (mail, RFC 3161 token): anchor.ts.
+    this.stopAnchors = startDailyAnchors({ dir: this.path(this.t.dir), config: this.config, entries: async () => (await this.archive.manifest.refresh(), this.archive.manifest.entries), log: this.log });
     this.log.info({ bound: this.bound, dir: this.path(this.t.dir) }, 'traffic-log receivers listening');
   }
 
@@ -505,6 +509,7 @@ export class TrafficService {
   async stop(): Promise<void> {
     if (this.sealTimer) clearTimeout(this.sealTimer);
     if (this.purgeTimer) clearInterval(this.purgeTimer);
+    this.stopAnchors?.();
     this.offWalState?.();
     // Stop hearing first; then what was accepted is flushed and the log closed.
     for (const s of this.udp) s.close();

@@ -9,8 +9,26 @@
 import { readFile, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { KeyObject } from 'node:crypto';
-import { GENESIS_PREV, entryHash, goneSegments, publicKeyFromRaw, signatureValid, type Entry, type GenesisEntry, type RecoveryEntry, type SegmentEntry } from './manifest.ts';
+import { GENESIS_PREV, entryHash, goneSegments, publicKeyFromRaw, signatureValid, type Entry, type GenesisEntry, type PurgeEntry, type RecoveryEntry, type SegmentEntry } from './manifest.ts';
 import { sha256File } from './archive.ts';
+import { journalEntries, readJournalRows, verifyRows } from './journal.ts';
+import { checkHeads, checkTokens, keptAnchors, type SentHead } from './anchor.ts';
+
+export interface VerifyOptions {
+  /** Heads sent out (the daily mail: `verify --anchors FILE`). */
+  anchors?: readonly SentHead[];
+  /** The time-stamping authority's CA certificate: tokens in anchors/ are checked against it. */
+  tsaCa?: string;
+  /** The verifier's clock (UTC ms). */
+  now?: number;
+}
+
+/** Entry times may step back this much (two appends racing for the lock, an NTP correction); more is a fault. */
+export const BACKWARDS_SLACK_MS = 60_000;
+/** An entry dated this far past the verifier's clock is a fault. */
+export const FUTURE_SLACK_MS = 5 * 60_000;
+const DAY = 86_400_000;
+const utc = (t: number) => new Date(t).toISOString();
 
 export interface VerifyResult {
   ok: boolean;
@@ -22,6 +40,8 @@ export interface VerifyResult {
   publicKey: string | null;
   /** What recovery entries say was cut, one line each (bytes and records lost, where, where kept). */
   recoveries: string[];
+  /** What was checked and held beyond the chain itself: the access journal, heads sent out, time-stamp tokens. */
+  notes: string[];
 }
 
 /** One line for a recovery entry: "wal/current.wal: 5120 bytes, 200 records lost at byte 1048 (entry 3, ...)". */
@@ -35,14 +55,14 @@ export function describeRecovery(e: RecoveryEntry): string {
  * configured signing key, or given by the auditor). Without it the genesis
  * entry's own key is used, which proves consistency but not origin.
  */
-export async function verifyArchive(dir: string, trustedKey?: string): Promise<VerifyResult> {
+export async function verifyArchive(dir: string, trustedKey?: string, opts: VerifyOptions = {}): Promise<VerifyResult> {
   const faults: string[] = [];
   const manifestPath = join(dir, 'manifest.jsonl');
   let text: string;
   try {
     text = await readFile(manifestPath, 'utf8');
   } catch (err) {
-    return { ok: false, faults: [`${manifestPath}: cannot read (${(err as NodeJS.ErrnoException).code}): the manifest is missing`], entries: 0, segments: 0, head: null, publicKey: null, recoveries: [] };
+    return { ok: false, faults: [`${manifestPath}: cannot read (${(err as NodeJS.ErrnoException).code}): the manifest is missing`], entries: 0, segments: 0, head: null, publicKey: null, recoveries: [], notes: [] };
   }
   const end = text.lastIndexOf('\n') + 1;
   const lines = text.slice(0, end).split('\n').filter((l) => l.trim() !== '');
@@ -140,6 +160,76 @@ export async function verifyArchive(dir: string, trustedKey?: string): Promise<V
     }
     recoveries.push(line);
   }
+  faults.push(...timeFaults(valid, opts.now ?? Date.now()));
+  const notes: string[] = [];
+  // The access journal against the heads the chain recorded.
+  const anchors = journalEntries(valid);
+  let rows: ReturnType<typeof readJournalRows> = null;
+  try {
+    rows = readJournalRows(dir);
+  } catch (err) {
+    faults.push(`journal.sqlite: cannot be read (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+  }
+  if (rows === null) {
+    const last = anchors.filter((a) => a.last_id > 0).at(-1);
+    if (last) faults.push(`journal.sqlite: missing, but manifest entry ${last.seq} (${last.reason}, ${utc(last.at)}) says it held ${last.rows} rows (the journal was deleted)`);
+  } else if (rows) {
+    const j = verifyRows(rows, key, anchors);
+    faults.push(...j.faults);
+    notes.push(`access journal: ${j.rows} rows${j.unsignedLegacy ? ` (${j.unsignedLegacy} from before rows were signed)` : ''}, ${anchors.length} heads in the chain checked`);
+  }
+  // Heads sent out (the mail) and kept (anchors/, with their tokens).
+  if (opts.anchors) {
+    const h = checkHeads(valid, opts.anchors);
+    faults.push(...h.faults);
+    notes.push(...h.notes);
+  }
+  const kept = await keptAnchors(dir);
+  if (kept.length > 0) {
+    const h = checkHeads(valid, kept);
+    faults.push(...h.faults);
+    const t = await checkTokens(valid, kept, opts.tsaCa);
+    faults.push(...t.faults);
+    notes.push(`${kept.length} heads kept in anchors/ (the newest: entry ${kept.at(-1)!.seq})`, ...t.notes);
+  }
   const last = valid.at(-1);
-  return { ok: faults.length === 0, faults, entries: valid.length, segments: segments.filter((x) => !purged.has(x.file) && !merged.has(x.file)).length, head: last ? { seq: last.seq, hash: last.hash } : null, publicKey, recoveries };
+  return { ok: faults.length === 0, faults, entries: valid.length, segments: segments.filter((x) => !purged.has(x.file) && !merged.has(x.file)).length, head: last ? { seq: last.seq, hash: last.hash } : null, publicKey, recoveries, notes };
+}
+
+/**
+ * What the entries' own times say: no entry dated before the one before it
+ * (past BACKWARDS_SLACK_MS) or after the verifier's clock, no segment whose
+ * records were received after it was sealed, and each purge within
+ * retention by its own date and by the chain's times (an entry after the
+ * purge dated before it shows the clock was ahead when it was written).
+ */
+export function timeFaults(entries: readonly Entry[], now: number): string[] {
+  const faults: string[] = [];
+  const what = (e: Entry) => `entry ${e.seq} (${e.type}${e.type === 'segment' ? ` ${e.file}` : ''})`;
+  let prev: Entry | null = null;
+  for (const e of entries) {
+    if (prev && e.at < prev.at - BACKWARDS_SLACK_MS) faults.push(`manifest ${what(e)}: dated ${utc(e.at)}, before ${what(prev)} dated ${utc(prev.at)}: entry times went backwards (the clock was moved)`);
+    if (e.at > now + FUTURE_SLACK_MS) faults.push(`manifest ${what(e)}: dated ${utc(e.at)}, in the future of this machine's clock (${utc(now)})`);
+    if (e.type === 'segment' && !e.merged_from && e.last_recv > e.at + BACKWARDS_SLACK_MS) faults.push(`manifest ${what(e)}: holds records received until ${utc(e.last_recv)}, after it was sealed (${utc(e.at)})`);
+    if (!prev || e.at > prev.at) prev = e;
+  }
+  const bySeg = new Map(entries.flatMap((e) => (e.type === 'segment' ? [[e.file, e] as const] : [])));
+  for (const p of entries.filter((e): e is PurgeEntry => e.type === 'purge')) {
+    const days = p.retention_days;
+    // The chain's own time at the purge: no later than any entry after it says (its date, or a segment's first receive time).
+    const after = entries.filter((e) => e.seq > p.seq);
+    const evidence = after.map((e) => ({ e, t: Math.min(e.at, e.type === 'segment' && !e.merged_from ? e.first_recv : Infinity) })).sort((a, b) => a.t - b.t)[0];
+    for (const f of p.files) {
+      const s = bySeg.get(f);
+      if (!s) {
+        faults.push(`manifest entry ${p.seq} (purge): removed ${f}, which the chain never sealed`);
+        continue;
+      }
+      const age = (t: number) => ((t - s.last_recv) / DAY).toFixed(1);
+      if (s.last_recv >= p.at - days * DAY) faults.push(`manifest entry ${p.seq} (purge, ${utc(p.at)}): removed ${f}, received until ${utc(s.last_recv)}: ${age(p.at)} days old, retention is ${days} days`);
+      else if (evidence && evidence.t < p.at - BACKWARDS_SLACK_MS && s.last_recv >= evidence.t - days * DAY)
+        faults.push(`manifest entry ${p.seq} (purge, dated ${utc(p.at)}): removed ${f}, received until ${utc(s.last_recv)}; by the chain's own times (${what(evidence.e)} after it is dated ${utc(evidence.t)}) it was at most ${age(evidence.t)} days old, retention is ${days} days`);
+    }
+  }
+  return faults;
 }

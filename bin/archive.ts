@@ -3,13 +3,15 @@
 // options, prints, and sets the exit status.
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { userInfo } from 'node:os';
+import { isIP } from 'node:net';
 import type { Config } from '../config/load.ts';
 import { protoNumber } from '../archive/record.ts';
 import { QueryError, type ArchiveQuery } from '../archive/query.ts';
 import { rowsCsv } from '../archive/export.ts';
-import { auditContext, auditedExport, auditedQuery, auditedVerify, auditedWho, parseTime, publicKeyArg, AuditError } from '../archive/auditor.ts';
-import { Manifest, generateSigningKey, loadPrivateKey } from '../archive/manifest.ts';
+import { auditContext, auditedExport, auditedQuery, auditedVerify, auditedWho, journalRefusal, parseTime, publicKeyArg, AuditError, type AuditContext } from '../archive/auditor.ts';
+import { Manifest, generateSigningKey, loadPrivateKey, publicKeyFromRaw, rawPublicKey } from '../archive/manifest.ts';
+import { journalEntries } from '../archive/journal.ts';
+import { AnchorError, anchorHead, readHeadsFile, sendAnchorMail, anchorMail } from '../archive/anchor.ts';
 import { HoldError, holdStates, placeHold, planPurge, purge, releaseHold } from '../archive/retention.ts';
 import { liveSegments, readManifest } from '../archive/query.ts';
 import { walBacklog } from '../archive/wal.ts';
@@ -29,7 +31,10 @@ export const ARCHIVE_USAGE = `klaiwatch archive ACTION [options] --config FILE
           [--format csv|json] [--as NAME]
   who     --ip X --at T [--port P (X is a public NAT address)] [--as NAME]
   export  (the query options) --out FILE.tar --reference "หนังสือที่ ..." [--as NAME]
-  verify  [--public-key KEY|FILE] [--as NAME]
+  verify  [--public-key KEY|FILE] [--anchors FILE (chain heads as the daily mail gave them)] [--as NAME]
+  anchor  (send the chain head now: kept in anchors/, time-stamped when
+          traffic.anchors.tsa_url is set, mailed to the officer and
+          traffic.anchors.mail_to; \`archive serve\` does this daily)
   hold    --from T --to T --until DATE --reason TEXT --by NAME [--source IP ...]
   holds   (every hold: in force, expired or released)
   release --hold ID --reason TEXT --by NAME   (lift a hold before its date)
@@ -41,7 +46,9 @@ export const ARCHIVE_USAGE = `klaiwatch archive ACTION [options] --config FILE
   keygen  --out FILE   (a new Ed25519 signing key; never overwrites)
 
 Times: 2026-06-03T09:41 or 2026-06-03 are Asia/Bangkok; or ISO-8601 with a zone.
-Every query, who, export and verify is written to the access journal.`;
+Every query, who, export and verify is written to the access journal, with
+the system account that ran it (and SUDO_USER); refused and failed attempts
+too, with the reason. Exit 3: nothing matched (journalled as such).`;
 
 export const ARCHIVE_OPTIONS = {
   ip: { type: 'string' },
@@ -61,6 +68,7 @@ export const ARCHIVE_OPTIONS = {
   out: { type: 'string', short: 'o' },
   reference: { type: 'string' },
   'public-key': { type: 'string' },
+  anchors: { type: 'string' },
   until: { type: 'string' },
   reason: { type: 'string' },
   by: { type: 'string' },
@@ -108,7 +116,28 @@ function queryOf(v: Values): ArchiveQuery {
   return q;
 }
 
-const who = (v: Values) => str(v, 'as') ?? userInfo().username;
+/** The name the person states (--as); who they are is what the operating system says (journal.ts systemIdentity). */
+const who = (v: Values) => (str(v, 'as') ?? '').trim();
+
+/** The options as given, for the journal row of an attempt refused before its work began. */
+const given = (v: Values) => Object.fromEntries(Object.entries(v).filter(([k, x]) => x !== undefined && x !== false && !['as', 'config'].includes(k)));
+
+/** Parses an audited action's arguments; a refusal is journalled (with the reason) before it is reported. */
+function parsed<T>(ctx: AuditContext, action: string, v: Values, parse: () => T): T {
+  try {
+    return parse();
+  } catch (err) {
+    journalRefusal(ctx, action, given(v), err, 'refused');
+    throw err;
+  }
+}
+
+const days = (ms: number) => (Math.abs(ms) >= 86_400_000 ? `${(Math.abs(ms) / 86_400_000).toFixed(1)} days` : age(Math.abs(ms)));
+/** Which clock a range is on, and the device's offset when it is far off. */
+function clockNote(b: { clock?: 'device' | 'receive'; device_offset_ms?: number | null }): string {
+  if (b.clock === 'receive') return `; by receive time: the device's clock is ${days(b.device_offset_ms ?? 0)} ${(b.device_offset_ms ?? 0) < 0 ? 'behind' : 'ahead'}`;
+  return '; by device time';
+}
 const withRecoveries = (r: readonly string[]) => (r.length === 0 ? '' : `, with ${r.length} ${r.length === 1 ? 'recovery' : 'recoveries'}: ${r.join('; ')}`);
 const age = (ms: number) => (ms < 120_000 ? `${Math.round(ms / 1000)} s` : ms < 7_200_000 ? `${Math.round(ms / 60_000)} min` : `${(ms / 3_600_000).toFixed(1)} h`);
 const iso = (t: number) => new Date(t + 7 * 3_600_000).toISOString().replace('Z', '+07:00');
@@ -119,11 +148,22 @@ function openManifest(config: Config): Promise<Manifest> {
   return Manifest.open(join(resolve(base, t.dir), 'manifest.jsonl'), loadPrivateKey(readFileSync(resolve(base, t.signing_key), 'utf8')), Math.round(t.retention / 86_400_000));
 }
 
+const journalledAs = (ctx: AuditContext) => `${ctx.auditor ? `${ctx.auditor}, ` : ''}account ${ctx.identity.account}${ctx.identity.sudo ? ` (sudo from ${ctx.identity.sudo})` : ''}${ctx.journal.signing ? '' : ' (unsigned: the signing key cannot be read)'}`;
+
+async function parsedAsync<T>(ctx: AuditContext, action: string, v: Values, parse: () => Promise<T>): Promise<T> {
+  try {
+    return await parse();
+  } catch (err) {
+    journalRefusal(ctx, action, given(v), err, 'refused');
+    throw err;
+  }
+}
+
 export async function archiveCommand(action: string | undefined, v: Values, load: () => Config): Promise<number> {
   try {
     return await run(action, v, load);
   } catch (err) {
-    if (err instanceof QueryError || err instanceof AuditError || err instanceof HoldError) throw new ArchiveUsageError(err.message);
+    if (err instanceof QueryError || err instanceof AuditError || err instanceof HoldError || err instanceof AnchorError) throw new ArchiveUsageError(err.message);
     throw err;
   }
 }
@@ -167,51 +207,69 @@ async function run(action: string | undefined, v: Values, load: () => Config): P
     }
     case 'query': {
       const ctx = auditContext(load(), who(v));
-      const format = str(v, 'format') ?? 'csv';
-      if (!['csv', 'json'].includes(format)) throw new ArchiveUsageError(`--format ${JSON.stringify(format)}: expected csv or json`);
-      const r = await auditedQuery(ctx, queryOf(v));
+      const { format, q } = parsed(ctx, 'query', v, () => {
+        const format = str(v, 'format') ?? 'csv';
+        if (!['csv', 'json'].includes(format)) throw new ArchiveUsageError(`--format ${JSON.stringify(format)}: expected csv or json`);
+        return { format, q: queryOf(v) };
+      });
+      const r = await auditedQuery(ctx, q);
       process.stdout.write(format === 'csv' ? rowsCsv(r.rows) : JSON.stringify({ rows: r.rows, segments: r.segments, fromWal: r.fromWal }, null, 1) + '\n');
       if (r.rows.length === 0) {
-        console.error(`no records: nothing in the archive matches (${r.segmentsRead} segments and the write-ahead log read); journalled as ${ctx.auditor}`);
+        console.error(`no records: nothing in the archive matches (${r.segmentsRead} segments and the write-ahead log read); journalled as ${journalledAs(ctx)}`);
         return 3;
       }
-      console.error(`${r.rows.length} rows (${r.fromWal} not yet sealed) from ${r.segments.length} of ${r.segmentsRead} segments read; journalled as ${ctx.auditor}`);
+      console.error(`${r.rows.length} rows (${r.fromWal} not yet sealed) from ${r.segments.length} of ${r.segmentsRead} segments read; journalled as ${journalledAs(ctx)}`);
       return 0;
     }
     case 'who': {
-      const ip = str(v, 'ip');
-      const at = str(v, 'at');
-      if (!ip || !at) throw new ArchiveUsageError('who needs --ip and --at');
       const ctx = auditContext(load(), who(v));
-      const port = int(v, 'port', 0, 65535);
-      const a = await auditedWho(ctx, ip, parseTime(at, '--at'), port);
+      const { ip, time, port } = parsed(ctx, 'who', v, () => {
+        const ip = str(v, 'ip');
+        const at = str(v, 'at');
+        if (!ip || !at) throw new ArchiveUsageError('who needs --ip and --at');
+        if (isIP(ip) === 0) throw new ArchiveUsageError(`--ip ${JSON.stringify(ip)} is not an IPv4 or IPv6 address`);
+        return { ip, time: parseTime(at, '--at'), port: int(v, 'port', 0, 65535) };
+      });
+      const a = await auditedWho(ctx, ip, time, port);
+      const found = a.leases.length + a.sessions.length > 0;
       if (str(v, 'format') === 'json') {
         console.log(JSON.stringify(a, null, 1));
-        return 0;
+        if (!found) console.error(`nobody known; journalled as ${journalledAs(ctx)}`);
+        return found ? 0 : 3;
       }
       if (a.nat) console.log(`${a.nat.public}:${a.nat.port} was ${a.nat.inside}${a.nat.insidePort !== null ? `:${a.nat.insidePort}` : ''} inside (NAT, ${a.nat.record.parser} from ${a.nat.record.exporter})`);
       else if (port !== undefined) console.log(`no NAT translation of ${ip}:${port} within 15 minutes of ${iso(a.at)}: answering for ${ip} itself`);
       console.log(`${a.ip} at ${iso(a.at)}:`);
       if (a.leases.length === 0 && a.sessions.length === 0) console.log('  nobody known: no DHCP lease, RADIUS or hotspot session in the archive covers that moment');
-      for (const b of a.leases) console.log(`  lease   MAC ${b.mac ?? '?'}${b.client ? ` (${b.client})` : ''} from ${iso(b.from)} to ${b.to === null ? 'still bound' : iso(b.to)} [${b.source}, ${b.events} events, ${b.exporter}${b.school ? `, school ${b.school}` : ''}]`);
-      for (const b of a.sessions) console.log(`  user    ${b.user}${b.mac ? ` MAC ${b.mac}` : ''} from ${iso(b.from)} to ${b.to === null ? 'still logged in' : iso(b.to)} [${b.source}, ${b.exporter}]`);
-      return a.leases.length + a.sessions.length > 0 ? 0 : 3;
+      for (const b of a.leases) console.log(`  lease   MAC ${b.mac ?? '?'}${b.client ? ` (${b.client})` : ''} from ${iso(b.from)} to ${b.to === null ? 'still bound' : iso(b.to)} [${b.source}, ${b.events} events, ${b.exporter}${b.school ? `, school ${b.school}` : ''}${clockNote(b)}]`);
+      for (const b of a.sessions) console.log(`  user    ${b.user}${b.mac ? ` MAC ${b.mac}` : ''} from ${iso(b.from)} to ${b.to === null ? 'still logged in' : iso(b.to)} [${b.source}, ${b.exporter}${clockNote(b)}]`);
+      if (!found) console.error(`nobody known; journalled as ${journalledAs(ctx)}`);
+      return found ? 0 : 3;
     }
     case 'export': {
-      const out = str(v, 'out');
-      if (!out) throw new ArchiveUsageError('export needs --out FILE.tar');
       const ctx = auditContext(load(), who(v));
-      const r = await auditedExport(ctx, queryOf(v), out, str(v, 'reference') ?? '');
-      console.log(`${out}: ${r.rows} rows, ${r.bytes} bytes; archive verification: ${r.verify.ok ? `intact${withRecoveries(r.verify.recoveries)}` : `${r.verify.faults.length} faults`}`);
+      const { out, q } = parsed(ctx, 'export', v, () => {
+        const out = str(v, 'out');
+        if (!out) throw new ArchiveUsageError('export needs --out FILE.tar');
+        return { out, q: queryOf(v) };
+      });
+      const r = await auditedExport(ctx, q, out, str(v, 'reference') ?? '');
+      console.log(`${out}: ${r.rows === 0 ? 'no records matched (the package says so)' : `${r.rows} rows`}, ${r.bytes} bytes; archive verification: ${r.verify.ok ? `intact${withRecoveries(r.verify.recoveries)}` : `${r.verify.faults.length} faults`}`);
       console.log(`SHA-256 ${r.sha256}`);
-      return r.verify.ok ? 0 : 2;
+      console.error(`journalled as ${journalledAs(ctx)}${r.journalEntry !== null ? `; the journal's head is in manifest entry ${r.journalEntry}` : ''}`);
+      return r.verify.ok ? (r.rows === 0 ? 3 : 0) : 2;
     }
     case 'verify': {
       const ctx = auditContext(load(), who(v));
-      const key = str(v, 'public-key');
-      const r = await auditedVerify(ctx, key ? publicKeyArg(key) : undefined);
+      const { key, heads } = await parsedAsync(ctx, 'verify', v, async () => {
+        const key = str(v, 'public-key');
+        const file = str(v, 'anchors');
+        return { key: key ? publicKeyArg(key) : undefined, heads: file ? await readHeadsFile(file) : undefined };
+      });
+      const r = await auditedVerify(ctx, key, heads);
       for (const f of r.faults) console.log(`FAULT ${f}`);
       for (const x of r.recoveries) console.log(`RECOVERY ${x}`);
+      for (const x of r.notes) console.log(`CHECKED ${x}`);
       console.log(`${r.ok ? `intact${r.recoveries.length ? `, with ${r.recoveries.length} ${r.recoveries.length === 1 ? 'recovery' : 'recoveries'} (RECOVERY above)` : ''}` : 'NOT INTACT'}: ${r.entries} manifest entries, ${r.segments} segments; chain head ${r.head ? `${r.head.seq} ${r.head.hash}` : '-'}; key ${r.publicKey ?? '-'}${ctx.trustedKey || key ? '' : ' (no trusted key given: checked against the key the archive names)'}`);
       return r.ok ? 0 : 1;
     }
@@ -290,13 +348,39 @@ async function run(action: string | undefined, v: Values, load: () => Config): P
     case 'journal': {
       const ctx = auditContext(load(), who(v));
       if (v.verify) {
-        const r = ctx.journal.verify();
+        const entries = await readManifest(ctx.dir);
+        const genesis = entries[0];
+        const pub = str(v, 'public-key') ? publicKeyArg(str(v, 'public-key')!) : ctx.key ? rawPublicKey(ctx.key) : genesis?.type === 'genesis' ? genesis.public_key : null;
+        const anchors = journalEntries(entries);
+        const r = ctx.journal.verify(pub ? publicKeyFromRaw(pub) : null, anchors);
         for (const f of r.faults) console.log(`FAULT ${f}`);
-        console.log(`${r.ok ? 'intact' : 'NOT INTACT'}: ${r.rows} journal rows`);
+        console.log(`${r.ok ? 'intact' : 'NOT INTACT'}: ${r.rows} journal rows${r.unsignedLegacy ? ` (${r.unsignedLegacy} from before rows were signed)` : ''}; ${anchors.length} heads in the manifest checked${pub ? '' : '; signatures not checked (no key)'}`);
         return r.ok ? 0 : 1;
       }
-      for (const r of ctx.journal.list()) console.log(`${r.id}\t${iso(r.at)}\t${r.auditor} (${r.os_user}@${r.host})\t${r.action}\t${r.rows} rows\t${r.params}${r.result_sha256 ? `\tsha256 ${r.result_sha256}` : ''}`);
+      for (const r of ctx.journal.list()) {
+        const person = `${r.auditor ? `${r.auditor} ` : ''}(${r.os_user}${r.sudo_user ? ` via sudo from ${r.sudo_user}` : ''}@${r.host})`;
+        console.log(`${r.id}\t${iso(r.at)}\t${person}\t${r.action}\t${r.outcome ?? 'ok'}\t${r.rows} rows\t${r.params}${r.result_sha256 ? `\tsha256 ${r.result_sha256}` : ''}${r.sig ? '' : '\tunsigned'}`);
+      }
       return 0;
+    }
+    case 'anchor': {
+      const config = load();
+      const t = config.settings.traffic!;
+      const m = await openManifest(config);
+      const mail = anchorMail(config);
+      const a = await anchorHead({ dir: resolve(dirname(config.file), t.dir), area: config.settings.area.code, entries: m.entries, settings: t.anchors, mailTo: mail ? mail.to : [] });
+      console.log(a.line);
+      console.log(`kept in ${a.file}`);
+      if (a.token) console.log(`time-stamped ${new Date(a.token.genTime).toISOString()} by ${t.anchors.tsa_url} (${a.token.file})`);
+      if (a.tokenError) console.log(`NOT TIME-STAMPED ${a.tokenError}`);
+      if (!mail) console.log('not mailed: the settings have no mail section');
+      else {
+        const sent = await sendAnchorMail(resolve(dirname(config.file), t.dir), mail);
+        if (sent.sent.length) console.log(`mailed to ${mail.to.join(', ')}`);
+        for (const f of sent.failed) console.log(`NOT SENT ${f} (kept in anchors/outbox; the service retries)`);
+        if (sent.failed.length) return 1;
+      }
+      return a.tokenError ? 1 : 0;
     }
     default:
       throw new ArchiveUsageError(action ? `unknown action ${JSON.stringify(action)}` : 'needs an action');

@@ -273,6 +273,20 @@ export const trafficSchema = z.strictObject({
   parse_budget: duration('traffic.parse_budget').default(5),
   /** Messages waiting for the parsing threads, at most: past it UDP datagrams are dropped (counted), TCP/TLS senders paused. */
   max_queue: size.default(32 * 1024 * 1024),
+  /**
+   * The chain head sent out every day (archive/anchor.ts): e-mailed to
+   * mail.officer and `mail_to` (the auditors) at `daily_at` (Asia/Bangkok),
+   * and time-stamped by the RFC 3161 authority at `tsa_url` when set (its
+   * CA certificate in `tsa_ca` lets verify check the token's signature).
+   */
+  anchors: z
+    .strictObject({
+      mail_to: z.array(z.email({ error: (iss) => `traffic.anchors.mail_to: must be an e-mail address; got ${JSON.stringify(iss.input)}` })).max(100).default([]),
+      daily_at: z.string().regex(/^([01]\d|2[0-3]):[0-5]\d$/, 'traffic.anchors.daily_at must be a time such as "07:00"').default('07:00'),
+      tsa_url: z.url({ protocol: /^https?$/, error: (iss) => `traffic.anchors.tsa_url must be an http or https URL; got ${JSON.stringify(iss.input)}` }).optional(),
+      tsa_ca: z.string().min(1).optional(),
+    })
+    .default({ mail_to: [], daily_at: '07:00' }),
   /** The devices' clocks, for syslog times written without a zone (Thailand: +07:00). */
   device_utc_offset: z
     .string()

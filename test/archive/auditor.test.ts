@@ -190,7 +190,7 @@ describe('holds, retention and purge', () => {
     expect(after.filter((e) => e.type === 'purge')).toMatchObject([{ by: 'นายสมชาย', files: [old100!.file], retention_days: 90 }]);
     const v = await cli('verify');
     expect(v.code).toBe(0);
-    expect(v.stdout).toMatch(/^intact: \d+ manifest entries, 3 segments/);
+    expect(v.stdout).toMatch(/^intact: \d+ manifest entries, 3 segments/m);
     expect((await verifyArchive(archiveDir, publicKey)).ok).toBe(true);
   });
 
@@ -245,9 +245,10 @@ describe('the access journal', () => {
   it('recorded every query, who, export and verify with who ran it; its chain verifies, and an edited row is named', async () => {
     const list = await cli('journal');
     const rows = list.stdout.trimEnd().split('\n');
-    // The refused queries were never run, so never journalled.
-    expect(rows.map((r) => r.split('\t')[3])).toEqual(['who', 'who', 'who', 'who', 'who', 'query', 'query', 'export', 'verify']);
-    expect(list.stdout).toMatch(/\tผู้ตรวจสอบ ก\. \(\w+@[^)]+\)\texport\t7 rows\t.*"reference":"หนังสือ สภ\.ภูเขียว ที่ 0001\/2569".*\tsha256 [0-9a-f]{64}/);
+    // The refused queries are journalled too, with the reason.
+    expect(rows.map((r) => r.split('\t')[3])).toEqual(['who', 'who', 'who', 'who', 'who', 'query', 'query', 'query', 'query', 'query', 'query', 'query', 'export', 'verify']);
+    expect(rows.map((r) => r.split('\t')[4])).toEqual(['ok', 'ok', 'nobody known', 'ok', 'ok', 'ok', 'ok', expect.stringMatching(/^refused: --ip "10\.23\.4"/), expect.stringMatching(/^refused: --from "yesterday"/), 'refused: say what to look for: --ip, --port, --school, --user, --mac or a time range (--from/--to)', expect.stringMatching(/^refused: --proto "tcpp"/), 'no records', 'ok', 'ok']);
+    expect(list.stdout).toMatch(/\tผู้ตรวจสอบ ก\. \(\w+@[^)]+\)\texport\tok\t7 rows\t.*"reference":"หนังสือ สภ\.ภูเขียว ที่ 0001\/2569".*\tsha256 [0-9a-f]{64}/);
     expect(list.stdout).toMatch(/\twho\t/);
     expect(list.stdout).toMatch(/\tverify\t/);
     expect((await cli('journal', '--verify')).code).toBe(0);
