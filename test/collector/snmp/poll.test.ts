@@ -66,7 +66,7 @@ describe('pollDevice against recorded real devices', () => {
     expect(point(r, 'interface', ['ifname', 'WAN'])!.fields).toMatchObject({ oper_status: 1, admin_status: 1, speed_bps: 100_000_000 });
     // First poll: counters have no rate yet.
     expect(point(r, 'interface', ['ifname', 'WAN'])!.fields.in_bps).toBeUndefined();
-    expect(point(r, 'storage', ['storage', 'main memory'])!.fields).toEqual({ size_bytes: 65536 * 1024, used_bytes: 27196 * 1024, used_pct: (100 * 27196) / 65536 });
+    expect(point(r, 'storage', ['storage', 'main memory'])!.fields).toEqual({ size_bytes: 65536 * 1024, used_bytes: 27196 * 1024, used_pct: (100 * 27196) / 65536, type: '1.3.6.1.2.1.25.2.1.2' }); // hrStorageRam: no disk
     expect(point(r, 'system')!.fields).toEqual({ temperature_c: 33, voltage_v: 15.4, cpu_pct: 21 });
     expect(point(r, 'device')!.fields).toMatchObject({ snmp_up: 1, error: '', timeouts: 0 });
     expect(point(r, 'device')!.tags.profile).toBe('mikrotik-routeros');
