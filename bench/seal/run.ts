@@ -2,13 +2,13 @@
 // costs of it (computed again alone on the file each run wrote): a write-ahead log of N benchmark flows (bench/traffic/flows.ts,
 // with a syslog line in every 10 so that text columns count too) is sealed
 // the way the worker seals it (writeSegment, in this thread), several times.
-//   node bench/seal/run.ts [--records 1000000] [--runs 3]
+//   node bench/seal/run.ts [--records 1000000] [--runs 3] [--keep FILE.parquet]
 import { parseArgs } from 'node:util';
-import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, rmSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { duck, writeSegment } from '../../archive/archive.ts';
-import { segmentMerkleRoot } from '../../archive/merkle.ts';
+import { merkleRoot, segmentLeaves, segmentMerkleRoot } from '../../archive/merkle.ts';
 import { LAYOUT } from '../../archive/layout.ts';
 import { Wal } from '../../archive/wal.ts';
 import { FlowDecoder } from '../../archive/netflow.ts';
@@ -16,7 +16,7 @@ import { parseLogLine } from '../../archive/parsers.ts';
 import type { TrafficRecord } from '../../archive/record.ts';
 import { flowSource, SCHOOLS } from '../traffic/flows.ts';
 
-const { values } = parseArgs({ options: { records: { type: 'string', default: '1000000' }, runs: { type: 'string', default: '3' } } });
+const { values } = parseArgs({ options: { records: { type: 'string', default: '1000000' }, runs: { type: 'string', default: '3' }, keep: { type: 'string' } } });
 const N = Number(values.records);
 const runs = Number(values.runs);
 const work = mkdtempSync(join(tmpdir(), 'kw-seal-bench-'));
@@ -58,8 +58,15 @@ try {
     const tm = performance.now();
     const again = await segmentMerkleRoot(db.con, join(segDir, `.tmp-${w!.name}`), LAYOUT);
     merkle.push(performance.now() - tm);
-    db.close();
     if (again.root !== w!.merkleRoot) throw new Error('the root computed again differs');
+    // Once: the root from the file's row hashes handed over one by one and hashed into a tree in JavaScript (merkle.ts), as an export does.
+    if (i === 0) {
+      const leaves = await segmentLeaves(db.con, join(segDir, `.tmp-${w!.name}`), LAYOUT, w!.rows);
+      if (merkleRoot(leaves) !== w!.merkleRoot) throw new Error('the root from the row hashes in JavaScript differs');
+    }
+    db.close();
+    // --keep FILE: the last segment written is kept there (to measure queries on it).
+    if (values.keep && i === runs - 1) copyFileSync(join(segDir, `.tmp-${w!.name}`), values.keep);
     rmSync(join(segDir, `.tmp-${w!.name}`));
     console.log(`run ${i + 1}: ${w!.rows} records sealed in ${(times.at(-1)! / 1000).toFixed(2)} s, of which the Merkle root ${(merkle.at(-1)! / 1000).toFixed(2)} s (${w!.merkleRoot.slice(0, 16)}…)`);
   }
