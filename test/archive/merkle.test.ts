@@ -138,6 +138,13 @@ describe('seal and merge', () => {
       const leaves = await segmentLeaves(con, join(a.segmentDir, m.file), LAYOUT, m.rows);
       expect(merkleRoot(leaves)).toBe(m.merkle_root);
       await expect(segmentLeaves(con, join(a.segmentDir, m.file), LAYOUT, m.rows + 1)).rejects.toThrow(/holds 500 rows, its manifest entry says 501/);
+      // As the collector seals: in the background worker thread.
+      const b = await Archive.open({ dir: join(dir.path, 'worker'), key: generateKeyPairSync('ed25519').privateKey, retentionDays: 90, fsyncIntervalMs: 5 });
+      await b.append(Array.from({ length: 100 }, (_, i) => rec(i, '10.0.9.9')));
+      const s3 = (await b.seal())!;
+      await b.close();
+      expect(s3.merkle_root).toMatch(/^[0-9a-f]{64}$/);
+      expect((await segmentMerkleRoot(con, join(b.segmentDir, s3.file), LAYOUT)).root).toBe(s3.merkle_root);
     } finally {
       con.closeSync();
       inst.closeSync();
