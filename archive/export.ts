@@ -132,19 +132,26 @@ async function proofsOf(dir: string, rows: readonly TrafficRecord[], segments: r
         } catch (err) {
           throw new EvidenceError(`segment ${s.file} (entry ${s.seq}) could not be read for the rows' proofs: ${(err as Error).message} (merged or purged meanwhile? export again; else run klaiwatch archive verify)`);
         }
-        const index = new Map<string, number>();
-        for (let i = leaves.length / 32 - 1; i >= 0; i--) index.set(leaves.toString('hex', i * 32, i * 32 + 32), i);
-        const wanted = new Map<number, number>();
+        // The rows still without a proof, by hash (a segment may hold millions of rows: only these are looked for).
+        const open = new Map<string, number[]>();
         hashes.forEach((h, row) => {
           if (proofs[row]) return;
-          const i = index.get(h.toString('hex'));
-          if (i !== undefined) {
-            wanted.set(row, i);
-            proofs[row] = { row, row_hash: h.toString('hex'), proof: 'unsealed' }; // placeholder, filled below
-          }
+          const k = h.toString('hex');
+          open.set(k, [...(open.get(k) ?? []), row]);
         });
+        const wanted = new Map<number, number>();
+        for (let i = 0; i < leaves.length / 32 && open.size > 0; i++) {
+          const k = leaves.toString('hex', i * 32, i * 32 + 32);
+          const rowsOfIt = open.get(k);
+          if (!rowsOfIt) continue;
+          open.delete(k);
+          for (const row of rowsOfIt) {
+            wanted.set(row, i);
+            proofs[row] = { row, row_hash: k, proof: 'unsealed' }; // placeholder, filled below
+          }
+        }
         if (s.merkle_root) {
-          const paths = inclusionProofs(leaves, [...new Set(wanted.values())]);
+          const paths = inclusionProofs(leaves, [...new Set(wanted.values())], true);
           for (const [row, i] of wanted) proofs[row] = { row, row_hash: hashes[row]!.toString('hex'), proof: 'merkle', segment: s.file, seq: s.seq, index: i, tree_size: s.rows, path: paths.get(i)! };
         } else for (const [row] of wanted) proofs[row] = { row, row_hash: hashes[row]!.toString('hex'), proof: 'whole-file', segment: s.file, seq: s.seq, file: `segments/${s.file}` };
       }

@@ -132,13 +132,14 @@ export function merkleRoot(leaves: Buffer): string {
 /**
  * The audit paths of the leaves at `indices` (RFC 6962 PATH), from the leaf
  * up: level by level, each node's sibling if it has one (a last node without
- * one goes up unchanged). Works on a copy of the level it is on.
+ * one goes up unchanged). Works on a copy of the leaves, or in them.
  */
-export function inclusionProofs(leaves: Buffer, indices: readonly number[]): Map<number, string[]> {
+export function inclusionProofs(leaves: Buffer, indices: readonly number[], overwrite = false): Map<number, string[]> {
   const n = leaves.length / 32;
   const paths = new Map<number, string[]>(indices.map((i) => [i, []]));
   for (const i of indices) if (!(Number.isInteger(i) && i >= 0 && i < n)) throw new Error(`leaf ${i} is not in a tree of ${n}`);
-  let level = Buffer.from(leaves);
+  // `overwrite`: the caller has no further use for `leaves`, and the levels are computed in it.
+  const level = overwrite ? leaves : Buffer.from(leaves);
   let size = n;
   const at = new Map(indices.map((i) => [i, i]));
   while (size > 1) {
