@@ -19,6 +19,7 @@ export interface IngestWorkerData {
   utcOffsetMinutes: number;
   parseBudgetMs: number;
   maxHeld: number;
+  maxHeldBytes: number;
   holdMs: number;
   /** Only in tests (KW_TEST_PARSE_HOOK=1): a line holding "KW-TEST-BUSY-LOOP ms=N" keeps the thread busy N ms. */
   testHook: boolean;
@@ -57,7 +58,7 @@ export interface IngestResult {
 const wd = workerData as IngestWorkerData;
 const schoolOf = new Map(wd.schools);
 const encoder = new RowEncoder();
-const decoder = wd.kind === 'flow' ? new FlowDecoder({ maxHeld: wd.maxHeld, holdMs: wd.holdMs }) : null;
+const decoder = wd.kind === 'flow' ? new FlowDecoder({ maxHeld: wd.maxHeld, maxHeldBytes: wd.maxHeldBytes, holdMs: wd.holdMs }) : null;
 const BUSY = /KW-TEST-BUSY-LOOP ms=(\d{1,6})/;
 /** Numbers per message in a batch's index. */
 const STRIDE = 5;

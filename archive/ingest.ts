@@ -38,6 +38,7 @@ export interface IngestOptions {
   utcOffsetMinutes: number;
   parseBudgetMs: number;
   maxHeld: number;
+  maxHeldBytes: number;
   holdMs: number;
   /** Bytes waiting for (or being worked on by) the threads, at most. */
   maxQueueBytes: number;
@@ -320,6 +321,7 @@ export class Ingest {
       utcOffsetMinutes: opts.utcOffsetMinutes,
       parseBudgetMs: opts.parseBudgetMs,
       maxHeld: opts.maxHeld,
+      maxHeldBytes: opts.maxHeldBytes,
       holdMs: opts.holdMs,
       testHook: process.env.KW_TEST_PARSE_HOOK === '1',
     };

@@ -193,6 +193,7 @@ export class TrafficService {
       utcOffsetMinutes: this.utcOffsetMinutes,
       parseBudgetMs: this.t.parse_budget,
       maxHeld: this.t.flow.max_held,
+      maxHeldBytes: this.t.flow.max_held_bytes,
       holdMs: this.t.flow.hold,
       maxQueueBytes: this.t.max_queue,
       log: this.log,

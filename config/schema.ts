@@ -234,9 +234,11 @@ export const trafficSchema = z.strictObject({
       udp: listenAddress('traffic.flow.udp').optional(),
       /** Data sets waiting for their template, at most. */
       max_held: z.number().int().min(0).max(1_000_000).default(10_000),
+      /** ...and at most this many bytes of them: a spoofed exporter cannot make the decoder hold more. */
+      max_held_bytes: size.default(16 * 1024 * 1024),
       hold: duration('traffic.flow.hold').default(30 * 60_000),
     })
-    .default({ max_held: 10_000, hold: 30 * 60_000 }),
+    .default({ max_held: 10_000, max_held_bytes: 16 * 1024 * 1024, hold: 30 * 60_000 }),
   /**
    * Who may send (absent: everyone). `inventory`: every inventory device's
    * address (default true); `cidrs`: more addresses or prefixes, IPv4 or IPv6.

@@ -75,8 +75,9 @@ kw_ensure_npm_packages() {
   cp "$KW_ROOT/package-lock.json" "$stamp"
 }
 
-# The real peers klaiwatch talks to, and the ones the tests and demo start.
-KW_DEB_PACKAGES=(influxdb influxdb-client snmpsim snmp fping iputils-ping iproute2 ca-certificates)
+# The real peers klaiwatch talks to, and the ones the tests and demo start;
+# openssl checks the archive anchors' RFC 3161 time-stamp tokens.
+KW_DEB_PACKAGES=(influxdb influxdb-client snmpsim snmp fping iputils-ping iproute2 ca-certificates openssl)
 
 read -r -a KW_EXTRA <<< "${KW_EXTRA_PACKAGES:-}"
 kw_apt_install "${KW_DEB_PACKAGES[@]}" ${KW_EXTRA[@]+"${KW_EXTRA[@]}"}
