@@ -157,7 +157,9 @@ describe('named SNMP failures on the device point (pollDevice through the relay)
   it('a datagram cut short: truncated_reply, never "timeout" (and within timeout × tries)', async () => {
     const r = await poll(relayKit.truncate(0.6));
     expect(kinds(r)).toEqual(['truncated_reply']);
-    expect(r.error).toMatch(new RegExp(`^${prefix()}truncated_reply: get scalars: 2 replies came back cut short \\(\\d+ of the \\d+ bytes its length says\\), no complete one$`));
+    // Both tries' replies cut short, or (the second try's reply still on its
+    // way when the time was up) the one that came.
+    expect(r.error).toMatch(new RegExp(`^${prefix()}truncated_reply: get scalars: (2 replies came back cut short \\(\\d+ of the \\d+ bytes its length says\\), no complete one|the reply is \\d+ of the \\d+ bytes its length says: cut short, not used)$`));
     expect(devicePoint(r).fields).toMatchObject({ snmp_up: 0, timeouts: 0 });
     expect(r.took).toBeLessThan(ONE_REQUEST_MS + 1500);
   });
