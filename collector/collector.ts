@@ -21,7 +21,7 @@ import { Spool } from './influx/spool.ts';
 import { setupSchema, type SchemaSetup } from './influx/setup.ts';
 import { measureClock, type NtpMeasurement } from '../clock/sntp.ts';
 import { Schedule } from './alerts/schedule.ts';
-import { StateEngine, STATES, SCHOOL_STATES, schoolState, type Raw, type Transition, type CheckObservation } from './alerts/state.ts';
+import { StateEngine, STATES, SCHOOL_STATES, schoolState, checkSubject, type Raw, type Transition, type CheckObservation } from './alerts/state.ts';
 import { deviceChecks, notWatched, type NotWatched } from './alerts/checks.ts';
 import { StateStore, type Incident } from './alerts/store.ts';
 import { composeNotices, type Notice } from './alerts/notices.ts';
@@ -496,6 +496,14 @@ export class Collector {
       if (st.state === 'up') fields.up = 1;
       else if (st.state === 'down' || st.state === 'unreachable') fields.up = 0;
       ps.push({ measurement: 'device_state', tags: deviceTags(d), fields, time: now });
+    }
+    // Each check of a device that answered, with what it saw: the dashboards list the failing ones (issue 16).
+    for (const c of checks) {
+      const st = engine.states.get(checkSubject(c.device.id, c.check));
+      if (!st) continue;
+      const fields: Record<string, number | string> = { state: st.state, failing: st.state === 'down' ? 1 : 0, since: st.since, detail: c.detail };
+      if (c.facts?.value !== undefined && Number.isFinite(c.facts.value)) fields.value = c.facts.value;
+      ps.push({ measurement: 'check_state', tags: { ...deviceTags(c.device), check: c.check }, fields, time: now });
     }
     const stateOf = (id: string) => engine.states.get(id)?.state;
     const schools: Record<string, number> = { schools_up: 0, schools_degraded: 0, schools_down: 0, schools_unreachable: 0, schools_unknown: 0 };

@@ -198,6 +198,18 @@ export const measurements = {
       cause: f('string', 'string', 'none', 'the device whose failure it was (itself, or the parent it sat behind)'),
     },
   },
+  check_state: {
+    name: 'check_state',
+    description: 'One point per check of a device that answered, per round (SNMP agent, uplink, receiver lock, disks, memory, CPU): its state and what it saw, so the dashboards list the checks failing now.',
+    tags: [...DEVICE_TAGS, 'check'],
+    fields: {
+      state: f('string', 'string', 'none', 'unknown, up, down or maintenance'),
+      failing: f('integer', 'bool', 'none', '1 while the check has failed (state down), else 0'),
+      since: f('integer', 'ms', 'none', 'when the check entered its state (Unix ms): a failure\'s start'),
+      value: f('float', 'none', 'none', 'the value the check judged (a disk\'s used %, ifOperStatus); absent when it judged none (SNMP agent)'),
+      detail: f('string', 'string', 'none', 'what the check saw ("used_pct /data = 93.1 (> 90)")'),
+    },
+  },
   area_state: {
     name: 'area_state',
     description: 'One point per round per collector (instance): its own devices in each state and its incidents open; summed over instances, the area.',
