@@ -1,6 +1,6 @@
 // Who had an address at a moment: time ranges of IP ↔ MAC (DHCP leases:
 // ISC, Kea, RouterOS) and IP ↔ user (RADIUS accounting, RADIUS logins,
-// hotspot logins), built from the archived records themselves; and behind
+// hotspot logins, strongSwan virtual IP assignments), built from the archived records themselves; and behind
 // NAT, the inside address a public address and port stood for (RouterOS
 // src-nat, Cisco ASA translations, flows with NAT fields).
 import { queryArchive, type QueryResult, type SourceSegment } from './query.ts';
@@ -93,8 +93,8 @@ function onClock(b: Binding, clocks: ReadonlyMap<string, DeviceClock>): Binding 
 
 const LEASE_START = /^(DHCPACK|DHCP4_LEASE_ALLOC|assigned)$/;
 const LEASE_END = /^(DHCPRELEASE|DHCPNAK|DHCPDECLINE|DHCP4_RELEASE|DHCP4_DECLINE|DHCP4_LEASE_EXPIRED|deassigned)$/;
-const SESSION_START = /^(Start|Interim-Update|Alive|logged in|Login OK)$/;
-const SESSION_END = /^(Stop|logged out)$/;
+const SESSION_START = /^(Start|Interim-Update|Alive|logged in|Login OK|assigning virtual IP)$/;
+const SESSION_END = /^(Stop|logged out|lease went offline)$/;
 
 /** Lease ranges for one address from its DHCP records, in time order. */
 export function leases(records: readonly TrafficRecord[], ip: string): Binding[] {
@@ -123,13 +123,24 @@ export function leases(records: readonly TrafficRecord[], ip: string): Binding[]
   return out;
 }
 
-/** Login sessions (RADIUS accounting or logins, hotspot) on one address. */
+/** Login sessions (RADIUS accounting or logins, hotspot, strongSwan virtual IPs) on one address. */
 export function sessions(records: readonly TrafficRecord[], ip: string): Binding[] {
   const out: Binding[] = [];
   const open = new Map<string, Binding>();
-  for (const r of [...records].filter((x) => x.src_ip === ip && x.user && /radius|hotspot/.test(x.parser)).sort((a, b) => when(a) - when(b))) {
+  const vpn = (x: TrafficRecord) => x.parser === 'strongswan';
+  for (const r of [...records].filter((x) => x.src_ip === ip && (x.user || vpn(x)) && /radius|hotspot|strongswan/.test(x.parser)).sort((a, b) => when(a) - when(b))) {
     const action = (r.action ?? '').replace(/: .*$/, '');
-    const key = r.user!;
+    // A VPN's virtual address is one peer's at a time: its release (no user named), or its assignment to another peer, ends the holder's session.
+    if (vpn(r) && (action === 'DHCP RELEASE' || (SESSION_START.test(action) && !open.has(r.user ?? '')))) {
+      for (const [k, s] of open) {
+        if (s.source !== 'strongswan') continue;
+        s.to = when(r);
+        s.events++;
+        open.delete(k);
+      }
+    }
+    if (!r.user) continue;
+    const key = r.user;
     if (SESSION_START.test(action)) {
       const s = open.get(key);
       if (s) {

@@ -123,7 +123,6 @@ function endpoint(s: string, sep = ':'): { ip: string | null; port: number | nul
 // Bounded: an address with its port is at most 47 characters, a protocol's flags a few dozen.
 const ROS_ADDR = '\\[[0-9A-Fa-f:.]{1,45}\\](?::\\d{1,5})?|[\\d.]{1,15}(?::\\d{1,5})?';
 const ROS_FLOW = new RegExp(`proto (\\w{1,16})(?: \\(([^)]{0,64})\\))?, (${ROS_ADDR})->(${ROS_ADDR})`);
-const ROS_NAT = /NAT \((\S{1,64}?)->(\S{1,64}?)\)->(\S{1,64}?),/;
 const ROS_TOPICS = /^([a-z]+(?:,[a-z]+)+)\s+/;
 const ROS_MAC = new RegExp(`src-mac (${MAC})`);
 const ROS_LEN = /, len (\d{1,10})/;
@@ -168,6 +167,86 @@ function rosInOut(t: string): boolean {
   return false;
 }
 
+/** The end of a RouterOS address at s[i] ("1.2.3.4", "1.2.3.4:80", "[2001:db8::1]:443"), or -1: what ROS_ADDR takes, by hand. */
+function rosAddrEnd(s: string, i: number): number {
+  let e: number;
+  if (s.charCodeAt(i) === 0x5b) {
+    e = run(s, i + 1, (c) => isColoned(c) || c === 0x2e, Math.min(s.length, i + 46));
+    if (e === i + 1 || s.charCodeAt(e) !== 0x5d) return -1;
+    e++;
+  } else {
+    e = run(s, i, isDotted, Math.min(s.length, i + 15));
+    if (e === i) return -1;
+  }
+  if (s.charCodeAt(e) === 0x3a) {
+    const p = run(s, e + 1, isDigit, Math.min(s.length, e + 6));
+    if (p > e + 1) e = p;
+  }
+  return e;
+}
+
+/** "A->B" at s[i] (both RouterOS addresses): their ends, or null. */
+function rosPair(s: string, i: number): [number, number] | null {
+  const a = rosAddrEnd(s, i);
+  if (a < 0 || !s.startsWith('->', a)) return null;
+  const b = rosAddrEnd(s, a + 2);
+  return b < 0 ? null : [a, b];
+}
+
+interface RosNat {
+  src: string;
+  /** The source after src-nat. */
+  srcTo: string | null;
+  dst: string;
+  /** The destination after dst-nat. */
+  dstTo: string | null;
+}
+
+/**
+ * The connection's NAT, the first "NAT SRC->DST," in the text where either
+ * side is "(BEFORE->AFTER)": "NAT (10.0.0.2:5000->100.64.0.1:6000)->1.1.1.1:443"
+ * (src-nat), "NAT 203.0.113.9:51522->(198.51.100.2:8080->10.36.1.20:80)"
+ * (dst-nat), both at once. Each try reads at most two addresses a side.
+ */
+function rosNat(t: string): RosNat | null {
+  for (let i = t.indexOf('NAT '); i >= 0; i = t.indexOf('NAT ', i + 4)) {
+    let p = i + 4;
+    let src: string;
+    let srcTo: string | null = null;
+    if (t.charCodeAt(p) === 0x28) {
+      const pr = rosPair(t, p + 1);
+      if (!pr || t.charCodeAt(pr[1]) !== 0x29) continue;
+      src = t.slice(p + 1, pr[0]);
+      srcTo = t.slice(pr[0] + 2, pr[1]);
+      p = pr[1] + 1;
+    } else {
+      const e = rosAddrEnd(t, p);
+      if (e < 0) continue;
+      src = t.slice(p, e);
+      p = e;
+    }
+    if (!t.startsWith('->', p)) continue;
+    p += 2;
+    let dst: string;
+    let dstTo: string | null = null;
+    if (t.charCodeAt(p) === 0x28) {
+      const pr = rosPair(t, p + 1);
+      if (!pr || t.charCodeAt(pr[1]) !== 0x29) continue;
+      dst = t.slice(p + 1, pr[0]);
+      dstTo = t.slice(pr[0] + 2, pr[1]);
+      p = pr[1] + 1;
+    } else {
+      const e = rosAddrEnd(t, p);
+      if (e < 0) continue;
+      dst = t.slice(p, e);
+      p = e;
+    }
+    if ((srcTo === null && dstTo === null) || (p < t.length && t.charCodeAt(p) !== 0x2c)) continue;
+    return { src, srcTo, dst, dstTo };
+  }
+  return null;
+}
+
 const mikrotikFirewall: Parser = (text, _msg, r) => {
   if (!text.includes('proto ')) return false;
   const f = ROS_FLOW.exec(text);
@@ -180,11 +259,21 @@ const mikrotikFirewall: Parser = (text, _msg, r) => {
   r.src_port = src.port;
   r.dst_ip = dst.ip;
   r.dst_port = dst.port;
-  const nat = ROS_NAT.exec(text);
+  const nat = text.includes('NAT ') ? rosNat(text) : null;
   if (nat) {
-    const to = endpoint(nat[2]!);
-    r.nat_ip = to.ip;
-    r.nat_port = to.port;
+    // The connection as it was first addressed: the source before src-nat, the destination before dst-nat.
+    const from = endpoint(nat.src);
+    const to = endpoint(nat.dst);
+    if (from.ip) [r.src_ip, r.src_port] = [from.ip, from.port];
+    if (to.ip) [r.dst_ip, r.dst_port] = [to.ip, to.port];
+    if (nat.srcTo !== null) {
+      const e = endpoint(nat.srcTo);
+      [r.nat_ip, r.nat_port] = [e.ip, e.port];
+    }
+    if (nat.dstTo !== null) {
+      const e = endpoint(nat.dstTo);
+      [r.post_nat_dst_ip, r.post_nat_dst_port] = [e.ip, e.port];
+    }
   }
   const mac = ROS_MAC.exec(text);
   if (mac) r.mac = normalMac(mac[1]!);
@@ -271,6 +360,49 @@ const mikrotikHotspot: Parser = (text, _msg, r) => {
   if (!m) return false;
   r.parser = 'mikrotik-hotspot';
   r.user = m.user;
+  r.src_ip = m.ip;
+  r.action = m.action;
+  return true;
+};
+
+/**
+ * RouterOS logins to the router itself: "login failure for user X from A via
+ * S" (system,error,critical; X may be empty), "user X logged in|out from A via
+ * S" (system,info,account); S is winbox, ssh, telnet, web, api, ftp ... The
+ * first such in the text; each candidate reads one word either side.
+ */
+function rosLogin(t: string): { user: string; ip: string; action: string } | null {
+  const tail = (u: string, at: number, event: string) => {
+    const a = run(t, at, notSpace);
+    if (a === at || !t.startsWith(' via ', a) || !isIP(t.slice(at, a))) return null;
+    const v = run(t, a + 5, isName);
+    if (v === a + 5) return null;
+    return { user: u, ip: t.slice(at, a), action: `${event} via ${t.slice(a + 5, v)}` };
+  };
+  for (let i = t.indexOf('login failure for user '); i >= 0; i = t.indexOf('login failure for user ', i + 1)) {
+    const u = run(t, i + 23, notSpace);
+    if (!t.startsWith(' from ', u)) continue;
+    const m = tail(t.slice(i + 23, u), u + 6, 'login failure');
+    if (m) return m;
+  }
+  for (const event of ['logged in', 'logged out']) {
+    const key = ` ${event} from `;
+    for (let i = t.indexOf(key); i >= 0; i = t.indexOf(key, i + 1)) {
+      const u = runBack(t, i, notSpace);
+      if (u === i || u < 5 || !t.startsWith('user ', u - 5) || (u > 5 && !isSpace(t.charCodeAt(u - 6)))) continue;
+      const m = tail(t.slice(u, i), i + key.length, event);
+      if (m) return m;
+    }
+  }
+  return null;
+}
+
+const mikrotikLogin: Parser = (text, _msg, r) => {
+  if (!text.includes(' from ') || !(text.includes('login failure for user ') || text.includes(' logged in from ') || text.includes(' logged out from '))) return false;
+  const m = rosLogin(text);
+  if (!m) return false;
+  r.parser = 'mikrotik-login';
+  r.user = m.user === '' ? null : m.user;
   r.src_ip = m.ip;
   r.action = m.action;
   return true;
@@ -440,6 +572,57 @@ const radiusAuth: Parser = (_text, msg, r) => {
 };
 
 /**
+ * "Ignoring request to TYPE address A port N [bound to server S] from unknown
+ * client C port P [proto X]" (FreeRADIUS 3; version 2 wrote "to TYPE port N"):
+ * a NAS the server does not know sent a request, which was dropped. Read word
+ * by word from the first "Ignoring request to ".
+ */
+function radiusUnknownClient(t: string): { type: string; address: string | null; port: string | null; client: string; clientPort: string | null; proto: string | null } | null {
+  const i = t.indexOf('Ignoring request to ');
+  if (i < 0) return null;
+  const word = (at: number) => t.slice(at, run(t, at, notSpace));
+  const type = word(i + 20);
+  if (type === '') return null;
+  let p = i + 20 + type.length;
+  let address: string | null = null;
+  if (t.startsWith(' address ', p)) {
+    address = word(p + 9);
+    p += 9 + address.length;
+  }
+  let port: string | null = null;
+  if (t.startsWith(' port ', p)) {
+    port = word(p + 6);
+    p += 6 + port.length;
+  }
+  const f = t.indexOf(' from unknown client ', p);
+  if (f < 0) return null;
+  const client = word(f + 21);
+  if (!isIP(client)) return null;
+  p = f + 21 + client.length;
+  let clientPort: string | null = null;
+  if (t.startsWith(' port ', p)) {
+    clientPort = word(p + 6);
+    p += 6 + clientPort.length;
+  }
+  const proto = t.startsWith(' proto ', p) ? word(p + 7) : null;
+  return { type, address, port, client, clientPort, proto };
+}
+
+const radiusUnknown: Parser = (_text, msg, r) => {
+  if (!msg.includes('from unknown client ')) return false;
+  const m = radiusUnknownClient(msg);
+  if (!m) return false;
+  r.parser = 'radius';
+  r.action = `unknown client (${m.type})`;
+  r.src_ip = m.client;
+  r.src_port = m.clientPort && /^\d{1,5}$/.test(m.clientPort) ? Number(m.clientPort) : null;
+  r.dst_ip = m.address && isIP(m.address) ? m.address : null;
+  r.dst_port = m.port && /^\d{1,5}$/.test(m.port) ? Number(m.port) : null;
+  if (m.proto) r.proto = protoNumber(m.proto);
+  return true;
+};
+
+/**
  * `Name = value` pairs, in order: what /([A-Za-z][\w-]*)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\n\t]*)/g
  * took, by hand from each "=" (that expression tried a name at each letter
  * of a long word: 3.7 seconds on 64 KB).
@@ -596,15 +779,60 @@ function asaId(t: string): { id: string; body: string } | null {
   return null;
 }
 
+interface AsaSide {
+  real: { ip: string | null; port: number | null };
+  /** The address the other side saw (the parenthesised one), when given. */
+  mapped: { ip: string | null; port: number | null } | null;
+  /** An identity-firewall user, "(LOCAL\\jdoe)", when given. */
+  user: string | null;
+}
+
+/**
+ * "Built|Teardown [inbound|outbound] TCP|UDP connection ID for IF:ADDR/PORT
+ * [(MAPPED/PORT)][(USER)] to IF:ADDR/PORT [(MAPPED/PORT)][(USER)] ..." read
+ * word by word (a message's first 64 words at most).
+ */
+function asaConnection(body: string): { event: string; dir: string | null; proto: string; a: AsaSide; b: AsaSide } | null {
+  const w = body.split(' ', 64);
+  let k = 0;
+  const event = w[k++]!;
+  if (event !== 'Built' && event !== 'Teardown') return null;
+  const dir = w[k] === 'inbound' || w[k] === 'outbound' ? w[k++]! : null;
+  const proto = w[k++];
+  if ((proto !== 'TCP' && proto !== 'UDP') || w[k++] !== 'connection' || !/^\d{1,12}$/.test(w[k++] ?? '') || w[k++] !== 'for') return null;
+  const side = (): AsaSide | null => {
+    const tok = w[k++] ?? '';
+    const c = tok.indexOf(':');
+    if (c <= 0) return null;
+    const real = endpoint(tok.slice(c + 1), '/');
+    if (!real.ip) return null;
+    const s: AsaSide = { real, mapped: null, user: null };
+    // "(MAPPED)", "(USER)", or both as one word "(MAPPED)(USER)".
+    while (k < w.length && w[k]!.startsWith('(') && w[k]!.endsWith(')')) {
+      for (const part of w[k++]!.slice(1, -1).split(')(', 4)) {
+        const m = endpoint(part, '/');
+        if (m.ip && !s.mapped && !s.user) s.mapped = m;
+        else if (!m.ip && part !== '' && !s.user) s.user = part;
+      }
+    }
+    return s;
+  };
+  const a = side();
+  if (!a || w[k++] !== 'to') return null;
+  const b = side();
+  return b ? { event, dir, proto, a, b } : null;
+}
+
 /** Cisco ASA: translations (305011/305012) and connections (302013-302016). */
-const ciscoAsa: Parser = (_text, msg, r) => {
-  if (!msg.includes('%ASA-')) return false;
-  const id = asaId(msg);
+const ciscoAsa: Parser = (text, msg, r) => {
+  if (!text.includes('%ASA-')) return false;
+  // A message with no header of its own ("%ASA-6-302013: ...") has its id read as the syslog tag: look in the whole text.
+  const id = asaId(msg) ?? asaId(text);
   if (!id) return false;
   const body = id.body;
   // "\S[^\s:]*:" is "\S+?:" (the interface, up to the first colon) without trying every later colon.
   const xlate = /(Built|Teardown) (?:dynamic|static) (TCP|UDP|ICMP) translation from \S[^\s:]*:(\S+) to \S[^\s:]*:(\S+)/.exec(body);
-  const conn = /(Built|Teardown) (?:(inbound|outbound) )?(TCP|UDP) connection \d+ for \S[^\s:]*:(\S+?)(?: \(\S+\))? to \S[^\s:]*:(\S+?)(?: \(\S+\))?(?: |$)/.exec(body);
+  const conn = xlate ? null : asaConnection(body);
   r.parser = 'cisco-asa';
   r.action = `${id.id} ${body.split(' ', 2).join(' ')}`;
   if (xlate) {
@@ -613,16 +841,119 @@ const ciscoAsa: Parser = (_text, msg, r) => {
     r.proto = protoNumber(xlate[2]!);
     [r.src_ip, r.src_port, r.nat_ip, r.nat_port] = [from.ip, from.port, to.ip, to.port];
   } else if (conn) {
-    const a = endpoint(conn[4]!, '/');
-    const b = endpoint(conn[5]!, '/');
-    r.proto = protoNumber(conn[3]!);
-    // "outbound ... for outside:X to inside:Y": Y started it.
-    const [src, dst] = conn[2] === 'inbound' ? [a, b] : [b, a];
-    [r.src_ip, r.src_port, r.dst_ip, r.dst_port] = [src.ip, src.port, dst.ip, dst.port];
+    r.proto = protoNumber(conn.proto);
+    // "outbound ... for outside:X to inside:Y": Y started it; "inbound": X did.
+    const [init, resp] = conn.dir === 'inbound' ? [conn.a, conn.b] : [conn.b, conn.a];
+    const same = (x: AsaSide['real'], y: AsaSide['real']) => x.ip === y.ip && x.port === y.port;
+    [r.src_ip, r.src_port] = [init.real.ip, init.real.port];
+    // The initiator's mapped address is its source after NAT; the responder's is the destination as the initiator addressed it, its real one the destination after NAT.
+    if (init.mapped && !same(init.mapped, init.real)) [r.nat_ip, r.nat_port] = [init.mapped.ip, init.mapped.port];
+    const dst = resp.mapped ?? resp.real;
+    [r.dst_ip, r.dst_port] = [dst.ip, dst.port];
+    if (resp.mapped && !same(resp.mapped, resp.real)) [r.post_nat_dst_ip, r.post_nat_dst_port] = [resp.real.ip, resp.real.port];
+    r.user = init.user ?? resp.user;
     const bytes = /bytes (\d+)/.exec(body);
     if (bytes) r.bytes = Number(bytes[1]);
   }
   return true;
+};
+
+// ------------------------------------------------------------ strongSwan (charon)
+
+/** "HOST[ID]" at t[i] (an IKE endpoint and its identity, as charon's %H[%Y] prints them), the ID ending at `idEnd`. */
+function ikeEnd(t: string, i: number, idEnd: number): { ip: string; id: string } | null {
+  const h = run(t, i, (c) => isColoned(c) || c === 0x2e, Math.min(t.length, i + 45));
+  if (h === i || t.charCodeAt(h) !== 0x5b || idEnd <= h + 1) return null;
+  const ip = t.slice(i, h);
+  return isIP(ip) ? { ip, id: t.slice(h + 1, idEnd) } : null;
+}
+
+/** "NAME[N] [established ]between LOCAL[ID]...REMOTE[ID]" from t[i] on (to the end of the line). */
+function ikeSa(t: string, i: number, lead: string): { name: string; local: { ip: string; id: string }; remote: { ip: string; id: string } } | null {
+  const b = t.indexOf(lead, i);
+  if (b < 0) return null;
+  const line = new Breaks(t).next(b);
+  const dots = t.indexOf(']...', b + lead.length);
+  const close = t.lastIndexOf(']', line - 1);
+  if (dots < 0 || dots >= line || close <= dots + 4) return null;
+  const local = ikeEnd(t, b + lead.length, dots);
+  const remote = ikeEnd(t, dots + 4, close);
+  return local && remote ? { name: t.slice(i, b), local, remote } : null;
+}
+
+/** The quoted identity from t[i] ("'ID'" up to the quote before `after`). */
+function quotedId(t: string, i: number, after: string): { id: string; end: number } | null {
+  if (t.charCodeAt(i) !== 0x27) return null;
+  const e = t.indexOf(`'${after}`, i + 1);
+  return e < 0 ? null : { id: t.slice(i + 1, e), end: e + 1 + after.length };
+}
+
+/**
+ * charon's identity facts (format strings of strongSwan's libcharon):
+ * "IKE_SA %s[%d] established between %H[%Y]...%H[%Y]", "deleting IKE_SA
+ * %s[%d] between ...", "assigning virtual IP %H to peer '%Y'", "lease %H by
+ * '%Y' went offline" (address pools), "sending DHCP RELEASE for %H to %H"
+ * (the dhcp plugin), "authentication of '%Y' with %N successful" (the peer's;
+ * "(myself)" is ours and not taken). The first marker found decides; each is
+ * read once, from its place.
+ */
+const strongswan: Parser = (_text, msg, r) => {
+  if (!msg.includes('[IKE] ') && !msg.includes('[CFG] ')) return false;
+  const set = (action: string) => {
+    r.parser = 'strongswan';
+    r.action = action;
+    return true;
+  };
+  let i = msg.indexOf('IKE_SA ');
+  if (i >= 0) {
+    const deleting = i >= 9 && msg.startsWith('deleting ', i - 9);
+    const sa = ikeSa(msg, i + 7, deleting ? ' between ' : ' established between ');
+    if (sa && /^[^\s[\]]{1,64}\[\d{1,10}\]$/.test(sa.name)) {
+      // The peer (the remote end) reached the gateway (the local end).
+      [r.src_ip, r.dst_ip, r.user] = [sa.remote.ip, sa.local.ip, sa.remote.id];
+      return set(`IKE_SA ${sa.name} ${deleting ? 'deleting' : 'established'}`);
+    }
+  }
+  i = msg.indexOf('assigning virtual IP ');
+  if (i >= 0) {
+    const a = run(msg, i + 21, (c) => isColoned(c) || c === 0x2e, Math.min(msg.length, i + 66));
+    const q = msg.startsWith(' to peer ', a) ? quotedId(msg, a + 9, '') : null;
+    if (q && isIP(msg.slice(i + 21, a))) {
+      [r.src_ip, r.user] = [msg.slice(i + 21, a), q.id];
+      return set('assigning virtual IP');
+    }
+  }
+  i = msg.indexOf('lease ');
+  if (i >= 0 && msg.includes('went offline')) {
+    const a = run(msg, i + 6, (c) => isColoned(c) || c === 0x2e, Math.min(msg.length, i + 51));
+    const q = msg.startsWith(' by ', a) ? quotedId(msg, a + 4, ' went offline') : null;
+    if (q && isIP(msg.slice(i + 6, a))) {
+      [r.src_ip, r.user] = [msg.slice(i + 6, a), q.id];
+      return set('lease went offline');
+    }
+  }
+  i = msg.indexOf('sending DHCP RELEASE for ');
+  if (i >= 0) {
+    const a = run(msg, i + 25, (c) => isColoned(c) || c === 0x2e, Math.min(msg.length, i + 70));
+    if (isIP(msg.slice(i + 25, a))) {
+      r.src_ip = msg.slice(i + 25, a);
+      if (msg.startsWith(' to ', a)) {
+        const s = msg.slice(a + 4, run(msg, a + 4, (c) => isColoned(c) || c === 0x2e, Math.min(msg.length, a + 49)));
+        if (isIP(s)) r.dst_ip = s;
+      }
+      return set('DHCP RELEASE');
+    }
+  }
+  i = msg.indexOf('authentication of ');
+  if (i >= 0) {
+    const q = quotedId(msg, i + 18, ' with ');
+    const e = q ? msg.indexOf(' successful', q.end) : -1;
+    if (q && e > q.end && e - q.end <= 64) {
+      r.user = q.id;
+      return set(`authentication with ${msg.slice(q.end, e)} successful`);
+    }
+  }
+  return false;
 };
 
 // ------------------------------------------------------------ mail
@@ -690,14 +1021,15 @@ const postfix: Parser = (_text, msg, r) => {
 const BY_APP: [RegExp, Parser[]][] = [
   [/^dhcpd$/, [iscDhcp]],
   [/^kea-dhcp4$/, [keaDhcp]],
-  [/^(freeradius|radiusd|radius)$/, [radiusAuth, radiusAccounting]],
+  [/^(freeradius|radiusd|radius)$/, [radiusAuth, radiusUnknown, radiusAccounting]],
   [/^(squid|squid-access)$/, [squid]],
   [/^filterlog$/, [filterlog]],
   [/^(nginx|apache2?|httpd)$/, [webAccess]],
   [/^postfix\//, [postfix]],
   [/^(CiscoASA|%ASA.*)$/, [ciscoAsa]],
+  [/^(charon|charon-systemd|ipsec|strongswan)$/, [strongswan]],
 ];
-const ANY: Parser[] = [mikrotikFirewall, mikrotikDhcp, mikrotikHotspot, iscDhcp, keaDhcp, radiusAuth, radiusAccounting, squid, filterlog, webAccess, ciscoAsa];
+const ANY: Parser[] = [mikrotikFirewall, mikrotikDhcp, mikrotikHotspot, mikrotikLogin, iscDhcp, keaDhcp, radiusAuth, radiusUnknown, radiusAccounting, squid, filterlog, webAccess, ciscoAsa, strongswan];
 
 export interface ParseContext extends SyslogOptions {
   exporter: string;

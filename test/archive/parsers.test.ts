@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { parseLogLine, PARSE_LIMIT } from '../../archive/parsers.ts';
 import { parseSyslog } from '../../archive/syslog.ts';
 import { FLAG_CUT, FLAG_PARSE_LIMIT } from '../../archive/record.ts';
+import { sessions } from '../../archive/identity.ts';
 import { PROJECT } from '../../sim/area.ts';
 
 const dir = join(PROJECT, 'test', 'fixtures', 'logs');
@@ -26,6 +27,12 @@ describe('parsers on real lines', () => {
     }
     expect(count).toEqual({
       'cisco-asa.log: cisco-asa': 20,
+      'cisco-asa-302013.log: cisco-asa': 6,
+      'freeradius-unknown.log: radius': 3,
+      'mikrotik-dstnat.log: mikrotik-firewall': 3,
+      'routeros-login.log: mikrotik-login': 8,
+      'strongswan.log: strongswan': 9,
+      'strongswan.log: syslog': 1, // the gateway's own authentication ("(myself)"): not a peer's
       'freeradius-radius.log: radius': 7,
       'isc-dhcpd.log: isc-dhcp': 21,
       'isc-dhcpd.log: syslog': 2, // "Listening on" / "Sending on": no lease
@@ -79,6 +86,69 @@ describe('parsers on real lines', () => {
     expect(asa[2]).toMatchObject({ src_ip: '172.31.98.44', dst_ip: '100.66.211.242', dst_port: 80, bytes: 38110 });
   });
 
+  it('RouterOS logins to the router: failures per service (an empty user is none), logins and logouts', () => {
+    const all = lines('routeros-login.log').map(parse);
+    expect(all[0]).toMatchObject({ user: 'root', src_ip: '10.0.0.1', action: 'login failure via telnet' });
+    expect(all[1]).toMatchObject({ user: 'admin', src_ip: '203.0.113.77', action: 'login failure via winbox', host: 'gw-1036090106', dev_ms: Date.parse('2026-11-24T09:12:01+07:00') });
+    expect(all[2]).toMatchObject({ user: null, src_ip: '203.0.113.77', action: 'login failure via ssh' });
+    expect(all.slice(1, 6).map((r) => r.action!.split(' via ')[1])).toEqual(['winbox', 'ssh', 'web', 'api', 'ftp']);
+    expect(all[6]).toMatchObject({ user: 'admin', src_ip: '10.36.1.20', action: 'logged in via winbox' });
+    expect(all[7]).toMatchObject({ action: 'logged out via winbox' });
+    // The same words elsewhere are not a login: no address, or no service.
+    expect(parse('<58>Nov 24 09:12:01 gw system,error,critical login failure for user admin from somewhere via ssh').parser).toBe('syslog');
+    expect(parse('<58>Nov 24 09:12:01 gw system,info,account user admin logged in from 10.0.0.1').parser).toBe('syslog');
+  });
+
+  it('RouterOS dst-nat: the destination as addressed and the server it was forwarded to; both translations at once', () => {
+    const [fwd, chain, both] = lines('mikrotik-dstnat.log').map(parse);
+    expect(fwd).toMatchObject({ src_ip: '203.0.113.9', src_port: 51522, dst_ip: '198.51.100.2', dst_port: 8080, post_nat_dst_ip: '10.36.1.20', post_nat_dst_port: 80, nat_ip: null, mac: '00:0c:42:11:22:33', proto: 6, action: 'forward' });
+    expect(chain).toMatchObject({ dst_ip: '198.51.100.2', dst_port: 8080, post_nat_dst_ip: null, action: 'web-in dstnat' });
+    expect(both).toMatchObject({ src_ip: '203.0.113.50', nat_ip: '100.64.0.9', nat_port: 40000, dst_ip: '198.51.100.2', dst_port: 1194, post_nat_dst_ip: '10.36.1.30', post_nat_dst_port: 1194, proto: 17 });
+    // IPv6 in brackets is read; a NAT part cut short leaves the packet's own addresses.
+    const v6 = parse('<13>Jan  2 03:04:05 gw firewall,info forward: in:a out:b, proto TCP, [2001:db8::1]:5->[2001:db8::9]:80, NAT [2001:db8::1]:5->([2001:db8::2]:80->[2001:db8::9]:80), len 60');
+    expect(v6).toMatchObject({ dst_ip: '2001:db8::2', post_nat_dst_ip: '2001:db8::9', post_nat_dst_port: 80 });
+    expect(parse('<13>Jan  2 03:04:05 gw firewall,info forward: in:a out:b, proto TCP, 1.1.1.1:5->10.0.0.9:80, NAT 1.1.1.1:5->(2.2.2.2:80, len 60')).toMatchObject({ dst_ip: '10.0.0.9', post_nat_dst_ip: null });
+  });
+
+  it('FreeRADIUS: a request from an unknown client names the client, its port and the listener', () => {
+    const [bare, auth, acct] = lines('freeradius-unknown.log').map(parse);
+    expect(bare).toMatchObject({ parser: 'radius', action: 'unknown client (auth)', src_ip: '172.19.0.1', src_port: 51765, dst_ip: null, dst_port: 1812, proto: 17, user: null });
+    expect(auth).toMatchObject({ src_ip: '10.36.1.1', src_port: 49152, app: 'radiusd' });
+    expect(acct).toMatchObject({ action: 'unknown client (acct)', dst_ip: '10.36.0.5', dst_port: 1813, src_port: 40123 });
+  });
+
+  it('Cisco ASA 302013/302015: the mapped addresses are the NAT translation, each way; the identity-firewall user', () => {
+    const all = lines('cisco-asa-302013.log').map(parse);
+    // Inbound to a DMZ server published at 123.123.123.10:22.
+    expect(all[0]).toMatchObject({ src_ip: '150.150.150.150', src_port: 57346, dst_ip: '123.123.123.10', dst_port: 22, post_nat_dst_ip: '172.16.16.16', post_nat_dst_port: 22, nat_ip: null });
+    // Outbound from the DMZ server: its source leaves as 123.123.123.10.
+    expect(all[1]).toMatchObject({ src_ip: '172.16.16.16', src_port: 51624, nat_ip: '123.123.123.10', nat_port: 51624, dst_ip: '150.150.150.150', dst_port: 22, post_nat_dst_ip: null });
+    expect(all[2]).toMatchObject({ src_ip: '10.36.1.20', src_port: 51515, nat_ip: '203.0.113.5', nat_port: 51515, dst_ip: '93.184.216.34', dst_port: 443, proto: 6, host: 'asa-office' });
+    expect(all[3]).toMatchObject({ src_ip: '10.36.1.20', nat_ip: '203.0.113.5', nat_port: 53000, dst_port: 53, proto: 17, action: '302015 Built outbound' });
+    expect(all[4]).toMatchObject({ src_ip: '198.51.100.7', dst_ip: '203.0.113.5', dst_port: 443, post_nat_dst_ip: '10.36.1.80', post_nat_dst_port: 443 });
+    expect(all[5]).toMatchObject({ src_ip: '10.36.1.21', nat_port: 50100, user: 'LOCAL\\somchai' });
+  });
+
+  it('strongSwan: the peer and its identity, the virtual IP it was given and its release; a session for who', () => {
+    const all = lines('strongswan.log').map(parse);
+    expect(all[0]).toMatchObject({ user: 'CN=magrassee.internal.micahrl.com', action: 'authentication with ECDSA-256 signature successful', app: 'charon' });
+    expect(all[2]).toMatchObject({ action: 'IKE_SA ikev2-pubkey[4] established', src_ip: '136.62.77.151', dst_ip: '172.16.254.113', user: 'CN=magrassee.internal.micahrl.com' });
+    expect(all[3]).toMatchObject({ action: 'assigning virtual IP', src_ip: '10.19.48.106', user: 'CN=magrassee.internal.micahrl.com' });
+    expect(all[4]).toMatchObject({ action: 'IKE_SA ikev2-pubkey[4] deleting', src_ip: '136.62.77.151' });
+    expect(all[5]).toMatchObject({ action: 'DHCP RELEASE', src_ip: '10.19.48.106', dst_ip: '10.19.48.1', user: null });
+    expect(all[6]).toMatchObject({ action: 'authentication with EAP successful', user: 'somchai@school.example' });
+    // Sessions: from the assignment to the release (DHCP plugin) or the lease going offline (address pool).
+    const [dhcp] = sessions(all, '10.19.48.106');
+    expect(dhcp).toMatchObject({ user: 'CN=magrassee.internal.micahrl.com', source: 'strongswan', from: all[3]!.dev_ms, to: all[5]!.dev_ms, events: 2 });
+    const [pool] = sessions(all, '10.10.10.2');
+    expect(pool).toMatchObject({ user: 'somchai@school.example', from: all[8]!.dev_ms, to: all[9]!.dev_ms });
+    // The address given to another peer ends the first one's session then, though no release was logged.
+    const next = parse("Nov 24 12:00:00 vpn-office charon: 04[IKE] assigning virtual IP 10.10.10.2 to peer 'malee@school.example'");
+    const firstOnly = all.slice(0, 9);
+    const both = sessions([...firstOnly, next], '10.10.10.2');
+    expect(both.map((b) => [b.user, b.to])).toEqual([['somchai@school.example', next.dev_ms], ['malee@school.example', null]]);
+  });
+
   it('RFC 5424 headers: structured data kept apart, the message after it', () => {
     const m = parseSyslog(lines('rfc5424.log')[0]!, { recvMs: RECV, utcOffsetMinutes: 420 });
     expect(m).toMatchObject({ pri: 134, host: 'opnsense', app: 'filterlog', pid: '69805', sd: '[meta sequenceId="2633353"]', time: Date.parse('2022-09-06T18:37:34+02:00') });
@@ -111,7 +181,7 @@ describe('hostile messages parse in linear time', () => {
 
   it('there is an input for every pattern family', () => {
     expect(files.length).toBeGreaterThanOrEqual(30);
-    for (const family of ['header-', 'ros-chain', 'ros-dhcp', 'radius-acct', 'kea-', 'web-access', 'cisco-asa-', 'postfix-']) expect(files.some((f) => f.startsWith(family)), family).toBe(true);
+    for (const family of ['header-', 'ros-chain', 'ros-dhcp', 'ros-nat-dst', 'ros-login', 'radius-acct', 'radius-unknown', 'kea-', 'web-access', 'cisco-asa-', 'cisco-asa-mapped', 'strongswan-', 'postfix-']) expect(files.some((f) => f.startsWith(family)), family).toBe(true);
   });
 
   it.each(files)('%s: median under 5 ms, raw kept whole, flagged as parsed in part', (f) => {
