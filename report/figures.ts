@@ -37,6 +37,7 @@ import { isCheck, isOutage, isUpstream, openAt, repairTimeS } from './definition
 import { Calendar } from '../collector/alerts/schedule.ts';
 import { union, intersect, subtract, total, clip, type Interval } from './intervals.ts';
 import type { ReportPeriod } from './period.ts';
+import type { UplinkStats } from './uplink.ts';
 
 export const READY_SHARE = 0.9;
 const DAY = 86_400_000;
@@ -116,6 +117,8 @@ export interface SchoolFigures extends GroupFigures {
   district: string;
   office: boolean;
   link: LinkStats | null;
+  /** The school's uplink use (report/uplink.ts): p95 in/out % of its speed, time above 80 %; null when its router names no uplink_if or InfluxDB had none. */
+  uplink: UplinkStats | null;
 }
 
 export interface IncidentLine {
@@ -160,6 +163,8 @@ export interface FigureInput {
   period: ReportPeriod;
   now: number;
   links?: ReadonlyMap<string, LinkStats>;
+  /** Per school code, its uplink's use (report/uplink.ts). */
+  uplinks?: ReadonlyMap<string, UplinkStats>;
 }
 
 const pct = (num: number, den: number) => (den > 0 ? (num / den) * 100 : null);
@@ -302,7 +307,7 @@ export function computeReport(input: FigureInput, meta: { title?: string } = {})
   const schools: SchoolFigures[] = [];
   const figuresOf = new Map(devices.map((f) => [f.device, f]));
   for (const s of config.schools) {
-    const g: SchoolFigures = { code: s.code, name: s.name_th, ...(s.name_en ? { nameEn: s.name_en } : {}), district: s.district, office: s.office, link: input.links?.get(s.code) ?? null, ...zeroGroup() };
+    const g: SchoolFigures = { code: s.code, name: s.name_th, ...(s.name_en ? { nameEn: s.name_en } : {}), district: s.district, office: s.office, link: input.links?.get(s.code) ?? null, uplink: input.uplinks?.get(s.code) ?? null, ...zeroGroup() };
     for (const d of s.devices) {
       const f = figuresOf.get(d.id)!;
       addTime(g, f);

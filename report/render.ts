@@ -7,6 +7,7 @@ import { checkTh, KIND_TH } from '../collector/alerts/thai.ts';
 import type { GroupFigures, Report, SchoolFigures, Signatory } from './figures.ts';
 import { READY_SHARE } from './figures.ts';
 import { thaiDate, thaiDateTime } from './period.ts';
+import { UPLINK_BUSY_PCT } from './uplink.ts';
 
 export const FORMATS = ['csv', 'html', 'json'] as const;
 export type Format = (typeof FORMATS)[number];
@@ -39,6 +40,8 @@ export function shortThaiDate(t: number): string {
 
 type Row = SchoolFigures | (GroupFigures & { code?: string; name?: string; district?: string; link?: SchoolFigures['link'] });
 
+const uplinkOf = (g: Row) => ('uplink' in g ? g.uplink : null);
+
 interface Column {
   th: string;
   key: string;
@@ -69,6 +72,10 @@ const CSV_COLUMNS: Column[] = [
   { th: 'ปัญหาที่ตรวจพบ (รายการ)', key: 'checks', value: (g) => String(g.checks) },
   { th: 'ปัญหาที่ยังไม่แก้ไข', key: 'checksOpen', value: (g) => String(g.checksOpen) },
   { th: 'เวลาเฉลี่ยในการแก้ปัญหา (นาที)', key: 'checksMttrMin', value: (g) => fixed(g.checksMttrS === null ? null : g.checksMttrS / 60, 1) },
+  // Uplink saturation (report/uplink.ts): the school's uplink interface only.
+  { th: 'uplink p95 ขาเข้า (% ของความเร็ว)', key: 'uplinkInP95', value: (g) => fixed(uplinkOf(g)?.inP95Pct, 1) },
+  { th: 'uplink p95 ขาออก (% ของความเร็ว)', key: 'uplinkOutP95', value: (g) => fixed(uplinkOf(g)?.outP95Pct, 1) },
+  { th: `uplink เกิน ${UPLINK_BUSY_PCT} % (ชั่วโมง)`, key: 'uplinkHoursBusy', value: (g) => (uplinkOf(g) ? fixed(uplinkOf(g)!.hoursBusy, 1) : '') },
 ];
 
 const csvCell = (s: string) => (/[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
@@ -135,6 +142,27 @@ function signature(role: string, who: Signatory | null): string {
     <div>${who ? esc(who.position) : 'ตำแหน่ง ........................................................'}</div>
     <div>วันที่ ........ / ................ / ........</div>
   </div>`;
+}
+
+/** Uplink saturation per school (report/uplink.ts): only schools whose router names its uplink_if and InfluxDB had points for. */
+function uplinkSection(r: Report): string {
+  const withUplink = r.schools.filter((s) => s.uplink !== null);
+  if (withUplink.length === 0) return '';
+  const rollup = withUplink.some((s) => s.uplink!.source === 'rollup_5m');
+  const cell = (v: string, figure: string) => `<td class="n" data-figure="${figure}">${esc(shown(v))}</td>`;
+  return `<h2>การใช้วงจรอินเทอร์เน็ต (uplink) ของโรงเรียน</h2>
+<table class="uplinks">
+<thead><tr><th>รหัส</th><th>โรงเรียน</th><th>พอร์ต</th><th>p95 ขาเข้า (% ของความเร็ว)</th><th>p95 ขาออก (% ของความเร็ว)</th><th>เวลาที่เกิน ${UPLINK_BUSY_PCT} % (ชั่วโมง)</th><th>เวลาที่เกิน ${UPLINK_BUSY_PCT} % (% ของเวลาที่วัด)</th></tr></thead>
+<tbody>
+${withUplink
+  .map((s) => {
+    const u = s.uplink!;
+    return `<tr data-uplink="${esc(s.code)}"><td>${esc(s.code)}</td><td>${esc(s.name)}</td><td>${esc(u.ifname)}</td>${cell(fixed(u.inP95Pct, 1), 'uplinkInP95')}${cell(fixed(u.outP95Pct, 1), 'uplinkOutP95')}${cell(fixed(u.hoursBusy, 1), 'uplinkHoursBusy')}${cell(fixed(u.busyPct, 1), 'uplinkBusyPct')}</tr>`;
+  })
+  .join('\n')}
+</tbody>
+</table>
+<div class="notes">การใช้ = บิตต่อวินาทีขาเข้า/ขาออกของพอร์ต uplink (uplink_if ในทะเบียน) ÷ ความเร็วของพอร์ต ทีละค่าที่วัด${rollup ? ' (ค่าเฉลี่ยราย 5 นาที)' : ''}; p95 = เปอร์เซ็นไทล์ที่ 95 ของค่าเหล่านั้น; เวลาที่เกิน ${UPLINK_BUSY_PCT} % = จำนวนค่าที่ขาเข้าหรือขาออกเกิน ${UPLINK_BUSY_PCT} % × ช่วงการตรวจ</div>`;
 }
 
 export function renderHtml(r: Report): string {
@@ -272,6 +300,7 @@ ${checks.length === 0 ? `<tr><td colspan="6">ไม่มี</td></tr>` : ''}${c
   .join('\n')}
 </tbody>
 </table>
+${uplinkSection(r)}
 <div class="notes">
 <strong>นิยาม</strong>
 <ul>

@@ -12,6 +12,7 @@ import { InfluxClient, ident, rows } from '../collector/influx/client.ts';
 import { RAW_RP, ROLLUP_RP } from '../collector/influx/setup.ts';
 import { computeReport, type LinkStats, type Report } from './figures.ts';
 import { parsePeriod } from './period.ts';
+import { uplinkStats, type UplinkStats } from './uplink.ts';
 import { planShard } from '../collector/shard.ts';
 
 export class ReportError extends Error {}
@@ -84,9 +85,11 @@ export async function makeReport(config: Config, o: MakeReportOptions): Promise<
   const monitoring = readMonitoring(stateDb, period.from, countedTo);
   if (monitoring.runs.length === 0) warnings.push(`${stateDb}: no collector round recorded from ${period.label}'s start to the end of counted time: no time counts as observed, the figures show "—" (a state database from before klaiwatch recorded its rounds has none)`);
   let links: Map<string, LinkStats> | undefined;
+  let uplinks: Map<string, UplinkStats> | undefined;
   if (!o.noInflux) {
     try {
       links = await linkStats(config, period.from, countedTo, now);
+      uplinks = await uplinkStats(config, period.from, countedTo, now);
     } catch (err) {
       // The availability figures do not depend on InfluxDB; say what is missing rather than give no report.
       warnings.push(`latency and loss left out: InfluxDB at ${config.settings.influx.url} did not answer: ${(err as Error).message}`);
@@ -101,5 +104,5 @@ export async function makeReport(config: Config, o: MakeReportOptions): Promise<
     scope = { ...config, schools, devices: config.devices.filter((d) => plan.owned.has(d.id)) };
     warnings.push(`collector.shard is ${plan.label}: this report covers the ${schools.filter((s) => !s.office).length} of ${config.schools.filter((s) => !s.office).length} schools this collector owns (its state database holds only theirs); the area's figures are the shards' reports together`);
   }
-  return { report: computeReport({ config: scope, incidents, monitoring, period, now, ...(links ? { links } : {}) }), warnings };
+  return { report: computeReport({ config: scope, incidents, monitoring, period, now, ...(links ? { links } : {}), ...(uplinks ? { uplinks } : {}) }), warnings };
 }
