@@ -14,6 +14,7 @@ import { toLine } from '../collector/influx/line.ts';
 import { metricsMarkdown } from '../collector/schema.ts';
 import { ARCHIVE_V8_FLAGS, childExecArgv, COLLECTOR_V8_FLAGS } from '../collector/runtime.ts';
 import { writeDashboards } from '../dashboards/build.ts';
+import { areaOf } from '../dashboards/panels.ts';
 import { makeReport, ReportError } from '../report/report.ts';
 import { render, FORMATS, type Format } from '../report/render.ts';
 import { PeriodError } from '../report/period.ts';
@@ -120,7 +121,8 @@ const commands: Record<string, Command> = {
     run: async (values, positionals) => {
       if (positionals[0] !== 'build' || positionals.length !== 1) throw new UsageError(`unknown action ${JSON.stringify(positionals.join(' '))}; the only one is "build"`);
       if (!values.out) throw new UsageError('dashboards build needs --out DIR');
-      const { files, notes } = writeDashboards(String(values.out), load(values).settings.influx);
+      const config = load(values);
+      const { files, notes } = writeDashboards(String(values.out), config.settings.influx, areaOf(config));
       for (const f of files) console.log(f);
       for (const n of notes) console.error(`note: ${n}`);
       return 0;

@@ -8,18 +8,54 @@ import { stringify } from 'yaml';
 import type * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
 import type { Settings } from '../config/load.ts';
 import { DATASOURCE } from './influxql.ts';
-import { DASHBOARDS } from './dashboards.ts';
+import { dashboardsFor } from './dashboards.ts';
+import { NO_AREA, type DashboardArea } from './panels.ts';
 
-export type DashboardName = keyof typeof DASHBOARDS;
+export const GRID_COLUMNS = 24;
 
-export function buildDashboards(): Record<DashboardName, dashboard.Dashboard> {
-  const out = {} as Record<DashboardName, dashboard.Dashboard>;
-  for (const [name, make] of Object.entries(DASHBOARDS) as [DashboardName, () => dashboard.DashboardBuilder][]) {
+/**
+ * Lays panels out left to right, top to bottom, in the order they were
+ * added: a panel that would pass column 24 starts the next line, a row
+ * takes a line of its own, and the panels of a collapsed row follow it.
+ * (The SDK's own layout lets a panel pass the right edge.)
+ */
+export function layout(panels: dashboard.Dashboard['panels']): void {
+  let x = 0;
+  let y = 0;
+  let lineHeight = 0;
+  const place = (p: { gridPos?: dashboard.GridPos; type?: string }) => {
+    const g = p.gridPos ?? { x: 0, y: 0, w: 12, h: 8 };
+    const w = Math.min(Math.max(1, g.w), GRID_COLUMNS);
+    if (p.type === 'row' || x + w > GRID_COLUMNS) {
+      y += lineHeight;
+      x = 0;
+      lineHeight = 0;
+    }
+    p.gridPos = { ...g, x, y, w, h: p.type === 'row' ? 1 : g.h };
+    if (p.type === 'row') {
+      y += 1;
+      return;
+    }
+    x += w;
+    lineHeight = Math.max(lineHeight, p.gridPos.h);
+  };
+  for (const p of panels ?? []) {
+    place(p as { gridPos?: dashboard.GridPos; type?: string });
+    for (const inner of (p as dashboard.RowPanel).panels ?? []) place(inner as { gridPos?: dashboard.GridPos; type?: string });
+  }
+}
+
+export function buildDashboards(area: DashboardArea = NO_AREA): Record<string, dashboard.Dashboard> {
+  const out: Record<string, dashboard.Dashboard> = {};
+  for (const [name, make] of Object.entries(dashboardsFor(area))) {
     const d = make().build();
-    // Stable panel ids, so links to a panel (viewPanel=N) survive a rebuild.
-    d.panels?.forEach((p, i) => {
-      p.id = i + 1;
-    });
+    layout(d.panels);
+    // Stable panel ids (those in collapsed rows too), so links to a panel (viewPanel=N) survive a rebuild.
+    let id = 0;
+    for (const p of d.panels ?? []) {
+      p.id = ++id;
+      for (const inner of (p as dashboard.RowPanel).panels ?? []) inner.id = ++id;
+    }
     out[name] = d;
   }
   return out;
@@ -61,7 +97,8 @@ export interface BuildResult {
   notes: string[];
 }
 
-export function writeDashboards(outDir: string, influx: Settings['influx']): BuildResult {
+/** `area`: the inventory the pickers and the uplink panels are built from (areaOf(config)); without it the pickers show codes and no uplink is known. */
+export function writeDashboards(outDir: string, influx: Settings['influx'], area: DashboardArea = NO_AREA): BuildResult {
   const out = resolve(outDir);
   const dashDir = join(out, 'dashboards');
   const provDs = join(out, 'provisioning', 'datasources');
@@ -69,7 +106,7 @@ export function writeDashboards(outDir: string, influx: Settings['influx']): Bui
   for (const d of [dashDir, provDs, provDash]) mkdirSync(d, { recursive: true });
   const files: string[] = [];
   const notes: string[] = [];
-  for (const [name, json] of Object.entries(buildDashboards())) {
+  for (const [name, json] of Object.entries(buildDashboards(area))) {
     const file = join(dashDir, `klaiwatch-${name}.json`);
     writeFileSync(file, JSON.stringify(json, null, 2) + '\n');
     files.push(file);

@@ -2,6 +2,7 @@
 // measurement schema's names; `klaiwatch dashboards build` writes them out
 // and test/dashboards runs every panel's query against a real InfluxDB.
 import * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
+import type * as cog from '@grafana/grafana-foundation-sdk/cog';
 import * as common from '@grafana/grafana-foundation-sdk/common';
 import * as geomap from '@grafana/grafana-foundation-sdk/geomap';
 import * as statetimeline from '@grafana/grafana-foundation-sdk/statetimeline';
@@ -9,18 +10,29 @@ import * as bargauge from '@grafana/grafana-foundation-sdk/bargauge';
 import { DATASOURCE, InfluxQL, from, field as fd, tag, matches, equals } from './influxql.ts';
 import type { FieldName } from '../collector/schema.ts';
 import { OUTAGE_INFLUXQL } from '../report/definitions.ts';
+import { uplinkCondition, uplinkUseQuery, uplinksOf, UPLINK_BUSY_PCT } from '../report/uplink.ts';
+import { DEVICE_KINDS, type DeviceKind } from '../config/schema.ts';
+import { KIND_TH } from '../collector/alerts/thai.ts';
 import {
   availabilityThresholds,
+  checkMapping,
+  deviceLink,
   deviceStateMapping,
+  deviceUid,
   deviceVariable,
+  kindMapping,
+  NO_AREA,
   rpVariable,
+  schoolLink,
   schoolStateMapping,
   schoolVariable,
+  SCHOOL_UID,
   statPanel,
   stateTextMapping,
   tablePanel,
   thresholds,
   timeseriesPanel,
+  type DashboardArea,
 } from './panels.ts';
 
 const TAGS = ['klaiwatch'];
@@ -69,11 +81,41 @@ export function areaTotals(fields: readonly AreaField[], opts: { interval?: stri
   return `SELECT ${outer} FROM (SELECT ${inner} FROM ${from('area_state')} WHERE $timeFilter GROUP BY ${by}) WHERE $timeFilter${opts.interval ? ` GROUP BY time(${opts.interval}) fill(null)` : ''}`;
 }
 
-export function areaDashboard(): dashboard.DashboardBuilder {
+/** The checks failing now (`check_state`, last point of each check seen in the last three polling intervals): school, device, check, since, value. */
+export function openChecksQuery(area: DashboardArea, where = ''): string {
+  const windowMin = Math.max(10, Math.ceil((3 * area.maxIntervalMs) / 60_000));
+  const by = `${tag('check_state', 'school')}, ${tag('check_state', 'school_name')}, ${tag('check_state', 'device')}, ${tag('check_state', 'kind')}, ${tag('check_state', 'check')}`;
+  return (
+    `SELECT "since", "value", "detail", "failing" FROM (SELECT last(${fd('check_state', 'failing')}) AS "failing", last(${fd('check_state', 'since')}) AS "since", last(${fd('check_state', 'value')}) AS "value", last(${fd('check_state', 'detail')}) AS "detail" ` +
+    `FROM ${from('check_state')} WHERE ${where ? `${where} AND ` : ''}time > now() - ${windowMin}m GROUP BY ${by}) WHERE "failing" = 1 GROUP BY ${by}`
+  );
+}
+
+function openChecksTable(area: DashboardArea, where: string, linkSchool: 'row' | 'variable', span: number): ReturnType<typeof tablePanel> {
+  return tablePanel('ปัญหาที่ยังไม่แก้ไขตอนนี้ (อุปกรณ์ยังใช้งานได้)', new InfluxQL(openChecksQuery(area, where)), {
+    span,
+    height: 10,
+    sortBy: { displayName: 'ตั้งแต่', desc: false },
+    description:
+      'Failed checks open now (disk over its limit, SNMP agent silent while the device answers ping, uplink port down, receiver not locked): the ones the "incidents open" figure counts beside the devices down. ค่าที่วัดได้: the value the check judged (a disk\'s used %), empty for the SNMP agent.',
+    columns: {
+      school: { hidden: true },
+      school_name: { links: [schoolLink(linkSchool)] },
+      device: { links: [deviceLink(linkSchool)] },
+      kind: { mappings: kindMapping },
+      check: { mappings: checkMapping },
+      since: { unit: 'dateTimeAsLocal' },
+      value: { decimals: 1 },
+      failing: { hidden: true },
+    },
+  });
+}
+
+export function areaDashboard(area: DashboardArea = NO_AREA): dashboard.DashboardBuilder {
   const count = (f: 'schools_up' | 'schools_degraded' | 'schools_down' | 'schools_unreachable' | 'incidents_open' | 'devices_down') => new InfluxQL(areaTotals([f]));
   const map = new geomap.PanelBuilder()
     .title('แผนที่โรงเรียน (สีตามสถานะล่าสุด)')
-    .description('ตำแหน่งจากทะเบียนโรงเรียน (inventory: location). Schools without a location are not drawn.')
+    .description('ตำแหน่งจากทะเบียนโรงเรียน (inventory: location). Schools without a location are not drawn. Click a school for its dashboard.')
     .datasource(DATASOURCE)
     .withTarget(
       new InfluxQL(
@@ -87,6 +129,9 @@ export function areaDashboard(): dashboard.DashboardBuilder {
     .mappings(schoolStateMapping)
     .thresholds(thresholds([[null, 'text'], [1, 'green'], [2, 'yellow'], [3, 'red'], [4, 'orange'], [5, 'blue']]))
     .colorScheme(new dashboard.FieldColorBuilder().mode(dashboard.FieldColorModeId.Thresholds))
+    .overrideByName('school_name', [{ id: 'displayName', value: 'โรงเรียน' }, { id: 'links', value: [schoolLink()] }])
+    .overrideByName('state_code', [{ id: 'displayName', value: 'สถานะ' }, { id: 'links', value: [schoolLink()] }])
+    .overrideByName('school', [{ id: 'displayName', value: 'รหัสโรงเรียน' }])
     .view(new geomap.MapViewConfigBuilder().id('fit').allLayers(true).zoom(9))
     .layers([
       new common.MapLayerOptionsBuilder()
@@ -100,28 +145,40 @@ export function areaDashboard(): dashboard.DashboardBuilder {
     tablePanel(
       title,
       new InfluxQL(
-        `SELECT mean(${fd('icmp', 'loss_pct')}) AS "loss_pct", mean(${fd('icmp', 'rtt_avg_ms')}) AS "rtt_avg_ms" FROM ${from('icmp')} WHERE ${equals('icmp', 'kind', 'router')} AND $timeFilter GROUP BY ${tag('icmp', 'school_name')}`,
+        `SELECT mean(${fd('icmp', 'loss_pct')}) AS "loss_pct", mean(${fd('icmp', 'rtt_avg_ms')}) AS "rtt_avg_ms" FROM ${from('icmp')} WHERE ${equals('icmp', 'kind', 'router')} AND $timeFilter GROUP BY ${tag('icmp', 'school')}, ${tag('icmp', 'school_name')}`,
       ),
-      { span: 6, height: 14, sortBy: { displayName: f, desc: true }, description: `เราเตอร์ของแต่ละโรงเรียน เรียงจากมากไปน้อย (${unit})` },
+      {
+        span: 12,
+        height: 10,
+        sortBy: { displayName: f === 'loss_pct' ? 'สูญหาย (%)' : 'ความหน่วง (ms)', desc: true },
+        description: `เราเตอร์ของแต่ละโรงเรียน เรียงจากมากไปน้อย (${unit})`,
+        columns: { school: { hidden: true }, school_name: { links: [schoolLink()] }, loss_pct: { th: 'สูญหาย (%)', unit: 'percent', decimals: 2 }, rtt_avg_ms: { th: 'ความหน่วง (ms)', unit: 'ms', decimals: 1 } },
+      },
     );
-  return base('klaiwatch-area', 'klaiwatch · ภาพรวมเขตพื้นที่ (Area overview)', 'Schools up, down and unreachable now; the map; the schools with the worst links; outages open now.')
+  return base('klaiwatch-area', 'klaiwatch · ภาพรวมเขตพื้นที่ (Area overview)', 'Schools up, down and unreachable now; the map; outages and failed checks open now; the schools with the worst links.')
     .withRow(new dashboard.RowBuilder('สถานะตอนนี้ (now)'))
     .withPanel(statPanel('โรงเรียนปกติ', count('schools_up'), { thresholds: thresholds([[null, 'green']]) }))
     .withPanel(statPanel('บางอุปกรณ์ขัดข้อง', count('schools_degraded'), { thresholds: thresholds([[null, 'green'], [1, 'yellow']]) }))
     .withPanel(statPanel('โรงเรียนขัดข้อง (เราเตอร์)', count('schools_down'), { thresholds: thresholds([[null, 'green'], [1, 'red']]) }))
     .withPanel(statPanel('ติดต่อไม่ได้ (ต้นทางขัดข้อง)', count('schools_unreachable'), { thresholds: thresholds([[null, 'green'], [1, 'orange']]) }))
-    .withPanel(statPanel('เหตุขัดข้องที่ยังเปิดอยู่', count('incidents_open'), { thresholds: thresholds([[null, 'green'], [1, 'red']]) }))
+    .withPanel(statPanel('เหตุขัดข้องและปัญหาที่ยังเปิดอยู่', count('incidents_open'), { thresholds: thresholds([[null, 'green'], [1, 'red']]) }).description('Outages and failed checks open now: listed in the two tables below.'))
     .withPanel(statPanel('อุปกรณ์ขัดข้อง', count('devices_down'), { thresholds: thresholds([[null, 'green'], [1, 'red']]) }))
     .withPanel(map)
     .withPanel(
       tablePanel(
         'อุปกรณ์ที่ขัดข้องตอนนี้ (open outages)',
         new InfluxQL(
-          `SELECT "state", "state_code" FROM (SELECT last(${fd('device_state', 'state')}) AS "state", last(${fd('device_state', 'state_code')}) AS "state_code" FROM ${from('device_state')} WHERE $timeFilter GROUP BY ${tag('device_state', 'school_name')}, ${tag('device_state', 'device')}, ${tag('device_state', 'kind')}) WHERE "state_code" = 2 OR "state_code" = 3 GROUP BY "school_name", "device", "kind"`,
+          `SELECT "state", "state_code" FROM (SELECT last(${fd('device_state', 'state')}) AS "state", last(${fd('device_state', 'state_code')}) AS "state_code" FROM ${from('device_state')} WHERE $timeFilter GROUP BY ${tag('device_state', 'school')}, ${tag('device_state', 'school_name')}, ${tag('device_state', 'device')}, ${tag('device_state', 'kind')}) WHERE "state_code" = 2 OR "state_code" = 3 GROUP BY "school", "school_name", "device", "kind"`,
         ),
-        { span: 12, height: 14, description: 'สถานะล่าสุดของอุปกรณ์ที่ขัดข้องหรือติดต่อไม่ได้; the incidents themselves, with their causes, are in the state database and the report.' },
-      ).mappings(stateTextMapping),
+        {
+          span: 12,
+          height: 14,
+          description: 'สถานะล่าสุดของอุปกรณ์ที่ขัดข้องหรือติดต่อไม่ได้; the incidents themselves, with their causes, are in the state database and the report.',
+          columns: { school: { hidden: true }, school_name: { links: [schoolLink()] }, device: { links: [deviceLink()] }, kind: { mappings: kindMapping }, state: { mappings: stateTextMapping }, state_code: { hidden: true } },
+        },
+      ),
     )
+    .withPanel(openChecksTable(area, '', 'row', 24))
     .withRow(new dashboard.RowBuilder('คุณภาพลิงก์ (link quality)'))
     .withPanel(worst('loss_pct', 'โรงเรียนที่สูญหายแพ็กเก็ตมากที่สุด (loss %)', '%'))
     .withPanel(worst('rtt_avg_ms', 'โรงเรียนที่หน่วงมากที่สุด (latency ms)', 'ms'))
@@ -131,17 +188,26 @@ export function areaDashboard(): dashboard.DashboardBuilder {
         [
           new InfluxQL(areaTotals(['devices_up', 'devices_down', 'devices_unreachable', 'devices_unknown'], { interval: '$__interval', as: ['ปกติ', 'ขัดข้อง', 'ติดต่อไม่ได้', 'ไม่ทราบ'] })),
         ],
-        { span: 12, min: 0 },
+        { span: 24, min: 0 },
       ),
     );
 }
 
 // --------------------------------------------------------------------- school
 
-export function schoolDashboard(): dashboard.DashboardBuilder {
-  const inSchool = (m: 'device_state' | 'icmp' | 'interface' | 'device') => matches(m, 'school', 'school');
-  return base('klaiwatch-school', 'klaiwatch · โรงเรียน (School)', "One school: its devices' states, its router's traffic, latency and loss.")
-    .withVariable(schoolVariable())
+/** The uplink condition for the dashboards: exactly the inventory's uplink interfaces, or nothing at all when none is named. */
+function uplinksWhere(area: DashboardArea): string {
+  return uplinkCondition(uplinksOf(area.devices)) ?? `"ifname" = '' AND "ifname" != ''`;
+}
+
+const UPLINK_HOW =
+  `The uplink is the interface the inventory names as the router's uplink_if (set it for every school's router). Use = bits per second / the interface's speed (speed_bps), per point; p95 = 95th percentile of those points; hours above ${UPLINK_BUSY_PCT} % = the share of points with in or out above ${UPLINK_BUSY_PCT} %, times 24 h (a day's figure; today's so far).`;
+
+export function schoolDashboard(area: DashboardArea = NO_AREA): dashboard.DashboardBuilder {
+  const inSchool = (m: 'device_state' | 'icmp' | 'interface' | 'device' | 'check_state') => matches(m, 'school', 'school');
+  const use = (rp?: string) => uplinkUseQuery(from('interface', rp), `${uplinksWhere(area)} AND ${inSchool('interface')}`, '$timeFilter', '"device", "ifname"');
+  return base(SCHOOL_UID, 'klaiwatch · โรงเรียน (School)', "One school: its devices' states, failed checks open now, its uplink's use, its router's traffic, latency and loss.")
+    .withVariable(schoolVariable(area))
     .withVariable(
       new dashboard.QueryVariableBuilder('ifname')
         .label('พอร์ตเราเตอร์')
@@ -154,19 +220,55 @@ export function schoolDashboard(): dashboard.DashboardBuilder {
     )
     .withPanel(
       stateTimeline(
-        'สถานะอุปกรณ์ของโรงเรียน $school',
+        'สถานะอุปกรณ์ของโรงเรียน',
         new InfluxQL(`SELECT last(${fd('device_state', 'state_code')}) FROM ${from('device_state')} WHERE ${inSchool('device_state')} AND $timeFilter GROUP BY time($__interval), ${tag('device_state', 'device')} fill(previous)`).alias('$tag_device'),
         deviceStateMapping,
       ),
     )
     .withPanel(
+      tablePanel(
+        'อุปกรณ์และสถานะล่าสุด',
+        new InfluxQL(`SELECT last(${fd('device_state', 'state')}) AS "state", mean(${fd('device_state', 'up')}) * 100 AS "availability_pct" FROM ${from('device_state')} WHERE ${inSchool('device_state')} AND $timeFilter GROUP BY ${tag('device_state', 'device')}, ${tag('device_state', 'kind')}`),
+        {
+          span: 12,
+          height: 10,
+          description: 'สภาพพร้อมใช้งาน: ส่วนของเวลาในช่วงที่เลือกที่อุปกรณ์ใช้งานได้ (จากสถานะรายรอบ). Click a device for its dashboard.',
+          columns: { device: { links: [deviceLink('variable')] }, kind: { mappings: kindMapping }, state: { mappings: stateTextMapping }, availability_pct: { th: 'สภาพพร้อมใช้งาน (%)', unit: 'percent', decimals: 2 } },
+        },
+      ),
+    )
+    .withPanel(openChecksTable(area, inSchool('check_state'), 'variable', 12))
+    .withRow(new dashboard.RowBuilder('การใช้ uplink (uplink saturation)'))
+    .withPanel(
       timeseriesPanel(
-        'ทราฟฟิกของเราเตอร์ เข้า/ออก (uplink)',
+        `การใช้ uplink (% ของความเร็วพอร์ต, เส้นเตือน ${UPLINK_BUSY_PCT} %)`,
+        [new InfluxQL(`SELECT mean("in_pct") AS "เข้า", mean("out_pct") AS "ออก" FROM (${use()}) WHERE $timeFilter GROUP BY time($__interval), "ifname" fill(null)`).alias('$tag_ifname $col')],
+        { unit: 'percent', min: 0, description: UPLINK_HOW },
+      )
+        .thresholdsStyle(new common.GraphThresholdsStyleConfigBuilder().mode(common.GraphThresholdsStyleMode.Line))
+        .thresholds(thresholds([[null, 'green'], [UPLINK_BUSY_PCT, 'red']])),
+    )
+    .withPanel(
+      tablePanel(
+        `uplink รายวัน: p95 และชั่วโมงที่เกิน ${UPLINK_BUSY_PCT} %`,
+        new InfluxQL(`SELECT percentile("in_pct", 95) AS "in_p95", percentile("out_pct", 95) AS "out_p95", mean("busy") * 24 AS "busy_h" FROM (${use()}) WHERE $timeFilter GROUP BY time(1d) tz('Asia/Bangkok')`),
+        {
+          span: 12,
+          keepTime: true,
+          description: UPLINK_HOW,
+          columns: { in_p95: { th: 'p95 ขาเข้า (%)', unit: 'percent', decimals: 1 }, out_p95: { th: 'p95 ขาออก (%)', unit: 'percent', decimals: 1 }, busy_h: { th: `ชั่วโมงที่เกิน ${UPLINK_BUSY_PCT} %`, unit: 'h', decimals: 1 } },
+        },
+      ),
+    )
+    .withRow(new dashboard.RowBuilder('ทราฟฟิกและคุณภาพลิงก์ (traffic, latency, loss)'))
+    .withPanel(
+      timeseriesPanel(
+        'ทราฟฟิกของเราเตอร์ เข้า/ออก',
         [
           new InfluxQL(`SELECT mean(${fd('interface', 'in_bps')}) FROM ${from('interface')} WHERE ${inSchool('interface')} AND ${equals('interface', 'kind', 'router')} AND ${matches('interface', 'ifname', 'ifname')} AND $timeFilter GROUP BY time($__interval), ${tag('interface', 'ifname')} fill(null)`).alias('$tag_ifname เข้า'),
           new InfluxQL(`SELECT -mean(${fd('interface', 'out_bps')}) FROM ${from('interface')} WHERE ${inSchool('interface')} AND ${equals('interface', 'kind', 'router')} AND ${matches('interface', 'ifname', 'ifname')} AND $timeFilter GROUP BY time($__interval), ${tag('interface', 'ifname')} fill(null)`).alias('$tag_ifname ออก'),
         ],
-        { unit: 'bps', description: 'ขาเข้าอยู่ด้านบน ขาออกอยู่ด้านล่าง (ค่าลบ). Choose the uplink port in the ifname picker.' },
+        { unit: 'bps', span: 24, description: 'ขาเข้าอยู่ด้านบน ขาออกอยู่ด้านล่าง (ค่าลบ). Choose ports in the พอร์ตเราเตอร์ picker.' },
       ),
     )
     .withPanel(
@@ -181,29 +283,79 @@ export function schoolDashboard(): dashboard.DashboardBuilder {
         min: 0,
         max: 100,
       }),
-    )
-    .withPanel(
-      tablePanel(
-        'อุปกรณ์และสถานะล่าสุด',
-        new InfluxQL(`SELECT last(${fd('device_state', 'state')}) AS "state", mean(${fd('device_state', 'up')}) * 100 AS "availability_pct" FROM ${from('device_state')} WHERE ${inSchool('device_state')} AND $timeFilter GROUP BY ${tag('device_state', 'device')}, ${tag('device_state', 'kind')}`),
-        { span: 24, description: 'availability_pct: ส่วนของเวลาในช่วงที่เลือกที่อุปกรณ์ใช้งานได้ (จากสถานะรายรอบ)' },
-      )
-        .mappings(stateTextMapping)
-        .overrideByName('availability_pct', [{ id: 'unit', value: 'percent' }, { id: 'decimals', value: 2 }]),
     );
 }
 
 // --------------------------------------------------------------------- device
 
-export function deviceDashboard(): dashboard.DashboardBuilder {
-  const dev = (m: 'interface' | 'system' | 'storage' | 'receiver' | 'icmp' | 'device' | 'device_state' | 'device_info') => matches(m, 'device', 'device');
-  const ts = (m: 'interface' | 'system' | 'storage' | 'receiver' | 'icmp' | 'device', select: string, by = '') =>
+/** Which rows a kind's device dashboard has: a row per measurement the kind's profiles fill; the ones only some devices fill start collapsed. */
+const DEVICE_ROWS: Record<DeviceKind, { open: readonly DeviceRow[]; collapsed: readonly DeviceRow[] }> = {
+  router: { open: ['interface', 'cpu'], collapsed: ['system', 'sensor'] },
+  uplink: { open: ['interface', 'cpu'], collapsed: ['system', 'sensor'] },
+  switch: { open: ['interface'], collapsed: ['cpu', 'system', 'sensor'] },
+  'access-point': { open: ['interface'], collapsed: ['cpu', 'system'] },
+  server: { open: ['cpu', 'storage'], collapsed: ['system', 'interface'] },
+  'dltv-receiver': { open: ['receiver'], collapsed: ['interface'] },
+  other: { open: ['interface'], collapsed: ['cpu', 'system', 'storage', 'sensor', 'receiver'] },
+};
+type DeviceRow = 'interface' | 'cpu' | 'system' | 'storage' | 'sensor' | 'receiver';
+
+export function deviceDashboard(kind: DeviceKind, area: DashboardArea = NO_AREA): dashboard.DashboardBuilder {
+  const dev = (m: 'interface' | 'system' | 'storage' | 'receiver' | 'icmp' | 'device' | 'device_state' | 'device_info' | 'sensor') => matches(m, 'device', 'device');
+  const ts = (m: 'interface' | 'system' | 'storage' | 'receiver' | 'icmp' | 'device' | 'sensor', select: string, by = '') =>
     new InfluxQL(`SELECT ${select} FROM ${from(m)} WHERE ${dev(m)} AND $timeFilter GROUP BY time($__interval)${by ? `, ${by}` : ''} fill(null)`);
-  return base('klaiwatch-device', 'klaiwatch · อุปกรณ์ (Device)', "One device: its interfaces' traffic and errors, CPU, memory, disks, and a receiver's signal.")
-    .withVariable(schoolVariable())
-    .withVariable(deviceVariable())
+  const rows: Record<DeviceRow, { title: string; panels: () => cog.Builder<dashboard.Panel>[] }> = {
+    interface: {
+      title: 'อินเทอร์เฟซ (interfaces)',
+      panels: () => [
+        timeseriesPanel(
+          'ทราฟฟิก เข้า/ออก',
+          [ts('interface', `mean(${fd('interface', 'in_bps')})`, tag('interface', 'ifname')).alias('$tag_ifname เข้า'), ts('interface', `-mean(${fd('interface', 'out_bps')})`, tag('interface', 'ifname')).alias('$tag_ifname ออก')],
+          { unit: 'bps' },
+        ),
+        timeseriesPanel(
+          'ข้อผิดพลาดและการทิ้งแพ็กเก็ต',
+          [ts('interface', `mean(${fd('interface', 'in_errors_ps')}) AS "in_errors", mean(${fd('interface', 'out_errors_ps')}) AS "out_errors", mean(${fd('interface', 'in_discards_ps')}) AS "in_discards", mean(${fd('interface', 'out_discards_ps')}) AS "out_discards"`, tag('interface', 'ifname')).alias('$tag_ifname $col')],
+          { unit: 'pps', min: 0 },
+        ),
+      ],
+    },
+    cpu: {
+      title: 'CPU',
+      panels: () => [timeseriesPanel('CPU', [ts('system', `mean(${fd('system', 'cpu_pct')})`).alias('CPU')], { unit: 'percent', min: 0, max: 100, span: 24, legend: 'list' })],
+    },
+    system: {
+      title: 'หน่วยความจำและอุณหภูมิ (memory, temperature)',
+      panels: () => [
+        // A server's memory is a storage row (hrStorageRam); a router's, a firewall's is here when its profile reads it.
+        timeseriesPanel('หน่วยความจำ', [ts('system', `mean(${fd('system', 'mem_used_pct')})`).alias('memory')], { unit: 'percent', min: 0, max: 100, span: 12, legend: 'list' }),
+        // A firewall's hottest sensor is its system temperature (each sensor: the sensor row).
+        timeseriesPanel('อุณหภูมิ', [ts('system', `mean(${fd('system', 'temperature_c')})`).alias('temperature')], { unit: 'celsius', span: 12, legend: 'list' }),
+      ],
+    },
+    storage: {
+      title: 'พื้นที่จัดเก็บ (storage)',
+      panels: () => [timeseriesPanel('พื้นที่จัดเก็บที่ใช้', [ts('storage', `mean(${fd('storage', 'used_pct')})`, tag('storage', 'storage')).alias('$tag_storage')], { unit: 'percent', min: 0, max: 100, span: 24 })],
+    },
+    sensor: {
+      title: 'เซ็นเซอร์ (sensors)',
+      panels: () => [timeseriesPanel('อุณหภูมิรายเซ็นเซอร์', [ts('sensor', `mean(${fd('sensor', 'temperature_c')})`, tag('sensor', 'sensor')).alias('$tag_sensor')], { unit: 'celsius', span: 24 })],
+    },
+    receiver: {
+      title: 'สัญญาณดาวเทียม (receiver)',
+      panels: () => [
+        timeseriesPanel('ระดับสัญญาณ', [ts('receiver', `mean(${fd('receiver', 'signal_dbm')})`).alias('level dBm')], { unit: 'dBm', span: 8, legend: 'list' }),
+        timeseriesPanel('C/N และ Eb/No', [ts('receiver', `mean(${fd('receiver', 'cn_db')}) AS "C/N", mean(${fd('receiver', 'ebno_db')}) AS "Eb/No"`).alias('$col')], { unit: 'dB', span: 8 }),
+        timeseriesPanel('การล็อกสัญญาณ', [ts('receiver', `min(${fd('receiver', 'lock')})`).alias('lock')], { min: 0, max: 1, span: 8, legend: 'list' }),
+      ],
+    },
+  };
+  const layout = DEVICE_ROWS[kind];
+  let d = base(deviceUid(kind), `klaiwatch · อุปกรณ์: ${KIND_TH[kind]} (${kind})`, `One ${kind}: its state, what it is, what is not watched, failed checks, and the figures its kind has (rows that only some ${kind}s fill start collapsed).`)
+    .withVariable(schoolVariable(area))
+    .withVariable(deviceVariable(kind))
     .withPanel(
-      stateTimeline('สถานะ $device', new InfluxQL(`SELECT last(${fd('device_state', 'state_code')}) FROM ${from('device_state')} WHERE ${dev('device_state')} AND $timeFilter GROUP BY time($__interval) fill(previous)`).alias('$device'), deviceStateMapping, { height: 4 }),
+      stateTimeline('สถานะ', new InfluxQL(`SELECT last(${fd('device_state', 'state_code')}) FROM ${from('device_state')} WHERE ${dev('device_state')} AND $timeFilter GROUP BY time($__interval) fill(previous)`).alias('$device'), deviceStateMapping, { height: 4 }),
     )
     .withPanel(
       tablePanel(
@@ -211,7 +363,12 @@ export function deviceDashboard(): dashboard.DashboardBuilder {
         new InfluxQL(
           `SELECT last(${fd('device_info', 'model')}) AS "model", last(${fd('device_info', 'firmware')}) AS "firmware", last(${fd('device_info', 'serial')}) AS "serial", last(${fd('device_info', 'vendor')}) AS "vendor", last(${fd('device_info', 'sys_name')}) AS "sys_name", last(${fd('device_info', 'description')}) AS "description" FROM ${from('device_info')} WHERE ${dev('device_info')} AND $timeFilter`,
         ),
-        { span: 12, height: 5, description: 'What the device says it is: sysDescr, sysName, ENTITY-MIB model, firmware, serial (or its maker\'s own objects).' },
+        {
+          span: 12,
+          height: 5,
+          description: "What the device says it is: sysDescr, sysName, ENTITY-MIB model, firmware, serial (or its maker's own objects).",
+          columns: { model: { th: 'รุ่น' }, firmware: { th: 'เฟิร์มแวร์' }, serial: { th: 'หมายเลขเครื่อง' }, vendor: { th: 'ผู้ผลิต' }, sys_name: { th: 'ชื่อในเครื่อง' }, description: { th: 'คำอธิบาย' } },
+        },
       ),
     )
     .withPanel(
@@ -222,57 +379,35 @@ export function deviceDashboard(): dashboard.DashboardBuilder {
           span: 12,
           height: 5,
           description:
-            'not_watched: checks of this kind of device (receiver lock, disks, memory) that its profile cannot feed, e.g. a receiver polled with profile generic has no lock check. values_dropped: values the polls dropped as impossible (a percentage above 100, a speed above 400 Gbit/s) in the chosen time. profile: the profile used (auto: chosen by sysObjectID).',
+            'ไม่ได้เฝ้าดู: checks of this kind of device (receiver lock, disks, memory) that its profile cannot feed, e.g. a receiver polled with profile generic has no lock check. ค่าที่ทิ้ง: values the polls dropped as impossible (a percentage above 100, a speed above 400 Gbit/s) in the chosen time. profile: the profile used (auto: chosen by sysObjectID).',
+          columns: { profile: { th: 'โปรไฟล์' }, not_watched: { th: 'ไม่ได้เฝ้าดู' }, values_dropped: { th: 'ค่าที่ทิ้ง' } },
         },
       ),
-    )
-    .withRow(new dashboard.RowBuilder('อินเทอร์เฟซ (interfaces)'))
-    .withPanel(
-      timeseriesPanel(
-        'ทราฟฟิก เข้า/ออก',
-        [
-          ts('interface', `mean(${fd('interface', 'in_bps')})`, tag('interface', 'ifname')).alias('$tag_ifname เข้า'),
-          ts('interface', `-mean(${fd('interface', 'out_bps')})`, tag('interface', 'ifname')).alias('$tag_ifname ออก'),
-        ],
-        { unit: 'bps' },
-      ),
-    )
-    .withPanel(
-      timeseriesPanel(
-        'ข้อผิดพลาดและการทิ้งแพ็กเก็ต',
-        [
-          ts('interface', `mean(${fd('interface', 'in_errors_ps')}) AS "in_errors", mean(${fd('interface', 'out_errors_ps')}) AS "out_errors", mean(${fd('interface', 'in_discards_ps')}) AS "in_discards", mean(${fd('interface', 'out_discards_ps')}) AS "out_discards"`, tag('interface', 'ifname')).alias(
-            '$tag_ifname $col',
-          ),
-        ],
-        { unit: 'pps', min: 0 },
-      ),
-    )
-    .withRow(new dashboard.RowBuilder('ระบบ (system)'))
-    .withPanel(timeseriesPanel('CPU', [ts('system', `mean(${fd('system', 'cpu_pct')})`).alias('CPU')], { unit: 'percent', min: 0, max: 100, span: 8 }))
-    .withPanel(timeseriesPanel('หน่วยความจำ', [ts('system', `mean(${fd('system', 'mem_used_pct')})`).alias('memory')], { unit: 'percent', min: 0, max: 100, span: 8 }))
-    .withPanel(
-      // A firewall's hottest sensor is its system temperature (each sensor: measurement sensor).
-      timeseriesPanel('อุณหภูมิ', [ts('system', `mean(${fd('system', 'temperature_c')})`).alias('temperature')], { unit: 'celsius', span: 8 }),
-    )
-    .withPanel(timeseriesPanel('พื้นที่จัดเก็บ', [ts('storage', `mean(${fd('storage', 'used_pct')})`, tag('storage', 'storage')).alias('$tag_storage')], { unit: 'percent', min: 0, max: 100, span: 8 }))
-    .withRow(new dashboard.RowBuilder('สัญญาณดาวเทียม (receivers)'))
-    .withPanel(timeseriesPanel('ระดับสัญญาณ', [ts('receiver', `mean(${fd('receiver', 'signal_dbm')})`).alias('level dBm')], { unit: 'dBm', span: 8 }))
-    .withPanel(timeseriesPanel('C/N และ Eb/No', [ts('receiver', `mean(${fd('receiver', 'cn_db')}) AS "C/N", mean(${fd('receiver', 'ebno_db')}) AS "Eb/No"`).alias('$col')], { unit: 'dB', span: 8 }))
-    .withPanel(timeseriesPanel('การล็อกสัญญาณ', [ts('receiver', `min(${fd('receiver', 'lock')})`).alias('lock')], { min: 0, max: 1, span: 8 }))
+    );
+  for (const r of layout.open) {
+    d = d.withRow(new dashboard.RowBuilder(rows[r].title));
+    for (const p of rows[r].panels()) d = d.withPanel(p);
+  }
+  d = d
     .withRow(new dashboard.RowBuilder('การเข้าถึง (reachability)'))
     .withPanel(timeseriesPanel('RTT', [ts('icmp', `mean(${fd('icmp', 'rtt_min_ms')}) AS "min", mean(${fd('icmp', 'rtt_avg_ms')}) AS "avg", max(${fd('icmp', 'rtt_max_ms')}) AS "max"`).alias('$col')], { unit: 'ms', min: 0, span: 8 }))
-    .withPanel(timeseriesPanel('การสูญหาย', [ts('icmp', `mean(${fd('icmp', 'loss_pct')})`).alias('loss')], { unit: 'percent', min: 0, max: 100, span: 8 }))
-    .withPanel(timeseriesPanel('เวลาที่ใช้ poll SNMP', [ts('device', `mean(${fd('device', 'poll_ms')})`).alias('poll')], { unit: 'ms', min: 0, span: 8 }));
+    .withPanel(timeseriesPanel('การสูญหาย', [ts('icmp', `mean(${fd('icmp', 'loss_pct')})`).alias('loss')], { unit: 'percent', min: 0, max: 100, span: 8, legend: 'list' }))
+    .withPanel(timeseriesPanel('เวลาที่ใช้ poll SNMP', [ts('device', `mean(${fd('device', 'poll_ms')})`).alias('poll')], { unit: 'ms', min: 0, span: 8, legend: 'list' }));
+  for (const r of layout.collapsed) {
+    const row = new dashboard.RowBuilder(`${rows[r].title} · เฉพาะบางเครื่อง`).collapsed(true);
+    for (const p of rows[r].panels()) row.withPanel(p);
+    d = d.withRow(row);
+  }
+  return d;
 }
 
 // ----------------------------------------------------------------------- DLTV
 
-export function dltvDashboard(): dashboard.DashboardBuilder {
+export function dltvDashboard(area: DashboardArea = NO_AREA): dashboard.DashboardBuilder {
   const rx = (m: 'receiver' | 'device_state') => `${equals(m, 'kind', 'dltv-receiver')} AND ${matches(m, 'school', 'school')}`;
   return base('klaiwatch-dltv', 'klaiwatch · DLTV ห้องเรียน (DLTV classrooms)', 'Classroom receivers during broadcast periods: lock, signal, readiness per school today.')
     .time({ from: 'now/d', to: 'now' })
-    .withVariable(schoolVariable({ all: true }))
+    .withVariable(schoolVariable(area, { all: true }))
     .withPanel(
       new bargauge.PanelBuilder()
         .title('ความพร้อม DLTV วันนี้ (% ของเวลาออกอากาศที่เครื่องรับใช้งานได้)')
@@ -321,7 +456,7 @@ export function dltvDashboard(): dashboard.DashboardBuilder {
 
 // ----------------------------------------------------------------- evaluation
 
-export function evaluationDashboard(): dashboard.DashboardBuilder {
+export function evaluationDashboard(area: DashboardArea = NO_AREA): dashboard.DashboardBuilder {
   const perSchool = (title: string, q: InfluxQL, unit: string, description: string, thresholdsOf = availabilityThresholds()) =>
     new bargauge.PanelBuilder()
       .title(title)
@@ -377,19 +512,44 @@ export function evaluationDashboard(): dashboard.DashboardBuilder {
       tablePanel(
         'ความหน่วงและการสูญหายของลิงก์โรงเรียน (median / p95)',
         new InfluxQL(
-          `SELECT median(${fd('icmp', 'rtt_avg_ms')}) AS "rtt_median_ms", percentile(${fd('icmp', 'rtt_avg_ms')}, 95) AS "rtt_p95_ms", median(${fd('icmp', 'loss_pct')}) AS "loss_median_pct", percentile(${fd('icmp', 'loss_pct')}, 95) AS "loss_p95_pct" FROM ${from('icmp', '$rp')} WHERE ${equals('icmp', 'kind', 'router')} AND $timeFilter GROUP BY ${tag('icmp', 'school_name')}`,
+          `SELECT median(${fd('icmp', 'rtt_avg_ms')}) AS "rtt_median_ms", percentile(${fd('icmp', 'rtt_avg_ms')}, 95) AS "rtt_p95_ms", median(${fd('icmp', 'loss_pct')}) AS "loss_median_pct", percentile(${fd('icmp', 'loss_pct')}, 95) AS "loss_p95_pct" FROM ${from('icmp', '$rp')} WHERE ${equals('icmp', 'kind', 'router')} AND $timeFilter GROUP BY ${tag('icmp', 'school')}, ${tag('icmp', 'school_name')}`,
         ),
-        { span: 12, height: 12, sortBy: { displayName: 'rtt_p95_ms', desc: true } },
+        {
+          span: 12,
+          height: 12,
+          sortBy: { displayName: 'ความหน่วง p95 (ms)', desc: true },
+          columns: {
+            school: { hidden: true },
+            school_name: { links: [schoolLink()] },
+            rtt_median_ms: { th: 'ความหน่วง มัธยฐาน (ms)', unit: 'ms', decimals: 1 },
+            rtt_p95_ms: { th: 'ความหน่วง p95 (ms)', unit: 'ms', decimals: 1 },
+            loss_median_pct: { th: 'สูญหาย มัธยฐาน (%)', unit: 'percent', decimals: 2 },
+            loss_p95_pct: { th: 'สูญหาย p95 (%)', unit: 'percent', decimals: 2 },
+          },
+        },
       ),
     )
     .withPanel(
       tablePanel(
-        'การใช้แบนด์วิดท์ของเราเตอร์ (p95, bps)',
+        `การใช้ uplink ของโรงเรียน (p95 และเวลาที่เกิน ${UPLINK_BUSY_PCT} %)`,
         new InfluxQL(
-          `SELECT percentile(${fd('interface', 'in_bps')}, 95) AS "in_p95_bps", percentile(${fd('interface', 'out_bps')}, 95) AS "out_p95_bps", max(${fd('interface', 'in_bps')}) AS "in_max_bps" FROM ${from('interface', '$rp')} WHERE ${equals('interface', 'kind', 'router')} AND $timeFilter GROUP BY ${tag('interface', 'school_name')}, ${tag('interface', 'ifname')}`,
+          `SELECT percentile("in_pct", 95) AS "in_p95", percentile("out_pct", 95) AS "out_p95", mean("busy") * 100 AS "busy_pct", mean("busy") * 24 AS "busy_h_day" FROM (${uplinkUseQuery(from('interface', '$rp'), uplinksWhere(area), '$timeFilter')}) WHERE $timeFilter GROUP BY "school", "school_name", "ifname"`,
         ),
-        { span: 12, height: 12, sortBy: { displayName: 'in_p95_bps', desc: true } },
-      ).unit('bps'),
+        {
+          span: 12,
+          height: 12,
+          sortBy: { displayName: 'p95 ขาเข้า (%)', desc: true },
+          description: `${UPLINK_HOW} Only each school's uplink, one row per school; on the 5-minute roll-ups the points are 5-minute means.`,
+          columns: {
+            school: { hidden: true },
+            school_name: { links: [schoolLink()] },
+            in_p95: { th: 'p95 ขาเข้า (%)', unit: 'percent', decimals: 1 },
+            out_p95: { th: 'p95 ขาออก (%)', unit: 'percent', decimals: 1 },
+            busy_pct: { th: `เวลาที่เกิน ${UPLINK_BUSY_PCT} % (% ของเวลา)`, unit: 'percent', decimals: 1 },
+            busy_h_day: { th: `เกิน ${UPLINK_BUSY_PCT} % (ชม./วัน)`, unit: 'h', decimals: 1 },
+          },
+        },
+      ),
     );
 }
 
@@ -453,11 +613,15 @@ export function healthDashboard(): dashboard.DashboardBuilder {
     );
 }
 
-export const DASHBOARDS = {
-  area: areaDashboard,
-  school: schoolDashboard,
-  device: deviceDashboard,
-  dltv: dltvDashboard,
-  evaluation: evaluationDashboard,
-  health: healthDashboard,
-} as const;
+/** Every dashboard, by the name its file carries (klaiwatch-NAME.json): one device dashboard per kind, so a data link goes to the kind's own. */
+export function dashboardsFor(area: DashboardArea = NO_AREA): Record<string, () => dashboard.DashboardBuilder> {
+  const out: Record<string, () => dashboard.DashboardBuilder> = {
+    area: () => areaDashboard(area),
+    school: () => schoolDashboard(area),
+  };
+  for (const kind of DEVICE_KINDS) out[`device-${kind}`] = () => deviceDashboard(kind, area);
+  out.dltv = () => dltvDashboard(area);
+  out.evaluation = () => evaluationDashboard(area);
+  out.health = () => healthDashboard();
+  return out;
+}

@@ -8,6 +8,9 @@ import * as timeseries from '@grafana/grafana-foundation-sdk/timeseries';
 import * as table from '@grafana/grafana-foundation-sdk/table';
 import { DATASOURCE, InfluxQL } from './influxql.ts';
 import { STATES, SCHOOL_STATES } from '../collector/alerts/state.ts';
+import type { Config } from '../config/load.ts';
+import type { DeviceKind } from '../config/schema.ts';
+import { CHECK_TH, KIND_TH } from '../collector/alerts/thai.ts';
 
 const STATE_TEXT: Record<string, { th: string; color: string }> = {
   unknown: { th: 'ไม่ทราบ', color: 'text' },
@@ -47,26 +50,76 @@ export const availabilityThresholds = () => thresholds([[null, 'red'], [95, 'yel
 
 const byThresholds = () => new dashboard.FieldColorBuilder().mode(dashboard.FieldColorModeId.Thresholds);
 
-/** The school picker: school codes from the state points (the codes are what the tags carry). */
-export function schoolVariable(opts: { all?: boolean } = {}): dashboard.QueryVariableBuilder {
-  const v = new dashboard.QueryVariableBuilder('school')
-    .label('โรงเรียน (รหัส)')
-    .datasource(DATASOURCE)
-    .query('SHOW TAG VALUES FROM "school_state" WITH KEY = "school"')
-    .refresh(dashboard.VariableRefresh.OnDashboardLoad)
-    .sort(dashboard.VariableSort.AlphabeticalAsc);
+/** What the dashboards are built for: the inventory's schools and devices (`dashboards build` has the settings). */
+export interface DashboardArea {
+  schools: readonly { code: string; name_th: string; office: boolean }[];
+  devices: readonly { id: string; kind: DeviceKind; uplink_if?: string | undefined; school: { code: string } }[];
+  /** The longest polling interval, ms: a check not seen in three of them is not "now". */
+  maxIntervalMs: number;
+}
+
+export function areaOf(config: Pick<Config, 'schools' | 'devices' | 'settings'>): DashboardArea {
+  const p = config.settings.polling;
+  return { schools: config.schools, devices: config.devices, maxIntervalMs: Math.max(p.interval, ...Object.values(p.intervals).filter((x): x is number => typeof x === 'number')) };
+}
+
+/** No inventory: the school picker lists codes from the state points, and no device names an uplink. */
+export const NO_AREA: DashboardArea = { schools: [], devices: [], maxIntervalMs: 60_000 };
+
+/**
+ * The school picker: the text is the school's Thai name, the value its code
+ * (what the tags carry). InfluxQL's SHOW TAG VALUES gives no name/value
+ * pairs, so it is a custom variable built from the inventory; without one,
+ * the codes from the state points.
+ */
+export function schoolVariable(area: DashboardArea, opts: { all?: boolean } = {}): dashboard.CustomVariableBuilder | dashboard.QueryVariableBuilder {
+  if (area.schools.length === 0) {
+    const v = new dashboard.QueryVariableBuilder('school')
+      .label('โรงเรียน (รหัส)')
+      .datasource(DATASOURCE)
+      .query('SHOW TAG VALUES FROM "school_state" WITH KEY = "school"')
+      .refresh(dashboard.VariableRefresh.OnDashboardLoad)
+      .sort(dashboard.VariableSort.AlphabeticalAsc);
+    if (opts.all) v.includeAll(true).allValue('.*').multi(true);
+    return v;
+  }
+  // Grafana splits a custom variable's values on "," and a pair on " : ".
+  const text = (name: string) => name.replace(/,/g, ' ').replace(/ : /g, ' - ').trim();
+  const schools = [...area.schools].sort((a, b) => Number(a.office) - Number(b.office) || a.name_th.localeCompare(b.name_th, 'th'));
+  const options: dashboard.VariableOption[] = schools.map((s) => ({ text: text(s.name_th), value: s.code }));
+  const v = new dashboard.CustomVariableBuilder('school')
+    .label('โรงเรียน')
+    .values(options.map((o) => `${o.text} : ${o.value}`).join(','))
+    .options(options)
+    .current(opts.all ? { text: ['ทั้งหมด'], value: ['$__all'] } : { ...options[0]!, selected: true });
   if (opts.all) v.includeAll(true).allValue('.*').multi(true);
   return v;
 }
 
-/** A device of the chosen school. */
-export function deviceVariable(): dashboard.QueryVariableBuilder {
+/** A device of the chosen school, of the given kind. */
+export function deviceVariable(kind?: DeviceKind): dashboard.QueryVariableBuilder {
   return new dashboard.QueryVariableBuilder('device')
     .label('อุปกรณ์')
     .datasource(DATASOURCE)
-    .query('SHOW TAG VALUES FROM "device_state" WITH KEY = "device" WHERE "school" =~ /^$school$/')
+    .query(`SHOW TAG VALUES FROM "device_state" WITH KEY = "device" WHERE "school" =~ /^$school$/${kind ? ` AND "kind" = '${kind}'` : ''}`)
     .refresh(dashboard.VariableRefresh.OnDashboardLoad)
     .sort(dashboard.VariableSort.AlphabeticalAsc);
+}
+
+/** The device dashboard of a kind: one per kind, so a device's dashboard has only the panels its kind fills. */
+export const deviceUid = (kind: DeviceKind | '${__data.fields.kind}') => `klaiwatch-device-${kind}`;
+export const SCHOOL_UID = 'klaiwatch-school';
+
+/** A data link to the school dashboard with the school of the row (field `school`) or the dashboard's own. */
+export function schoolLink(from: 'row' | 'variable' = 'row'): { title: string; url: string } {
+  const school = from === 'row' ? '${__data.fields.school}' : '${school}';
+  return { title: 'เปิดแดชบอร์ดของโรงเรียนนี้', url: `/d/${SCHOOL_UID}/?var-school=${school}&\${__url_time_range}` };
+}
+
+/** A data link to the device dashboard of the row's device (fields `device`, `kind`, and `school` or the dashboard's school). */
+export function deviceLink(school: 'row' | 'variable' = 'row'): { title: string; url: string } {
+  const s = school === 'row' ? '${__data.fields.school}' : '${school}';
+  return { title: 'เปิดแดชบอร์ดของอุปกรณ์นี้', url: `/d/${deviceUid('${__data.fields.kind}')}/?var-school=${s}&var-device=\${__data.fields.device}&\${__url_time_range}` };
 }
 
 /** Raw points (30 days) or 5-minute roll-ups (2 years), for ranges longer than the raw retention. */
@@ -94,26 +147,89 @@ export function statPanel(title: string, query: InfluxQL, opts: { unit?: string;
   return p;
 }
 
-export function timeseriesPanel(title: string, queries: InfluxQL[], opts: { unit?: string; span?: number; height?: number; min?: number; max?: number; description?: string } = {}): timeseries.PanelBuilder {
+export function timeseriesPanel(
+  title: string,
+  queries: InfluxQL[],
+  opts: { unit?: string; span?: number; height?: number; min?: number; max?: number; description?: string; legend?: 'list' | 'table' } = {},
+): timeseries.PanelBuilder {
   const p = new timeseries.PanelBuilder().title(title).datasource(DATASOURCE).height(opts.height ?? 8).span(opts.span ?? 12);
   queries.forEach((q, i) => p.withTarget(q.refId(String.fromCharCode(65 + i))));
   if (opts.unit) p.unit(opts.unit);
   if (opts.min !== undefined) p.min(opts.min);
   if (opts.max !== undefined) p.max(opts.max);
   if (opts.description) p.description(opts.description);
+  // Where many lines share a panel, a table legend names each with its last, highest and mean value.
+  const legend = new common.VizLegendOptionsBuilder().showLegend(true).placement(common.LegendPlacement.Bottom);
+  if ((opts.legend ?? 'table') === 'table') legend.displayMode(common.LegendDisplayMode.Table).calcs(['lastNotNull', 'max', 'mean']);
+  else legend.displayMode(common.LegendDisplayMode.List).calcs([]);
+  p.legend(legend);
   return p;
 }
 
-export function tablePanel(title: string, query: InfluxQL, opts: { span?: number; height?: number; sortBy?: { displayName: string; desc: boolean }; description?: string } = {}): table.PanelBuilder {
+/** A column's Thai name, its unit and whether it is shown (a hidden column still feeds the data links). */
+export interface Column {
+  th?: string;
+  unit?: string;
+  decimals?: number;
+  hidden?: boolean;
+  links?: { title: string; url: string }[];
+  mappings?: dashboard.ValueMapping[];
+}
+
+/** Column names the tables share, in Thai. */
+export const COLUMN_TH: Record<string, string> = {
+  school: 'รหัสโรงเรียน',
+  school_name: 'โรงเรียน',
+  device: 'อุปกรณ์',
+  kind: 'ประเภท',
+  check: 'ปัญหา',
+  since: 'ตั้งแต่',
+  value: 'ค่าที่วัดได้',
+  detail: 'รายละเอียด',
+  state: 'สถานะ',
+  ifname: 'พอร์ต',
+};
+
+export function tablePanel(
+  title: string,
+  query: InfluxQL,
+  opts: { span?: number; height?: number; sortBy?: { displayName: string; desc: boolean }; description?: string; columns?: Record<string, Column>; keepTime?: boolean } = {},
+): table.PanelBuilder {
   const p = new table.PanelBuilder()
     .title(title)
     .datasource(DATASOURCE)
     .withTarget(query.table().refId('A'))
     .height(opts.height ?? 8)
-    .span(opts.span ?? 12)
-    // InfluxQL tables carry a time column that says nothing here.
-    .withTransformation({ id: 'organize', options: { excludeByName: { Time: true } } });
+    .span(opts.span ?? 12);
+  // InfluxQL tables carry a time column that says nothing here (unless it is the day of a per-day table).
+  if (opts.keepTime) p.overrideByName('Time', [{ id: 'displayName', value: 'วันที่' }, { id: 'unit', value: 'time:YYYY-MM-DD' }]);
+  else p.withTransformation({ id: 'organize', options: { excludeByName: { Time: true } } });
+  for (const [name, c] of Object.entries(opts.columns ?? {})) {
+    const props: dashboard.DynamicConfigValue[] = [];
+    const th = c.th ?? COLUMN_TH[name];
+    if (th) props.push({ id: 'displayName', value: th });
+    if (c.unit) props.push({ id: 'unit', value: c.unit });
+    if (c.decimals !== undefined) props.push({ id: 'decimals', value: c.decimals });
+    if (c.hidden) props.push({ id: 'custom.hidden', value: true });
+    if (c.links) props.push({ id: 'links', value: c.links });
+    if (c.mappings) props.push({ id: 'mappings', value: c.mappings });
+    if (props.length > 0) p.overrideByName(name, props);
+  }
   if (opts.sortBy) p.sortBy([new common.TableSortByFieldStateBuilder().displayName(opts.sortBy.displayName).desc(opts.sortBy.desc)]);
   if (opts.description) p.description(opts.description);
   return p;
 }
+
+/** A check's name in Thai (collector/alerts/thai.ts), with the row it is about: "storage.used_pct:/data" → "พื้นที่ดิสก์ใกล้เต็ม (/data)". */
+export const checkMapping: dashboard.ValueMapping[] = Object.entries(CHECK_TH).flatMap(([name, t], i) => {
+  const re = name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  return [
+    { type: dashboard.MappingType.RegexToText, options: { pattern: `^${re}$`, result: { text: t.title, index: 2 * i } } },
+    { type: dashboard.MappingType.RegexToText, options: { pattern: `^${re}:(.*)$`, result: { text: `${t.title} ($1)`, index: 2 * i + 1 } } },
+  ];
+});
+
+/** A device kind in Thai. */
+export const kindMapping: dashboard.ValueMapping[] = [
+  { type: dashboard.MappingType.ValueToText, options: Object.fromEntries(Object.entries(KIND_TH).map(([k, th], i) => [k, { text: th, index: i }])) },
+];

@@ -16,6 +16,7 @@ import { startSnmpsim } from './snmpsim.ts';
 import { startMailCatcher } from './mailcatcher.ts';
 import { startInfluxd, pingInflux, type Influxd } from './influxd.ts';
 import { writeDashboards } from '../dashboards/build.ts';
+import { areaOf } from '../dashboards/panels.ts';
 import { loadConfig } from '../config/load.ts';
 import { generateSigningKey } from '../archive/manifest.ts';
 import { udpPayloads } from '../archive/pcap.ts';
@@ -215,7 +216,7 @@ for (const f of readdirSync(join(fixtures, 'logs')).filter((n) => n.endsWith('.l
 for (const f of ['nfv5', 'template', 'data', 'ipfixprobe-templates', 'ipfixprobe-data']) for (const d of udpPayloads(readFileSync(join(fixtures, 'netflow', `${f}.pcap`)))) await send(d.payload, flowPort);
 feed.close();
 const grafanaDir = join(data, 'grafana');
-writeDashboards(grafanaDir, config.settings.influx);
+writeDashboards(grafanaDir, config.settings.influx, areaOf(config));
 
 say('');
 say('klaiwatch demo is running.');

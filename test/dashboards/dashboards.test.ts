@@ -4,21 +4,32 @@
 // and closes, a real chronyd for the clock offset. No Grafana server can be
 // installed here, so this is how each panel is known to work: its InfluxQL,
 // with Grafana's macros and the template variables substituted, must parse,
-// run and return series.
-import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+// run and return series. The run happens on a school day inside a DLTV
+// broadcast period (the test's Date is set there: the collector runs in this
+// process), with the calendar's real schedule, so the DLTV panels are filled
+// by what a school day gives them, not by a schedule of "always".
+import { describe, it, expect, beforeAll, afterAll, vi } from 'vitest';
 import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { generateKeyPairSync } from 'node:crypto';
 import { join } from 'node:path';
-import { parse } from 'yaml';
+import { parse, stringify } from 'yaml';
 import pino from 'pino';
 import { buildSimArea, startRouterAgent, DEFAULT_SILENT, type SimArea } from '../../sim/area.ts';
 import { startSnmpsim, type Snmpsim } from '../../sim/snmpsim.ts';
 import { loadConfig, type Config } from '../../config/load.ts';
 import { Collector } from '../../collector/collector.ts';
 import { TrafficService } from '../../archive/service.ts';
-import { buildDashboards, writeDashboards } from '../../dashboards/build.ts';
+import { buildDashboards, writeDashboards, GRID_COLUMNS } from '../../dashboards/build.ts';
+import { areaOf, type DashboardArea } from '../../dashboards/panels.ts';
+import { Calendar } from '../../collector/alerts/schedule.ts';
+import { uplinkStats } from '../../report/uplink.ts';
+import { computeReport } from '../../report/figures.ts';
+import { renderCsv, renderHtml } from '../../report/render.ts';
+import { RAW_RP } from '../../collector/influx/setup.ts';
+import { measurements } from '../../collector/schema.ts';
+import { DEVICE_KINDS } from '../../config/schema.ts';
 import { DATASOURCE, type InfluxQLQuery } from '../../dashboards/influxql.ts';
 import { startTestInflux, type TestInflux } from '../helpers/influx.ts';
 import { tempDir, requireBinary } from '../helpers/peers.ts';
@@ -33,11 +44,32 @@ const execFileAsync = promisify(execFile);
 let influx: TestInflux;
 let dir: ReturnType<typeof tempDir>;
 let lonerDir: ReturnType<typeof tempDir>;
-let area: SimArea;
+let sim: SimArea;
 let agents: Snmpsim;
 let loner: Snmpsim;
 let chrony: Awaited<ReturnType<typeof startChrony>>;
 let config: Config;
+let area: DashboardArea;
+/** The moment the simulated round ran: 09:00 on a school day, inside the first broadcast period. */
+let T: number;
+const DAY = 86_400_000;
+const UPLINK_IF = 'WAN';
+/** Points the test writes on the school's uplink before the run: 10 polls at 90 % in, to be counted above 80 %. */
+const BUSY_POLLS = 10;
+
+/** 09:00 local of the latest school day in the last 25 days (raw points are kept 30), else of the next one. */
+function broadcastMoment(calendars: Calendar[], now: number): number {
+  const offsets = [...Array.from({ length: 26 }, (_, i) => -i), ...Array.from({ length: 400 }, (_, i) => i + 1)];
+  for (const k of offsets) {
+    const t = now + k * DAY;
+    const cal = calendars.find((c) => c.covers(t));
+    if (!cal) continue;
+    const periods = cal.broadcastPeriods(cal.dayStart(t));
+    const at = periods[0] ? periods[0].start + 30 * 60_000 : undefined;
+    if (at !== undefined && (k !== 0 || at < now)) return at;
+  }
+  throw new Error('no school day with broadcast periods in config/calendar within a year: add the next year\'s calendar');
+}
 
 beforeAll(async () => {
   await requireBinary('fping', 'fping');
@@ -46,7 +78,7 @@ beforeAll(async () => {
   lonerDir = tempDir('dash-loner');
   const ntpPort = 12900 + (process.pid % 800);
   chrony = await startChrony(dir.path, ntpPort);
-  area = buildSimArea({
+  sim = buildSimArea({
     dir: dir.path,
     influxUrl: influx.server.url,
     database: 'dash',
@@ -56,25 +88,40 @@ beforeAll(async () => {
     snmpOnly: [LONER, '1036090119-router'],
     extraSettings: {
       ntp: { server: '127.0.0.1', port: ntpPort },
-      // Receivers judged whatever the hour the suite runs at, so DLTV panels have judged points.
-      alerts: { state_db: join(dir.path, 'state.sqlite'), schedule: { 'dltv-receiver': 'always' } },
+      // The calendar's own schedule: receivers are judged because the run is inside a broadcast period.
+      alerts: { state_db: join(dir.path, 'state.sqlite') },
       // The traffic archive runs too, so the health dashboard's ingest panels have figures.
       traffic: { dir: join(dir.path, 'traffic'), signing_key: join(dir.path, 'signing.pem'), syslog: { udp: '127.0.0.1:0' } },
     },
   });
   writeFileSync(join(dir.path, 'signing.pem'), generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }));
   [agents, loner] = await Promise.all([
-    startSnmpsim({ dir: dir.path, dataDir: area.dataDir, endpoints: area.endpoints, probeCommunity: 'router' }),
-    startRouterAgent(lonerDir.path, `${area.devices.find((d) => d.id === LONER)!.address}:${area.snmpPort}`),
+    startSnmpsim({ dir: dir.path, dataDir: sim.dataDir, endpoints: sim.endpoints, probeCommunity: 'router' }),
+    startRouterAgent(lonerDir.path, `${sim.devices.find((d) => d.id === LONER)!.address}:${sim.snmpPort}`),
   ]);
-  config = loadConfig(area.settingsPath);
+  // Every school router's uplink is its WAN port (the inventory's uplink_if).
+  const schoolsFile = join(dir.path, 'schools.yaml');
+  const inv = parse(readFileSync(schoolsFile, 'utf8')) as { schools: { devices: { kind: string; uplink_if?: string }[] }[] };
+  for (const s of inv.schools) for (const d of s.devices) if (d.kind === 'router') d.uplink_if = UPLINK_IF;
+  writeFileSync(schoolsFile, stringify(inv, { lineWidth: 0 }));
+  config = loadConfig(sim.settingsPath);
+  area = areaOf(config);
+  T = broadcastMoment(config.calendars.map((c) => new Calendar(c)), Date.now());
+  // The test's clock (the collector runs in this process) at 09:00 of a school day; it moves on in real time.
+  vi.useFakeTimers({ toFake: ['Date'], now: T, shouldAdvanceTime: true });
   const collector = new Collector(config, pino({ level: 'silent' }));
   await collector.prepare();
+  // A busy half hour before the run (into the raw retention policy the collector set up): the school's uplink at 90 % in (100 Mbit/s port).
+  const router = config.deviceById.get(`${SCHOOL}-router`)!;
+  const esc = (v: string) => v.replace(/[,= ]/g, (c) => `\\${c}`);
+  const busy = Array.from({ length: BUSY_POLLS }, (_, i) => `interface,school=${SCHOOL},school_name=${esc(router.school.name_th)},district=${esc(router.school.district)},device=${router.id},kind=router,ifname=${UPLINK_IF} in_bps=90000000,out_bps=1000000,speed_bps=100000000 ${(T - 30 * 60_000 + i * 30_000) * 1e6}`);
+  const w = await fetch(`${influx.server.url}/write?db=dash&rp=${RAW_RP}`, { method: 'POST', body: busy.join('\n') });
+  expect(w.status).toBe(204);
   await collector.checkClock();
   const round = () => collector.runRound(config.devices, 4000, { jitter: false });
   const traffic = new TrafficService(config, pino({ level: 'silent' }), () => collector.clockOffsetMs());
   await traffic.start();
-  const trafficPoint = async () => collector.writePoints([{ measurement: 'traffic', tags: { instance: 'sim' }, fields: { ...(await traffic.refreshStats()) }, time: Date.now() }]);
+  const trafficPoint = async () => collector.writePoints([{ measurement: 'traffic', tags: { instance: 'sim' }, fields: Object.fromEntries(Object.entries(await traffic.refreshStats()).filter(([k]) => Object.hasOwn(measurements.traffic.fields, k))), time: Date.now() }]);
   const udpPort = Number(traffic.bound['syslog-udp']!.split(':').pop());
   const sendLogs = () => execFileAsync('logger', ['--server', '127.0.0.1', '--port', String(udpPort), '--udp', '-t', 'dhcpd', 'DHCPACK on 10.36.1.50 to aa:bb:cc:00:11:22 via eth0']);
   try {
@@ -104,6 +151,7 @@ beforeAll(async () => {
     loner.resume();
     await traffic.stop();
     await collector.stop();
+    vi.useRealTimers();
   }
 }, 300_000);
 
@@ -119,24 +167,38 @@ afterAll(async () => {
 interface PanelQuery {
   dashboard: string;
   panel: string;
+  /** In a row that starts collapsed: figures only some devices of the kind have. */
+  collapsed: boolean;
   query: InfluxQLQuery;
+}
+
+type AnyPanel = { type?: string; title?: string; collapsed?: boolean; gridPos?: { x: number; y: number; w: number; h: number }; panels?: AnyPanel[]; targets?: InfluxQLQuery[]; fieldConfig?: { defaults?: { links?: { url: string }[] }; overrides?: { matcher: { options: string }; properties: { id: string; value: unknown }[] }[] } };
+
+/** Every panel, those inside collapsed rows too, with whether it is in one. */
+function allPanels(d: { panels?: unknown[] }): { panel: AnyPanel; collapsed: boolean }[] {
+  const out: { panel: AnyPanel; collapsed: boolean }[] = [];
+  for (const p of (d.panels ?? []) as AnyPanel[]) {
+    out.push({ panel: p, collapsed: false });
+    for (const inner of p.panels ?? []) out.push({ panel: inner, collapsed: p.collapsed === true });
+  }
+  return out;
 }
 
 function panelQueries(): PanelQuery[] {
   const out: PanelQuery[] = [];
-  for (const [name, d] of Object.entries(buildDashboards())) {
-    for (const p of d.panels ?? []) {
+  for (const [name, d] of Object.entries(buildDashboards(area))) {
+    for (const { panel: p, collapsed } of allPanels(d)) {
       if (p.type === 'row') continue;
-      const targets = ((p as { targets?: InfluxQLQuery[] }).targets ?? []) as InfluxQLQuery[];
-      for (const query of targets) out.push({ dashboard: name, panel: (p as { title?: string }).title ?? '?', query });
+      for (const query of p.targets ?? []) out.push({ dashboard: name, panel: p.title ?? '?', collapsed, query });
     }
   }
   return out;
 }
 
-/** Grafana's work before the query leaves: macros and template variables. */
+/** Grafana's work before the query leaves: macros and template variables. The range is the hour around the run; now() is the run's end (the points are at T). */
 function substitute(q: string, vars: Record<string, string>): string {
-  let s = q.replace(/\$timeFilter/g, 'time >= now() - 1h').replace(/\$__interval/g, '5s');
+  const end = T + 10 * 60_000;
+  let s = q.replace(/\$timeFilter/g, `time >= ${T - 3_600_000}ms AND time <= ${end}ms`).replace(/\$__interval/g, '5s').replace(/now\(\)/g, `${end}ms`);
   for (const [k, v] of Object.entries(vars)) s = s.replaceAll(`$${k}`, v);
   if (/\$\w/.test(s)) throw new Error(`unsubstituted variable in: ${s}`);
   return s;
@@ -145,18 +207,26 @@ function substitute(q: string, vars: Record<string, string>): string {
 interface Answer {
   error?: string;
   series: number;
+  columns: string[];
+  rows: Record<string, unknown>[];
 }
 
 async function run(q: string): Promise<Answer> {
   const url = `${influx.server.url}/query?db=dash&epoch=ms&q=${encodeURIComponent(q)}`;
-  const body = (await (await fetch(url)).json()) as { error?: string; results?: { error?: string; series?: unknown[] }[] };
+  const body = (await (await fetch(url)).json()) as { error?: string; results?: { error?: string; series?: { columns: string[]; tags?: Record<string, string>; values: unknown[][] }[] }[] };
   const r = body.results?.[0];
   const error = body.error ?? r?.error;
-  return { ...(error ? { error } : {}), series: r?.series?.length ?? 0 };
+  const series = r?.series ?? [];
+  const rows = series.flatMap((x) => x.values.map((v) => ({ ...x.tags, ...Object.fromEntries(x.columns.map((c, i) => [c, v[i]])) })));
+  return { ...(error ? { error } : {}), series: series.length, columns: [...new Set(series.flatMap((x) => [...Object.keys(x.tags ?? {}), ...x.columns]))], rows };
 }
 
-// A MikroTik router, a Linux server with LSI disks, a satellite receiver, and the office's web server (the one whose agent reports memory).
-const DEVICE_SAMPLES = [`${SCHOOL}-router`, `${SCHOOL}-server`, `${SCHOOL}-dltv-1`, 'office-web'];
+/** Panels that show something only for a school that has it: the office has the failing checks (its disks over 90 %). */
+const OPEN_CHECKS = 'ปัญหาที่ยังไม่แก้ไขตอนนี้ (อุปกรณ์ยังใช้งานได้)';
+const PANEL_VARS: Record<string, Record<string, string>> = { [`school / ${OPEN_CHECKS}`]: { school: 'office' } };
+
+// A device of each kind the simulated area has: a MikroTik router, a Linux server with LSI disks, a satellite receiver, the office's uplink.
+const DEVICE_SAMPLES: Record<string, string> = { router: `${SCHOOL}-router`, server: `${SCHOOL}-server`, 'dltv-receiver': `${SCHOOL}-dltv-1`, uplink: 'office-uplink' };
 
 describe('the dashboards', () => {
   it('type-check against the SDK and carry the klaiwatch data source on every query', () => {
@@ -167,14 +237,43 @@ describe('the dashboards', () => {
       expect(query.rawQuery).toBe(true);
       expect(query.query).toMatch(/^SELECT /);
     }
-    // Panel ids are unique per dashboard.
-    for (const d of Object.values(buildDashboards())) {
-      const ids = (d.panels ?? []).map((p) => p.id);
+    // Panel ids are unique per dashboard, those in collapsed rows too.
+    for (const d of Object.values(buildDashboards(area))) {
+      const ids = allPanels(d).map((p) => (p.panel as { id?: number }).id);
       expect(new Set(ids).size).toBe(ids.length);
     }
   });
 
-  it('every query of the area, school, DLTV, evaluation and health dashboards runs and returns series', async () => {
+  it('every panel of every dashboard fits the 24 columns, and no two overlap', () => {
+    const problems: string[] = [];
+    for (const [name, d] of Object.entries(buildDashboards(area))) {
+      const placed = allPanels(d).map((p) => p.panel);
+      for (const p of placed) {
+        const g = p.gridPos!;
+        if (!g || g.x < 0 || g.w < 1 || g.x + g.w > GRID_COLUMNS || g.h < 1) problems.push(`${name} / ${p.title}: ${JSON.stringify(g)}`);
+      }
+      for (let i = 0; i < placed.length; i++)
+        for (let j = i + 1; j < placed.length; j++) {
+          const a = placed[i]!.gridPos!;
+          const b = placed[j]!.gridPos!;
+          if (a.x < b.x + b.w && b.x < a.x + a.w && a.y < b.y + b.h && b.y < a.y + a.h) problems.push(`${name}: "${placed[i]!.title}" ${JSON.stringify(a)} overlaps "${placed[j]!.title}" ${JSON.stringify(b)}`);
+        }
+    }
+    expect(problems).toEqual([]);
+  });
+
+  it('every time series has a legend, a table with last, max and mean where many lines share it', () => {
+    for (const [name, d] of Object.entries(buildDashboards(area)))
+      for (const { panel } of allPanels(d)) {
+        if (panel.type !== 'timeseries') continue;
+        const legend = (panel as { options?: { legend?: { showLegend: boolean; displayMode: string; calcs: string[] } } }).options?.legend;
+        expect(legend?.showLegend, `${name} / ${panel.title}`).toBe(true);
+        if (legend!.displayMode === 'table') expect(legend!.calcs).toEqual(['lastNotNull', 'max', 'mean']);
+        else expect(legend!.displayMode).toBe('list');
+      }
+  });
+
+  it('every query of the area, school, DLTV, evaluation and health dashboards runs and returns series on a school day', async () => {
     const vars: Record<string, Record<string, string>> = {
       area: {},
       school: { school: SCHOOL, ifname: '.*' },
@@ -185,8 +284,8 @@ describe('the dashboards', () => {
     const failures: string[] = [];
     let ran = 0;
     for (const { dashboard, panel, query } of panelQueries()) {
-      if (dashboard === 'device') continue;
-      const text = substitute(query.query, vars[dashboard]!);
+      if (dashboard.startsWith('device-')) continue;
+      const text = substitute(query.query, { ...vars[dashboard]!, ...PANEL_VARS[`${dashboard} / ${panel}`] });
       const a = await run(text);
       ran++;
       if (a.error) failures.push(`${dashboard} / ${panel}: ${a.error}\n    ${text}`);
@@ -196,15 +295,22 @@ describe('the dashboards', () => {
     expect(ran).toBeGreaterThan(25);
   });
 
-  it('every device panel returns series for a router, a server or a satellite receiver of the simulated area', async () => {
+  it('each kind\'s device dashboard: every panel outside the collapsed rows returns series for a device of that kind', async () => {
     const failures: string[] = [];
-    for (const { panel, query } of panelQueries().filter((q) => q.dashboard === 'device')) {
-      const answers = await Promise.all(DEVICE_SAMPLES.map((device) => run(substitute(query.query, { school: SCHOOL, device }))));
-      const errors = answers.filter((a) => a.error).map((a) => a.error);
-      if (errors.length > 0) failures.push(`${panel}: ${errors.join('; ')}`);
-      else if (answers.every((a) => a.series === 0)) failures.push(`${panel}: no series for any of ${DEVICE_SAMPLES.join(', ')}`);
+    let ran = 0;
+    for (const [kind, device] of Object.entries(DEVICE_SAMPLES)) {
+      const school = config.deviceById.get(device)!.school.code;
+      for (const { panel, query, collapsed } of panelQueries().filter((q) => q.dashboard === `device-${kind}`)) {
+        const a = await run(substitute(query.query, { school, device }));
+        ran++;
+        if (a.error) failures.push(`${kind} / ${panel}: ${a.error}`);
+        else if (a.series === 0 && !collapsed) failures.push(`${kind} / ${panel}: no series for ${device}`);
+      }
     }
     expect(failures).toEqual([]);
+    expect(ran).toBeGreaterThan(20);
+    // The kinds without a sample run their queries without error.
+    for (const { panel, query, dashboard } of panelQueries().filter((q) => q.dashboard.startsWith('device-'))) expect((await run(substitute(query.query, { school: SCHOOL, device: 'nothing' }))).error, `${dashboard} / ${panel}`).toBeUndefined();
   });
 
   it('the evaluation queries also run on the 5-minute roll-ups', async () => {
@@ -214,19 +320,119 @@ describe('the dashboards', () => {
     }
   });
 
-  it('the template variables list the schools, the devices and the router ports', async () => {
-    const all = Object.values(buildDashboards()).flatMap((d) => d.templating?.list ?? []);
-    const queries = all.filter((v) => v.type === 'query');
-    expect(queries.map((v) => v.name).sort()).toEqual(['device', 'ifname', 'school', 'school', 'school'].sort());
-    const values = async (v: (typeof queries)[number]) => {
-      const url = `${influx.server.url}/query?db=dash&q=${encodeURIComponent(substitute(String(v.query), { school: SCHOOL }))}`;
+  it('the open checks are listed on the area and school dashboards: the office disks over 90 %, with school, device, check, since and value', async () => {
+    const table = (dash: string) => panelQueries().find((q) => q.dashboard === dash && q.panel.startsWith('ปัญหาที่ยังไม่แก้ไขตอนนี้'))!;
+    const areaRows = (await run(substitute(table('area').query.query, {}))).rows;
+    const disks = areaRows.filter((r) => String(r.check).startsWith('storage.used_pct'));
+    expect(disks.length).toBeGreaterThan(0);
+    for (const r of disks) {
+      expect(Number(r.value)).toBeGreaterThan(90);
+      expect(Number(r.since)).toBeGreaterThan(T - 60_000);
+      expect(Number(r.since)).toBeLessThan(T + 10 * 60_000);
+      expect(r.school_name).toBeTruthy();
+      expect(r.device).toBeTruthy();
+    }
+    // Every row is a check failing in the collector's state database too.
+    const states = areaRows.map((r) => `${r.device}#${r.check}`).sort();
+    // (Tag values carry "/" for "\\": collector/influx/line.ts.)
+    const db = new (await import('node:sqlite')).DatabaseSync(join(dir.path, 'state.sqlite'), { readOnly: true });
+    const open = (db.prepare("SELECT device, check_name FROM incidents WHERE ended_at IS NULL AND check_name != ''").all() as { device: string; check_name: string }[]).map((r) => `${r.device}#${r.check_name.replace(/\\/g, '/')}`).sort();
+    db.close();
+    expect(states).toEqual(open);
+    // The school's table lists its own only.
+    const office = disks[0]!.school as string;
+    const schoolRows = (await run(substitute(table('school').query.query, { school: office }))).rows;
+    expect(schoolRows.length).toBe(areaRows.filter((r) => r.school === office).length);
+    expect((await run(substitute(table('school').query.query, { school: '1036090102' }))).rows.every((r) => r.school === '1036090102')).toBe(true);
+  });
+
+  it('uplink use: the busy half hour counts above 80 % on the school and evaluation dashboards and in the report; other schools sit at 16 %', async () => {
+    const q = (dash: string, start: string) => panelQueries().find((x) => x.dashboard === dash && x.panel.startsWith(start))!.query.query;
+    const evaluation = (await run(substitute(q('evaluation', 'การใช้ uplink'), { rp: 'raw' }))).rows;
+    // Uplinks only: one row per school router, none for its other ports.
+    expect(evaluation.every((r) => r.ifname === UPLINK_IF)).toBe(true);
+    expect(new Set(evaluation.map((r) => r.school)).size).toBe(evaluation.length);
+    const mine = evaluation.find((r) => r.school === SCHOOL)!;
+    expect(Number(mine.in_p95)).toBeCloseTo(90, 5);
+    expect(Number(mine.busy_pct)).toBeGreaterThan(0);
+    const other = evaluation.find((r) => r.school === '1036090102')!;
+    // The simulated WAN counts 16 Mbit/s in on a 100 Mbit/s port.
+    expect(Number(other.in_p95)).toBeGreaterThan(12);
+    expect(Number(other.in_p95)).toBeLessThan(20);
+    expect(Number(other.busy_pct)).toBe(0);
+    const daily = (await run(substitute(q('school', 'uplink รายวัน'), { school: SCHOOL }))).rows.filter((r) => r.busy_h !== null);
+    expect(daily.length).toBeGreaterThan(0);
+    expect(Number(daily[0]!.busy_h)).toBeGreaterThan(0);
+    // The report: BUSY_POLLS points above 80 %, each one polling interval (30 s in the simulation).
+    const stats = await uplinkStats(config, T - 3_600_000, T + 10 * 60_000, T + 10 * 60_000);
+    expect(stats.get(SCHOOL)).toMatchObject({ device: `${SCHOOL}-router`, ifname: UPLINK_IF, source: 'raw' });
+    expect(stats.get(SCHOOL)!.hoursBusy).toBeCloseTo((BUSY_POLLS * 30) / 3600, 6);
+    expect(stats.get('1036090102')!.hoursBusy).toBe(0);
+    expect(stats.get('1036090102')!.inP95Pct).toBeLessThan(20);
+    // The printed report: a row per school with an uplink, and three CSV columns.
+    const period = { spec: 'test', kind: 'range' as const, label: 'ช่วงทดสอบ', from: T - 3_600_000, to: T + 10 * 60_000 };
+    const report = computeReport({ config, incidents: [], monitoring: { firstSeen: new Map(), runs: [] }, period, now: T + 10 * 60_000, uplinks: stats });
+    const html = renderHtml(report);
+    const row = new RegExp(`<tr data-uplink="${SCHOOL}">.*?</tr>`).exec(html)?.[0] ?? '';
+    expect(row).toContain(`<td>${UPLINK_IF}</td>`);
+    expect(/data-figure="uplinkInP95">([\d.]+)</.exec(row)?.[1]).toBe(stats.get(SCHOOL)!.inP95Pct!.toFixed(1));
+    expect(/data-figure="uplinkHoursBusy">([\d.]+)</.exec(row)?.[1]).toBe(((BUSY_POLLS * 30) / 3600).toFixed(1));
+    expect(html.match(/<tr data-uplink=/g)).toHaveLength(stats.size);
+    const csv = renderCsv(report).split('\r\n');
+    const header = csv[0]!.split(',');
+    const col = header.indexOf('uplink p95 ขาเข้า (% ของความเร็ว)');
+    expect(col).toBeGreaterThan(0);
+    expect(csv.find((l) => l.startsWith(`${SCHOOL},`))!.split(',')[col]).toBe(stats.get(SCHOOL)!.inP95Pct!.toFixed(1));
+  });
+
+  it('data links go from the area map and tables to the school dashboard and from the school to the device dashboards, with fields the queries return', async () => {
+    const built = buildDashboards(area);
+    const uids = new Set(Object.values(built).map((d) => d.uid));
+    const found: { dashboard: string; panel: string; url: string }[] = [];
+    for (const [name, d] of Object.entries(built))
+      for (const { panel } of allPanels(d)) {
+        const links = [...(panel.fieldConfig?.defaults?.links ?? []), ...(panel.fieldConfig?.overrides ?? []).flatMap((o) => o.properties.filter((x) => x.id === 'links').flatMap((x) => x.value as { url: string }[]))];
+        for (const l of links) found.push({ dashboard: name, panel: panel.title ?? '?', url: l.url });
+      }
+    expect(found.some((l) => l.dashboard === 'area' && l.panel.startsWith('แผนที่') && l.url.startsWith('/d/klaiwatch-school/'))).toBe(true);
+    expect(found.filter((l) => l.dashboard === 'area' && l.url.startsWith('/d/klaiwatch-school/')).length).toBeGreaterThanOrEqual(4);
+    expect(found.some((l) => l.dashboard === 'school' && l.url.startsWith('/d/klaiwatch-device-'))).toBe(true);
+    const queries = panelQueries();
+    for (const l of found) {
+      const uid = /^\/d\/([^/]+)\//.exec(l.url)?.[1];
+      const targets = uid?.includes('${__data.fields.kind}') ? DEVICE_KINDS.map((k) => uid.replace('${__data.fields.kind}', k)) : [uid];
+      for (const t of targets) expect(uids.has(t!), `${l.dashboard} / ${l.panel}: ${l.url}`).toBe(true);
+      expect(l.url).toMatch(/[?&]var-school=/);
+      if (uid?.startsWith('klaiwatch-device-')) expect(l.url).toMatch(/[?&]var-device=\$\{__data\.fields\.device\}/);
+      // Every field the link reads is a column of its panel's answer.
+      const fields = [...l.url.matchAll(/\$\{__data\.fields\.(\w+)\}/g)].map((m) => m[1]!);
+      const q = queries.find((x) => x.dashboard === l.dashboard && x.panel === l.panel)!;
+      const a = await run(substitute(q.query.query, { school: SCHOOL, rp: 'raw', ifname: '.*', device: `${SCHOOL}-router`, ...PANEL_VARS[`${l.dashboard} / ${l.panel}`] }));
+      for (const f of fields) expect(a.columns, `${l.dashboard} / ${l.panel} reads ${f}`).toContain(f);
+    }
+  });
+
+  it('the school picker shows Thai names and carries the codes; the device pickers list the devices of their kind', async () => {
+    const built = buildDashboards(area);
+    const school = built.school!.templating!.list!.find((v) => v.name === 'school')!;
+    expect(school.type).toBe('custom');
+    const options = school.options as { text: string; value: string }[];
+    expect(options.map((o) => o.value).sort()).toEqual(config.schools.map((s) => s.code).sort());
+    for (const o of options) expect(o.text).toBe(config.schools.find((s) => s.code === o.value)!.name_th);
+    expect(String(school.query)).toContain(`${config.schools[1]!.name_th} : ${config.schools[1]!.code}`);
+    expect(built.dltv!.templating!.list!.find((v) => v.name === 'school')!.includeAll).toBe(true);
+    for (const [kind, device] of Object.entries(DEVICE_SAMPLES)) {
+      const v = built[`device-${kind}`]!.templating!.list!.find((x) => x.name === 'device')!;
+      const school = config.deviceById.get(device)!.school.code;
+      const url = `${influx.server.url}/query?db=dash&q=${encodeURIComponent(substitute(String(v.query), { school }))}`;
       const body = (await (await fetch(url)).json()) as { results: { series?: { values: [string, string][] }[] }[] };
-      return (body.results[0]!.series?.[0]?.values ?? []).map((x) => x[1]);
-    };
-    const byName = new Map(queries.map((v) => [v.name, v]));
-    expect((await values(byName.get('school')!)).length).toBe(config.schools.length);
-    expect(await values(byName.get('device')!)).toEqual(expect.arrayContaining(DEVICE_SAMPLES.slice(0, 3)));
-    expect((await values(byName.get('ifname')!)).length).toBeGreaterThan(0);
+      const values = (body.results[0]!.series?.[0]?.values ?? []).map((x) => x[1]);
+      expect(values, kind).toContain(device);
+      for (const id of values) expect(config.deviceById.get(id)!.kind, id).toBe(kind);
+    }
+    const ifname = built.school!.templating!.list!.find((v) => v.name === 'ifname')!;
+    const r = await run(substitute(String(ifname.query).replace(/^SHOW/, 'SHOW'), { school: SCHOOL }));
+    expect(r.error).toBeUndefined();
   });
 
   it('the outage of the paused router is counted and timed in the evaluation figures', async () => {
@@ -242,11 +448,12 @@ describe('the dashboards', () => {
   it('`dashboards build` writes the JSON and provisioning files Grafana reads', () => {
     const out = tempDir('dash-out');
     try {
-      const { files } = writeDashboards(out.path, { ...config.settings.influx, username: 'grafana', password: 'env:GRAFANA_INFLUX_PASSWORD' });
-      expect(files).toHaveLength(8);
+      const { files } = writeDashboards(out.path, { ...config.settings.influx, username: 'grafana', password: 'env:GRAFANA_INFLUX_PASSWORD' }, area);
+      const names = ['area', 'school', ...DEVICE_KINDS.map((k) => `device-${k}`), 'dltv', 'evaluation', 'health'];
+      expect(files).toHaveLength(names.length + 2);
       const dashboards = readdirSync(join(out.path, 'dashboards'));
-      expect(dashboards.sort()).toEqual(['area', 'device', 'dltv', 'evaluation', 'health', 'school'].map((n) => `klaiwatch-${n}.json`));
-      for (const f of dashboards) expect(JSON.parse(readFileSync(join(out.path, 'dashboards', f), 'utf8')).uid).toMatch(/^klaiwatch-/);
+      expect(dashboards.sort()).toEqual(names.map((n) => `klaiwatch-${n}.json`).sort());
+      for (const f of dashboards) expect(JSON.parse(readFileSync(join(out.path, 'dashboards', f), 'utf8')).uid).toBe(f.replace(/\.json$/, ''));
       const ds = parse(readFileSync(join(out.path, 'provisioning', 'datasources', 'klaiwatch.yaml'), 'utf8'));
       expect(ds.datasources[0]).toMatchObject({ uid: DATASOURCE.uid, type: 'influxdb', url: influx.server.url, user: 'grafana', jsonData: { dbName: 'dash', version: 'InfluxQL' }, secureJsonData: { password: '$GRAFANA_INFLUX_PASSWORD' } });
       const prov = parse(readFileSync(join(out.path, 'provisioning', 'dashboards', 'klaiwatch.yaml'), 'utf8'));
