@@ -149,6 +149,9 @@ export function buildSimArea(o: SimOptions): SimArea {
     const rec = recordingFor(d);
     if (rec) d.snmp = rec;
     else delete d.snmp;
+    // The simulated school routers are RouterOS recordings whose uplink is the port named WAN:
+    // named as a real inventory would, so the uplink check and the saturation views have data.
+    if (rec === 'router' && d.kind === 'router' && d.uplink_if === undefined) d.uplink_if = 'WAN';
     devices.push({ id: d.id, address, served: rec !== undefined && !silent.has(d.id), ...(rec ? { recording: rec } : {}) });
   };
   const octet = o.octet ?? 20;
