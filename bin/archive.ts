@@ -21,6 +21,7 @@ import { serveArchive, ServeError } from '../archive/ingest-serve.ts';
 import { startHealthServer } from '../collector/health.ts';
 import { createLogger } from '../collector/log.ts';
 import { installProcessHandlers, leaveSupervisor, reportHealth, stopSignal, supervised, type PartMessage } from './supervisor.ts';
+import { checkOutputPath } from '../config/preflight.ts';
 
 export const ARCHIVE_USAGE = `klaiwatch archive ACTION [options] --config FILE
 
@@ -196,6 +197,7 @@ async function run(action: string | undefined, v: Values, load: () => Config): P
     case 'keygen': {
       const out = str(v, 'out');
       if (!out) throw new ArchiveUsageError('keygen needs --out FILE');
+      checkOutputPath('--out', out, 'file-to-write');
       let publicKey: string;
       try {
         ({ publicKey } = generateSigningKey(out));
@@ -251,6 +253,7 @@ async function run(action: string | undefined, v: Values, load: () => Config): P
       const { out, q } = parsed(ctx, 'export', v, () => {
         const out = str(v, 'out');
         if (!out) throw new ArchiveUsageError('export needs --out FILE.tar');
+        checkOutputPath('--out', out, 'file-to-write');
         return { out, q: queryOf(v) };
       });
       const r = await auditedExport(ctx, q, out, str(v, 'reference') ?? '');

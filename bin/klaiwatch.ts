@@ -3,7 +3,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { loadConfig, ConfigError, formatProblems, MAX_PROBLEM_CHARS, MAX_PROBLEMS_SHOWN, type Config } from '../config/load.ts';
-import { preflight, describeSystemError } from '../config/preflight.ts';
+import { preflight, describeSystemError, checkOutputPath, OutputPathError } from '../config/preflight.ts';
 import { importSchoolsCsv, inventoryYaml } from '../config/import-csv.ts';
 import { createLogger } from '../collector/log.ts';
 import { Collector } from '../collector/collector.ts';
@@ -92,6 +92,7 @@ const commands: Record<string, Command> = {
     run: async (values, positionals) => {
       const file = positionals[0];
       if (!file) throw new UsageError('import-schools needs the CSV file to read');
+      if (values.out !== undefined) checkOutputPath('--out', String(values.out), 'file-to-write');
       let text: string;
       try {
         text = readFileSync(file, 'utf8');
@@ -121,6 +122,7 @@ const commands: Record<string, Command> = {
     run: async (values, positionals) => {
       if (positionals[0] !== 'build' || positionals.length !== 1) throw new UsageError(`unknown action ${JSON.stringify(positionals.join(' '))}; the only one is "build"`);
       if (!values.out) throw new UsageError('dashboards build needs --out DIR');
+      checkOutputPath('--out', String(values.out), 'folder');
       const config = load(values);
       const { files, notes } = writeDashboards(String(values.out), config.settings.influx, areaOf(config));
       for (const f of files) console.log(f);
@@ -139,6 +141,7 @@ const commands: Record<string, Command> = {
       // --now: the report as it would have been made then (to reproduce one handed in earlier).
       const now = values.now === undefined ? Date.now() : Date.parse(String(values.now));
       if (Number.isNaN(now)) throw new UsageError(`--now ${JSON.stringify(values.now)}: expected a date and time such as 2026-12-01T08:00:00+07:00`);
+      if (values.out !== undefined) checkOutputPath('--out', String(values.out), 'file-to-write');
       const config = load(values);
       try {
         const { report, warnings } = await makeReport(config, { period: String(values.period), now, noInflux: values['no-influx'] === true });
@@ -303,6 +306,11 @@ async function main(argv: string[]): Promise<number> {
     if (err instanceof ConfigError) {
       console.error(formatProblems(err.problems));
       console.error(`klaiwatch ${name}: configuration has ${err.problems.length} problem${err.problems.length > 1 ? 's' : ''}`);
+      return 1;
+    }
+    // A path to write that cannot be: one line naming the option, its value and why (the command itself was right).
+    if (err instanceof OutputPathError) {
+      console.error(`klaiwatch ${name}: ${err.message}`);
       return 1;
     }
     if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {

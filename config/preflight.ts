@@ -182,8 +182,23 @@ function tryBind(proto: 'tcp' | 'udp', host: string, port: number, timeoutMs: nu
   });
 }
 
+/** A path given on the command line that cannot be written: the message names the option, its value and the reason. */
+export class OutputPathError extends Error {}
+
+/**
+ * Checks a path a command was given to write (`--out`) the way the settings'
+ * paths are checked, before anything is written: a folder to create or write
+ * in, or a file to write. Throws OutputPathError with one plain line such as
+ * `--out "/proc/x" is on /proc, a kernel filesystem, not a disk: ...` (a
+ * recursive mkdir under /proc spins forever instead of failing).
+ */
+export function checkOutputPath(option: string, value: string, kind: 'folder' | 'file-to-write'): void {
+  const reason = checkPath(resolve(value), kind, 'choose a path on a disk');
+  if (reason) throw new OutputPathError(`${option} ${JSON.stringify(value)} ${reason}`);
+}
+
 /** Why the path cannot be used as `kind`, or undefined when it can. Bounded: a walk up the path, one small file written and removed. */
-function checkPath(path: string, kind: PathCheck['kind']): string | undefined {
+function checkPath(path: string, kind: PathCheck['kind'], advice = 'choose a folder such as /var/lib/klaiwatch'): string | undefined {
   // The nearest part of the path that exists (a fresh machine has no data/ yet).
   let existing = path;
   let st: ReturnType<typeof lstatSync> | undefined;
@@ -209,7 +224,7 @@ function checkPath(path: string, kind: PathCheck['kind']): string | undefined {
     return `cannot be used: ${existing}: ${describeErrno((err as NodeJS.ErrnoException).code)}`;
   }
   const special = SPECIAL_ROOTS.find((r) => real === r || real.startsWith(r + sep)) ?? specialFsType(real);
-  if (special) return `is on ${special}, a kernel filesystem, not a disk: choose a folder such as /var/lib/klaiwatch`;
+  if (special) return `is on ${special}, a kernel filesystem, not a disk: ${advice}`;
   const exists = existing === path;
 
   if (kind === 'file-to-read') {

@@ -7,6 +7,7 @@ import { join, resolve } from 'node:path';
 import { stringify } from 'yaml';
 import type * as dashboard from '@grafana/grafana-foundation-sdk/dashboard';
 import type { Settings } from '../config/load.ts';
+import { checkOutputPath } from '../config/preflight.ts';
 import { DATASOURCE } from './influxql.ts';
 import { dashboardsFor } from './dashboards.ts';
 import { NO_AREA, type DashboardArea } from './panels.ts';
@@ -99,6 +100,8 @@ export interface BuildResult {
 
 /** `area`: the inventory the pickers and the uplink panels are built from (areaOf(config)); without it the pickers show codes and no uplink is known. */
 export function writeDashboards(outDir: string, influx: Settings['influx'], area: DashboardArea = NO_AREA): BuildResult {
+  // Before any mkdir: a recursive one under /proc spins forever instead of failing.
+  checkOutputPath('--out', outDir, 'folder');
   const out = resolve(outDir);
   const dashDir = join(out, 'dashboards');
   const provDs = join(out, 'provisioning', 'datasources');

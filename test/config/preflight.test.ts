@@ -9,7 +9,7 @@ import { spawn, execFileSync } from 'node:child_process';
 import { mkdirSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig } from '../../config/load.ts';
-import { preflight, describeSystemError } from '../../config/preflight.ts';
+import { preflight, describeSystemError, checkOutputPath, OutputPathError } from '../../config/preflight.ts';
 import { freePort, tempDir } from '../helpers/peers.ts';
 
 const dir = tempDir('preflight');
@@ -157,13 +157,15 @@ describe('preflight: what the settings ask of this machine', () => {
 });
 
 describe('errno errors from any command: one plain line', () => {
-  it('import-schools --out into /proc: the operation, the path and the reason; the stack only with KLAIWATCH_DEBUG=1', async () => {
+  it('import-schools --out into a folder not there: the operation, the path and the reason; the stack only with KLAIWATCH_DEBUG=1', async () => {
     const csv = join(dir.path, 'in.csv');
     writeFileSync(csv, 'code,name_th,router_ip\n1001,โรงเรียนทดสอบ,127.0.0.1\n');
-    const r = await cli(['import-schools', csv, '--out', '/proc/klaiwatch/schools.yaml']);
+    // The nearest existing folder is writable (the check passes); the write itself fails: an errno error.
+    const out = join(dir.path, 'no-such-folder', 'schools.yaml');
+    const r = await cli(['import-schools', csv, '--out', out]);
     expect(r.status).toBe(1);
-    expect(r.stderr.trim().split('\n')).toEqual(['klaiwatch import-schools: open /proc/klaiwatch/schools.yaml: no such file or folder (ENOENT)']);
-    const debug = await cli(['import-schools', csv, '--out', '/proc/klaiwatch/schools.yaml'], { KLAIWATCH_DEBUG: '1' });
+    expect(r.stderr.trim().split('\n')).toEqual([`klaiwatch import-schools: open ${out}: no such file or folder (ENOENT)`]);
+    const debug = await cli(['import-schools', csv, '--out', out], { KLAIWATCH_DEBUG: '1' });
     expect(debug.stderr).toMatch(NO_STACK);
   });
 
@@ -173,5 +175,48 @@ describe('errno errors from any command: one plain line', () => {
     expect(describeSystemError(Object.assign(new Error('x'), { code: 'EWEIRD' }))).toBe('EWEIRD');
     expect(describeSystemError(new TypeError('undefined is not a function'))).toBeUndefined();
     expect(describeSystemError(Object.assign(new Error('x'), { code: 'ERR_INVALID_ARG_TYPE' }))).toBeUndefined();
+  });
+});
+
+describe('paths given on the command line: checked like the settings\' before anything is written', () => {
+  const csv = join(dir.path, 'out.csv');
+  beforeAll(() => writeFileSync(csv, 'code,name_th,router_ip\n1001,โรงเรียนทดสอบ,127.0.0.1\n'));
+
+  it('dashboards build --out /proc/x ends at once with one line naming --out, the value and the reason (it used to spin in mkdir)', async () => {
+    const settings = area('dash-proc', '');
+    // Killed after 5 s: a run still going then (the old spin) has no exit status and fails here.
+    const r = await cli(['dashboards', 'build', '--config', settings, '--out', '/proc/x'], {}, 5_000);
+    expect(r.status).toBe(1);
+    expect(r.stderr.trim().split('\n')).toEqual(['klaiwatch dashboards: --out "/proc/x" is on /proc, a kernel filesystem, not a disk: choose a path on a disk']);
+    expect(r.stdout).toBe('');
+  });
+
+  it('report, import-schools and archive keygen --out: the same line, nothing written', async () => {
+    const settings = area('out-proc', '');
+    const report = await cli(['report', '--period', '2026-11', '--no-influx', '--config', settings, '--out', '/sys/kernel/klaiwatch.html'], {}, 30_000);
+    expect(report.status).toBe(1);
+    expect(report.stderr.trim().split('\n')).toEqual(['klaiwatch report: --out "/sys/kernel/klaiwatch.html" is on /sys, a kernel filesystem, not a disk: choose a path on a disk']);
+    const schools = await cli(['import-schools', csv, '--out', '/proc/klaiwatch/schools.yaml'], {}, 30_000);
+    expect(schools.status).toBe(1);
+    expect(schools.stderr.trim().split('\n')).toEqual(['klaiwatch import-schools: --out "/proc/klaiwatch/schools.yaml" is on /proc, a kernel filesystem, not a disk: choose a path on a disk']);
+    // A folder where a file is to be written: named before the CSV is even read.
+    const folder = await cli(['import-schools', csv, '--out', dir.path], {}, 30_000);
+    expect(folder.status).toBe(1);
+    expect(folder.stderr.trim()).toBe(`klaiwatch import-schools: --out ${JSON.stringify(dir.path)} is a folder; a file is expected`);
+    const key = await cli(['archive', 'keygen', '--out', '/dev/klaiwatch-key.pem'], {}, 30_000);
+    expect(key.status).toBe(1);
+    expect(key.stderr.trim().split('\n')).toEqual(['klaiwatch archive: --out "/dev/klaiwatch-key.pem" is on /dev, a kernel filesystem, not a disk: choose a path on a disk']);
+    expect(existsSync('/dev/klaiwatch-key.pem')).toBe(false);
+    // Under a file: the nearest existing part is a file, not a folder.
+    const under = await cli(['dashboards', 'build', '--config', settings, '--out', join(csv, 'grafana')], {}, 30_000);
+    expect(under.status).toBe(1);
+    expect(under.stderr.trim()).toBe(`klaiwatch dashboards: --out ${JSON.stringify(join(csv, 'grafana'))} cannot be created: ${csv} is a file, not a folder`);
+    for (const r of [report, schools, folder, key, under]) expect(r.stderr).not.toMatch(NO_STACK);
+  });
+
+  it('checkOutputPath passes a folder not made yet and makes nothing', () => {
+    expect(() => checkOutputPath('--out', join(dir.path, 'fresh', 'grafana'), 'folder')).not.toThrow();
+    expect(existsSync(join(dir.path, 'fresh'))).toBe(false);
+    expect(() => checkOutputPath('--out', '/proc/self/x', 'file-to-write')).toThrow(OutputPathError);
   });
 });
