@@ -276,6 +276,19 @@ function resolveCredentials(c: SnmpCredentialsInput, env: NodeJS.ProcessEnv, bas
   return out;
 }
 
+/**
+ * The secrets of an SNMP credential set as written (raw YAML), resolved only
+ * to report an unset env: or unreadable file:, for when the schema refused
+ * the file and the set is not resolved for real: every problem in one pass.
+ */
+function checkRawSecrets(c: unknown, env: NodeJS.ProcessEnv, baseDir: string, where: (key: string) => Omit<Problem, 'message'>, problems: Problem[]): void {
+  if (!isRecord(c)) return;
+  for (const k of ['community', 'auth_key', 'priv_key'] as const) {
+    const ref = c[k];
+    if (typeof ref === 'string') resolveSecret(ref, env, baseDir, () => where(k), problems);
+  }
+}
+
 /** Every profile in the given folders (later folders' names are shadowed by earlier ones), validated and with includes resolved. */
 export function loadProfiles(dirs: string[], problems: Problem[], cwd = process.cwd()): Map<string, ProfileInput> {
   const raw = new Map<string, { profile: ProfileInput; file: YamlFile }>();
@@ -370,6 +383,9 @@ export function loadConfig(settingsPath: string, opts: LoadOptions = {}): Config
     influxPassword = resolveSecret(settings.influx.password, env, baseDir, settingsWhere(['influx', 'password']), problems);
     influxToken = resolveSecret(settings.influx.token, env, baseDir, settingsWhere(['influx', 'token']), problems);
     smtpPassword = resolveSecret(settings.mail?.smtp.password, env, baseDir, settingsWhere(['mail', 'smtp', 'password']), problems);
+  } else {
+    // The schema refused the settings: their credential sets' secrets are still looked at, in this same pass.
+    for (const [name, c] of Object.entries(rawCredentials)) checkRawSecrets(c, env, baseDir, (k) => settingsWhere(['snmp', 'credentials', name, k])(), problems);
   }
 
   const profiles = loadProfiles([...profileDirs.map((d) => resolve(baseDir, d)), BUILTIN_PROFILE_DIR], problems, cwd);
@@ -387,7 +403,11 @@ export function loadConfig(settingsPath: string, opts: LoadOptions = {}): Config
     inventoriesRead++;
     refs.check(iy, problems);
     const inventory = validate(inventorySchema, iy, problems);
-    if (!inventory || !settings) continue;
+    if (!inventory || !settings) {
+      // Not resolved for real below: a device's inline secrets are still looked at, in this same pass.
+      rawDeviceSecrets(iy, (c, where) => checkRawSecrets(c, env, baseDir, where, problems));
+      continue;
+    }
     const sites: { s: SchoolInput; path: PropertyKey[]; office: boolean }[] = [];
     if (inventory.office) sites.push({ s: inventory.office, path: ['office'], office: true });
     inventory.schools.forEach((s, i) => sites.push({ s, path: ['schools', i], office: false }));
@@ -467,6 +487,21 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 }
 
 /** A string or a list of strings, as far as the raw YAML has one (the schema reports the rest). */
+/** Each raw device's inline `snmp:` (a map, not a set's name) with where its keys are, as the full pass names them. Linear in the devices. */
+function rawDeviceSecrets(y: YamlFile, each: (snmp: Record<string, unknown>, where: (key: string) => Omit<Problem, 'message'>) => void): void {
+  const inv = isRecord(y.data) ? y.data : {};
+  const sites: { s: unknown; path: PropertyKey[] }[] = [{ s: inv.office, path: ['office'] }];
+  if (Array.isArray(inv.schools)) inv.schools.forEach((s: unknown, i) => sites.push({ s, path: ['schools', i] }));
+  for (const { s, path } of sites) {
+    if (!isRecord(s) || !Array.isArray(s.devices)) continue;
+    s.devices.forEach((d: unknown, j) => {
+      if (!isRecord(d) || !isRecord(d.snmp)) return;
+      const dp = [...path, 'devices', j];
+      each(d.snmp, (k) => ({ file: y.file, line: y.lineOf([...dp, `snmp.${k}`]), path: formatPath([...dp, `snmp.${k}`]) }));
+    });
+  }
+}
+
 function stringsOf(v: unknown): string[] {
   if (typeof v === 'string') return [v];
   return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];

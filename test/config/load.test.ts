@@ -161,6 +161,22 @@ describe('configuration loading', () => {
     expect(p[0]).toMatch(/schools\[0\]\.devices\[0\]\.snmp\.community: environment variable KW_NOT_SET is not set/);
   });
 
+  it('names an unset env: secret on a device in the same pass as schema problems elsewhere (inventory and settings)', () => {
+    // A schema problem on another device (no address) and one in the settings (an unknown key): the secret is named all the same.
+    const inventory = school('      - { id: r1, kind: router, address: 10.0.0.1, snmp: { version: 2c, community: "env:NO_SUCH" } }\n      - { id: r2, kind: switch }\n');
+    const p = problems(area(inventory));
+    expect(p.some((l) => /schools\[0\]\.devices\[1\]/.test(l))).toBe(true);
+    expect(p.filter((l) => /schools\[0\]\.devices\[0\]\.snmp\.community: environment variable NO_SUCH is not set \(the value says env:NO_SUCH\)/.test(l))).toHaveLength(1);
+    const both = problems(area(inventory, 'no_such_setting: 1\n'));
+    expect(both.some((l) => /no_such_setting/.test(l))).toBe(true);
+    expect(both.filter((l) => /devices\[0\]\.snmp\.community: environment variable NO_SUCH is not set/.test(l))).toHaveLength(1);
+    // A settings credential set's secret too, when the settings themselves are refused.
+    const sets = problems(area(school('      - { id: r1, kind: router, address: 10.0.0.1, snmp: other }\n'), '    other: { version: 2c, community: "env:NO_SUCH_EITHER" }\nno_such_setting: 1\n'));
+    expect(sets.filter((l) => /snmp\.credentials\.other\.community: environment variable NO_SUCH_EITHER is not set/.test(l))).toHaveLength(1);
+    // Once the schema is satisfied the secret is reported once, by the full pass.
+    expect(problems(area(school('      - { id: r1, kind: router, address: 10.0.0.1, snmp: { version: 2c, community: "env:NO_SUCH" } }\n')))).toHaveLength(1);
+  });
+
   it('reads a secret from a file beside the settings', () => {
     const path = area(school('      - { id: r1, kind: router, address: 10.0.0.1, snmp: { version: 2c, community: "file:community.txt" } }\n'));
     writeFileSync(join(path, '..', 'community.txt'), 'from-a-file\n');
