@@ -26,22 +26,51 @@ import { createInterface } from 'node:readline';
 import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { unpluggedHost } from './area.ts';
 
-const { values } = parseArgs({
-  options: {
-    rounds: { type: 'string' },
-    'influx-port': { type: 'string', default: '8086' },
-    'influx-rpc-port': { type: 'string' },
-    http: { type: 'string', default: '127.0.0.1:9273' },
-    interval: { type: 'string', default: '30s' },
-    'log-level': { type: 'string', default: 'info' },
-    data: { type: 'string', default: join(PROJECT, 'data') },
-    octet: { type: 'string', default: '20' },
-    'snmp-port': { type: 'string', default: '1161' },
-    'syslog-port': { type: 'string', default: '15140' },
-    'flow-port': { type: 'string', default: '20550' },
-    'mail-port': { type: 'string', default: '0' },
-  },
-});
+/** The demo's options, each with what it chooses (--help prints them). */
+const OPTIONS = {
+  interval: { type: 'string', default: '30s', help: 'how often the devices are polled' },
+  rounds: { type: 'string', help: 'stop after N polling rounds (default: run until Ctrl-C)' },
+  http: { type: 'string', default: '127.0.0.1:9273', help: "GET /healthz of the service (HOST:PORT)" },
+  'influx-port': { type: 'string', default: '8086', help: 'InfluxDB on 127.0.0.1 (one is started when none answers)' },
+  'influx-rpc-port': { type: 'string', help: "the started InfluxDB's RPC service (default: the InfluxDB port + 1)" },
+  octet: { type: 'string', default: '20', help: 'the simulated area lives in 127.N.0.0/16 (and network namespace kwdemoN)' },
+  'snmp-port': { type: 'string', default: '1161', help: 'UDP port of the simulated SNMP agents' },
+  'syslog-port': { type: 'string', default: '15140', help: 'syslog receiver on 127.0.0.1 (UDP and TCP)' },
+  'flow-port': { type: 'string', default: '20550', help: 'NetFlow/IPFIX receiver on 127.0.0.1 (UDP)' },
+  'mail-port': { type: 'string', default: '0', help: 'the mail catcher (SMTP) on 127.0.0.1; 0 chooses a free port' },
+  data: { type: 'string', default: join(PROJECT, 'data'), help: 'where the settings, InfluxDB data and archive go' },
+  'log-level': { type: 'string', default: 'info', help: "the service's log level (silent, error, warn, info, debug)" },
+  help: { type: 'boolean', short: 'h', help: 'this text' },
+} as const;
+
+function usage(): string {
+  const names = Object.entries(OPTIONS).map(([k, o]) => `  --${k}${o.type === 'string' ? ' VALUE' : ''}`);
+  const width = Math.max(...names.map((n) => n.length));
+  return [
+    'Usage: bash scripts/demo.sh [options]   (or node sim/demo.ts [options])',
+    'A simulated area on loopback, a local InfluxDB and the real service; Ctrl-C stops it all.',
+    '',
+    ...Object.values(OPTIONS).map((o, i) => `${names[i]!.padEnd(width)}  ${o.help}${'default' in o ? ` (default ${o.default})` : ''}`),
+  ].join('\n');
+}
+
+// Parsed before anything starts: --help and a mistyped option end here, without a stack.
+let parsed: ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>;
+try {
+  parsed = parseArgs({ options: OPTIONS, strict: true, allowPositionals: false });
+} catch (err) {
+  const e = err as Error & { code?: string };
+  if (!e.code?.startsWith('ERR_PARSE_ARGS')) throw err;
+  // Node's message ("Unknown option '--bogus'. To specify a positional argument starting with a '-', ..."): its first sentence names what is wrong.
+  const first = e.message.split('\n')[0]!.split(/(?<=\.) /)[0]!;
+  process.stderr.write(`demo: ${first}\n\n${usage()}\n`);
+  process.exit(2);
+}
+const { values } = parsed;
+if (values.help) {
+  process.stdout.write(usage() + '\n');
+  process.exit(0);
+}
 
 const say = (s: string) => process.stdout.write(s + '\n');
 /** A whole number in [min, max] from an option, or one plain line and exit 2. */

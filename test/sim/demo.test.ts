@@ -5,7 +5,7 @@
 // pausing the demo router's agent brings the Thai e-mail, resuming it the
 // recovery e-mail, threaded under the first; Ctrl-C stops it all.
 import { describe, it, expect, afterAll } from 'vitest';
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn, spawnSync, execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import { simpleParser } from 'mailparser';
 import { parse } from 'yaml';
@@ -16,6 +16,38 @@ import { startInfluxd } from '../../sim/influxd.ts';
 
 const data = tempDir('demo');
 afterAll(() => data.remove());
+
+describe('demo options', () => {
+  /** node sim/demo.ts with args: its status, output and whether it started anything (the addresses text is printed first of all once it starts). */
+  const demo = (args: string[]) => spawnSync(process.execPath, ['sim/demo.ts', ...args], { encoding: 'utf8', timeout: 60_000 });
+  const STACK = /^\s+at .+:\d+:\d+\)?$/m;
+
+  it('--help prints every option with one line each and starts nothing', () => {
+    const r = demo(['--help']);
+    expect(r.status).toBe(0);
+    const lines = r.stdout.split('\n').filter((l) => /^ {2}--/.test(l));
+    for (const o of ['interval', 'rounds', 'http', 'influx-port', 'influx-rpc-port', 'octet', 'snmp-port', 'syslog-port', 'flow-port', 'mail-port', 'data', 'log-level', 'help']) {
+      expect(lines.filter((l) => l.startsWith(`  --${o} `) || l === `  --${o}`)).toHaveLength(1);
+    }
+    for (const l of lines) expect(l).toMatch(/^ {2}--\S+( VALUE)? +\S/);
+    expect(r.stdout).not.toMatch(/The demo takes these addresses/);
+    expect(r.stderr).toBe('');
+  });
+
+  it('an unknown option or a stray argument: one line naming it, the usage, exit 2, no stack, nothing started', () => {
+    for (const [args, named] of [[['--bogus'], "Unknown option '--bogus'"], [['--interval', '3s', 'now'], "Unexpected argument 'now'"], [['--octet'], "'--octet <value>' argument missing"]] as const) {
+      const r = demo([...args]);
+      expect(r.status).toBe(2);
+      const lines = r.stderr.split('\n');
+      expect(lines[0]).toContain(`demo: `);
+      expect(lines[0]).toContain(named);
+      expect(r.stderr).toMatch(/^Usage: bash scripts\/demo\.sh \[options\]/m);
+      expect(r.stderr).not.toMatch(STACK);
+      expect(r.stderr).not.toMatch(/ERR_PARSE_ARGS/);
+      expect(r.stdout).toBe('');
+    }
+  });
+});
 
 describe('demo', () => {
   it('runs the real service on the simulated area: a device really down, failing checks and traffic in /healthz, e-mails when a router fails and when it is back (threaded), says where to look, and stops', async () => {
