@@ -149,6 +149,8 @@ export interface Report {
   /** The end of counted time: the period's end, or the moment the report was made if that is earlier. */
   countedTo: number;
   totals: GroupFigures;
+  /** The total row's label: the whole area's, or under collector.shard the shard's own schools' (its state database holds only theirs). */
+  totalLabel: string;
   districts: (GroupFigures & { district: string })[];
   schools: SchoolFigures[];
   devices: DeviceFigures[];
@@ -165,6 +167,16 @@ export interface FigureInput {
   links?: ReadonlyMap<string, LinkStats>;
   /** Per school code, its uplink's use (report/uplink.ts). */
   uplinks?: ReadonlyMap<string, UplinkStats>;
+}
+
+/** At most this many of a shard's listed districts or schools are named in the total row's label. */
+const LABEL_NAMES = 5;
+
+/** "รวมทั้งเขต", or under a shard "รวม (เฉพาะโรงเรียนของ collector นี้: shard 1/2)": a shard's report holds only its own schools. */
+export function totalLabelOf(shard: Config['settings']['collector']['shard']): string {
+  if (!shard) return 'รวมทั้งเขต';
+  const which = shard.kind === 'hash' ? `${shard.index}/${shard.of}` : `${shard.names.slice(0, LABEL_NAMES).join(', ')}${shard.names.length > LABEL_NAMES ? ` และอีก ${shard.names.length - LABEL_NAMES}` : ''}`;
+  return `รวม (เฉพาะโรงเรียนของ collector นี้: shard ${which})`;
 }
 
 const pct = (num: number, den: number) => (den > 0 ? (num / den) * 100 : null);
@@ -343,6 +355,7 @@ export function computeReport(input: FigureInput, meta: { title?: string } = {})
     generatedAt: now,
     countedTo,
     totals,
+    totalLabel: totalLabelOf(config.settings.collector.shard),
     districts: [...districts.values()].sort((a, b) => a.district.localeCompare(b.district, 'th')),
     schools,
     devices,

@@ -84,7 +84,7 @@ export function renderCsv(r: Report): string {
   const lines = [CSV_COLUMNS.map((c) => c.th)];
   // Schools first, then the office (not a school), then the area.
   for (const s of [...r.schools.filter((x) => !x.office), ...r.schools.filter((x) => x.office)]) lines.push(CSV_COLUMNS.map((c) => c.value(s)));
-  lines.push(CSV_COLUMNS.map((c) => (c.key === 'name' ? `รวมทั้งเขต (${r.area.name})` : c.key === 'code' ? '' : c.key === 'district' ? '' : c.value({ ...r.totals, link: null }))));
+  lines.push(CSV_COLUMNS.map((c) => (c.key === 'name' ? `${r.totalLabel} (${r.area.name})` : c.key === 'code' ? '' : c.key === 'district' ? '' : c.value({ ...r.totals, link: null }))));
   // A byte-order mark, so Excel opens the Thai text as UTF-8.
   return '\ufeff' + lines.map((l) => l.map(csvCell).join(',')).join('\r\n') + '\r\n';
 }
@@ -178,7 +178,7 @@ export function renderHtml(r: Report): string {
   const withChecks = r.schools.filter((s) => s.checks > 0 || s.checksOpen > 0 || s.checksRepaired > 0);
   const from = t.monitoredFrom;
   const partial = t.coveragePct !== null && t.coveragePct < 100;
-  const totalRow = { ...t, link: null, code: '', name: 'รวมทั้งเขต' };
+  const totalRow = { ...t, link: null, code: '', name: r.totalLabel };
   const colspan = HTML_COLUMNS.length;
   return `<!doctype html>
 <html lang="th">
@@ -251,7 +251,7 @@ ${
 ${schools.map(row).join('\n')}
 </tbody>
 ${office.length > 0 ? `<tbody class="office">\n<tr><th colspan="${colspan}">สำนักงานเขตพื้นที่ (ไม่ใช่โรงเรียน: ไม่นับในความพร้อม DLTV)</th></tr>\n${office.map(row).join('\n')}\n</tbody>` : ''}
-<tfoot><tr data-school="total">${HTML_COLUMNS.map((c) => (c.key === 'code' ? '<td data-figure="code"></td>' : c.key === 'name' ? `<td data-figure="name">รวมทั้งเขต</td>` : htmlCell(c, totalRow))).join('')}</tr></tfoot>
+<tfoot><tr data-school="total">${HTML_COLUMNS.map((c) => (c.key === 'code' ? '<td data-figure="code"></td>' : c.key === 'name' ? `<td data-figure="name">${esc(r.totalLabel)}</td>` : htmlCell(c, totalRow))).join('')}</tr></tfoot>
 </table>
 <h2>ผลรายอำเภอ</h2>
 <table class="districts">

@@ -6,12 +6,14 @@
 // 2026 has 21 school days (the 2nd to the 30th, weekdays, no holiday), six
 // one-hour broadcast periods each.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
-import { writeFileSync } from 'node:fs';
+import { writeFileSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { loadConfig, type Config } from '../../config/load.ts';
 import { Calendar } from '../../collector/alerts/schedule.ts';
 import { StateStore, type Incident, type Monitoring } from '../../collector/alerts/store.ts';
-import { computeReport } from '../../report/figures.ts';
+import { computeReport, totalLabelOf } from '../../report/figures.ts';
 import { parsePeriod, PeriodError } from '../../report/period.ts';
 import { tempDir } from '../helpers/peers.ts';
 
@@ -333,5 +335,43 @@ describe('only observed time counts (issue 16)', () => {
       [t0 + 10_800_000, t0 + 10_860_000],
     ]);
     st.close();
+  });
+});
+
+describe('a shard\'s report says its total is the shard\'s, not the area\'s', () => {
+  const run = promisify(execFile);
+  const NOW = '2026-12-05T12:00:00+07:00';
+  /** `klaiwatch report` in each format against settings with `extra` appended: the total row's label as each format gives it. */
+  async function totals(name: string, extra: string): Promise<{ csv: string; json: string; html: string }> {
+    const settings = join(dir.path, `${name}.yaml`);
+    const base = readFileSync(join(dir.path, 'area.yaml'), 'utf8');
+    writeFileSync(settings, `${base}${extra}`.replace('alerts:\n', `alerts:\n  state_db: ${name}.sqlite\n`));
+    const st = new StateStore(join(dir.path, `${name}.sqlite`));
+    for (let t = at('2026-11-01T00:00'); t < at('2026-11-02T00:00'); t += 300_000) st.recordRound(t, 300_000, ['r', 's', 'tv1', 'tv2', 'r2']);
+    st.close();
+    const out: Record<string, string> = {};
+    for (const format of ['csv', 'json', 'html']) {
+      const { stdout } = await run(process.execPath, ['bin/klaiwatch.ts', 'report', '--config', settings, '--period', '2026-11', '--now', NOW, '--no-influx', '--format', format]);
+      out[format] = stdout;
+    }
+    const csv = out.csv!.slice(1).trimEnd().split('\r\n').at(-1)!.split(',')[1]!;
+    const json = (JSON.parse(out.json!) as { totalLabel: string }).totalLabel;
+    const html = /<tr data-school="total">.*?<td data-figure="name">([^<]*)<\/td>/s.exec(out.html!)![1]!;
+    return { csv, json, html };
+  }
+
+  it('under collector.shard the total row is labelled as the shard\'s in HTML, CSV and JSON; without it, the whole area\'s', async () => {
+    const shard = await totals('shard-1-2', 'collector: { shard: "1/2" }\n');
+    const label = 'รวม (เฉพาะโรงเรียนของ collector นี้: shard 1/2)';
+    expect(shard).toEqual({ csv: `${label} (สพป.ทดสอบ)`, json: label, html: label });
+    const whole = await totals('whole', '');
+    expect(whole).toEqual({ csv: 'รวมทั้งเขต (สพป.ทดสอบ)', json: 'รวมทั้งเขต', html: 'รวมทั้งเขต' });
+  }, 60_000);
+
+  it('a listed shard names its first five entries and how many more', () => {
+    expect(totalLabelOf({ kind: 'list', names: ['ภูเขียว', '100'] })).toBe('รวม (เฉพาะโรงเรียนของ collector นี้: shard ภูเขียว, 100)');
+    const many = Array.from({ length: 1000 }, (_, i) => String(1000 + i));
+    expect(totalLabelOf({ kind: 'list', names: many })).toBe('รวม (เฉพาะโรงเรียนของ collector นี้: shard 1000, 1001, 1002, 1003, 1004 และอีก 995)');
+    expect(totalLabelOf(undefined)).toBe('รวมทั้งเขต');
   });
 });
