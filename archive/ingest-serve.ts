@@ -10,7 +10,7 @@ import type { Server } from 'node:http';
 import type { Logger } from 'pino';
 import type { Config } from '../config/load.ts';
 import { measureClock, type NtpMeasurement } from '../clock/sntp.ts';
-import { TrafficService, type TrafficStats } from './service.ts';
+import { listenProblems, ReceiverError, TrafficService, type TrafficStats } from './service.ts';
 
 export class ServeError extends Error {}
 
@@ -26,7 +26,7 @@ export interface ServeOptions {
   /** Resolves when the part is to stop (SIGTERM, SIGINT, the supervisor gone). */
   stopped: Promise<string>;
   counters: Record<string, number>;
-  /** How long to wait for another receiver to let go of the archive folder. */
+  /** How long to wait for another receiver to let go of the archive folder (supervised: 20 s, a part started again while its predecessor stops; alone: not at all). */
   lockWaitMs?: number;
 }
 
@@ -83,7 +83,25 @@ export async function serveArchive(config: Config, o: ServeOptions): Promise<num
   const t = config.settings.traffic;
   if (!t) throw new ServeError(`${config.file}: no traffic section: nothing to receive (see README, "Traffic-log archive")`);
   const log = o.log.child({ part: 'archive' });
-  const unlock = await lockArchiveDir(resolve(dirname(config.file), t.dir), o.lockWaitMs ?? 20_000);
+  // The lock first (a second receiver on this folder is named as such), then every port (traffic.http when
+  // alone, the receivers'), before the archive is opened: a busy one stops the start with one line naming its setting.
+  const unlock = await lockArchiveDir(resolve(dirname(config.file), t.dir), o.lockWaitMs ?? (o.supervised ? 20_000 : 0));
+  let server: Server | undefined;
+  let health: () => Record<string, unknown> = () => ({ status: 'starting', part: 'archive' });
+  try {
+    const busy = await listenProblems(t, !o.supervised);
+    if (busy.length > 0) throw new ServeError(busy.join('; '));
+    if (!o.supervised) {
+      try {
+        server = await o.startHealthServer(t.http, () => health());
+      } catch (err) {
+        throw new ServeError(`traffic.http ${t.http} cannot be listened on: ${(err as Error).message.replace(/^http\.listen \S+: /, '')}`);
+      }
+    }
+  } catch (err) {
+    unlock();
+    throw err;
+  }
   const startedAt = Date.now();
   // The clock offset recorded with each sealed segment, measured here (the collector's is another process's).
   let clock: (NtpMeasurement & { at: number }) | { error: string; at: number } | undefined;
@@ -102,12 +120,16 @@ export async function serveArchive(config: Config, o: ServeOptions): Promise<num
   void checkClock();
 
   const svc = new TrafficService(config, o.log, () => (clock && 'offsetMs' in clock ? clock.offsetMs : null));
-  let server: Server | undefined;
   let stopReport: (() => void) | undefined;
   let statsTimer: NodeJS.Timeout | undefined;
   try {
-    await svc.start();
-    const health = () => {
+    try {
+      await svc.start();
+    } catch (err) {
+      if (err instanceof ReceiverError) throw new ServeError(err.message);
+      throw err;
+    }
+    health = () => {
       const h = svc.health();
       return {
         ...h,
@@ -126,7 +148,6 @@ export async function serveArchive(config: Config, o: ServeOptions): Promise<num
       // Every 30 s, the figures go to the collector (through the supervisor) for InfluxDB.
       statsTimer = setInterval(() => void svc.refreshStats().then((st) => o.sendTraffic({ ...st })), 30_000);
     } else {
-      server = await o.startHealthServer(t.http, health);
       statsTimer = setInterval(() => void svc.refreshStats(), 30_000);
     }
     log.info({ bound: svc.bound, ...(server ? { http: t.http } : { supervised: true }) }, 'archive receivers running');

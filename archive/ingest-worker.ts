@@ -7,7 +7,7 @@
 // this thread when a batch takes too long (a parse that never ends).
 import { isUtf8 } from 'node:buffer';
 import { parentPort, workerData } from 'node:worker_threads';
-import { FlowDecoder } from './netflow.ts';
+import { FlowDecoder, type ExporterStats } from './netflow.ts';
 import { parseLogLine } from './parsers.ts';
 import { emptyRecord, FLAG_SLOW, RowEncoder, type TrafficRecord } from './record.ts';
 import { withoutEol } from './syslog.ts';
@@ -53,7 +53,12 @@ export interface IngestResult {
   /** A sample of what was wrong (one per batch at most), for the log. */
   error?: string;
   decoder?: Record<string, number>;
+  /** The exporters with the most loss (at most MAX_EXPORTERS_SENT), when their figures changed or a second has passed. */
+  exporters?: ExporterStats[];
 }
+
+/** Exporters whose figures go back with a batch, at most: the ones with the most loss. */
+export const MAX_EXPORTERS_SENT = 50;
 
 const wd = workerData as IngestWorkerData;
 const schoolOf = new Map(wd.schools);
@@ -156,6 +161,23 @@ function flowBatch(b: IngestBatch, index: Float64Array, data: Buffer, out: Inges
     }
   }
   out.decoder = { ...d.stats } as unknown as Record<string, number>;
+  // The per-exporter figures go back when something worth seeing changed (loss, faults), or once a second.
+  const now = Date.now();
+  const mark = d.stats.sequence_errors + d.stats.malformed + d.stats.restarts + d.stats.exporters;
+  if (mark !== exportersMark || now - exportersSent >= 1000) {
+    exportersMark = mark;
+    exportersSent = now;
+    out.exporters = worstExporters(d.exporterStats());
+  }
+}
+
+let exportersMark = -1;
+let exportersSent = 0;
+
+/** The MAX_EXPORTERS_SENT exporters with the most lost flows and datagrams, sequence errors and faults (bounded: the decoder keeps at most its maxExporters). */
+function worstExporters(all: ExporterStats[]): ExporterStats[] {
+  const loss = (e: ExporterStats) => e.lost_flows + e.lost_datagrams + e.sequence_errors + e.malformed;
+  return all.sort((a, b) => loss(b) - loss(a) || b.last_ms - a.last_ms).slice(0, MAX_EXPORTERS_SENT);
 }
 
 // Each parser's first lines cost compiling its expressions (several ms on a

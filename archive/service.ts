@@ -5,9 +5,12 @@
 // `seal_records`. This thread only receives and frames: parsing and flow
 // decoding run in worker threads (ingest.ts), which hand back encoded
 // write-ahead-log frames. TCP and TLS senders are paused, not dropped, while
-// the disk or the parsing threads are behind; UDP cannot be paused, so what
-// the kernel drops is read from /proc/net/udp and reported, and what the
-// full queue to the threads refuses is counted.
+// the disk or the parsing threads are behind (a paused sender is not idle:
+// its idle timer waits with it); UDP cannot be paused, so what the kernel
+// drops is read from /proc/net/udp and reported, and what the full queue to
+// the threads refuses is counted. While the write-ahead log cannot write
+// (disk full), what was already received is kept in memory (up to
+// max_pending) and written when it can again.
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, type Server, type Socket } from 'node:net';
 import { createServer as createTlsServer } from 'node:tls';
@@ -27,6 +30,8 @@ import { SyslogFramer, type FrameSink } from './framer.ts';
 import { Ingest, type IngestStats } from './ingest.ts';
 import { senderFilter } from './allow.ts';
 import type { IngestResult } from './ingest-worker.ts';
+import type { ExporterStats } from './netflow.ts';
+import { describeErrno, bindReason, tryBind } from '../config/preflight.ts';
 
 export { SyslogFramer };
 
@@ -63,9 +68,73 @@ export interface TrafficStats extends IngestStats {
   refused: number;
   /** TCP/TLS connections closed after syslog.idle_timeout without a byte. */
   idle_closed: number;
-  /** TCP/TLS connections open now. */
+  /** TCP/TLS connections open now (a TLS one from its first byte, before its handshake ends). */
   connections: number;
+  /** TLS connections closed because their handshake failed or did not end within traffic.syslog.tls.handshake_timeout. */
+  handshake_failed: number;
+  // The flow decoder's figures (netflow.ts DecoderStats; since the service started, across restarts of its thread).
+  /** Gaps and jumps in exporters' sequence numbers. */
+  sequence_errors: number;
+  /** Flows (v5, v9: datagrams for v9's sequence) the gaps in sequence numbers say were lost on the way. */
+  lost_flows: number;
+  lost_datagrams: number;
+  /** Templates known now. */
+  templates: number;
+  /** Templates dropped to make room (traffic.flow limits), and dropped as too old. */
+  templates_evicted: number;
+  templates_expired: number;
+  /** Bytes of data sets waiting for their template now. */
+  held_bytes: number;
+  /** Held data sets dropped after waiting traffic.flow.hold, and held ones that failed to decode once their template came. */
+  held_expired: number;
+  held_failed: number;
 }
+
+/** The decoder's counters that only grow (kept across restarts of its thread), and the figures it reports as they are now. */
+const DECODER_COUNTERS = ['sequence_errors', 'lost_flows', 'lost_datagrams', 'templates_evicted', 'templates_expired', 'held_expired', 'held_failed', 'heldDropped'] as const;
+
+/** A receiver that could not listen: one line naming the setting, its address and the reason. */
+export class ReceiverError extends Error {}
+
+/** The setting each listener comes from. */
+const SETTING: Record<string, string> = {
+  'syslog-udp': 'traffic.syslog.udp',
+  'syslog-tcp': 'traffic.syslog.tcp',
+  'syslog-tls': 'traffic.syslog.tls.listen',
+  'flow-udp': 'traffic.flow.udp',
+};
+
+/**
+ * The receivers' listen addresses (and traffic.http when `http`) that cannot
+ * be bound now, each as one line naming the setting: checked before the
+ * archive is opened, so that a busy port stops the start before anything
+ * is written.
+ */
+export async function listenProblems(t: TrafficInput, http: boolean): Promise<string[]> {
+  const wanted: [string, string, 'tcp' | 'udp'][] = [];
+  if (http) wanted.push(['traffic.http', t.http, 'tcp']);
+  if (t.syslog.udp) wanted.push([SETTING['syslog-udp']!, t.syslog.udp, 'udp']);
+  if (t.syslog.tcp) wanted.push([SETTING['syslog-tcp']!, t.syslog.tcp, 'tcp']);
+  if (t.syslog.tls) wanted.push([SETTING['syslog-tls']!, t.syslog.tls.listen, 'tcp']);
+  if (t.flow.udp) wanted.push([SETTING['flow-udp']!, t.flow.udp, 'udp']);
+  const out: string[] = [];
+  for (const [setting, listen, proto] of wanted) {
+    const { host, port } = split(listen);
+    const code = await tryBind(proto, host, port, 3000);
+    if (code) out.push(`${setting} ${listen} cannot be listened on (${proto.toUpperCase()}): ${bindReason(code, host, port)}`);
+  }
+  return out;
+}
+
+/** One line for a listener that failed to bind. */
+function listenFailure(name: string, listen: string, err: unknown): ReceiverError {
+  const e = err as NodeJS.ErrnoException;
+  const { host, port } = split(listen);
+  return new ReceiverError(`${SETTING[name] ?? name} ${listen} cannot be listened on: ${e?.code ? bindReason(e.code, host, port) : describeErrno(undefined)}`);
+}
+
+/** What the write-ahead log refused while it could not write, kept to be written when it can. */
+type Kept = { frame: Buffer; n: number; bytes: number } | { records: TrafficRecord[]; n: number; bytes: number };
 
 /** The write-ahead log's disk state (wal.ts), when the log has one: what /healthz shows. */
 export interface WalHealth {
@@ -123,6 +192,16 @@ export class TrafficService {
     refused: 0,
     idle_closed: 0,
     connections: 0,
+    handshake_failed: 0,
+    sequence_errors: 0,
+    lost_flows: 0,
+    lost_datagrams: 0,
+    templates: 0,
+    templates_evicted: 0,
+    templates_expired: 0,
+    held_bytes: 0,
+    held_expired: 0,
+    held_failed: 0,
     over_budget: 0,
     worker_restarts: 0,
     decode_lost: 0,
@@ -137,8 +216,22 @@ export class TrafficService {
   private readonly utcOffsetMinutes: number;
   private readonly udp: UdpSocket[] = [];
   private readonly servers: Server[] = [];
+  /** Stream senders (TCP sockets, TLS sockets once their handshake is done). */
   private readonly sockets = new Set<Socket>();
+  /** Every TCP connection open (TLS ones from their first byte): what `connections` counts and stop() closes. */
+  private readonly conns = new Set<Socket>();
   private readonly paused = new Set<Socket>();
+  /** What the write-ahead log refused while it could not write (at most max_pending bytes), written when it can again. */
+  private kept: Kept[] = [];
+  private keptBytes = 0;
+  /** write_failed when the log last failed: the recovery says how many were refused meanwhile. */
+  private failedAtStart = 0;
+  private stopping = false;
+  /** The decoder's counters from flow threads before the present one (a restarted thread counts from 0). */
+  private readonly decoderBase: Record<string, number> = {};
+  private readonly decoderLast: Record<string, number> = {};
+  /** The exporters with the most loss, as the flow thread last sent them. */
+  private exporters: ExporterStats[] = [];
   private sealTimer: NodeJS.Timeout | undefined;
   private purgeTimer: NodeJS.Timeout | undefined;
   private stopAnchors: (() => void) | undefined;
@@ -176,14 +269,18 @@ export class TrafficService {
     // While the log cannot write, TCP/TLS senders are not read (nothing is acknowledged that would be lost).
     const w = this.archive.wal as unknown as WalWithState;
     if (typeof w.onStateChange === 'function') {
+      // One line per change of state; what is refused meanwhile is counted (write_failed), not logged.
       this.offWalState = w.onStateChange((st) => {
         if (!st.ok && !this.walFailed) {
           this.walFailed = true;
+          this.failedAtStart = this.stats.write_failed;
           for (const sock of this.sockets) if (!this.paused.has(sock)) this.pause(sock);
-          this.log.error({ error: st.error, paused: this.paused.size }, 'write-ahead log failed: TCP/TLS senders paused until it can write again');
+          this.log.error({ error: st.error, paused: this.paused.size, keep_bytes: this.t.max_pending }, 'write-ahead log failed: TCP/TLS senders paused, what was received is kept in memory (up to traffic.max_pending) until it can write again; past that records are refused (counted as write_failed)');
         } else if (st.ok && this.walFailed) {
           this.walFailed = false;
-          this.log.info({ senders: this.paused.size }, 'write-ahead log writable again: TCP/TLS senders resumed');
+          const kept = this.kept.reduce((n, k) => n + k.n, 0);
+          this.log.info({ senders: this.paused.size, kept_written: kept, refused: this.stats.write_failed - this.failedAtStart }, 'write-ahead log writable again: records kept meanwhile written, TCP/TLS senders resumed');
+          this.writeKept();
           this.resumeAll();
         }
       });
@@ -207,6 +304,8 @@ export class TrafficService {
     if (s.tcp) await this.streamListener('syslog-tcp', s.tcp, createServer());
     if (s.tls) {
       const server = createTlsServer({
+        // A connection that never finishes its handshake is closed (and counted): it holds a connection slot.
+        handshakeTimeout: Math.min(s.tls.handshake_timeout, s.idle_timeout),
         cert: readFileSync(this.path(s.tls.cert)),
         key: readFileSync(this.path(s.tls.key)),
         ...(s.tls.ca ? { ca: readFileSync(this.path(s.tls.ca)), requestCert: true, rejectUnauthorized: true } : {}),
@@ -232,12 +331,13 @@ export class TrafficService {
       if (this.allowed && !this.allowed(rinfo.address)) return this.refuse(name, rinfo.address);
       onMessage(msg, rinfo.address, Date.now());
     });
-    sock.on('error', (err) => this.log.error({ err, listen }, `${name} socket error`));
     this.udp.push(sock);
     return new Promise((res, rej) => {
-      sock.once('error', rej);
+      const failed = (err: Error) => rej(listenFailure(name, listen, err));
+      sock.once('error', failed);
       sock.bind(port, host, () => {
-        sock.off('error', rej);
+        sock.off('error', failed);
+        sock.on('error', (err: NodeJS.ErrnoException) => this.rateLimitedWarn(`socket-${name}`, { listen, error: err.code ?? err.message }, `${name} socket error (the receiver goes on)`));
         const a = sock.address();
         this.bound[name] = `${a.address}:${a.port}`;
         this.udpPorts.push(a.port);
@@ -251,16 +351,33 @@ export class TrafficService {
 
   private streamListener(name: string, listen: string, server: Server, event = 'connection'): Promise<void> {
     const { host, port } = split(listen);
-    // TLS: a sender not on traffic.allow is refused before its handshake costs anything.
-    if (event !== 'connection')
-      server.on('connection', (raw: Socket) => {
-        if (this.allowed && !this.allowed(raw.remoteAddress ?? '')) {
-          raw.destroy();
-          this.refuse(name, raw.remoteAddress ?? '');
-        }
+    // Every connection counts from its first byte (a TLS one in its handshake too): against max_connections, in `connections`, and closed by stop().
+    server.on('connection', (raw: Socket) => {
+      // A sender not on traffic.allow is refused before anything (a TLS handshake) costs anything.
+      if (this.allowed && !this.allowed(raw.remoteAddress ?? '')) {
+        raw.destroy();
+        return this.refuse(name, raw.remoteAddress ?? '');
+      }
+      this.conns.add(raw);
+      this.stats.connections = this.conns.size;
+      raw.on('close', () => {
+        this.conns.delete(raw);
+        this.stats.connections = this.conns.size;
       });
-    server.on(event, (sock: Socket) => this.stream(sock));
-    server.on('tlsClientError', (err: Error) => this.log.warn({ err: err.message }, `${name}: a client failed the TLS handshake`));
+      if (event === 'connection') this.stream(raw);
+    });
+    if (event !== 'connection') server.on(event, (sock: Socket) => this.stream(sock));
+    // A failed or unfinished handshake (handshake_timeout): the socket is closed here (Node leaves that to this listener), counted, and said once per 10 s.
+    server.on('tlsClientError', (err: NodeJS.ErrnoException, sock: Socket) => {
+      sock.destroy();
+      this.stats.handshake_failed++;
+      const timeout = err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT';
+      this.rateLimitedWarn(
+        `tls-${timeout ? 'timeout' : 'failed'}`,
+        { from: sock.remoteAddress, error: err.code ?? err.message, handshake_failed: this.stats.handshake_failed },
+        timeout ? `${name}: a client did not finish its TLS handshake within traffic.syslog.tls.handshake_timeout: closed (counted as handshake_failed)` : `${name}: a client failed the TLS handshake: closed (counted as handshake_failed)`,
+      );
+    });
     // Past max_connections the server closes a new connection at once ("drop").
     server.maxConnections = this.t.syslog.max_connections;
     server.on('drop', (d?: { remoteAddress?: string }) => {
@@ -269,9 +386,11 @@ export class TrafficService {
     });
     this.servers.push(server);
     return new Promise((res, rej) => {
-      server.once('error', rej);
+      const failed = (err: Error) => rej(listenFailure(name, listen, err));
+      server.once('error', failed);
       server.listen(port, host, () => {
-        server.off('error', rej);
+        server.off('error', failed);
+        server.on('error', (err: NodeJS.ErrnoException) => this.rateLimitedWarn(`server-${name}`, { listen, error: err.code ?? err.message }, `${name}: server error (the receiver goes on)`));
         const a = server.address();
         if (a && typeof a === 'object') this.bound[name] = `${a.address}:${a.port}`;
         res();
@@ -285,9 +404,9 @@ export class TrafficService {
   }
 
   private stream(sock: Socket): void {
-    if (this.allowed && !this.allowed(sock.remoteAddress ?? '')) {
+    if (this.stopping) {
       sock.destroy();
-      return this.refuse('syslog-stream', sock.remoteAddress ?? '');
+      return;
     }
     const from = (sock.remoteAddress ?? '').replace(/^::ffff:/, '');
     const framer = new SyslogFramer(this.t.syslog.max_message);
@@ -310,12 +429,13 @@ export class TrafficService {
       framer.malformed = 0;
     };
     this.sockets.add(sock);
-    this.stats.connections = this.sockets.size;
-    // A sender that says nothing for idle_timeout is closed: a connection slot is not held forever.
-    sock.setTimeout(this.t.syslog.idle_timeout, () => {
+    // A sender that says nothing for idle_timeout is closed: a connection slot is not held forever. Not while we have paused it (pause()).
+    sock.on('timeout', () => {
+      if (this.paused.has(sock)) return;
       this.stats.idle_closed++;
       sock.destroy();
     });
+    sock.setTimeout(this.t.syslog.idle_timeout);
     sock.on('data', (chunk: Buffer) => {
       at = Date.now();
       framer.frames(chunk, sink);
@@ -326,7 +446,7 @@ export class TrafficService {
         // The parsing threads are behind: stop reading this sender until their queue has drained.
         this.pause(sock);
         void this.ingest!.drained().then(() => this.resumeAll());
-      } else if (this.ingest!.queuedBytes + this.archive.wal.pendingBytes + this.archive.wal.pendingFrameBytes > this.t.max_pending) {
+      } else if (this.ingest!.queuedBytes + this.archive.wal.pendingBytes + this.archive.wal.pendingFrameBytes + this.keptBytes > this.t.max_pending) {
         // The disk is behind (what is parsed or being parsed, not yet fsynced): stop reading this sender until the log has caught up.
         this.pause(sock);
         void this.ingest!.drained(0)
@@ -344,19 +464,24 @@ export class TrafficService {
     sock.on('close', () => {
       this.sockets.delete(sock);
       this.paused.delete(sock);
-      this.stats.connections = this.sockets.size;
     });
   }
 
+  /** Stops reading a sender; its idle timer waits with it (it is silent because of us). */
   private pause(sock: Socket): void {
     sock.pause();
+    sock.setTimeout(0);
     this.paused.add(sock);
     this.stats.paused++;
   }
 
   private resumeAll(): void {
     if (this.walFailed) return;
-    for (const s of this.paused) s.resume();
+    for (const s of this.paused) {
+      if (s.destroyed) continue;
+      s.setTimeout(this.t.syslog.idle_timeout);
+      s.resume();
+    }
     this.paused.clear();
   }
 
@@ -401,41 +526,85 @@ export class TrafficService {
     if (kind === 'syslog') this.stats.unparsed += r.unparsed;
     else {
       this.stats.flows_received += r.records;
-      if (r.decoder) {
-        this.stats.flows_held = r.decoder.held ?? 0;
-        this.stats.flows_held_dropped = r.decoder.heldDropped ?? 0;
-      }
+      if (r.decoder) this.decoderFigures(r.decoder);
+      if (r.exporters) this.exporters = r.exporters;
     }
     if (r.error) this.rateLimitedWarn(`malformed-${kind}`, { error: r.error }, kind === 'flow' ? 'malformed flow datagram (counted; the receiver goes on)' : 'a log line failed its parser (stored raw; the receiver goes on)');
+  }
+
+  /**
+   * The flow thread's decoder figures: counters added to those of the
+   * threads before it (a restarted thread's decoder counts from 0; seen by
+   * its datagram count going back), the rest as they are now.
+   */
+  private decoderFigures(d: Record<string, number>): void {
+    if ((d.datagrams ?? 0) < (this.decoderLast.datagrams ?? 0)) for (const k of DECODER_COUNTERS) this.decoderBase[k] = (this.decoderBase[k] ?? 0) + (this.decoderLast[k] ?? 0);
+    for (const k of ['datagrams', ...DECODER_COUNTERS]) this.decoderLast[k] = d[k] ?? 0;
+    const total = (k: (typeof DECODER_COUNTERS)[number]) => (this.decoderBase[k] ?? 0) + (d[k] ?? 0);
+    this.stats.sequence_errors = total('sequence_errors');
+    this.stats.lost_flows = total('lost_flows');
+    this.stats.lost_datagrams = total('lost_datagrams');
+    this.stats.templates_evicted = total('templates_evicted');
+    this.stats.templates_expired = total('templates_expired');
+    this.stats.held_expired = total('held_expired');
+    this.stats.held_failed = total('held_failed');
+    this.stats.flows_held_dropped = total('heldDropped');
+    this.stats.flows_held = d.held ?? 0;
+    this.stats.held_bytes = d.held_bytes ?? 0;
+    this.stats.templates = d.templates ?? 0;
   }
 
   /** A frame encoded by a parsing thread, appended as it is. */
   private storeFrame(frame: Buffer, n: number): void {
     this.unsealed += n;
-    this.archive.wal.appendFrame(frame, n).then(
-      () => {
-        this.stats.stored += n;
-      },
-      (err: Error) => {
-        this.stats.write_failed += n;
-        this.log.error({ err: err.message, records: n }, 'write-ahead log write failed: records not stored');
-      },
-    );
-    if (this.unsealed >= this.t.seal_records) void this.seal();
+    this.write({ frame, n, bytes: frame.length });
+    if (this.unsealed >= this.t.seal_records && !this.walFailed) void this.seal();
   }
 
   private store(records: TrafficRecord[]): void {
     this.unsealed += records.length;
-    this.archive.append(records).then(
+    this.write({ records, n: records.length, bytes: records.reduce((b, r) => b + 128 + (r.raw?.length ?? 0), 0) });
+    if (this.unsealed >= this.t.seal_records && !this.walFailed) void this.seal();
+  }
+
+  /**
+   * Appends to the write-ahead log. While it cannot write (or what it
+   * refused is still waiting), the records are kept in order, up to
+   * max_pending bytes, and written when it can again (writeKept); past
+   * that they are refused and counted (write_failed), never logged one
+   * by one.
+   */
+  private write(k: Kept): void {
+    if (this.walFailed || this.kept.length > 0) return this.keep(k);
+    const done = 'frame' in k ? this.archive.wal.appendFrame(k.frame, k.n) : this.archive.append(k.records);
+    done.then(
       () => {
-        this.stats.stored += records.length;
+        this.stats.stored += k.n;
       },
-      (err: Error) => {
-        this.stats.write_failed += records.length;
-        this.log.error({ err: err.message, records: records.length }, 'write-ahead log write failed: records not stored');
+      (err: Error & { code?: string }) => {
+        // The log failed under this write (its state change says so, once) or it is closed: kept for when it can write again.
+        if (err.code === 'KW_WAL_FAILED' && !this.stopping) return this.keep(k);
+        this.stats.write_failed += k.n;
+        if (err.code !== 'KW_WAL_FAILED') this.rateLimitedWarn('write', { error: err.message, records: k.n }, 'write-ahead log write failed: records not stored (counted as write_failed)');
       },
     );
-    if (this.unsealed >= this.t.seal_records) void this.seal();
+  }
+
+  private keep(k: Kept): void {
+    if (this.stopping || this.keptBytes + k.bytes > this.t.max_pending) {
+      this.stats.write_failed += k.n;
+      return;
+    }
+    this.kept.push(k);
+    this.keptBytes += k.bytes;
+  }
+
+  /** What was kept while the log could not write, appended in the order it came (before anything newer). */
+  private writeKept(): void {
+    const kept = this.kept;
+    this.kept = [];
+    this.keptBytes = 0;
+    for (const k of kept) this.write(k);
   }
 
   private scheduleSeal(): void {
@@ -492,6 +661,9 @@ export class TrafficService {
       traffic: { ...this.stats },
       wal: wal ? { ...wal, since: wal.since ? new Date(wal.since).toISOString() : null } : { ok: true, reported: false },
       queue_bytes: this.ingest?.queuedBytes ?? 0,
+      kept_bytes: this.keptBytes,
+      // NetFlow/IPFIX exporters, the ones with the most loss first (at most 50).
+      exporters: this.exporters.map(({ last_ms, ...e }) => ({ ...e, last: new Date(last_ms).toISOString() })),
     };
   }
 
@@ -509,15 +681,32 @@ export class TrafficService {
 
   async stop(): Promise<void> {
     if (this.sealTimer) clearTimeout(this.sealTimer);
+    this.stopping = true;
     if (this.purgeTimer) clearInterval(this.purgeTimer);
     this.stopAnchors?.();
     this.offWalState?.();
     // Stop hearing first; then what was accepted is flushed and the log closed.
-    for (const s of this.udp) s.close();
-    for (const s of this.servers) s.close();
+    for (const s of this.udp) {
+      try {
+        s.close();
+      } catch {
+        // Never bound (a start that failed).
+      }
+    }
+    for (const s of this.servers) s.close(() => undefined);
+    for (const s of this.conns) s.destroy();
     for (const s of this.sockets) s.destroy();
     // What the threads still have is answered (or stored raw) before the log closes.
     await this.ingest?.stop();
+    // What was kept while the log could not write: one last try; what the log still refuses is counted and said once.
+    const kept = this.kept;
+    this.kept = [];
+    this.keptBytes = 0;
+    const lost = kept.reduce((n, k) => n + k.n, 0);
+    if (this.walFailed) {
+      this.stats.write_failed += lost;
+      if (lost > 0) this.log.error({ records: lost }, 'stopping while the write-ahead log cannot write: records kept in memory are lost (counted as write_failed)');
+    } else for (const k of kept) this.write(k);
     await this.archive?.wal.flushFrames();
     await this.archive?.close();
   }

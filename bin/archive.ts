@@ -188,7 +188,11 @@ async function run(action: string | undefined, v: Values, load: () => Config): P
           counters: counters as unknown as Record<string, number>,
         });
       } catch (err) {
-        if (err instanceof ServeError) throw new ArchiveUsageError(err.message);
+        // A receiver that cannot start says why in one line (no usage text: the command was right) and exits 1.
+        if (err instanceof ServeError) {
+          console.error(`klaiwatch archive serve: ${err.message}`);
+          return 1;
+        }
         throw err;
       } finally {
         leaveSupervisor();

@@ -143,7 +143,7 @@ function splitListen(listen: string): { host: string; port: number } {
   return { host: listen.slice(0, i).replace(/^\[|\]$/g, ''), port: Number(listen.slice(i + 1)) };
 }
 
-function bindReason(code: string, host: string, port: number): string {
+export function bindReason(code: string, host: string, port: number): string {
   if (code === 'EADDRINUSE') return `${describeErrno(code)}; \`ss -lntup 'sport = :${port}'\` shows which, or choose another port`;
   if (code === 'EACCES' && port < 1024) return `${describeErrno(code)}: port ${port} is below 1024, which needs root or CAP_NET_BIND_SERVICE (AmbientCapabilities= in the systemd unit)`;
   if (code === 'EADDRNOTAVAIL') return `${describeErrno(code)}: ${host} is not an address of this machine (0.0.0.0 listens on all of them)`;
@@ -152,7 +152,7 @@ function bindReason(code: string, host: string, port: number): string {
 }
 
 /** Binds and closes at once; the errno code when that fails. */
-function tryBind(proto: 'tcp' | 'udp', host: string, port: number, timeoutMs: number): Promise<string | undefined> {
+export function tryBind(proto: 'tcp' | 'udp', host: string, port: number, timeoutMs: number): Promise<string | undefined> {
   return new Promise((done) => {
     let finished = false;
     const finish = (code: string | undefined, close: () => void) => {

@@ -219,6 +219,8 @@ export const trafficSchema = z.strictObject({
           key: z.string().min(1),
           /** Client certificates signed by this CA are required when set. */
           ca: z.string().optional(),
+          /** A connection whose TLS handshake has not ended this long after its first byte is closed (and counted); at most idle_timeout. */
+          handshake_timeout: duration('traffic.syslog.tls.handshake_timeout').default(10_000),
         })
         .optional(),
       /** Longer messages are cut at this size (and counted). */
