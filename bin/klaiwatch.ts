@@ -7,8 +7,8 @@ import { preflight, describeSystemError, checkOutputPath, OutputPathError } from
 import { importSchoolsCsv, inventoryYaml } from '../config/import-csv.ts';
 import { createLogger } from '../collector/log.ts';
 import { Collector } from '../collector/collector.ts';
-import { notWatchedNotes } from '../collector/alerts/checks.ts';
-import { describeShard } from '../collector/shard.ts';
+import { notWatched } from '../collector/alerts/checks.ts';
+import { describeShard, planShard } from '../collector/shard.ts';
 import { startHealthServer } from '../collector/health.ts';
 import { toLine } from '../collector/influx/line.ts';
 import { metricsMarkdown } from '../collector/schema.ts';
@@ -79,7 +79,7 @@ const commands: Record<string, Command> = {
       if (problems.length > 0) throw new ConfigError(problems);
       const snmp = c.devices.filter((d) => d.snmp).length;
       console.log(`${c.file}: valid: ${c.schools.filter((s) => !s.office).length} schools, ${c.devices.length} devices (${snmp} over SNMP), ${c.profiles.size} profiles`);
-      for (const line of notWatchedNotes(c)) console.log(line);
+      for (const line of watchNotes(c)) console.log(line);
       console.log(`${c.file}: ${describeShard(c)}`);
       return 0;
     },
@@ -264,6 +264,54 @@ async function pollOnce(config: Config, values: Record<string, unknown>): Promis
   console.error(`# ${report.devices} devices: ${report.polled} answered SNMP, ${report.failed} failed, ${report.icmpDown} of ${report.icmpHosts} hosts silent to ICMP; ${printed.length} points in ${Math.round(report.durationMs)} ms`);
   await collector.stop(); // closes the SNMP sessions; with --write, flushes the points
   return report.failed > 0 ? 2 : 0;
+}
+
+/** At most this many "not watched" groups are printed by check-config, then "and N more"; each names at most NOTE_IDS devices. */
+const MAX_WATCH_GROUPS = 20;
+const NOTE_IDS = 3;
+
+/**
+ * What `check-config` says about watching, for the devices this collector
+ * owns (its shard's): the checks of their kind their explicit profile cannot
+ * feed, one line per profile and check with how many devices and the first
+ * few ids (a 250-school area with icmp-only receivers is one line, not 250),
+ * and how many devices on `auto` are known only after their sysObjectID.
+ */
+function watchNotes(c: Config): string[] {
+  const thresholds = c.settings.alerts.thresholds;
+  const owned = planShard(c).owned;
+  const groups = new Map<string, { detail: string; kinds: Set<string>; ids: string[]; count: number }>();
+  let auto = 0;
+  const autoKinds = new Set<string>();
+  for (const d of c.devices) {
+    if (!owned.has(d.id)) continue;
+    if (!thresholds.some((t) => t.kinds.length === 0 || t.kinds.includes(d.kind))) continue;
+    if (d.profile === 'auto') {
+      auto += 1;
+      autoKinds.add(d.kind);
+      continue;
+    }
+    for (const n of notWatched(d, d.profile, c.profiles.get(d.profile), thresholds)) {
+      const key = `${d.profile}\u0000${n.check}`;
+      let g = groups.get(key);
+      if (!g) groups.set(key, (g = { detail: n.detail, kinds: new Set(), ids: [], count: 0 }));
+      g.count += 1;
+      g.kinds.add(d.kind);
+      if (g.ids.length < NOTE_IDS) g.ids.push(d.id);
+    }
+  }
+  const lines: string[] = [];
+  const all = [...groups.values()];
+  for (const g of all.slice(0, MAX_WATCH_GROUPS)) {
+    const ids = `${g.ids.join(', ')}${g.count > g.ids.length ? ` and ${g.count - g.ids.length} more` : ''}`;
+    lines.push(`not watched: ${g.count} ${[...g.kinds].sort().join('/')} device${g.count === 1 ? '' : 's'} (${ids}): ${g.detail}`);
+  }
+  if (all.length > MAX_WATCH_GROUPS) {
+    const rest = all.slice(MAX_WATCH_GROUPS);
+    lines.push(`not watched: and ${rest.length} more (profile, check) pairs, ${rest.reduce((n, g) => n + g.count, 0)} devices`);
+  }
+  if (auto > 0) lines.push(`${auto} device${auto === 1 ? '' : 's'} with checks of their kind (${[...autoKinds].sort().join(', ')}) ${auto === 1 ? 'has' : 'have'} profile auto: what they can be watched for is known once their sysObjectID chooses a profile (klaiwatch poll --once shows it)`);
+  return lines;
 }
 
 function help(): string {

@@ -6,6 +6,7 @@ import { Writable } from 'node:stream';
 import { execFileSync } from 'node:child_process';
 import { loadConfig, ConfigError } from '../../config/load.ts';
 import { createLogger } from '../../collector/log.ts';
+import { shardOf } from '../../collector/shard.ts';
 import { tempDir } from '../helpers/peers.ts';
 
 const EXAMPLE = 'config/examples/klaiwatch.yaml';
@@ -210,6 +211,41 @@ describe('configuration loading', () => {
     expect(out).not.toContain(secret);
     expect(out).not.toContain('k3y');
     expect(out).not.toContain('"pw"');
+  });
+
+  it('check-config groups the devices not watched (one line per profile and check, at most 20, then how many more) and lists only the shard\'s own', () => {
+    // 250 schools with an icmp-only receiver each (its lock cannot be watched), and 25 more profiles that read nothing, one receiver each: 26 groups.
+    const d = join(dir.path, 'not-watched');
+    mkdirSync(join(d, 'profiles'), { recursive: true });
+    for (let i = 1; i <= 25; i++) writeFileSync(join(d, 'profiles', `p${i}.yaml`), `name: p${i}\ndescription: reads nothing\nsnmp: false\n`);
+    const codes = Array.from({ length: 250 }, (_, i) => String(1000 + i));
+    const inventory = ['schools:', ...codes.flatMap((code, i) => [`  - code: "${code}"`, `    name_th: โรงเรียน${code}`, '    devices:', `      - { id: rx-${code}, kind: dltv-receiver, address: 127.1.${i >> 8}.${i & 255}, profile: icmp-only }`, ...(i < 25 ? [`      - { id: px-${code}, kind: dltv-receiver, address: 127.2.0.${i + 1}, profile: p${i + 1} }`] : [])])].join('\n') + '\n';
+    writeFileSync(join(d, 'schools.yaml'), inventory);
+    const settings = (extra: string) => {
+      writeFileSync(join(d, 'area.yaml'), `area: { code: t, name_th: ทดสอบ }\ninventory: schools.yaml\nprofile_dirs: [profiles]\ninflux: { url: "http://127.0.0.1:1" }\nicmp: { enabled: false }\n${extra}`);
+      return join(d, 'area.yaml');
+    };
+    const notes = (extra: string) => {
+      const out = execFileSync(process.execPath, ['bin/klaiwatch.ts', 'check-config', '--config', settings(extra), '--no-listen'], { encoding: 'utf8' });
+      return out.split('\n').filter((l) => l.startsWith('not watched:'));
+    };
+
+    const all = notes('');
+    expect(all).toHaveLength(21);
+    expect(all[0]).toBe('not watched: 250 dltv-receiver devices (rx-1000, rx-1001, rx-1002 and 247 more): receiver lock not watched: profile icmp-only reads no SNMP (reachability only), so nothing gives receiver.lock');
+    expect(all[1]).toBe('not watched: 1 dltv-receiver device (px-1000): receiver lock not watched: profile p1 reads no SNMP (reachability only), so nothing gives receiver.lock');
+    expect(all[20]).toBe('not watched: and 6 more (profile, check) pairs, 6 devices');
+
+    // Shard 1/2: only the schools it owns (by the same hash the collector uses).
+    const mine = codes.filter((c) => shardOf(c, 2) === 1);
+    expect(mine.length).toBeGreaterThan(50);
+    expect(mine.length).toBeLessThan(200);
+    const shard = notes('collector: { shard: "1/2" }\n');
+    expect(shard[0]).toBe(`not watched: ${mine.length} dltv-receiver devices (${mine.slice(0, 3).map((c) => `rx-${c}`).join(', ')} and ${mine.length - 3} more): receiver lock not watched: profile icmp-only reads no SNMP (reachability only), so nothing gives receiver.lock`);
+    const ownedP = codes.slice(0, 25).filter((c) => shardOf(c, 2) === 1);
+    const shown = shard.slice(1).filter((l) => !l.includes('more (profile, check) pairs'));
+    expect(shown.map((l) => /\((px-\d+)\)/.exec(l)![1])).toEqual(ownedP.slice(0, 20).map((c) => `px-${c}`));
+    for (const l of shard) for (const id of l.match(/(?:rx|px)-\d+/g) ?? []) expect(mine).toContain(id.slice(3));
   });
 
   it('check-config exits 0 on the example and 1 with one line per problem otherwise', () => {

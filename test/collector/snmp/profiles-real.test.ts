@@ -190,10 +190,10 @@ describe('a receiver whose profile cannot feed its lock check is not watched, an
   it('check-config names it for an explicit profile, and says auto is known only after sysObjectID', () => {
     const r = cli(['check-config', '--config', settings, '--no-listen']);
     expect(r.status, r.stderr).toBe(0);
-    expect(r.stdout).toContain('not watched: school 1001 dltv-receiver rx-generic (profile generic): receiver lock not watched: profile generic gives no receiver.lock');
-    expect(r.stdout).toContain('not watched: school 1001 dltv-receiver rx-box (profile icmp-only): receiver lock not watched: profile icmp-only reads no SNMP');
-    expect(r.stdout).toMatch(/^1 devices with checks of their kind \(dltv-receiver\) have profile auto: .*poll --once/m);
-    expect(r.stdout).not.toContain('rx-auto (profile');
+    expect(r.stdout).toContain('not watched: 1 dltv-receiver device (rx-generic): receiver lock not watched: profile generic gives no receiver.lock');
+    expect(r.stdout).toContain('not watched: 1 dltv-receiver device (rx-box): receiver lock not watched: profile icmp-only reads no SNMP');
+    expect(r.stdout).toMatch(/^1 device with checks of their kind \(dltv-receiver\) has profile auto: .*poll --once/m);
+    expect(r.stdout).not.toContain('rx-auto');
   });
 
   it('poll --once shows each profile (auto: by sysObjectID) and the not-watched lock; the device point carries it', () => {
