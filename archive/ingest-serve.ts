@@ -86,22 +86,14 @@ export async function serveArchive(config: Config, o: ServeOptions): Promise<num
   // The lock first (a second receiver on this folder is named as such), then every port (traffic.http when
   // alone, the receivers'), before the archive is opened: a busy one stops the start with one line naming its setting.
   const unlock = await lockArchiveDir(resolve(dirname(config.file), t.dir), o.lockWaitMs ?? (o.supervised ? 20_000 : 0));
-  let server: Server | undefined;
-  let health: () => Record<string, unknown> = () => ({ status: 'starting', part: 'archive' });
   try {
     const busy = await listenProblems(t, !o.supervised);
     if (busy.length > 0) throw new ServeError(busy.join('; '));
-    if (!o.supervised) {
-      try {
-        server = await o.startHealthServer(t.http, () => health());
-      } catch (err) {
-        throw new ServeError(`traffic.http ${t.http} cannot be listened on: ${(err as Error).message.replace(/^http\.listen \S+: /, '')}`);
-      }
-    }
   } catch (err) {
     unlock();
     throw err;
   }
+  let server: Server | undefined;
   const startedAt = Date.now();
   // The clock offset recorded with each sealed segment, measured here (the collector's is another process's).
   let clock: (NtpMeasurement & { at: number }) | { error: string; at: number } | undefined;
@@ -129,7 +121,7 @@ export async function serveArchive(config: Config, o: ServeOptions): Promise<num
       if (err instanceof ReceiverError) throw new ServeError(err.message);
       throw err;
     }
-    health = () => {
+    const health = () => {
       const h = svc.health();
       return {
         ...h,
@@ -148,6 +140,12 @@ export async function serveArchive(config: Config, o: ServeOptions): Promise<num
       // Every 30 s, the figures go to the collector (through the supervisor) for InfluxDB.
       statsTimer = setInterval(() => void svc.refreshStats().then((st) => o.sendTraffic({ ...st })), 30_000);
     } else {
+      try {
+        server = await o.startHealthServer(t.http, health);
+      } catch (err) {
+        // Taken since the check above (a race): named all the same.
+        throw new ServeError(`traffic.http ${t.http} cannot be listened on: ${(err as Error).message.replace(/^http\.listen \S+: /, '')}`);
+      }
       statsTimer = setInterval(() => void svc.refreshStats(), 30_000);
     }
     log.info({ bound: svc.bound, ...(server ? { http: t.http } : { supervised: true }) }, 'archive receivers running');
