@@ -636,7 +636,9 @@ export class Collector {
       area: this.config.settings.area.code,
       started_at: new Date(this.startedAt).toISOString(),
       uptime_s: Math.round((Date.now() - this.startedAt) / 1000),
-      devices: this.config.devices.length,
+      // The devices this collector owns (under collector.shard its share, not the inventory's total), and apart the other shards' it probes for dependency only.
+      devices: this.shard.owned.size,
+      dependency_probes: this.shard.dependencies.size,
       devices_with_problems: down,
       problems: openProblems(this.config, this.engine, (id) => this.shard.owned.has(id)),
       devices_not_watched: unwatched.length,

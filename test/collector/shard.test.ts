@@ -162,6 +162,22 @@ describe('ownership', () => {
     expect([...other.dependencies]).toEqual([UPLINK]);
   });
 
+  it('/healthz counts the devices this collector owns, and apart the ones it probes for dependency only', async () => {
+    const health = async (file: string) => {
+      const listen = (parse(readFileSync(file, 'utf8')) as { http: { listen: string } }).http.listen;
+      return (await (await fetch(`http://${listen}/healthz`)).json()) as { devices: number; dependency_probes: number };
+    };
+    const a = planShard(configA);
+    const b = planShard(configB);
+    expect(await health(files.a)).toMatchObject({ devices: a.owned.size, dependency_probes: a.dependencies.size });
+    expect(await health(files.b)).toMatchObject({ devices: b.owned.size, dependency_probes: b.dependencies.size });
+    // Shares, not the inventory's total; the single collector owns all of it.
+    expect(a.owned.size + b.owned.size).toBe(65);
+    expect(Math.max(a.owned.size, b.owned.size)).toBeLessThan(65);
+    expect(a.dependencies.size + b.dependencies.size).toBe(1);
+    expect(await health(files.all)).toMatchObject({ devices: 65, dependency_probes: 0 });
+  });
+
   it('check-config says what this collector owns and what it probes for dependency; a shard list naming nothing known is refused with its place', async () => {
     const other = officeOwner() === 1 ? files.b : files.a;
     const { stdout } = await run(process.execPath, [join(PROJECT, 'bin', 'klaiwatch.ts'), 'check-config', '--no-listen', '--config', other]);
