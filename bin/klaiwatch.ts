@@ -261,7 +261,10 @@ async function pollOnce(config: Config, values: Record<string, unknown>): Promis
   }
   for (const r of report.results) if (!r.ok) console.error(`# ${r.error}`);
   for (const line of collector.pollNotes(devices, report.results)) console.error(line);
-  console.error(`# ${report.devices} devices: ${report.polled} answered SNMP, ${report.failed} failed, ${report.icmpDown} of ${report.icmpHosts} hosts silent to ICMP; ${printed.length} points in ${Math.round(report.durationMs)} ms`);
+  // An agent that answered but whose poll named a problem (a walk cut short, an error status) counts as failed, yet it did answer (snmp_up=1).
+  const answered = report.results.filter((r) => r.answered).length;
+  const named = report.results.filter((r) => r.answered && !r.ok).length;
+  console.error(`# ${report.devices} devices: ${answered} answered SNMP${named > 0 ? ` (${named} with named problems)` : ''}, ${report.failed} failed, ${report.icmpDown} of ${report.icmpHosts} hosts silent to ICMP; ${printed.length} points in ${Math.round(report.durationMs)} ms`);
   await collector.stop(); // closes the SNMP sessions; with --write, flushes the points
   return report.failed > 0 ? 2 : 0;
 }
