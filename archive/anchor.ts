@@ -71,6 +71,63 @@ export function parseHeads(text: string, name: string): SentHead[] {
   return out;
 }
 
+/**
+ * Quoted-printable (RFC 2045 6.7) undone: soft line breaks ("=" at a line's
+ * end) joined, =XX made the byte XX; anything else as it is. A mail saved
+ * as its raw source (.eml) carries the head line so: "seq=3D14 hash=3D…".
+ */
+export function decodeQuotedPrintable(b: Buffer): Buffer {
+  const out = Buffer.alloc(b.length);
+  let n = 0;
+  const hex = (c: number | undefined) => (c === undefined ? -1 : c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x41 && c <= 0x46 ? c - 55 : c >= 0x61 && c <= 0x66 ? c - 87 : -1);
+  for (let i = 0; i < b.length; i++) {
+    if (b[i] !== 0x3d) {
+      out[n++] = b[i]!;
+      continue;
+    }
+    // A soft break: "=" then optional spaces or tabs, then CRLF or LF.
+    let j = i + 1;
+    while (j < b.length && (b[j] === 0x20 || b[j] === 0x09)) j++;
+    if (b[j] === 0x0a || (b[j] === 0x0d && b[j + 1] === 0x0a)) {
+      i = b[j] === 0x0d ? j + 1 : j;
+      continue;
+    }
+    const hi = hex(b[i + 1]);
+    const lo = hex(b[i + 2]);
+    if (hi >= 0 && lo >= 0) {
+      out[n++] = hi * 16 + lo;
+      i += 2;
+    } else out[n++] = 0x3d;
+  }
+  return out.subarray(0, n);
+}
+
+/**
+ * The heads in a file's bytes: as they are, and, when the file holds a
+ * quoted-printable mail ("=3D" or a soft break), decoded too (a plain
+ * "seq=14" must not be decoded, so both are read); each head once.
+ */
+export function headsOfBytes(b: Buffer, name: string): SentHead[] {
+  const plain = (() => {
+    try {
+      return parseHeads(b.toString('utf8'), name);
+    } catch {
+      return [];
+    }
+  })();
+  const qp = /=3D|=\r?\n/i.test(b.toString('latin1')) ? (() => {
+    try {
+      return parseHeads(decodeQuotedPrintable(b).toString('utf8'), `${name} (quoted-printable decoded)`);
+    } catch {
+      return [];
+    }
+  })() : [];
+  const seen = new Set(plain.map((h) => `${h.seq} ${h.hash}`));
+  const out = [...plain, ...qp.filter((h) => !seen.has(`${h.seq} ${h.hash}`))];
+  if (out.length === 0) throw new AnchorError(`${name}: holds no chain head (a line with "seq=N hash=<64 hex digits>", as the daily mail gives it; a saved mail's quoted-printable is decoded)`);
+  return out;
+}
+
 export async function readHeadsFile(path: string): Promise<SentHead[]> {
   let fh;
   try {
@@ -81,7 +138,7 @@ export async function readHeadsFile(path: string): Promise<SentHead[]> {
   try {
     const { size } = await fh.stat();
     if (size > MAX_ANCHORS_BYTES) throw new AnchorError(`--anchors ${path}: ${size} bytes; at most ${MAX_ANCHORS_BYTES} are read (give the lines with the heads)`);
-    return parseHeads((await fh.readFile()).toString('utf8'), path);
+    return headsOfBytes(await fh.readFile(), path);
   } finally {
     await fh.close();
   }

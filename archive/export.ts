@@ -84,9 +84,20 @@ export function rowsCsv(rows: readonly TrafficRecord[]): string {
   return '\ufeff' + lines.join('\r\n') + '\r\n';
 }
 
+/**
+ * A row with its bytes (raw_bytes) as base64 text, for JSON. Converted
+ * before JSON.stringify: a replacer sees a Buffer only after its toJSON
+ * has made it {type:'Buffer',data:[…]}, which the verifier refuses.
+ */
+export function jsonRow(r: TrafficRecord): Record<string, unknown> {
+  const out: Record<string, unknown> = { ...r };
+  for (const [k, v] of Object.entries(out)) if (v instanceof Uint8Array) out[k] = Buffer.from(v.buffer, v.byteOffset, v.length).toString('base64');
+  return out;
+}
+
 /** Rows as rows.json: every value as the archive holds it; bytes (raw_bytes) as base64 text. */
 export function rowsJson(rows: readonly TrafficRecord[]): string {
-  return JSON.stringify(rows, (_k, v: unknown) => (v instanceof Uint8Array ? Buffer.from(v.buffer, v.byteOffset, v.length).toString('base64') : v), 1) + '\n';
+  return JSON.stringify(rows.map(jsonRow), null, 1) + '\n';
 }
 
 export interface EvidenceInput {
@@ -119,7 +130,7 @@ const VERIFIER = ['verify.mjs', 'README-en.md', 'README-th.md'] as const;
  * segments the query read it from (identical rows share a hash; any of
  * them proves it). A row in none of them came from the write-ahead log.
  */
-async function proofsOf(dir: string, rows: readonly TrafficRecord[], segments: readonly SegmentEntry[], fromWal: number): Promise<RowProof[]> {
+async function proofsOf(dir: string, rows: readonly TrafficRecord[], segments: readonly SegmentEntry[], walRows: readonly boolean[]): Promise<RowProof[]> {
   const hashes = rows.map((r) => rowHash(r as unknown as Record<string, unknown>));
   const proofs: (RowProof | null)[] = rows.map(() => null);
   if (segments.length > 0) {
@@ -159,11 +170,9 @@ async function proofsOf(dir: string, rows: readonly TrafficRecord[], segments: r
       db.close();
     }
   }
-  const unsealed = proofs.filter((p) => p === null).length;
-  if (unsealed > fromWal) {
-    const row = proofs.findIndex((p) => p === null);
-    throw new EvidenceError(`row ${row} of the answer matches no row of the segments it came from, and only ${fromWal} rows came from the write-ahead log: the package was not made (run klaiwatch archive verify)`);
-  }
+  // Only a row the query read from the write-ahead log may go without a proof.
+  const row = proofs.findIndex((p, i) => p === null && walRows[i] !== true);
+  if (row >= 0) throw new EvidenceError(`row ${row} of the answer came from a segment but matches no row of it: the package was not made (run klaiwatch archive verify)`);
   return proofs.map((p, row) => p ?? { row, row_hash: hashes[row]!.toString('hex'), proof: 'unsealed' });
 }
 
@@ -178,10 +187,14 @@ export async function writeEvidence(path: string, e: EvidenceInput): Promise<{ s
     if (!entry || entry.type !== 'segment' || entry.file !== s.file) throw new EvidenceError(`segment ${s.file}: its entry ${s.seq} is not in the manifest read`);
     return entry;
   });
-  const proofs = await proofsOf(e.dir, e.result.rows, used, e.result.fromWal);
+  const proofs = await proofsOf(e.dir, e.result.rows, used, e.result.walRows);
+  // The newest seal goes into the package: the verifier checks that no row marked unsealed was received at or before it.
+  const newestSeal = e.manifest.filter((x): x is SegmentEntry => x.type === 'segment').reduce<SegmentEntry | null>((a, x) => (a === null || x.last_recv > a.last_recv ? x : a), null);
+  const late = proofs.find((p) => p.proof === 'unsealed' && newestSeal !== null && e.result.rows[p.row]!.recv_ms <= newestSeal.last_recv);
+  if (late && newestSeal) throw new EvidenceError(`row ${late.row} of the answer is still in the write-ahead log but was received (${new Date(e.result.rows[late.row]!.recv_ms).toISOString()}) before the newest seal's last record (segment ${newestSeal.file}, ${new Date(newestSeal.last_recv).toISOString()}): the package's verifier would refuse it; export again after the next seal`);
   const wholeFiles = used.filter((s) => !s.merkle_root && proofs.some((p) => p.proof === 'whole-file' && p.seq === s.seq));
   // Contiguous, from the oldest segment's entry to the head: each link checks with the public key.
-  const fromSeq = Math.min(head.seq, ...used.map((s) => s.seq));
+  const fromSeq = Math.min(head.seq, ...used.map((s) => s.seq), ...(newestSeal ? [newestSeal.seq] : []));
   const chain = e.manifest.filter((x) => x.seq >= fromSeq);
   const count = (k: RowProof['proof']) => proofs.filter((p) => p.proof === k).length;
 
@@ -210,6 +223,10 @@ export async function writeEvidence(path: string, e: EvidenceInput): Promise<{ s
     rows_proven_by_merkle_proof: count('merkle'),
     rows_proven_by_whole_segment_file: count('whole-file'),
     rows_from_unsealed_log: count('unsealed'),
+    missing_segments:
+      e.result.missing.length === 0
+        ? 'none'
+        : { files: e.result.missing, note: `${e.result.missing.length} segment files the manifest lists were missing when the package was made and were skipped: rows of theirs that match the query are not in this package (klaiwatch archive verify names the fault)` },
     segments: used.map((s) => ({ file: s.file, seq: s.seq, sha256: s.sha256, rows_in_segment: s.rows, merkle_root: s.merkle_root ?? null, rows_here: proofs.filter((p) => p.proof !== 'unsealed' && p.seq === s.seq).length, included: wholeFiles.includes(s) ? `segments/${s.file}` : null })),
     chain: { from_seq: fromSeq, head: { seq: head.seq, hash: head.hash } },
     archive_public_key: e.verify.publicKey,
@@ -225,7 +242,7 @@ export async function writeEvidence(path: string, e: EvidenceInput): Promise<{ s
     unsealed_rows:
       count('unsealed') === 0
         ? 'none: every row is in a sealed segment'
-        : `${count('unsealed')} rows were still in the write-ahead log (not yet sealed into a segment) when the package was made: nothing signed vouches for them yet; they carry no proof (proof "unsealed" in proofs.json), and only the archive's file system protected them until their seal.`,
+        : `${count('unsealed')} rows were still in the write-ahead log (not yet sealed into a segment) when the package was made: nothing signed vouches for them yet; they carry no proof (proof "unsealed" in proofs.json), and only the archive's file system protected them until their seal. The only check on them: each was received after the newest seal in manifest.jsonl (its last_recv), as a row not yet sealed must be.`,
     whole_segment_files:
       wholeFiles.length === 0
         ? 'none'

@@ -39,6 +39,9 @@ export interface WhoAnswer {
   sessions: Binding[];
   segments: SourceSegment[];
   fromWal: number;
+  /** Segment files missing (skipped) and segments that answered but no longer match their signed hash (query.ts QueryResult). */
+  missing: string[];
+  altered: string[];
 }
 
 const LOOKBACK = 14 * 86_400_000;
@@ -200,5 +203,5 @@ export async function whoHad(dir: string, ip: string, at: number, port?: number)
   }
   const segments = new Map<string, SourceSegment>();
   for (const r of used) for (const g of r.segments) segments.set(g.file, g);
-  return { ip: inside, at, ...(nat ? { nat } : {}), leases: l, sessions: s, segments: [...segments.values()], fromWal: used.reduce((n, r) => n + r.fromWal, 0) };
+  return { ip: inside, at, ...(nat ? { nat } : {}), leases: l, sessions: s, segments: [...segments.values()], fromWal: used.reduce((n, r) => n + r.fromWal, 0), missing: [...new Set(used.flatMap((r) => r.missing))], altered: [...new Set(used.flatMap((r) => r.altered))] };
 }

@@ -7,7 +7,7 @@ import { isIP } from 'node:net';
 import { COLUMNS, type TrafficRecord } from './record.ts';
 import { Wal, walPayloads } from './wal.ts';
 import { goneSegments, liveSegments, type Entry, type SegmentEntry } from './manifest.ts';
-import { duck, sqlString } from './archive.ts';
+import { duck, sha256File, sqlString } from './archive.ts';
 import { Stager } from './stage.ts';
 import { addressIs, logical } from './layout.ts';
 import { BLOOM_COLUMNS, BLOOM_KEY, parseBloom } from './bloom.ts';
@@ -48,6 +48,19 @@ export interface QueryResult {
   segments: SourceSegment[];
   /** Rows that came from the write-ahead log (not yet sealed). */
   fromWal: number;
+  /** Per row: whether it came from the write-ahead log (else from a segment in `segments`). */
+  walRows: boolean[];
+  /**
+   * Segment files the manifest lists as live that are not there: skipped,
+   * so the answer may lack their rows (`archive verify` names the fault).
+   */
+  missing: string[];
+  /**
+   * Segments that gave rows but whose file no longer matches its signed
+   * SHA-256: their rows are not evidence. Only segments with rows are
+   * hashed (a point query stays cheap).
+   */
+  altered: string[];
   /** How many segments were read (after pruning by time). */
   segmentsRead: number;
 }
@@ -140,12 +153,29 @@ const where = (conds: readonly string[]) => (conds.filter(Boolean).length > 0 ? 
  */
 export async function queryArchive(dir: string, q: ArchiveQuery): Promise<QueryResult> {
   const cond = whereClause(q);
+  let r: QueryResult;
   try {
-    return await queryOnce(dir, q, cond);
+    r = await queryOnce(dir, q, cond);
   } catch (err) {
     if (!/No such file|No files found|Cannot open file/i.test((err as Error).message)) throw err;
     return queryOnce(dir, q, cond);
   }
+  // A file missing may have been merged or purged just now: once more on the new manifest.
+  return r.missing.length > 0 ? queryOnce(dir, q, cond) : r;
+}
+
+/** Which of these segment files are not in the folder (ENOENT); any other error is the caller's. */
+async function missingFiles(dir: string, segs: readonly SegmentEntry[]): Promise<Set<string>> {
+  const out = new Set<string>();
+  for (const s of segs) {
+    try {
+      await stat(join(dir, 'segments', s.file));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      out.add(s.file);
+    }
+  }
+  return out;
 }
 
 const FILTERED = new Set<string>(BLOOM_COLUMNS);
@@ -186,7 +216,9 @@ async function queryOnce(dir: string, q: ArchiveQuery, cond: ReturnType<typeof w
     await wal.close();
     // Inodes are reused once a sealed log is removed: only a segment sealed since this read began can hold what was read.
     const all = liveSegments(await readManifest(dir)).filter((s) => !(read.has(s.wal_inode) && s.at >= started));
-    const segs = all.filter((s) => segmentMeets(s, q.from, q.to));
+    const meeting = all.filter((s) => segmentMeets(s, q.from, q.to));
+    const gone = await missingFiles(dir, meeting);
+    const segs = meeting.filter((s) => !gone.has(s.file));
     const paths = segs.map((s) => join(dir, 'segments', s.file));
     const layoutOf = new Map(segs.map((s) => [join(dir, 'segments', s.file), s.layout ?? 1]));
     const parts = [`SELECT *, 'wal' AS _source FROM (${wal.select}) ${where([q.ip ? addressVariants(1, q.ip, cond.columns).map((v) => `(${v})`).join(' OR ') : '', ...cond.rest])}`];
@@ -215,12 +247,16 @@ async function queryOnce(dir: string, q: ArchiveQuery, cond: ReturnType<typeof w
     for (const r of rows) if (r.raw_bytes !== null) r.raw_bytes = Buffer.from(r.raw_bytes as unknown as string, 'base64');
     const used = new Map<string, number>();
     let fromWal = 0;
+    const walRows = source.map((src) => src === 'wal');
     for (const src of source) {
       if (src === 'wal') fromWal++;
       else used.set(basename(src), (used.get(basename(src)) ?? 0) + 1);
     }
     const segments = segs.filter((s) => used.has(s.file)).map((s) => ({ file: s.file, seq: s.seq, sha256: s.sha256, rows: used.get(s.file)! }));
-    return { rows, segments, fromWal, segmentsRead: segs.length };
+    // The segments that answered, against their signed hashes (a file changed after its seal is not evidence).
+    const altered: string[] = [];
+    for (const s of segments) if ((await sha256File(join(dir, 'segments', s.file)).catch(() => null)) !== s.sha256) altered.push(s.file);
+    return { rows, segments, fromWal, walRows, segmentsRead: segs.length, missing: [...gone], altered };
   } finally {
     db.close();
   }

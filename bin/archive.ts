@@ -7,7 +7,7 @@ import { isIP } from 'node:net';
 import type { Config } from '../config/load.ts';
 import { protoNumber } from '../archive/record.ts';
 import { QueryError, type ArchiveQuery } from '../archive/query.ts';
-import { rowsCsv } from '../archive/export.ts';
+import { jsonRow, rowsCsv } from '../archive/export.ts';
 import { auditContext, auditedExport, auditedQuery, auditedVerify, auditedWho, journalRefusal, parseTime, publicKeyArg, AuditError, type AuditContext } from '../archive/auditor.ts';
 import { Manifest, generateSigningKey, loadPrivateKey, publicKeyFromRaw, rawPublicKey } from '../archive/manifest.ts';
 import { journalEntries } from '../archive/journal.ts';
@@ -149,6 +149,16 @@ function openManifest(config: Config): Promise<Manifest> {
   return Manifest.open(join(resolve(base, t.dir), 'manifest.jsonl'), loadPrivateKey(readFileSync(resolve(base, t.signing_key), 'utf8')), Math.round(t.retention / 86_400_000));
 }
 
+/**
+ * WARNING lines for an answer that may be short (segment files missing) or
+ * rests on segments changed since their seal; true when there was any (exit 2).
+ */
+function warnSegments(r: { missing: readonly string[]; altered: readonly string[] }): boolean {
+  if (r.missing.length) console.error(`WARNING ${r.missing.length} segment ${r.missing.length === 1 ? 'file' : 'files'} missing, skipped: this answer may lack their rows: ${r.missing.join(', ')} (klaiwatch archive verify names the fault)`);
+  for (const f of r.altered) console.error(`WARNING segment ${f}: its rows are not evidence: it does not match its signed hash (klaiwatch archive verify names the fault)`);
+  return r.missing.length + r.altered.length > 0;
+}
+
 const journalledAs = (ctx: AuditContext) => `${ctx.auditor ? `${ctx.auditor}, ` : ''}account ${ctx.identity.account}${ctx.identity.sudo ? ` (sudo from ${ctx.identity.sudo})` : ''}${ctx.journal.signing ? '' : ' (unsigned: the signing key cannot be read)'}`;
 
 async function parsedAsync<T>(ctx: AuditContext, action: string, v: Values, parse: () => Promise<T>): Promise<T> {
@@ -219,13 +229,14 @@ async function run(action: string | undefined, v: Values, load: () => Config): P
         return { format, q: queryOf(v) };
       });
       const r = await auditedQuery(ctx, q);
-      process.stdout.write(format === 'csv' ? rowsCsv(r.rows) : JSON.stringify({ rows: r.rows, segments: r.segments, fromWal: r.fromWal }, null, 1) + '\n');
+      process.stdout.write(format === 'csv' ? rowsCsv(r.rows) : JSON.stringify({ rows: r.rows.map(jsonRow), segments: r.segments, fromWal: r.fromWal }, null, 1) + '\n');
+      const warned = warnSegments(r);
       if (r.rows.length === 0) {
         console.error(`no records: nothing in the archive matches (${r.segmentsRead} segments and the write-ahead log read); journalled as ${journalledAs(ctx)}`);
-        return 3;
+        return warned ? 2 : 3;
       }
       console.error(`${r.rows.length} rows (${r.fromWal} not yet sealed) from ${r.segments.length} of ${r.segmentsRead} segments read; journalled as ${journalledAs(ctx)}`);
-      return 0;
+      return warned ? 2 : 0;
     }
     case 'who': {
       const ctx = auditContext(load(), who(v));
@@ -239,9 +250,10 @@ async function run(action: string | undefined, v: Values, load: () => Config): P
       const a = await auditedWho(ctx, ip, time, port);
       const found = a.leases.length + a.sessions.length > 0;
       if (str(v, 'format') === 'json') {
-        console.log(JSON.stringify(a, null, 1));
+        console.log(JSON.stringify(a.nat ? { ...a, nat: { ...a.nat, record: jsonRow(a.nat.record) } } : a, null, 1));
+        const warned = warnSegments(a);
         if (!found) console.error(`nobody known; journalled as ${journalledAs(ctx)}`);
-        return found ? 0 : 3;
+        return warned ? 2 : found ? 0 : 3;
       }
       if (a.nat) console.log(`${a.nat.public}:${a.nat.port} was ${a.nat.inside}${a.nat.insidePort !== null ? `:${a.nat.insidePort}` : ''} inside (NAT, ${a.nat.record.parser} from ${a.nat.record.exporter})`);
       else if (port !== undefined) console.log(`no NAT translation of ${ip}:${port} within 15 minutes of ${iso(a.at)}: answering for ${ip} itself`);
@@ -249,8 +261,9 @@ async function run(action: string | undefined, v: Values, load: () => Config): P
       if (a.leases.length === 0 && a.sessions.length === 0) console.log('  nobody known: no DHCP lease, RADIUS or hotspot session in the archive covers that moment');
       for (const b of a.leases) console.log(`  lease   MAC ${b.mac ?? '?'}${b.client ? ` (${b.client})` : ''} from ${iso(b.from)} to ${b.to === null ? 'still bound' : iso(b.to)} [${b.source}, ${b.events} events, ${b.exporter}${b.school ? `, school ${b.school}` : ''}${clockNote(b)}]`);
       for (const b of a.sessions) console.log(`  user    ${b.user}${b.mac ? ` MAC ${b.mac}` : ''} from ${iso(b.from)} to ${b.to === null ? 'still logged in' : iso(b.to)} [${b.source}, ${b.exporter}${clockNote(b)}]`);
+      const warned = warnSegments(a);
       if (!found) console.error(`nobody known; journalled as ${journalledAs(ctx)}`);
-      return found ? 0 : 3;
+      return warned ? 2 : found ? 0 : 3;
     }
     case 'export': {
       const ctx = auditContext(load(), who(v));

@@ -209,6 +209,9 @@ const rows = rowsBuf ? parseJson('rows.json', rowsBuf) : (fail('rows.json', 'mis
 const proofsDoc = proofsBuf ? parseJson('proofs.json', proofsBuf) : (fail('proofs.json', 'missing'), null);
 const proofs = Array.isArray(proofsDoc?.rows) ? proofsDoc.rows : [];
 const counts = { merkle: 0, 'whole-file': 0, unsealed: 0 };
+// The newest seal among the package's manifest entries: a row not yet sealed must have been received after it.
+let newestSeal = null;
+for (const e of entries.values()) if (e && e.type === 'segment' && Number.isFinite(e.last_recv) && (newestSeal === null || e.last_recv > newestSeal.last_recv)) newestSeal = e;
 if (Array.isArray(rows)) {
   if (rows.length !== st.rows) fail('rows.json', `holds ${rows.length} rows, the statement says ${st.rows}`);
   if (proofs.length !== rows.length) fail('proofs.json', `holds ${proofs.length} proofs for ${rows.length} rows`);
@@ -231,6 +234,10 @@ if (Array.isArray(rows)) {
     }
     if (p.proof === 'unsealed') {
       counts.unsealed++;
+      // No proof: only its receive time is checked, against the seals.
+      if (!Number.isFinite(row.recv_ms)) fail(`rows.json row ${i}`, 'marked unsealed (no proof) and has no receive time (recv_ms) to check against the seals');
+      else if (newestSeal !== null && row.recv_ms <= newestSeal.last_recv)
+        fail(`rows.json row ${i}`, `marked unsealed (no proof), but received ${new Date(row.recv_ms).toISOString()}, at or before the last record of segment ${newestSeal.file} (entry ${newestSeal.seq}, ${new Date(newestSeal.last_recv).toISOString()}): a row of that time was sealed and must carry a proof; the row was changed or added after its seal`);
       return;
     }
     const e = entries.get(p.seq);
