@@ -44,9 +44,14 @@ export interface VerifyResult {
   notes: string[];
 }
 
-/** One line for a recovery entry: "wal/current.wal: 5120 bytes, 200 records lost at byte 1048 (entry 3, ...)". */
+/**
+ * One line for a recovery entry: "wal/current.wal: 5120 bytes, at least 200
+ * records lost at byte 1048 (entry 3, ...)". At least: the count is what the
+ * cut frames' headers name; what followed a cut mid-frame is unknown (and a
+ * cut exactly at a frame boundary leaves no trace at all).
+ */
 export function describeRecovery(e: RecoveryEntry): string {
-  const what = e.records === null ? `${e.bytes} bytes of an unfinished entry cut` : `${e.bytes} bytes, ${e.records}${e.counted ? '' : ' or more'} records lost`;
+  const what = e.records === null ? `${e.bytes} bytes of an unfinished entry cut` : `${e.bytes} bytes, at least ${e.records} records lost`;
   return `${e.file}: ${what} at byte ${e.offset} (entry ${e.seq}, ${new Date(e.at).toISOString()}, SHA-256 ${e.sha256}; ${e.kept ? `kept in ${e.kept}` : 'not kept'}; ${e.note})`;
 }
 

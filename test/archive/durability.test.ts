@@ -249,7 +249,7 @@ describe('loss in the write-ahead log is visible', () => {
 
     const v = await verifyArchive(dir.path, trusted);
     expect(v.ok).toBe(true);
-    expect(v.recoveries).toEqual([expect.stringContaining(`wal/current.wal: ${cutAt - ends[0]!} bytes, 200 records lost at byte ${ends[0]}`)]);
+    expect(v.recoveries).toEqual([expect.stringContaining(`wal/current.wal: ${cutAt - ends[0]!} bytes, at least 200 records lost at byte ${ends[0]}`)]);
     // Opened again: recorded once.
     const c = await open();
     expect(c.manifest.entries.filter((e) => e.type === 'recovery')).toHaveLength(1);
@@ -268,6 +268,6 @@ describe('loss in the write-ahead log is visible', () => {
     expect(readFileSync(join(dir.path, rec!.kept!)).equals(buf.subarray(ends[0]!))).toBe(true);
     await b.close();
     const v = await verifyArchive(dir.path, trusted);
-    expect(v.recoveries[0]).toContain(`${ends[2]! - ends[0]!} bytes, 300 records lost at byte ${ends[0]}`);
+    expect(v.recoveries[0]).toContain(`${ends[2]! - ends[0]!} bytes, at least 300 records lost at byte ${ends[0]}`);
   });
 });
