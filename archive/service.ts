@@ -236,6 +236,7 @@ export class TrafficService {
   private purgeTimer: NodeJS.Timeout | undefined;
   private stopAnchors: (() => void) | undefined;
   private unsealed = 0;
+  private unsealedBytes = 0;
   private readonly udpPorts: number[] = [];
   /** Where the listeners ended up (port 0 resolved), by name. */
   readonly bound: Record<string, string> = {};
@@ -557,14 +558,26 @@ export class TrafficService {
   /** A frame encoded by a parsing thread, appended as it is. */
   private storeFrame(frame: Buffer, n: number): void {
     this.unsealed += n;
+    this.unsealedBytes += frame.length;
     this.write({ frame, n, bytes: frame.length });
-    if (this.unsealed >= this.t.seal_records && !this.walFailed) void this.seal();
+    this.sealWhenFull();
+  }
+
+  /**
+   * A seal holds what it seals in memory: it comes after seal_records
+   * records or seal_bytes of the log, whichever is first, so that long
+   * messages (64 KB lines) cannot make one seal gigabytes large.
+   */
+  private sealWhenFull(): void {
+    if ((this.unsealed >= this.t.seal_records || this.unsealedBytes >= this.t.seal_bytes) && !this.walFailed) void this.seal();
   }
 
   private store(records: TrafficRecord[]): void {
     this.unsealed += records.length;
-    this.write({ records, n: records.length, bytes: records.reduce((b, r) => b + 128 + (r.raw?.length ?? 0), 0) });
-    if (this.unsealed >= this.t.seal_records && !this.walFailed) void this.seal();
+    const bytes = records.reduce((b, r) => b + 128 + (r.raw?.length ?? 0), 0);
+    this.unsealedBytes += bytes;
+    this.write({ records, n: records.length, bytes });
+    this.sealWhenFull();
   }
 
   /**
@@ -618,6 +631,7 @@ export class TrafficService {
 
   async seal(): Promise<void> {
     this.unsealed = 0;
+    this.unsealedBytes = 0;
     try {
       // The threads' frames waiting for their fsync go into the segment too.
       await this.archive.wal.flushFrames();

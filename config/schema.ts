@@ -267,8 +267,10 @@ export const trafficSchema = z.strictObject({
   fsync_interval: duration('traffic.fsync_interval').default(200),
   /** A segment is sealed this often... */
   seal_interval: duration('traffic.seal_interval').default(3_600_000),
-  /** ...or when the log holds this many records. */
+  /** ...or when the log holds this many records... */
   seal_records: z.number().int().min(1).default(5_000_000),
+  /** ...or this many bytes: a seal holds what it seals in memory, so this bounds it (long lines make few records of many bytes). */
+  seal_bytes: size.default(256 * 1024 * 1024),
   /** TCP and TLS senders are paused (not dropped) while this much waits for the disk. */
   max_pending: size.default(64 * 1024 * 1024),
   /** GET /healthz of `klaiwatch archive serve` run alone (under `klaiwatch run` the supervisor serves http.listen). */
