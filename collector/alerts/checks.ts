@@ -15,14 +15,38 @@ const INDEX_TAGS = ['ifname', 'storage'];
 /**
  * hrStorageType values (HOST-RESOURCES-MIB hrStorageTypes) that are file
  * systems someone can fill: a fixed disk, a network disk (an NFS or SMB
- * mount the server shares). RAM, virtual memory and "other" (tmpfs such as
- * /dev/shm and /run, cgroup, sysfs) are not disks, whatever they are named.
+ * mount the server shares). RAM, virtual memory and "other" are not disks,
+ * whatever they are named; pseudo file systems typed as fixed disks are
+ * excluded by mount point (PSEUDO_MOUNT).
  */
 export const DISK_STORAGE_TYPES: ReadonlySet<string> = new Set(['1.3.6.1.2.1.25.2.1.4', '1.3.6.1.2.1.25.2.1.10']);
 
-/** A storage row judged as a disk: its hrStorageType says it is one (a row without a type is judged by the threshold's tags alone). */
-function isDiskRow(p: { measurement: string; fields: Record<string, unknown> }): boolean {
+/**
+ * Mount points of pseudo file systems (tmpfs, devtmpfs, sysfs, proc, cgroup,
+ * squashfs snaps), by name. net-snmp on many Linux versions types them as
+ * hrStorageFixedDisk, so the type alone keeps them; the agent gives no
+ * hrFSType we read, so the stated rule is the mount point: /dev and anything
+ * under it, /run and anything under it, anything under /sys (so all of
+ * /sys/fs/cgroup), /proc or /snap. As Telegraf ignores tmpfs, devtmpfs,
+ * squashfs and overlay by type and LibreNMS ignores storage by name. The
+ * name is at most MAX_TEXT characters (the poll cuts it) and the pattern is
+ * anchored and linear.
+ */
+export const PSEUDO_MOUNT = /^\/(?:dev|run|sys|proc|snap)(?:\/[^]*)?$/;
+
+/** Whether a storage row's name is a pseudo file system's mount point (see PSEUDO_MOUNT). */
+export function isPseudoMount(name: string): boolean {
+  return PSEUDO_MOUNT.test(name);
+}
+
+/**
+ * A storage row judged as a disk: its hrStorageType says it is one (a row
+ * without a type is judged by the threshold's tags alone) and its name is not
+ * a pseudo file system's mount point.
+ */
+function isDiskRow(p: { measurement: string; tags: Record<string, string>; fields: Record<string, unknown> }): boolean {
   if (p.measurement !== 'storage') return true;
+  if (isPseudoMount(p.tags.storage ?? '')) return false;
   const type = p.fields.type;
   return typeof type !== 'string' || DISK_STORAGE_TYPES.has(type.replace(/^\./, ''));
 }
