@@ -138,10 +138,10 @@ function eventLines(e: Event, audience: Audience): { thai: string[]; english: st
   if (e.kind === 'down') {
     const thai = [TH.deviceDown(name, formatThaiTime(start))];
     if (e.behind.devices > 0) thai.push(`  ${TH.behind(th, e.behind.devices, e.behind.schools)}`);
-    if (e.behind.notJudged > 0) thai.push(`  ${TH.notJudged(e.behind.notJudged)}`);
+    if (e.behind.notJudged > 0) thai.push(`  ${TH.notJudged(th, e.behind.notJudged, e.behind.devices > 0)}`);
     thai.push(`  ${TH.firstCheck(DEVICE_FIRST_CHECK[e.device.kind])}`);
     const behind = e.behind.devices > 0 ? `; ${e.behind.devices} device${e.behind.devices > 1 ? 's' : ''} behind it found unreachable` : '';
-    const unjudged = e.behind.notJudged > 0 ? `; ${e.behind.notJudged} more behind it not watched at this hour` : '';
+    const unjudged = e.behind.notJudged > 0 ? `; ${e.behind.notJudged}${e.behind.devices > 0 ? ' more' : ''} behind it not watched at this hour` : '';
     return { thai, english: `${en} ${e.device.id} (${e.device.address}) is DOWN since ${formatEnglishTime(start)}${behind}${unjudged}.` };
   }
   return {

@@ -122,8 +122,11 @@ export const TH = {
   deviceDown: (name: string, since: string) => `✗ ${name} ใช้งานไม่ได้ ตั้งแต่ ${since}`,
   /** Devices behind the failed one that this round found unreachable too. */
   behind: (kind: string, devices: number, schools: number) => `อุปกรณ์ที่ใช้งานผ่าน${kind}นี้ติดต่อไม่ได้ไปด้วย ${devices} เครื่อง${schools > 1 ? ` ใน ${schools} โรงเรียน` : ''}`,
-  /** Devices behind it that are not watched at this hour. */
-  notJudged: (devices: number) => `อีก ${devices} เครื่องอยู่นอกเวลาที่เฝ้าระวัง (เช่น เครื่องรับ DLTV นอกเวลาออกอากาศ) จึงยังไม่ได้ตรวจ`,
+  /** Devices behind it that are not watched at this hour; "ยังมีอีก" only after the line that counted the unreachable ones. */
+  notJudged: (kind: string, devices: number, afterCounted: boolean) =>
+    afterCounted
+      ? `ยังมีอีก ${devices} เครื่องที่ใช้งานผ่าน${kind}นี้ ซึ่งอยู่นอกเวลาที่เฝ้าระวัง (เช่น เครื่องรับ DLTV นอกเวลาออกอากาศ) จึงยังไม่ได้ตรวจ`
+      : `อุปกรณ์ที่ใช้งานผ่าน${kind}นี้ ${devices} เครื่องอยู่นอกเวลาที่เฝ้าระวัง (เช่น เครื่องรับ DLTV นอกเวลาออกอากาศ) จึงยังไม่ได้ตรวจ`,
   deviceUp: (name: string, at: string) => `✓ ${name} กลับมาใช้งานได้แล้ว เมื่อ ${at}`,
   outage: (from: string, to: string, duration: string) => `ใช้งานไม่ได้ตั้งแต่ ${from} ถึง ${to} รวม ${duration}`,
   outageSince: (from: string) => `ใช้งานไม่ได้ตั้งแต่ ${from}`,

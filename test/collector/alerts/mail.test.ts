@@ -125,7 +125,7 @@ describe('mail', () => {
       await a.round(evening + 2, out);
       await a.round(evening + 3, out);
       const text = body(smtp.received.find((m) => to(m) === TEACHER)!);
-      expect(text).toContain('  อุปกรณ์ที่ใช้งานผ่านเราเตอร์นี้ติดต่อไม่ได้ไปด้วย 1 เครื่อง\n  อีก 3 เครื่องอยู่นอกเวลาที่เฝ้าระวัง (เช่น เครื่องรับ DLTV นอกเวลาออกอากาศ) จึงยังไม่ได้ตรวจ\n');
+      expect(text).toContain('  อุปกรณ์ที่ใช้งานผ่านเราเตอร์นี้ติดต่อไม่ได้ไปด้วย 1 เครื่อง\n  ยังมีอีก 3 เครื่องที่ใช้งานผ่านเราเตอร์นี้ ซึ่งอยู่นอกเวลาที่เฝ้าระวัง (เช่น เครื่องรับ DLTV นอกเวลาออกอากาศ) จึงยังไม่ได้ตรวจ\n');
       expect(text).toContain('1 device behind it found unreachable; 3 more behind it not watched at this hour.');
     } finally {
       await a.close();

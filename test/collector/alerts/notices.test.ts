@@ -42,6 +42,30 @@ describe('notices', () => {
     expect(notices[0]!.text.split('\n')[0]).toBe('สำนักงานเขตพื้นที่การศึกษาประถมศึกษาชัยภูมิ เขต 9 (ตัวอย่าง) (Example Primary Educational Service Area Office) อำเภอเทพสถิต');
   });
 
+  it('devices behind a failed router not watched at this hour: "ยังมีอีก" only after a line that counted some, never "more" with nothing before it', () => {
+    const router = '1036090101-router';
+    const said = (behind: { devices: number; schools: number; notJudged: number }) => {
+      const store = new StateStore(':memory:');
+      const engine = new StateEngine(config, new Schedule(config.calendars, config.settings.alerts));
+      const out = [];
+      for (let i = 0; i < 4; i++) {
+        const m = new Map<string, Raw>(config.devices.map((d) => [d.id, i >= 2 && d.id === router ? 'down' : 'up']));
+        const transitions = engine.observe(m, T0 + i * MIN);
+        const { opened, closed } = store.apply(config.devices, engine.states, transitions);
+        out.push(...composeNotices({ config, transitions, opened, closed, behind: () => behind, officer: OFFICER, areaSchools: 5 }));
+      }
+      return out.find((n) => n.text.includes('ใช้งานไม่ได้'))!.text;
+    };
+    const alone = said({ devices: 0, schools: 0, notJudged: 3 });
+    expect(alone).toContain('\n  อุปกรณ์ที่ใช้งานผ่านเราเตอร์นี้ 3 เครื่องอยู่นอกเวลาที่เฝ้าระวัง (เช่น เครื่องรับ DLTV นอกเวลาออกอากาศ) จึงยังไม่ได้ตรวจ\n');
+    expect(alone).not.toContain('อีก');
+    expect(alone).toContain('; 3 behind it not watched at this hour.');
+    expect(alone).not.toContain(' more ');
+    const after = said({ devices: 1, schools: 1, notJudged: 3 });
+    expect(after).toContain('\n  อุปกรณ์ที่ใช้งานผ่านเราเตอร์นี้ติดต่อไม่ได้ไปด้วย 1 เครื่อง\n  ยังมีอีก 3 เครื่องที่ใช้งานผ่านเราเตอร์นี้ ซึ่งอยู่นอกเวลาที่เฝ้าระวัง');
+    expect(after).toContain('1 device behind it found unreachable; 3 more behind it not watched at this hour.');
+  });
+
   it('many schools failing at once: each school is told, the officer gets one area-wide notice', () => {
     const routers = config.devices.filter((d) => d.kind === 'router').slice(0, 6);
     const down = Object.fromEntries(routers.map((d) => [d.id, 'down' as Raw]));
