@@ -86,7 +86,7 @@ export function openChecksQuery(area: DashboardArea, where = ''): string {
   const windowMin = Math.max(10, Math.ceil((3 * area.maxIntervalMs) / 60_000));
   const by = `${tag('check_state', 'school')}, ${tag('check_state', 'school_name')}, ${tag('check_state', 'device')}, ${tag('check_state', 'kind')}, ${tag('check_state', 'check')}`;
   return (
-    `SELECT "since", "value", "detail", "failing" FROM (SELECT last(${fd('check_state', 'failing')}) AS "failing", last(${fd('check_state', 'since')}) AS "since", last(${fd('check_state', 'value')}) AS "value", last(${fd('check_state', 'detail')}) AS "detail" ` +
+    `SELECT "since", "value", "detail", "failing", "kind" AS "kind_code" FROM (SELECT last(${fd('check_state', 'failing')}) AS "failing", last(${fd('check_state', 'since')}) AS "since", last(${fd('check_state', 'value')}) AS "value", last(${fd('check_state', 'detail')}) AS "detail" ` +
     `FROM ${from('check_state')} WHERE ${where ? `${where} AND ` : ''}time > now() - ${windowMin}m GROUP BY ${by}) WHERE "failing" = 1 GROUP BY ${by}`
   );
 }
@@ -103,6 +103,7 @@ function openChecksTable(area: DashboardArea, where: string, linkSchool: 'row' |
       school_name: { links: [schoolLink(linkSchool)] },
       device: { links: [deviceLink(linkSchool)] },
       kind: { mappings: kindMapping },
+      kind_code: { hidden: true },
       check: { mappings: checkMapping },
       since: { unit: 'dateTimeAsLocal' },
       value: { decimals: 1 },
@@ -168,13 +169,13 @@ export function areaDashboard(area: DashboardArea = NO_AREA): dashboard.Dashboar
       tablePanel(
         'อุปกรณ์ที่ขัดข้องตอนนี้ (open outages)',
         new InfluxQL(
-          `SELECT "state", "state_code" FROM (SELECT last(${fd('device_state', 'state')}) AS "state", last(${fd('device_state', 'state_code')}) AS "state_code" FROM ${from('device_state')} WHERE $timeFilter GROUP BY ${tag('device_state', 'school')}, ${tag('device_state', 'school_name')}, ${tag('device_state', 'device')}, ${tag('device_state', 'kind')}) WHERE "state_code" = 2 OR "state_code" = 3 GROUP BY "school", "school_name", "device", "kind"`,
+          `SELECT "state", "state_code", "kind" AS "kind_code" FROM (SELECT last(${fd('device_state', 'state')}) AS "state", last(${fd('device_state', 'state_code')}) AS "state_code" FROM ${from('device_state')} WHERE $timeFilter GROUP BY ${tag('device_state', 'school')}, ${tag('device_state', 'school_name')}, ${tag('device_state', 'device')}, ${tag('device_state', 'kind')}) WHERE "state_code" = 2 OR "state_code" = 3 GROUP BY "school", "school_name", "device", "kind"`,
         ),
         {
           span: 12,
           height: 14,
           description: 'สถานะล่าสุดของอุปกรณ์ที่ขัดข้องหรือติดต่อไม่ได้; the incidents themselves, with their causes, are in the state database and the report.',
-          columns: { school: { hidden: true }, school_name: { links: [schoolLink()] }, device: { links: [deviceLink()] }, kind: { mappings: kindMapping }, state: { mappings: stateTextMapping }, state_code: { hidden: true } },
+          columns: { school: { hidden: true }, school_name: { links: [schoolLink()] }, device: { links: [deviceLink()] }, kind: { mappings: kindMapping }, kind_code: { hidden: true }, state: { mappings: stateTextMapping }, state_code: { hidden: true } },
         },
       ),
     )
@@ -228,12 +229,14 @@ export function schoolDashboard(area: DashboardArea = NO_AREA): dashboard.Dashbo
     .withPanel(
       tablePanel(
         'อุปกรณ์และสถานะล่าสุด',
-        new InfluxQL(`SELECT last(${fd('device_state', 'state')}) AS "state", mean(${fd('device_state', 'up')}) * 100 AS "availability_pct" FROM ${from('device_state')} WHERE ${inSchool('device_state')} AND $timeFilter GROUP BY ${tag('device_state', 'device')}, ${tag('device_state', 'kind')}`),
+        new InfluxQL(
+          `SELECT "state", "availability_pct", "kind" AS "kind_code" FROM (SELECT last(${fd('device_state', 'state')}) AS "state", mean(${fd('device_state', 'up')}) * 100 AS "availability_pct" FROM ${from('device_state')} WHERE ${inSchool('device_state')} AND $timeFilter GROUP BY ${tag('device_state', 'device')}, ${tag('device_state', 'kind')}) GROUP BY "device", "kind"`,
+        ),
         {
           span: 12,
           height: 10,
           description: 'สภาพพร้อมใช้งาน: ส่วนของเวลาในช่วงที่เลือกที่อุปกรณ์ใช้งานได้ (จากสถานะรายรอบ). Click a device for its dashboard.',
-          columns: { device: { links: [deviceLink('variable')] }, kind: { mappings: kindMapping }, state: { mappings: stateTextMapping }, availability_pct: { th: 'สภาพพร้อมใช้งาน (%)', unit: 'percent', decimals: 2 } },
+          columns: { device: { links: [deviceLink('variable')] }, kind: { mappings: kindMapping }, kind_code: { hidden: true }, state: { mappings: stateTextMapping }, availability_pct: { th: 'สภาพพร้อมใช้งาน (%)', unit: 'percent', decimals: 2 } },
         },
       ),
     )

@@ -107,7 +107,15 @@ export function deviceVariable(kind?: DeviceKind): dashboard.QueryVariableBuilde
 }
 
 /** The device dashboard of a kind: one per kind, so a device's dashboard has only the panels its kind fills. */
-export const deviceUid = (kind: DeviceKind | '${__data.fields.kind}') => `klaiwatch-device-${kind}`;
+export const deviceUid = (kind: DeviceKind | '${__data.fields.kind_code}') => `klaiwatch-device-${kind}`;
+/**
+ * The column a device link reads its kind from: a hidden copy of the `kind`
+ * tag without a value mapping (`"kind" AS "kind_code"` in the query). Grafana
+ * puts a field's display value into `${__data.fields.NAME}`, so the Thai
+ * mapping on the visible `kind` column would make the link point at a
+ * dashboard that does not exist (klaiwatch-device-เราเตอร์).
+ */
+export const KIND_CODE = 'kind_code';
 export const SCHOOL_UID = 'klaiwatch-school';
 
 /** A data link to the school dashboard with the school of the row (field `school`) or the dashboard's own. */
@@ -116,10 +124,10 @@ export function schoolLink(from: 'row' | 'variable' = 'row'): { title: string; u
   return { title: 'เปิดแดชบอร์ดของโรงเรียนนี้', url: `/d/${SCHOOL_UID}/?var-school=${school}&\${__url_time_range}` };
 }
 
-/** A data link to the device dashboard of the row's device (fields `device`, `kind`, and `school` or the dashboard's school). */
+/** A data link to the device dashboard of the row's device (fields `device`, `kind_code` (KIND_CODE, hidden and unmapped), and `school` or the dashboard's school). */
 export function deviceLink(school: 'row' | 'variable' = 'row'): { title: string; url: string } {
   const s = school === 'row' ? '${__data.fields.school}' : '${school}';
-  return { title: 'เปิดแดชบอร์ดของอุปกรณ์นี้', url: `/d/${deviceUid('${__data.fields.kind}')}/?var-school=${s}&var-device=\${__data.fields.device}&\${__url_time_range}` };
+  return { title: 'เปิดแดชบอร์ดของอุปกรณ์นี้', url: `/d/${deviceUid('${__data.fields.kind_code}')}/?var-school=${s}&var-device=\${__data.fields.device}&\${__url_time_range}` };
 }
 
 /** Raw points (30 days) or 5-minute roll-ups (2 years), for ranges longer than the raw retention. */
@@ -182,6 +190,7 @@ export const COLUMN_TH: Record<string, string> = {
   school_name: 'โรงเรียน',
   device: 'อุปกรณ์',
   kind: 'ประเภท',
+  kind_code: 'รหัสประเภท',
   check: 'ปัญหา',
   since: 'ตั้งแต่',
   value: 'ค่าที่วัดได้',

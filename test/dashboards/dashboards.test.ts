@@ -394,6 +394,15 @@ describe('the dashboards', () => {
       for (const { panel } of allPanels(d)) {
         const links = [...(panel.fieldConfig?.defaults?.links ?? []), ...(panel.fieldConfig?.overrides ?? []).flatMap((o) => o.properties.filter((x) => x.id === 'links').flatMap((x) => x.value as { url: string }[]))];
         for (const l of links) found.push({ dashboard: name, panel: panel.title ?? '?', url: l.url });
+        // Grafana substitutes a field's display value into ${__data.fields.NAME}: a field a link reads must have no value mapping
+        // (else the Thai kind เราเตอร์ would go into the dashboard's address), unless the link says .raw explicitly.
+        // (A panel-wide mapping, such as the map's state colours, maps only the state codes it names, no school code or kind.)
+        const mapped = new Set((panel.fieldConfig?.overrides ?? []).filter((o) => o.properties.some((x) => x.id === 'mappings' && Array.isArray(x.value) && x.value.length > 0)).map((o) => o.matcher.options));
+        for (const l of links)
+          for (const m of l.url.matchAll(/\$\{__data\.fields\.(\w+)(\.raw)?\}/g)) {
+            if (m[2]) continue;
+            expect(mapped.has(m[1]!), `${name} / ${panel.title}: the link reads ${m[1]}, a field with a value mapping (its display text, not its value): ${l.url}`).toBe(false);
+          }
       }
     expect(found.some((l) => l.dashboard === 'area' && l.panel.startsWith('แผนที่') && l.url.startsWith('/d/klaiwatch-school/'))).toBe(true);
     expect(found.filter((l) => l.dashboard === 'area' && l.url.startsWith('/d/klaiwatch-school/')).length).toBeGreaterThanOrEqual(4);
@@ -401,7 +410,7 @@ describe('the dashboards', () => {
     const queries = panelQueries();
     for (const l of found) {
       const uid = /^\/d\/([^/]+)\//.exec(l.url)?.[1];
-      const targets = uid?.includes('${__data.fields.kind}') ? DEVICE_KINDS.map((k) => uid.replace('${__data.fields.kind}', k)) : [uid];
+      const targets = uid?.includes('${__data.fields.kind_code}') ? DEVICE_KINDS.map((k) => uid.replace('${__data.fields.kind_code}', k)) : [uid];
       for (const t of targets) expect(uids.has(t!), `${l.dashboard} / ${l.panel}: ${l.url}`).toBe(true);
       expect(l.url).toMatch(/[?&]var-school=/);
       if (uid?.startsWith('klaiwatch-device-')) expect(l.url).toMatch(/[?&]var-device=\$\{__data\.fields\.device\}/);
@@ -410,6 +419,14 @@ describe('the dashboards', () => {
       const q = queries.find((x) => x.dashboard === l.dashboard && x.panel === l.panel)!;
       const a = await run(substitute(q.query.query, { school: SCHOOL, rp: 'raw', ifname: '.*', device: `${SCHOOL}-router`, ...PANEL_VARS[`${l.dashboard} / ${l.panel}`] }));
       for (const f of fields) expect(a.columns, `${l.dashboard} / ${l.panel} reads ${f}`).toContain(f);
+      // The kind a device link reads is the raw code, a dashboard that exists, on every row the panel answers.
+      if (fields.includes('kind_code')) {
+        expect(a.rows.length, `${l.dashboard} / ${l.panel} has rows`).toBeGreaterThan(0);
+        for (const r of a.rows as Record<string, unknown>[]) {
+          expect(r.kind_code, `${l.dashboard} / ${l.panel}: ${JSON.stringify(r)}`).toBe(r.kind);
+          expect(uids.has(`klaiwatch-device-${String(r.kind_code)}`), `${l.dashboard} / ${l.panel}: ${JSON.stringify(r)}`).toBe(true);
+        }
+      }
     }
   });
 
