@@ -31,6 +31,22 @@ export function pctCut(v: number | null | undefined, digits = 2): string {
 
 const kindPct = (g: GroupFigures, kind: DeviceKind) => pctCut(g.byKind[kind]?.availabilityPct);
 
+/**
+ * The observed share of the period: cut like pctCut, but "< 0.01" when there
+ * was some (minutes of data in a year cut to 0.00) and empty (shown "—")
+ * when there was none, so the two never read the same.
+ */
+export function sharePct(v: number | null | undefined): string {
+  if (v === null || v === undefined || !Number.isFinite(v) || v <= 0) return '';
+  const cut = pctCut(v);
+  return Number(cut) === 0 ? '< 0.01' : cut;
+}
+
+/** "2026-11-15T21:00:00+07:00": Bangkok time, machine-readable, for the CSV beside the Thai date. */
+export function bangkokIso(t: number): string {
+  return `${new Date(t + 7 * 3_600_000).toISOString().slice(0, 19)}+07:00`;
+}
+
 /** "15 พ.ย. 69": a short Buddhist-Era date for a narrow cell. */
 const SHORT_MONTHS = ['ม.ค.', 'ก.พ.', 'มี.ค.', 'เม.ย.', 'พ.ค.', 'มิ.ย.', 'ก.ค.', 'ส.ค.', 'ก.ย.', 'ต.ค.', 'พ.ย.', 'ธ.ค.'];
 export function shortThaiDate(t: number): string {
@@ -67,8 +83,9 @@ const CSV_COLUMNS: Column[] = [
   { th: 'ความหน่วง p95 (ms)', key: 'rttP95', value: (g) => fixed(g.link?.rttP95Ms, 1) },
   { th: 'สูญหาย มัธยฐาน (%)', key: 'lossMedian', value: (g) => fixed(g.link?.lossMedianPct) },
   { th: 'สูญหาย p95 (%)', key: 'lossP95', value: (g) => fixed(g.link?.lossP95Pct) },
-  { th: 'เวลาที่มีข้อมูล (% ของช่วง)', key: 'coveragePct', value: (g) => pctCut(g.coveragePct) },
-  { th: 'มีข้อมูลตั้งแต่', key: 'monitoredFrom', value: (g) => (g.monitoredFrom === null ? '' : new Date(g.monitoredFrom).toISOString()) },
+  { th: 'เวลาที่มีข้อมูล (% ของช่วง)', key: 'coveragePct', value: (g) => sharePct(g.coveragePct) },
+  { th: 'มีข้อมูลตั้งแต่', key: 'monitoredFrom', value: (g) => (g.monitoredFrom === null ? '' : thaiDateTime(g.monitoredFrom)) },
+  { th: 'มีข้อมูลตั้งแต่ (ISO 8601)', key: 'monitoredFromIso', value: (g) => (g.monitoredFrom === null ? '' : bangkokIso(g.monitoredFrom)) },
   { th: 'ปัญหาที่ตรวจพบ (รายการ)', key: 'checks', value: (g) => String(g.checks) },
   { th: 'ปัญหาที่ยังไม่แก้ไข', key: 'checksOpen', value: (g) => String(g.checksOpen) },
   { th: 'เวลาเฉลี่ยในการแก้ปัญหา (นาที)', key: 'checksMttrMin', value: (g) => fixed(g.checksMttrS === null ? null : g.checksMttrS / 60, 1) },
@@ -106,7 +123,7 @@ function summaryBox(label: string, value: string, figure: string, sub = ''): str
 const HTML_COLUMNS: (Column & { cls?: string; pair?: [string, string] })[] = [
   { th: 'รหัส', key: 'code', value: (g) => g.code ?? '', cls: 'code' },
   { th: 'โรงเรียน', key: 'name', value: (g) => g.name ?? '', cls: 'name' },
-  { th: 'มีข้อมูล (% ของช่วง)', key: 'coveragePct', value: (g) => pctCut(g.coveragePct) },
+  { th: 'มีข้อมูล (% ของช่วง)', key: 'coveragePct', value: (g) => sharePct(g.coveragePct) },
   { th: 'มีข้อมูลตั้งแต่', key: 'monitoredFrom', value: (g) => (g.monitoredFrom === null ? '' : shortThaiDate(g.monitoredFrom)), cls: 'date' },
   { th: 'พร้อมใช้งานรวม (%)', key: 'availabilityPct', value: (g) => pctCut(g.availabilityPct) },
   { th: 'เราเตอร์ (%)', key: 'router', value: (g) => kindPct(g, 'router') },
@@ -212,7 +229,7 @@ export function renderHtml(r: Report): string {
   tr { break-inside: avoid; }
   thead { display: table-header-group; }
   tbody.office th { text-align: left; background: #f6f6f6; }
-  tfoot td { font-weight: bold; background: #f3f3f3; }
+  tbody.total td { font-weight: bold; background: #f3f3f3; border-top: 2px solid #444; }
   .notes { font-size: 10.5pt; color: #333; margin-top: 8pt; }
   .notes li { margin: 0; }
   .warn { border: 1px solid #b60; padding: 3pt 6pt; margin: 4pt 0; }
@@ -232,7 +249,7 @@ ${
   from === null
     ? '<div class="warn" data-figure="observedNote">ไม่มีเวลาที่ระบบเฝ้าดูในช่วงนี้ (klaiwatch ยังไม่ได้ทำงาน หรือไม่มีบันทึกรอบการตรวจ): ไม่มีตัวเลขใดนับได้</div>'
     : partial
-      ? `<div class="warn" data-figure="observedNote">มีข้อมูลตั้งแต่ ${esc(thaiDateTime(from))} และเพียง ${esc(pctCut(t.coveragePct))} % ของเวลาในช่วง: ตัวเลขทุกตัวนับเฉพาะเวลาที่ระบบเฝ้าดูจริง เวลาก่อนเริ่มเฝ้าดูและช่วงที่ตัวเก็บข้อมูลไม่ได้ทำงานไม่นับทั้งเป็นผลดีและผลเสีย</div>`
+      ? `<div class="warn" data-figure="observedNote">มีข้อมูลตั้งแต่ ${esc(thaiDateTime(from))} และเพียง ${esc(sharePct(t.coveragePct))} % ของเวลาในช่วง: ตัวเลขทุกตัวนับเฉพาะเวลาที่ระบบเฝ้าดูจริง เวลาก่อนเริ่มเฝ้าดูและช่วงที่ตัวเก็บข้อมูลไม่ได้ทำงานไม่นับทั้งเป็นผลดีและผลเสีย</div>`
       : ''
 }
 <div class="boxes">
@@ -242,7 +259,7 @@ ${
   ${summaryBox('เวลาเฉลี่ยในการแก้ไข', t.mttrS === null ? '' : formatThaiDuration(Math.round(t.mttrS)), 'totalMttr')}
   ${summaryBox('ขัดข้องที่ยังไม่แก้ไข', `${t.openNow} รายการ`, 'totalOpenNow')}
   ${summaryBox('ปัญหาที่ยังไม่แก้ไข', `${t.checksOpen} รายการ`, 'totalChecksOpen')}
-  ${summaryBox('เวลาที่มีข้อมูล', t.coveragePct === null ? '' : `${pctCut(t.coveragePct)} %`, 'totalCoveragePct', from === null ? '' : `ตั้งแต่ ${shortThaiDate(from)}`)}
+  ${summaryBox('เวลาที่มีข้อมูล', sharePct(t.coveragePct) === '' ? '' : `${sharePct(t.coveragePct)} %`, 'totalCoveragePct', from === null ? '' : `ตั้งแต่ ${shortThaiDate(from)}`)}
 </div>
 <h2>ผลรายโรงเรียน (${schools.length} โรงเรียน)${office.length > 0 ? ' และสำนักงานเขตพื้นที่' : ''}</h2>
 <table class="schools">
@@ -251,13 +268,13 @@ ${
 ${schools.map(row).join('\n')}
 </tbody>
 ${office.length > 0 ? `<tbody class="office">\n<tr><th colspan="${colspan}">สำนักงานเขตพื้นที่ (ไม่ใช่โรงเรียน: ไม่นับในความพร้อม DLTV)</th></tr>\n${office.map(row).join('\n')}\n</tbody>` : ''}
-<tfoot><tr data-school="total">${HTML_COLUMNS.map((c) => (c.key === 'code' ? '<td data-figure="code"></td>' : c.key === 'name' ? `<td data-figure="name">${esc(r.totalLabel)}</td>` : htmlCell(c, totalRow))).join('')}</tr></tfoot>
+<tbody class="total"><tr data-school="total">${HTML_COLUMNS.map((c) => (c.key === 'code' ? '<td data-figure="code"></td>' : c.key === 'name' ? `<td data-figure="name">${esc(r.totalLabel)}</td>` : htmlCell(c, totalRow))).join('')}</tr></tbody>
 </table>
 <h2>ผลรายอำเภอ</h2>
 <table class="districts">
 <thead><tr><th>อำเภอ</th><th>มีข้อมูล (% ของช่วง)</th><th>สภาพพร้อมใช้งานรวม (%)</th><th>เราเตอร์ (%)</th><th>ความพร้อม DLTV (%)</th><th>เหตุขัดข้อง (ครั้ง)</th><th>เวลาเฉลี่ยในการแก้ไข</th></tr></thead>
 <tbody>
-${r.districts.map((d) => `<tr data-district="${esc(d.district)}"><td>${esc(d.district)}</td><td class="n">${shown(pctCut(d.coveragePct))}</td><td class="n">${shown(pctCut(d.availabilityPct))}</td><td class="n">${shown(kindPct(d, 'router'))}</td><td class="n">${shown(pctCut(d.readiness.pct))}</td><td class="n">${d.outages}</td><td class="n">${d.mttrS === null ? '—' : esc(formatThaiDuration(Math.round(d.mttrS)))}</td></tr>`).join('\n')}
+${r.districts.map((d) => `<tr data-district="${esc(d.district)}"><td>${esc(d.district)}</td><td class="n">${esc(shown(sharePct(d.coveragePct)))}</td><td class="n">${shown(pctCut(d.availabilityPct))}</td><td class="n">${shown(kindPct(d, 'router'))}</td><td class="n">${shown(pctCut(d.readiness.pct))}</td><td class="n">${d.outages}</td><td class="n">${d.mttrS === null ? '—' : esc(formatThaiDuration(Math.round(d.mttrS)))}</td></tr>`).join('\n')}
 </tbody>
 </table>
 <h2>เหตุขัดข้องที่เริ่มในช่วงนี้ (${outages.length} รายการ)</h2>
@@ -310,7 +327,7 @@ ${uplinkSection(r)}
   <li>เหตุขัดข้อง = อุปกรณ์ขัดข้องเอง (ไม่รวมที่ติดต่อไม่ได้เพราะต้นทาง และไม่รวมปัญหาที่ตรวจพบ) นับในช่วงที่เริ่ม และเฉพาะที่เกิดในเวลาที่สังเกตได้ “ยังไม่แก้ไข” คือยังเปิดอยู่ ณ สิ้นเวลาที่นับ เวลาเฉลี่ยในการแก้ไขคิดจากเหตุที่แก้ไขเสร็จในช่วงนี้ เต็มระยะเวลา นิยามเดียวกับแดชบอร์ดผลการประเมิน</li>
   <li>ปัญหาที่ตรวจพบ = อุปกรณ์ยังใช้งานได้แต่มีค่าผิดปกติ (เครื่องรับไม่ล็อกสัญญาณ ดิสก์ใกล้เต็ม พอร์ตอินเทอร์เน็ตไม่ทำงาน SNMP ไม่ตอบ ฯลฯ) นับแยกจากเหตุขัดข้องด้วยกติกาเดียวกัน</li>
   <li>ความหน่วงและการสูญหายของแพ็กเก็ต: ICMP ไปยังเราเตอร์ของโรงเรียน มัธยฐาน/เปอร์เซ็นไทล์ที่ 95 ${r.schools.some((s) => s.link?.source === 'rollup_5m') ? 'จากค่าเฉลี่ยราย 5 นาที' : 'จากทุกรอบการวัด'}</li>
-  <li>— ไม่มีข้อมูล: ไม่ได้วัด (ไม่มีอุปกรณ์ประเภทนั้น ไม่มีเวลาที่สังเกตได้ ไม่มีคาบที่นับ ไม่มีเหตุที่แก้ไขเสร็จ หรือไม่มีค่าความหน่วงจาก InfluxDB ในช่วงนี้) ไม่ใช่ศูนย์</li>
+  <li>— ไม่มีข้อมูล: ไม่ได้วัด (ไม่มีอุปกรณ์ประเภทนั้น ไม่มีเวลาที่สังเกตได้ ไม่มีคาบที่นับ ไม่มีเหตุที่แก้ไขเสร็จ หรือไม่มีค่าความหน่วงจาก InfluxDB ในช่วงนี้) ไม่ใช่ศูนย์ · &lt; 0.01 ในช่องเวลาที่มีข้อมูล: มีข้อมูลอยู่บ้าง แต่น้อยกว่า 0.01 % ของช่วง</li>
   <li>ข้อมูลจาก klaiwatch: สถานะ เหตุขัดข้อง และรอบการตรวจจากฐานข้อมูลสถานะ ค่าความหน่วงจาก InfluxDB; ${from === null ? 'ไม่มีข้อมูลในช่วงนี้' : `มีข้อมูลตั้งแต่ ${esc(thaiDateTime(from))}`}</li>
 </ul>
 </div>

@@ -203,7 +203,10 @@ describe('the evaluation report', () => {
       share(c.figures.router!, g.byKind.router?.availabilityPct, what('router availability'));
       share(c.figures.dltv!, g.byKind['dltv-receiver']?.availabilityPct, what('receiver availability'));
       share(c.figures.readinessPct!, g.readiness.pct, what('readiness'));
-      share(c.figures.coveragePct!, g.coveragePct, what('observed share'));
+      // The observed share: "—" with none, "< 0.01" with some that cuts to 0.00, else cut like the others.
+      if (!g.coveragePct) expect(c.figures.coveragePct, what('observed share')).toBe('—');
+      else if (g.coveragePct < 0.01) expect(c.figures.coveragePct, what('observed share')).toBe('< 0.01');
+      else share(c.figures.coveragePct!, g.coveragePct, what('observed share'));
       expect(Number(c.figures.outages), what('outages')).toBe(g.outages);
       expect(Number(c.figures.upstream), what('upstream')).toBe(g.upstream);
       expect(Number(c.figures.openNow), what('open')).toBe(g.openNow);
@@ -212,6 +215,10 @@ describe('the evaluation report', () => {
       close(c.figures.lossP95!, g.link?.lossP95Pct, 2, what('loss p95'), '');
       if (!g.link) expect(c.figures.rtt, what('rtt pair')).toBe('—');
     }
+    // The area's total once, at the end of the table: no <tfoot>, which a browser repeats at the foot of every printed page.
+    expect(await page.locator('tfoot').count()).toBe(0);
+    expect(await page.locator('tr[data-school="total"]').count()).toBe(1);
+    expect(await page.$eval('table.schools', (t) => [...t.querySelectorAll('tr')].at(-1)!.getAttribute('data-school'))).toBe('total');
     // The office's row apart from the schools', which the heading counts.
     const office = report.schools.find((s) => s.office)!;
     expect(await page.locator('tbody.schools tr[data-school]').count()).toBe(20);
@@ -288,6 +295,11 @@ describe('the evaluation report', () => {
     const row = lines.find((l) => l.startsWith(`${SCHOOL},`))!.split(',');
     const s = report.schools.find((x) => x.code === SCHOOL)!;
     expect(row[3]).toBe(pctCut(s.availabilityPct));
+    // Since when there is data: Bangkok time with a Buddhist-Era date, as the page says it, and beside it the same moment in ISO 8601 (+07:00).
+    const header = lines[0]!.split(',');
+    expect(row[header.indexOf('มีข้อมูลตั้งแต่')]).toBe('1 พฤศจิกายน 2569 เวลา 14:00:00 น.');
+    expect(row[header.indexOf('มีข้อมูลตั้งแต่ (ISO 8601)')]).toBe('2026-11-01T14:00:00+07:00');
+    expect(Date.parse(row[header.indexOf('มีข้อมูลตั้งแต่ (ISO 8601)')]!)).toBe(s.monitoredFrom);
     expect(lines.at(-1)).toMatch(/^,รวมทั้งเขต/);
 
     const { stdout: json } = await run(process.execPath, [cli, ...args, '--format', 'json']);
