@@ -272,7 +272,16 @@ say('');
 const maxRounds = values.rounds ? Number(values.rounds) : Infinity;
 let finish!: () => void;
 const finished = new Promise<void>((r) => (finish = r));
+// The collector part's writer figures, kept from its health report after each round: at Ctrl-C the
+// terminal signals the service too, so /healthz may no longer answer when the demo asks at its stop.
+type WriterFigures = { points_written?: number; points_spooled?: number; points_dropped?: number };
+let lastWriter: { w: WriterFigures; at: number } | undefined;
+const keepWriter = (h: Health | undefined) => {
+  const w = h?.parts?.collector?.influx;
+  if (w && typeof w.points_written === 'number') lastWriter = { w, at: Date.now() };
+};
 onRound = () => {
+  void health().then(keepWriter);
   if (rounds >= maxRounds) finish();
 };
 process.once('SIGINT', finish);
@@ -284,7 +293,7 @@ void serviceExited.then((code) => {
 await finished;
 
 say('Stopping ...');
-const last = await health();
+keepWriter(await health());
 service.kill('SIGTERM');
 const code = await serviceExited;
 await agents.stop();
@@ -293,6 +302,10 @@ await catcher.stop();
 if (influxd) await influxd.stop();
 downHost?.remove();
 rmSync(dir, { recursive: true, force: true }); // the recordings; the settings stay in the data folder
-const w = last?.parts?.collector?.influx;
-say(`Stopped (klaiwatch run exit code ${code}). Points written: ${w?.points_written ?? '?'}, spooled: ${w?.points_spooled ?? '?'}, dropped: ${w?.points_dropped ?? '?'} (at its last health report).`);
+const n = (v: number | undefined) => (typeof v === 'number' ? String(v) : 'not known');
+say(
+  lastWriter
+    ? `Stopped (klaiwatch run exit code ${code}). Points written: ${n(lastWriter.w.points_written)}, spooled: ${n(lastWriter.w.points_spooled)}, dropped: ${n(lastWriter.w.points_dropped)} (at the collector part's last health report, ${Math.max(0, Math.round((Date.now() - lastWriter.at) / 1000))} s before this line).`
+    : `Stopped (klaiwatch run exit code ${code}). Points written, spooled, dropped: not known (the collector part had stopped before it gave a health report).`,
+);
 say(`Settings kept: ${settingsShown}`);
