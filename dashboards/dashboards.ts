@@ -21,6 +21,7 @@ import {
   deviceUid,
   deviceVariable,
   kindMapping,
+  detailMapping,
   NO_AREA,
   rpVariable,
   schoolLink,
@@ -105,6 +106,7 @@ function openChecksTable(area: DashboardArea, where: string, linkSchool: 'row' |
       kind: { mappings: kindMapping },
       kind_code: { hidden: true },
       check: { mappings: checkMapping },
+      detail: { mappings: detailMapping },
       since: { unit: 'dateTimeAsLocal' },
       value: { decimals: 1 },
       failing: { hidden: true },
@@ -318,7 +320,7 @@ export function deviceDashboard(kind: DeviceKind, area: DashboardArea = NO_AREA)
         ),
         timeseriesPanel(
           'ข้อผิดพลาดและการทิ้งแพ็กเก็ต',
-          [ts('interface', `mean(${fd('interface', 'in_errors_ps')}) AS "in_errors", mean(${fd('interface', 'out_errors_ps')}) AS "out_errors", mean(${fd('interface', 'in_discards_ps')}) AS "in_discards", mean(${fd('interface', 'out_discards_ps')}) AS "out_discards"`, tag('interface', 'ifname')).alias('$tag_ifname $col')],
+          [ts('interface', `mean(${fd('interface', 'in_errors_ps')}) AS "ผิดพลาดขาเข้า (in_errors)", mean(${fd('interface', 'out_errors_ps')}) AS "ผิดพลาดขาออก (out_errors)", mean(${fd('interface', 'in_discards_ps')}) AS "ทิ้งขาเข้า (in_discards)", mean(${fd('interface', 'out_discards_ps')}) AS "ทิ้งขาออก (out_discards)"`, tag('interface', 'ifname')).alias('$tag_ifname $col')],
           { unit: 'pps', min: 0 },
         ),
       ],
@@ -546,6 +548,7 @@ export function evaluationDashboard(area: DashboardArea = NO_AREA): dashboard.Da
           columns: {
             school: { hidden: true },
             school_name: { links: [schoolLink()] },
+            ifname: {},
             in_p95: { th: 'p95 ขาเข้า (%)', unit: 'percent', decimals: 1 },
             out_p95: { th: 'p95 ขาออก (%)', unit: 'percent', decimals: 1 },
             busy_pct: { th: `เวลาที่เกิน ${UPLINK_BUSY_PCT} % (% ของเวลา)`, unit: 'percent', decimals: 1 },
@@ -562,33 +565,33 @@ export function healthDashboard(): dashboard.DashboardBuilder {
   const traffic = (select: string) => new InfluxQL(`SELECT ${select} FROM ${from('traffic')} WHERE $timeFilter GROUP BY time($__interval), ${tag('traffic', 'instance')} fill(null)`).alias('$tag_instance $col');
   const self = (select: string) => new InfluxQL(`SELECT ${select} FROM ${from('klaiwatch')} WHERE $timeFilter GROUP BY time($__interval), ${tag('klaiwatch', 'instance')}, ${tag('klaiwatch', 'interval')} fill(null)`).alias('$tag_instance $tag_interval $col');
   return base('klaiwatch-health', 'klaiwatch · สุขภาพของระบบ (klaiwatch health)', "The collector's own figures: polling rounds, failures, the InfluxDB spool, points written, clock offset, memory; the traffic-log archive's ingest, losses and size.")
-    .withPanel(timeseriesPanel('เวลาต่อรอบ poll', [self(`max(${fd('klaiwatch', 'round_ms')}) AS "round", max(${fd('klaiwatch', 'icmp_ms')}) AS "icmp"`)], { unit: 'ms', min: 0 }))
+    .withPanel(timeseriesPanel('เวลาต่อรอบ poll', [self(`max(${fd('klaiwatch', 'round_ms')}) AS "ทั้งรอบ (round_ms)", max(${fd('klaiwatch', 'icmp_ms')}) AS "ช่วง ping (icmp_ms)"`)], { unit: 'ms', min: 0 }))
     .withPanel(
-      timeseriesPanel('อุปกรณ์ต่อรอบ', [self(`last(${fd('klaiwatch', 'devices')}) AS "scheduled", last(${fd('klaiwatch', 'devices_polled')}) AS "answered", last(${fd('klaiwatch', 'devices_failed')}) AS "failed", last(${fd('klaiwatch', 'icmp_down')}) AS "icmp silent"`)], { min: 0 }),
+      timeseriesPanel('อุปกรณ์ต่อรอบ', [self(`last(${fd('klaiwatch', 'devices')}) AS "ตามกำหนด (devices)", last(${fd('klaiwatch', 'devices_polled')}) AS "ตอบ SNMP (devices_polled)", last(${fd('klaiwatch', 'devices_failed')}) AS "poll ไม่สำเร็จ (devices_failed)", last(${fd('klaiwatch', 'icmp_down')}) AS "ไม่ตอบ ping (icmp_down)"`)], { min: 0 }),
     )
-    .withPanel(timeseriesPanel('SNMP timeouts และรอบที่ข้าม', [self(`sum(${fd('klaiwatch', 'snmp_timeouts')}) AS "timeouts", sum(${fd('klaiwatch', 'overruns')}) AS "overruns"`)], { min: 0 }))
+    .withPanel(timeseriesPanel('SNMP timeouts และรอบที่ข้าม', [self(`sum(${fd('klaiwatch', 'snmp_timeouts')}) AS "หมดเวลารอ (snmp_timeouts)", sum(${fd('klaiwatch', 'overruns')}) AS "รอบที่ข้าม (overruns)"`)], { min: 0 }))
     .withPanel(
       timeseriesPanel(
         'จุดข้อมูลที่เขียน (ต่อวินาที)',
-        [self(`non_negative_derivative(last(${fd('klaiwatch', 'points_written')}), 1s) AS "written", non_negative_derivative(last(${fd('klaiwatch', 'points_dropped')}), 1s) AS "dropped"`)],
+        [self(`non_negative_derivative(last(${fd('klaiwatch', 'points_written')}), 1s) AS "เขียนแล้ว (points_written)", non_negative_derivative(last(${fd('klaiwatch', 'points_dropped')}), 1s) AS "ทิ้ง (points_dropped)"`)],
         { unit: 'short', min: 0 },
       ),
     )
-    .withPanel(timeseriesPanel('สปูลบนดิสก์ (InfluxDB ไม่ว่าง)', [self(`last(${fd('klaiwatch', 'spool_bytes')}) AS "spool"`)], { unit: 'bytes', min: 0 }))
+    .withPanel(timeseriesPanel('สปูลบนดิสก์ (InfluxDB ไม่ว่าง)', [self(`last(${fd('klaiwatch', 'spool_bytes')}) AS "สปูล (spool_bytes)"`)], { unit: 'bytes', min: 0 }))
     .withPanel(
-      timeseriesPanel('ความคลาดเคลื่อนของนาฬิกา (NTP)', [self(`mean(${fd('klaiwatch', 'clock_offset_ms')}) AS "offset"`)], {
+      timeseriesPanel('ความคลาดเคลื่อนของนาฬิกา (NTP)', [self(`mean(${fd('klaiwatch', 'clock_offset_ms')}) AS "ความคลาดเคลื่อน (clock_offset_ms)"`)], {
         unit: 'ms',
         description: 'ประกาศกระทรวงฯ 2550 ข้อ 9: ต้องไม่เกิน 10 ms',
       }).thresholdsStyle(new common.GraphThresholdsStyleConfigBuilder().mode(common.GraphThresholdsStyleMode.Line)).thresholds(thresholds([[null, 'green'], [10, 'red']])),
     )
-    .withPanel(timeseriesPanel('หน่วยความจำของ collector', [self(`max(${fd('klaiwatch', 'rss_bytes')}) AS "rss"`)], { unit: 'bytes', min: 0 }))
+    .withPanel(timeseriesPanel('หน่วยความจำของ collector', [self(`max(${fd('klaiwatch', 'rss_bytes')}) AS "หน่วยความจำที่ใช้ (rss_bytes)"`)], { unit: 'bytes', min: 0 }))
     .withRow(new dashboard.RowBuilder('ข้อมูลจราจรทางคอมพิวเตอร์ (traffic-log archive)'))
     .withPanel(
       timeseriesPanel(
         'รับเข้า (ต่อวินาที)',
         [
           traffic(
-            `non_negative_derivative(last(${fd('traffic', 'syslog_received')}), 1s) AS "syslog", non_negative_derivative(last(${fd('traffic', 'flows_received')}), 1s) AS "flows", non_negative_derivative(last(${fd('traffic', 'stored')}), 1s) AS "stored"`,
+            `non_negative_derivative(last(${fd('traffic', 'syslog_received')}), 1s) AS "ข้อความ syslog (syslog_received)", non_negative_derivative(last(${fd('traffic', 'flows_received')}), 1s) AS "ระเบียน flow (flows_received)", non_negative_derivative(last(${fd('traffic', 'stored')}), 1s) AS "บันทึกลง log แล้ว (stored)"`,
           ),
         ],
         { unit: 'short', min: 0, span: 8, description: 'syslog messages and flow records received, and records made durable in the write-ahead log' },
@@ -599,14 +602,14 @@ export function healthDashboard(): dashboard.DashboardBuilder {
         'ความสูญหายและความผิดปกติ',
         [
           traffic(
-            `last(${fd('traffic', 'udp_drops')}) AS "UDP dropped by the kernel", last(${fd('traffic', 'malformed')}) AS "malformed", last(${fd('traffic', 'write_failed')}) AS "write failed", last(${fd('traffic', 'flows_held_dropped')}) AS "flows without template", last(${fd('traffic', 'paused')}) AS "senders paused"`,
+            `last(${fd('traffic', 'udp_drops')}) AS "เคอร์เนลทิ้ง UDP (udp_drops)", last(${fd('traffic', 'malformed')}) AS "รูปแบบผิด (malformed)", last(${fd('traffic', 'write_failed')}) AS "เขียนไม่สำเร็จ (write_failed)", last(${fd('traffic', 'flows_held_dropped')}) AS "flow ไม่มี template (flows_held_dropped)", last(${fd('traffic', 'paused')}) AS "ผู้ส่งที่ถูกหยุดรับ (paused)"`,
           ),
         ],
-        { min: 0, span: 8, description: 'counters since the service started; anything but "senders paused" above 0 deserves a look' },
+        { min: 0, span: 8, description: 'ตัวนับตั้งแต่บริการเริ่มทำงาน: ค่าใดนอกจาก "ผู้ส่งที่ถูกหยุดรับ" ที่มากกว่า 0 ควรตรวจดู (counters since the service started)' },
       ),
     )
     .withPanel(
-      timeseriesPanel('ขนาดคลังข้อมูล', [traffic(`last(${fd('traffic', 'archive_bytes')}) AS "sealed segments", last(${fd('traffic', 'wal_bytes')}) AS "write-ahead log"`)], { unit: 'bytes', min: 0, span: 8 }),
+      timeseriesPanel('ขนาดคลังข้อมูล', [traffic(`last(${fd('traffic', 'archive_bytes')}) AS "segment ที่ปิดผนึกแล้ว (archive_bytes)", last(${fd('traffic', 'wal_bytes')}) AS "log ที่ยังไม่ปิดผนึก (wal_bytes)"`)], { unit: 'bytes', min: 0, span: 8 }),
     )
     .withPanel(
       timeseriesPanel('เวลา poll ต่ออุปกรณ์ (p95)', [new InfluxQL(`SELECT percentile(${fd('device', 'poll_ms')}, 95) FROM ${from('device')} WHERE $timeFilter GROUP BY time($__interval), ${tag('device', 'kind')} fill(null)`).alias('$tag_kind')], {

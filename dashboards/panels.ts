@@ -10,7 +10,7 @@ import { DATASOURCE, InfluxQL } from './influxql.ts';
 import { STATES, SCHOOL_STATES } from '../collector/alerts/state.ts';
 import type { Config } from '../config/load.ts';
 import type { DeviceKind } from '../config/schema.ts';
-import { CHECK_TH, KIND_TH } from '../collector/alerts/thai.ts';
+import { CHECK_TH, KIND_TH, SNMP_ERROR_TH } from '../collector/alerts/thai.ts';
 
 const STATE_TEXT: Record<string, { th: string; color: string }> = {
   unknown: { th: 'ไม่ทราบ', color: 'text' },
@@ -237,6 +237,24 @@ export const checkMapping: dashboard.ValueMapping[] = Object.entries(CHECK_TH).f
     { type: dashboard.MappingType.RegexToText, options: { pattern: `^${re}:(.*)$`, result: { text: `${t.title} ($1)`, index: 2 * i + 1 } } },
   ];
 });
+
+/**
+ * What a failing check saw (`check_state.detail`, written in English by
+ * collector/alerts/checks.ts) as a Thai phrase, with the technical text kept
+ * in brackets for the officer: "used_pct / = 93.1 (> 90)" → "วัดได้ 93.1
+ * สูงกว่าเกณฑ์ (used_pct / = 93.1 (> 90))"; an SNMP error by its stable code
+ * (the mail's phrases, collector/alerts/thai.ts): "get scalars: timeout after
+ * 2 tries of 1000 ms" → "ส่งคำขอไปแล้วไม่มีคำตอบกลับภายในเวลาที่กำหนด (get
+ * scalars: timeout ...)". Grafana tries them in index order, whole-value
+ * anchored, and puts $N of the match into the text.
+ */
+export const detailMapping: dashboard.ValueMapping[] = [
+  ['^((.+) ifOperStatus (\\d+))$', 'พอร์ต $2 ไม่ทำงาน ($1)'],
+  ['^(\\S+(?: .*)? = (-?[\\d.]+) \\(> [-\\d.]+\\))$', 'วัดได้ $2 สูงกว่าเกณฑ์ ($1)'],
+  ['^(\\S+(?: .*)? = (-?[\\d.]+) \\(< [-\\d.]+\\))$', 'วัดได้ $2 ต่ำกว่าเกณฑ์ ($1)'],
+  ...Object.entries(SNMP_ERROR_TH).map(([code, th]): [string, string] => [`^(.*\\b${code}\\b.*)$`, `SNMP: ${th} ($1)`]),
+  ['^(SNMP does not answer)$', 'SNMP ไม่ตอบ ($1)'],
+].map(([pattern, text], index) => ({ type: dashboard.MappingType.RegexToText, options: { pattern: pattern!, result: { text: text!, index } } }));
 
 /** A device kind in Thai. */
 export const kindMapping: dashboard.ValueMapping[] = [

@@ -30,6 +30,7 @@ import { renderCsv, renderHtml } from '../../report/render.ts';
 import { RAW_RP } from '../../collector/influx/setup.ts';
 import { measurements } from '../../collector/schema.ts';
 import { DEVICE_KINDS } from '../../config/schema.ts';
+import { SNMP_ERROR_TH } from '../../collector/alerts/thai.ts';
 import { DATASOURCE, type InfluxQLQuery } from '../../dashboards/influxql.ts';
 import { startTestInflux, type TestInflux } from '../helpers/influx.ts';
 import { tempDir, requireBinary } from '../helpers/peers.ts';
@@ -221,6 +222,23 @@ async function run(q: string): Promise<Answer> {
   return { ...(error ? { error } : {}), series: series.length, columns: [...new Set(series.flatMap((x) => [...Object.keys(x.tags ?? {}), ...x.columns]))], rows };
 }
 
+type ValueMapping = { type: string; options: { pattern?: string; result?: { text?: string } } };
+/** A property of a panel's override for one field (by name). */
+function overrideOf(d: { panels?: unknown[] }, title: string, field: string, id: string): unknown {
+  const panel = allPanels(d).find(({ panel }) => panel.title === title)?.panel;
+  expect(panel, title).toBeDefined();
+  return panel!.fieldConfig?.overrides?.find((o) => o.matcher.options === field)?.properties.find((x) => x.id === id)?.value;
+}
+/** A value's text under regex value mappings, as Grafana gives it: the first pattern (whole value, stringToJsRegex) that matches, its $N filled in. */
+function mapped(mappings: ValueMapping[], value: string): string {
+  for (const m of mappings) {
+    if (m.type !== 'regex' || !m.options.pattern) continue;
+    const re = m.options.pattern.startsWith('/') ? new RegExp(m.options.pattern.slice(1, m.options.pattern.lastIndexOf('/'))) : new RegExp(m.options.pattern);
+    if (re.test(value)) return value.replace(re, m.options.result?.text ?? '');
+  }
+  return value;
+}
+
 /** Panels that show something only for a school that has it: the office has the failing checks (its disks over 90 %). */
 const OPEN_CHECKS = 'ปัญหาที่ยังไม่แก้ไขตอนนี้ (อุปกรณ์ยังใช้งานได้)';
 const PANEL_VARS: Record<string, Record<string, string>> = { [`school / ${OPEN_CHECKS}`]: { school: 'office' } };
@@ -339,6 +357,20 @@ describe('the dashboards', () => {
     const open = (db.prepare("SELECT device, check_name FROM incidents WHERE ended_at IS NULL AND check_name != ''").all() as { device: string; check_name: string }[]).map((r) => `${r.device}#${r.check_name.replace(/\\/g, '/')}`).sort();
     db.close();
     expect(states).toEqual(open);
+    // What each check saw reads in Thai, its technical text kept in brackets (Grafana's regex mapping, as Grafana applies it).
+    const detail = overrideOf(buildDashboards(area).area!, OPEN_CHECKS, 'detail', 'mappings') as ValueMapping[];
+    for (const r of areaRows) {
+      const shown = mapped(detail, String(r.detail));
+      expect(shown, String(r.detail)).toMatch(/[\u0E00-\u0E7F]/);
+      expect(shown).toContain(String(r.detail));
+    }
+    // The details the state database above has not: an SNMP error by its code in the mail's words, an uplink port, a value below its limit.
+    expect(mapped(detail, 'get scalars: timeout after 2 tries of 1000 ms')).toBe(`SNMP: ${SNMP_ERROR_TH.timeout} (get scalars: timeout after 2 tries of 1000 ms)`);
+    expect(mapped(detail, 'school 1036090101 dltv-receiver rx 10.36.1.9: wrong_community: get: the agent answered with another community')).toContain(SNMP_ERROR_TH.wrong_community!);
+    expect(mapped(detail, 'ether1 WAN ifOperStatus 2')).toBe('พอร์ต ether1 WAN ไม่ทำงาน (ether1 WAN ifOperStatus 2)');
+    expect(mapped(detail, 'lock = 0 (< 1)')).toBe('วัดได้ 0 ต่ำกว่าเกณฑ์ (lock = 0 (< 1))');
+    expect(mapped(detail, 'used_pct C:\\ Label:  Serial Number 1a2b = 97.5 (> 90)')).toBe('วัดได้ 97.5 สูงกว่าเกณฑ์ (used_pct C:\\ Label:  Serial Number 1a2b = 97.5 (> 90))');
+    expect(mapped(detail, 'SNMP does not answer')).toBe('SNMP ไม่ตอบ (SNMP does not answer)');
     // The school's table lists its own only.
     const office = disks[0]!.school as string;
     const schoolRows = (await run(substitute(table('school').query.query, { school: office }))).rows;
@@ -384,6 +416,24 @@ describe('the dashboards', () => {
     const col = header.indexOf('uplink p95 ขาเข้า (% ของความเร็ว)');
     expect(col).toBeGreaterThan(0);
     expect(csv.find((l) => l.startsWith(`${SCHOOL},`))!.split(',')[col]).toBe(stats.get(SCHOOL)!.inP95Pct!.toFixed(1));
+  });
+
+  it('series and columns have Thai names, the technical code beside them: the health dashboard, the device error panel, the uplink table', () => {
+    const built = buildDashboards(area);
+    const thai = /[\u0E00-\u0E7F]/;
+    const aliases = (d: { panels?: unknown[] }, title?: string) =>
+      allPanels(d)
+        .filter(({ panel }) => title === undefined || panel.title === title)
+        .flatMap(({ panel }) => (panel.targets ?? []).flatMap((t) => [...String((t as { query?: string }).query ?? '').matchAll(/ AS "([^"]+)"/g)].map((m) => m[1]!)));
+    const health = aliases(built.health!);
+    expect(health.length).toBeGreaterThan(15);
+    for (const a of health) expect(a, `health series ${a}`).toMatch(thai);
+    expect(health).toContain('เขียนแล้ว (points_written)');
+    const errors = aliases(built['device-router']!, 'ข้อผิดพลาดและการทิ้งแพ็กเก็ต');
+    expect(errors).toHaveLength(4);
+    for (const a of errors) expect(a).toMatch(/^[\u0E00-\u0E7F].* \((in|out)_(errors|discards)\)$/);
+    const uplinkTitle = allPanels(built.evaluation!).find(({ panel }) => panel.title?.startsWith('การใช้ uplink ของโรงเรียน'))!.panel.title!;
+    expect(overrideOf(built.evaluation!, uplinkTitle, 'ifname', 'displayName')).toBe('พอร์ต');
   });
 
   it('data links go from the area map and tables to the school dashboard and from the school to the device dashboards, with fields the queries return', async () => {
