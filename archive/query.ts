@@ -1,7 +1,7 @@
 // Reading the archive: the sealed segments through DuckDB, and the records
 // still in the write-ahead log, so the last minutes are never missing from
 // an answer. It opens nothing for writing and can run beside the collector.
-import { readFile, stat } from 'node:fs/promises';
+import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { isIP } from 'node:net';
 import { COLUMNS, type TrafficRecord } from './record.ts';
@@ -254,10 +254,62 @@ async function queryOnce(dir: string, q: ArchiveQuery, cond: ReturnType<typeof w
     }
     const segments = segs.filter((s) => used.has(s.file)).map((s) => ({ file: s.file, seq: s.seq, sha256: s.sha256, rows: used.get(s.file)! }));
     // The segments that answered, against their signed hashes (a file changed after its seal is not evidence).
-    const altered: string[] = [];
-    for (const s of segments) if ((await sha256File(join(dir, 'segments', s.file)).catch(() => null)) !== s.sha256) altered.push(s.file);
+    const altered = await alteredSegments(dir, segments);
     return { rows, segments, fromWal, walRows, segmentsRead: segs.length, missing: [...gone], altered };
   } finally {
     db.close();
   }
+}
+
+/**
+ * The segments among `segments` whose file no longer matches its signed
+ * SHA-256. Hashing every answering segment on every query would read whole
+ * files (a point query over 90 days answers from most of them), so a file
+ * found intact is remembered by its inode, size, mtime and ctime in
+ * DIR/tmp/verified.json and hashed again only when one of them changed: any
+ * write, truncation, rename over it or chmod changes ctime, which no user
+ * tool can set back. `archive verify` always hashes everything.
+ */
+async function alteredSegments(dir: string, segments: readonly { file: string; sha256: string }[]): Promise<string[]> {
+  const cacheFile = join(dir, 'tmp', 'verified.json');
+  let cache: Record<string, { sha256: string; key: string }> = {};
+  try {
+    cache = JSON.parse(await readFile(cacheFile, 'utf8')) as typeof cache;
+  } catch {
+    cache = {};
+  }
+  const altered: string[] = [];
+  let changed = false;
+  for (const s of segments) {
+    const path = join(dir, 'segments', s.file);
+    const st = await stat(path, { bigint: true }).catch(() => null);
+    const key = st ? `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}` : '';
+    const known = cache[s.file];
+    if (st && known && known.key === key && known.sha256 === s.sha256) continue;
+    const sha = await sha256File(path).catch(() => null);
+    if (sha !== s.sha256) {
+      altered.push(s.file);
+      if (known) {
+        delete cache[s.file];
+        changed = true;
+      }
+      continue;
+    }
+    cache[s.file] = { sha256: sha, key };
+    changed = true;
+  }
+  if (changed) {
+    // Only what is still asked about stays: the cache never outgrows the segments.
+    const live = new Set(segments.map((s) => s.file));
+    for (const f of Object.keys(cache)) if (!live.has(f) && Object.keys(cache).length > 10_000) delete cache[f];
+    try {
+      await mkdir(join(dir, 'tmp'), { recursive: true, mode: 0o700 });
+      const tmp = `${cacheFile}.${process.pid}`;
+      await writeFile(tmp, JSON.stringify(cache), { mode: 0o640 });
+      await rename(tmp, cacheFile);
+    } catch {
+      // A read-only archive (an auditor's copy): every query hashes again, nothing is lost.
+    }
+  }
+  return altered;
 }

@@ -193,6 +193,10 @@ describe('issue 15: the evidence under attack', () => {
 
   it('4. a segment altered after its seal: query and who warn that its rows are not evidence and exit 2', async () => {
     const c = copy('altered');
+    // First found intact, and remembered so (tmp/verified.json): the change below must still be seen.
+    const before = await cli(c.cfg, 'query', '--ip', '10.23.4.5', '--from', '2026-06-03');
+    expect(before.code, before.stderr).toBe(0);
+    expect(readFileSync(join(c.archive, 'tmp', 'verified.json'), 'utf8')).toContain(segB);
     // One byte of the file's footer (the writer's name) changed: still a readable Parquet file, no longer the one signed.
     const f = join(c.archive, 'segments', segB);
     const b = readFileSync(f);
