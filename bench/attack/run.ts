@@ -74,8 +74,12 @@ say(`area: ${area.devices.length} devices (${DEFAULT_SILENT.join(', ')} silent o
 // ------------------------------------------------------------------ klaiwatch run
 const logFile = join(dir, 'klaiwatch.log');
 const service: ChildProcess = spawn(process.execPath, [join(PROJECT, 'bin', 'klaiwatch.ts'), 'run', '--config', area.settingsPath], { stdio: ['ignore', 'pipe', 'pipe'] });
-// Whatever happens to this script, the service it started does not outlive it.
-process.on('exit', () => service.kill('SIGKILL'));
+// Whatever happens to this script (an error included), what it started does not outlive it.
+process.on('exit', () => {
+  service.kill('SIGKILL');
+  agents.process.kill('SIGKILL');
+  influxd.process.kill('SIGKILL');
+});
 const logOut = createWriteStream(logFile);
 service.stdout!.pipe(logOut);
 service.stderr!.pipe(logOut);
