@@ -5,11 +5,11 @@
 // real. A few devices are deliberately not served: they time out. The demo,
 // the integration tests and the benchmark all use this one area.
 import { readFileSync, writeFileSync, mkdirSync } from 'node:fs';
-import { execFileSync } from 'node:child_process';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse, stringify } from 'yaml';
 import { writeRecording, startSnmpsim, type Snmpsim } from './snmpsim.ts';
+import { namespaceHost, type NamespaceHost } from './netns.ts';
 
 export const PROJECT = join(dirname(fileURLToPath(import.meta.url)), '..');
 export const FIXTURES = join(PROJECT, 'test', 'fixtures');
@@ -198,40 +198,10 @@ export function startRouterAgent(dir: string, endpoint: string): Promise<Snmpsim
 }
 
 /**
- * A host that is really down: a network namespace joined to this one by a
- * veth pair (10.254.N.1 here, 10.254.N.2 there) whose far end is down, so an
- * echo to 10.254.N.2 gets no answer at all (every 127.x address answers on
- * loopback, so a down device cannot live there). Needs root and iproute2;
- * plug() brings the link up, remove() deletes the namespace and the pair.
+ * A host that is really down: sim/netns.ts's namespace host whose far end
+ * starts unplugged, so an echo to 10.254.N.2 gets no answer at all. Needs
+ * root; plug() brings the link up, remove() deletes the namespace and the pair.
  */
-export function unpluggedHost(n: number): { address: string; plug(): void; unplug(): void; remove(): void } {
-  if (process.getuid?.() !== 0) throw new Error('a device that is really down needs a network namespace (ip netns add): run as root');
-  const ip = (...args: string[]) => execFileSync('ip', args, { stdio: 'pipe' });
-  const ns = `kwdemo${n}`;
-  const here = `kwd${n}a`;
-  const there = `kwd${n}b`;
-  try {
-    ip('netns', 'del', ns); // left over from a demo that was killed
-  } catch {
-    // none
-  }
-  ip('netns', 'add', ns);
-  ip('link', 'add', here, 'type', 'veth', 'peer', 'name', there);
-  ip('link', 'set', there, 'netns', ns);
-  ip('addr', 'add', `10.254.${n}.1/30`, 'dev', here);
-  ip('link', 'set', here, 'up');
-  ip('netns', 'exec', ns, 'ip', 'addr', 'add', `10.254.${n}.2/30`, 'dev', there);
-  ip('netns', 'exec', ns, 'ip', 'link', 'set', 'lo', 'up');
-  return {
-    address: `10.254.${n}.2`,
-    plug: () => void ip('netns', 'exec', ns, 'ip', 'link', 'set', there, 'up'),
-    unplug: () => void ip('netns', 'exec', ns, 'ip', 'link', 'set', there, 'down'),
-    remove: () => {
-      try {
-        ip('netns', 'del', ns);
-      } catch {
-        // already gone
-      }
-    },
-  };
+export function unpluggedHost(n: number): NamespaceHost {
+  return namespaceHost(n, { ns: 'kwdemo', link: 'kwd' }, false, 'a device that is really down needs a network namespace (ip netns add): run as root');
 }
