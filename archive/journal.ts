@@ -240,35 +240,35 @@ export function verifyRows(rows: readonly JournalRow[], key: KeyObject | null, a
   return { ok: faults.length === 0, faults, rows: rows.length, unsignedLegacy: legacy };
 }
 
-/** The journal's head read from its file (read-only), or null when there is no file. */
-export function readJournalHead(dir: string): JournalHead | null {
+/**
+ * `read(db)` on the journal's file opened read-only, or `empty` when it has
+ * no access table yet; null when there is no file.
+ */
+function readJournal<T>(dir: string, empty: T, read: (db: DatabaseSync) => T): T | null {
   const path = join(dir, JOURNAL_FILE);
   if (!existsSync(path)) return null;
   const db = new DatabaseSync(path, { readOnly: true });
   try {
     db.exec('PRAGMA busy_timeout = 10000;');
     const t = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'access'").get();
-    return t ? headOf(db) : { rows: 0, last_id: 0, hash: JOURNAL_GENESIS };
+    return t ? read(db) : empty;
   } finally {
     db.close();
   }
 }
 
+/** The journal's head read from its file (read-only), or null when there is no file. */
+export function readJournalHead(dir: string): JournalHead | null {
+  return readJournal<JournalHead>(dir, { rows: 0, last_id: 0, hash: JOURNAL_GENESIS }, headOf);
+}
+
 /** The journal's rows read from its file (read-only), or null when there is no file. */
 export function readJournalRows(dir: string): JournalRow[] | null {
-  const path = join(dir, JOURNAL_FILE);
-  if (!existsSync(path)) return null;
-  const db = new DatabaseSync(path, { readOnly: true });
-  try {
-    db.exec('PRAGMA busy_timeout = 10000;');
-    const t = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'access'").get();
-    if (!t) return [];
+  return readJournal<JournalRow[]>(dir, [], (db) => {
     const have = new Set((db.prepare('PRAGMA table_info(access)').all() as { name: string }[]).map((c) => c.name));
     if (!have.has('sig')) return (db.prepare('SELECT * FROM access ORDER BY id').all() as unknown as JournalRow[]).map((r) => ({ ...r, sudo_user: null, outcome: null, sig: null }));
     return readRows(db);
-  } finally {
-    db.close();
-  }
+  });
 }
 
 export const journalEntries = (entries: readonly Entry[]): JournalEntry[] => entries.filter((e): e is JournalEntry => e.type === 'journal');
