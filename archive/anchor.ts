@@ -19,6 +19,7 @@ import { hostname } from 'node:os';
 import { promisify } from 'node:util';
 import type { Entry } from './manifest.ts';
 import type { Config } from '../config/load.ts';
+import { smtpTransportOptions, type SmtpSettings } from '../config/smtp.ts';
 
 const run = promisify(execFile);
 
@@ -370,7 +371,7 @@ export interface AnchorSettings {
 }
 
 export interface AnchorMail {
-  smtp: { host: string; port: number; security: 'starttls' | 'tls' | 'none'; username?: string | undefined; timeout: number };
+  smtp: SmtpSettings;
   password?: string | undefined;
   from: string;
   to: string[];
@@ -477,18 +478,7 @@ export async function sendAnchorMail(dir: string, mail: AnchorMail, now = Date.n
   const result = { sent: [] as string[], failed: [] as string[] };
   if (names.length === 0) return result;
   const { default: nodemailer } = await import('nodemailer');
-  const s = mail.smtp;
-  const transport = nodemailer.createTransport({
-    host: s.host,
-    port: s.port,
-    secure: s.security === 'tls',
-    requireTLS: s.security === 'starttls',
-    ignoreTLS: s.security === 'none',
-    connectionTimeout: s.timeout,
-    greetingTimeout: s.timeout,
-    socketTimeout: s.timeout,
-    ...(s.username ? { auth: { user: s.username, pass: mail.password ?? '' } } : {}),
-  });
+  const transport = nodemailer.createTransport(smtpTransportOptions(mail.smtp, mail.password));
   try {
     await mkdir(join(dir, 'anchors', 'sent'), { recursive: true, mode: 0o750 });
     for (const n of names) {

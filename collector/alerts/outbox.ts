@@ -14,6 +14,7 @@ import type { Transporter } from 'nodemailer';
 import type { Logger } from '../log.ts';
 import type { MailInput } from '../../config/schema.ts';
 import type { MailAuth } from '../../config/load.ts';
+import { smtpTransportOptions } from '../../config/smtp.ts';
 import type { Notice } from './notices.ts';
 
 export interface OutboxRow {
@@ -52,18 +53,7 @@ const MAX_REFERENCES = 20;
 /** A nodemailer transport for the settings (nodemailer is loaded only where mail is configured). */
 export async function createTransport(mail: MailInput, auth: MailAuth): Promise<Transporter> {
   const { default: nodemailer } = await import('nodemailer');
-  const s = mail.smtp;
-  return nodemailer.createTransport({
-    host: s.host,
-    port: s.port,
-    secure: s.security === 'tls',
-    requireTLS: s.security === 'starttls',
-    ignoreTLS: s.security === 'none',
-    connectionTimeout: s.timeout,
-    greetingTimeout: s.timeout,
-    socketTimeout: s.timeout,
-    ...(s.username ? { auth: { user: s.username, pass: auth.password?.reveal() ?? '' } } : {}),
-  });
+  return nodemailer.createTransport(smtpTransportOptions(mail.smtp, auth.password?.reveal()));
 }
 
 /** In-Reply-To the latest mail answered, References all of them (RFC 5322 3.6.4). */
