@@ -6,18 +6,17 @@ import { loadConfig, ConfigError, formatProblems, MAX_PROBLEM_CHARS, MAX_PROBLEM
 import { preflight, describeSystemError, checkOutputPath, OutputPathError } from '../config/preflight.ts';
 import { importSchoolsCsv, inventoryYaml } from '../config/import-csv.ts';
 import { createLogger } from '../collector/log.ts';
-import { Collector } from '../collector/collector.ts';
 import { notWatched } from '../collector/alerts/checks.ts';
 import { describeShard, planShard } from '../collector/shard.ts';
 import { startHealthServer } from '../collector/health.ts';
 import { toLine } from '../collector/influx/line.ts';
 import { metricsMarkdown } from '../collector/schema.ts';
 import { ARCHIVE_V8_FLAGS, childExecArgv, COLLECTOR_V8_FLAGS } from '../collector/runtime.ts';
-import { writeDashboards } from '../dashboards/build.ts';
-import { areaOf } from '../dashboards/panels.ts';
-import { makeReport, ReportError } from '../report/report.ts';
-import { render, FORMATS, type Format } from '../report/render.ts';
-import { PeriodError } from '../report/period.ts';
+import type { Format } from '../report/render.ts';
+// The collector, the dashboards and the report are loaded by the commands
+// that use them: `archive serve` (a part of its own) and the archive's
+// commands never load the collector's code.
+const collectorModule = () => import('../collector/collector.ts');
 import { installProcessHandlers, leaveSupervisor, reportHealth, runSupervisor, stopSignal, supervised, type PartMessage } from './supervisor.ts';
 import { archiveCommand, ArchiveUsageError, ARCHIVE_OPTIONS, ARCHIVE_USAGE } from './archive.ts';
 import type { Point } from '../collector/point.ts';
@@ -124,6 +123,7 @@ const commands: Record<string, Command> = {
       if (!values.out) throw new UsageError('dashboards build needs --out DIR');
       checkOutputPath('--out', String(values.out), 'folder');
       const config = load(values);
+      const [{ writeDashboards }, { areaOf }] = await Promise.all([import('../dashboards/build.ts'), import('../dashboards/panels.ts')]);
       const { files, notes } = writeDashboards(String(values.out), config.settings.influx, areaOf(config));
       for (const f of files) console.log(f);
       for (const n of notes) console.error(`note: ${n}`);
@@ -137,6 +137,7 @@ const commands: Record<string, Command> = {
     run: async (values) => {
       if (!values.period) throw new UsageError('report needs --period (a month such as 2026-11, "term", or a fiscal year such as fy2570)');
       const format = String(values.format);
+      const [{ makeReport, ReportError }, { render, FORMATS }, { PeriodError }] = await Promise.all([import('../report/report.ts'), import('../report/render.ts'), import('../report/period.ts')]);
       if (!(FORMATS as readonly string[]).includes(format)) throw new UsageError(`--format ${JSON.stringify(format)}: expected one of ${FORMATS.join(', ')}`);
       // --now: the report as it would have been made then (to reproduce one handed in earlier).
       const now = values.now === undefined ? Date.now() : Date.parse(String(values.now));
@@ -218,6 +219,7 @@ async function runCollector(config: Config): Promise<number> {
   if (unusable.length > 0) throw new ConfigError(unusable);
   const log = createLogger(config.settings.log.level);
   const counters = installProcessHandlers(log, 'collector');
+  const { Collector } = await collectorModule();
   const collector = new Collector(config, log);
   await collector.prepare();
   const health = () => ({ ...collector.health(), part: 'collector', pid: process.pid, process: { ...counters } });
@@ -245,6 +247,7 @@ async function pollOnce(config: Config, values: Record<string, unknown>): Promis
   const devices = ids.length > 0 ? ids.map((id) => config.deviceById.get(id)!) : config.devices;
   const log = createLogger(values.write ? 'info' : 'warn');
   const printed: Point[] = [];
+  const { Collector } = await collectorModule();
   const collector = new Collector(config, log, { onPoints: (ps) => printed.push(...ps), write: Boolean(values.write), states: false });
   await collector.prepare({ influx: Boolean(values.write) });
   const icmp = !values['no-icmp'];
