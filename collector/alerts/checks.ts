@@ -4,7 +4,7 @@
 // (receiver lock, disks, memory, CPU). Each check has a state of its own.
 // A check the device's profile cannot feed is not silently absent: it is
 // "not watched" (notWatched), named in /healthz, poll --once and check-config.
-import type { Config, Device } from '../../config/load.ts';
+import type { Device } from '../../config/load.ts';
 import type { ThresholdInput, ProfileInput } from '../../config/schema.ts';
 import type { PollResult } from '../snmp/poll.ts';
 import type { IcmpResult } from '../icmp/probe.ts';
@@ -149,34 +149,3 @@ export function notWatched(device: Device, profileName: string | undefined, prof
   return out;
 }
 
-/** Notes shown at most by check-config; the rest are counted. */
-const MAX_NOTES = 50;
-
-/**
- * What `check-config` says about watching: each device whose explicit
- * profile cannot feed a check of its kind, and how many devices on `auto`
- * will be known only after their sysObjectID (poll --once tells).
- */
-export function notWatchedNotes(config: Config): string[] {
-  const thresholds = config.settings.alerts.thresholds;
-  const lines: string[] = [];
-  let more = 0;
-  let auto = 0;
-  const autoKinds = new Set<string>();
-  for (const d of config.devices) {
-    const kinds = thresholds.filter((t) => t.kinds.length === 0 || t.kinds.includes(d.kind));
-    if (kinds.length === 0) continue;
-    if (d.profile === 'auto') {
-      auto += 1;
-      autoKinds.add(d.kind);
-      continue;
-    }
-    for (const n of notWatched(d, d.profile, config.profiles.get(d.profile), thresholds)) {
-      if (lines.length < MAX_NOTES) lines.push(`not watched: school ${d.school.code} ${d.kind} ${d.id} (profile ${d.profile}): ${n.detail}`);
-      else more += 1;
-    }
-  }
-  if (more > 0) lines.push(`not watched: and ${more} more`);
-  if (auto > 0) lines.push(`${auto} devices with checks of their kind (${[...autoKinds].sort().join(', ')}) have profile auto: what they can be watched for is known once their sysObjectID chooses a profile (klaiwatch poll --once shows it)`);
-  return lines;
-}
