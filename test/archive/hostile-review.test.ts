@@ -238,13 +238,29 @@ function serve(file: string): { child: ReturnType<typeof spawn>; stderr: () => s
 
 const healthz = (port: number) => fetch(`http://127.0.0.1:${port}/healthz`).then((r) => r.json() as Promise<Record<string, any>>).catch(() => undefined);
 
+/** Waits for a receiver's /healthz to say ok; if it ends first or never does, says what it printed and what /healthz said last. */
+async function up(s: ReturnType<typeof serve>, port: number): Promise<Record<string, any>> {
+  let last: Record<string, any> | undefined;
+  let exit: number | null | undefined;
+  void s.exited.then((c) => (exit = c));
+  try {
+    return await until('archive serve up (/healthz ok)', async () => {
+      if (exit !== undefined) throw new Error(`archive serve ended (exit ${exit}) before /healthz said ok`);
+      last = await healthz(port);
+      return last?.status === 'ok' ? last : undefined;
+    }, 60_000);
+  } catch (err) {
+    throw new Error(`${(err as Error).message}; /healthz last said ${JSON.stringify(last)?.slice(0, 600)}; its output: ${s.stderr().slice(-1500)}`);
+  }
+}
+
 describe('klaiwatch archive serve', () => {
   it('NetFlow v5 sequence gaps: sequence_errors, lost_flows and the exporter with the loss in /healthz', async () => {
     const [http, flow] = [await freePort(), await freePort()];
     const { file } = writeConfig([`  http: "127.0.0.1:${http}"`, `  flow: { udp: "127.0.0.1:${flow}" }`], '{}');
     const s = serve(file);
     try {
-      await until('GET /healthz', () => healthz(http).then((h) => (h?.status === 'ok' ? h : undefined)), 30_000);
+      await up(s, http);
       const udp = createSocket('udp4');
       const send = (b: Buffer) => new Promise((r) => udp.send(b, flow, '127.0.0.1', r));
       // 10 flows (sequence 0..9), then a datagram numbered 35: 25 flows lost on the way.
@@ -259,14 +275,14 @@ describe('klaiwatch archive serve', () => {
       s.child.kill('SIGTERM');
     }
     expect(await s.exited).toBe(0);
-  }, 60_000);
+  }, 90_000);
 
   it('a second receiver on an archive folder in use: one line naming the holder, no usage text, exit 1 at once, the first untouched', async () => {
     const [http] = [await freePort()];
     const { file, archive } = writeConfig([`  http: "127.0.0.1:${http}"`], '{ udp: "127.0.0.1:0" }');
     const first = serve(file);
     try {
-      await until('the first receiver up', () => healthz(http).then((h) => (h?.status === 'ok' ? h : undefined)), 30_000);
+      await up(first, http);
       const t0 = Date.now();
       const second = serve(file);
       const code = await Promise.race([second.exited, sleep(15_000).then(() => 'hung')]);
@@ -283,7 +299,7 @@ describe('klaiwatch archive serve', () => {
       first.child.kill('SIGTERM');
     }
     expect(await first.exited).toBe(0);
-  }, 60_000);
+  }, 90_000);
 
   it('traffic.http busy: one line naming traffic.http, exit 1, before the archive is opened or a receiver bound', async () => {
     const [http, syslog] = [await freePort(), await freePort()];
