@@ -18,8 +18,8 @@ import { walBacklog } from '../archive/wal.ts';
 import { describeRecovery } from '../archive/verify.ts';
 import { compactSegments, mergeSegments, MERGE_MAX_ROWS, planCompaction } from '../archive/archive.ts';
 import { serveArchive, ServeError } from '../archive/ingest-serve.ts';
-import { startHealthServer } from '../collector/health.ts';
-import { createLogger } from '../collector/log.ts';
+import { startHealthServer } from './health-server.ts';
+import { createLogger } from '../config/log.ts';
 import { installProcessHandlers, leaveSupervisor, reportHealth, stopSignal, supervised, type PartMessage } from './supervisor.ts';
 import { checkOutputPath } from '../config/preflight.ts';
 

@@ -5,12 +5,12 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { loadConfig, ConfigError, formatProblems, MAX_PROBLEM_CHARS, MAX_PROBLEMS_SHOWN, type Config } from '../config/load.ts';
 import { preflight, describeSystemError, checkOutputPath, OutputPathError } from '../config/preflight.ts';
 import { importSchoolsCsv, inventoryYaml } from '../config/import-csv.ts';
-import { createLogger } from '../collector/log.ts';
+import { createLogger } from '../config/log.ts';
 import { notWatched } from '../collector/alerts/checks.ts';
-import { describeShard, planShard } from '../collector/shard.ts';
-import { startHealthServer } from '../collector/health.ts';
+import { describeShard, planShard } from '../config/shard.ts';
+import { startHealthServer } from './health-server.ts';
 import { toLine } from '../collector/influx/line.ts';
-import { metricsMarkdown } from '../collector/schema.ts';
+import { metricsMarkdown } from '../config/measurements.ts';
 import { ARCHIVE_V8_FLAGS, childExecArgv, COLLECTOR_V8_FLAGS } from '../collector/runtime.ts';
 import type { Format } from '../report/render.ts';
 // The collector, the dashboards and the report are loaded by the commands

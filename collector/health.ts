@@ -1,33 +1,7 @@
-// GET /healthz: the collector's own figures as JSON (rounds, InfluxDB writes
-// and spool, ICMP prober, clock offset, and what is wrong now: devices down,
-// failing checks). node:http keeps the collector free
-// of the API's framework; the API (Fastify) will mount the same health()
-// object on its own route.
-import { createServer, type Server } from 'node:http';
+// What is wrong now, for GET /healthz: the devices down and the failing
+// checks the collector's state engine holds.
 import type { Config } from '../config/load.ts';
 import type { StateEngine } from './alerts/state.ts';
-
-export function startHealthServer(listen: string, health: () => Record<string, unknown>): Promise<Server> {
-  const i = listen.lastIndexOf(':');
-  const host = listen.slice(0, i).replace(/^\[|\]$/g, '');
-  const port = Number(listen.slice(i + 1));
-  const server = createServer((req, res) => {
-    const path = (req.url ?? '/').split('?')[0];
-    if (req.method === 'GET' && (path === '/healthz' || path === '/')) {
-      const body = health();
-      res.writeHead(body.status === 'ok' ? 200 : 503, { 'content-type': 'application/json; charset=utf-8', 'cache-control': 'no-store' });
-      res.end(JSON.stringify(body, null, 2) + '\n');
-      return;
-    }
-    res.writeHead(404, { 'content-type': 'application/json' });
-    res.end(JSON.stringify({ error: `no route ${req.method} ${path}; try GET /healthz` }) + '\n');
-  });
-  return new Promise((resolve, reject) => {
-    server.once('error', (err) => reject(new Error(`http.listen ${listen}: ${(err as NodeJS.ErrnoException).code ?? err.message}`)));
-    server.listen(port, host, () => resolve(server));
-  });
-}
-
 
 /** At most this many problems are listed in /healthz (the count says how many there are). */
 const MAX_LISTED = 200;

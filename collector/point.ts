@@ -1,6 +1,6 @@
 // A point on its way to InfluxDB, and the tags that place it on the map.
 import type { Device } from '../config/load.ts';
-import type { MeasurementName } from './schema.ts';
+import type { MeasurementName } from '../config/measurements.ts';
 
 export interface Point {
   measurement: MeasurementName;

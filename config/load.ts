@@ -23,7 +23,7 @@ import {
   type DeviceKind,
 } from './schema.ts';
 import { Secret } from './secret.ts';
-import { unknownShardEntries } from '../collector/shard.ts';
+import { unknownShardEntries } from './shard.ts';
 
 export const BUILTIN_PROFILE_DIR = join(dirname(fileURLToPath(import.meta.url)), 'profiles');
 export const BUILTIN_CALENDAR_DIR = join(dirname(fileURLToPath(import.meta.url)), 'calendar');

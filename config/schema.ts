@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { isIP } from 'node:net';
 import { parseDuration, parseSize } from './units.ts';
 import { parsePrefix } from './cidr.ts';
-import { isMeasurementName, measurements } from '../collector/schema.ts';
+import { isMeasurementName, measurements } from './measurements.ts';
 
 export const DEVICE_KINDS = ['router', 'dltv-receiver', 'server', 'switch', 'access-point', 'uplink', 'other'] as const;
 export type DeviceKind = (typeof DEVICE_KINDS)[number];
@@ -307,7 +307,7 @@ export type TrafficInput = z.infer<typeof trafficSchema>;
 export const MAX_SHARDS = 1000;
 
 /**
- * Which schools this collector owns (collector/shard.ts): every school when
+ * Which schools this collector owns (config/shard.ts): every school when
  * absent; "N/M": the schools whose code's FNV-1a 32-bit hash modulo M is
  * N - 1; a list: the schools whose code or district is in it. The office
  * goes by the same rule, by its own code and district.
@@ -428,6 +428,29 @@ export const settingsSchema = z.strictObject({
         .default('127.0.0.1:9273'),
     })
     .default({ listen: '127.0.0.1:9273' }),
+  /**
+   * The HTTP API, /healthz and the auditor's pages (`klaiwatch api`; under
+   * `klaiwatch run` a part of its own). `listen` defaults to http.listen; give
+   * it another address when `klaiwatch collector` (which serves its own
+   * /healthz on http.listen) runs beside `klaiwatch api` as separate units.
+   */
+  api: z
+    .strictObject({
+      listen: listenAddress('api.listen').optional(),
+      /** Tokens (only their SHA-256), relative to the settings file. */
+      tokens_db: z.string().min(1).default('data/api.sqlite'),
+      /** HTTPS: PEM certificate (chain) and private key files, relative to the settings file. */
+      tls: z.strictObject({ cert: z.string().min(1), key: z.string().min(1) }).optional(),
+      /** Requests per token (or per address without one) per minute. */
+      rate_limit: z.number().int().min(1).max(1_000_000).default(600),
+      /** The most rows one traffic answer (JSON, NDJSON, CSV) may carry; more are cut and the answer says so. */
+      max_rows: z.number().int().min(1).max(10_000_000).default(100_000),
+      /** Request bodies larger than this are refused (413). */
+      body_limit: size.default(64 * 1024),
+      /** Behind a reverse proxy: trust its X-Forwarded-For for the client's address (rate limit, logs). */
+      trust_proxy: z.boolean().default(false),
+    })
+    .default({ tokens_db: 'data/api.sqlite', rate_limit: 600, max_rows: 100_000, body_limit: 64 * 1024, trust_proxy: false }),
   log: z
     .strictObject({ level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info') })
     .default({ level: 'info' }),

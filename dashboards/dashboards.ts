@@ -8,11 +8,11 @@ import * as geomap from '@grafana/grafana-foundation-sdk/geomap';
 import * as statetimeline from '@grafana/grafana-foundation-sdk/statetimeline';
 import * as bargauge from '@grafana/grafana-foundation-sdk/bargauge';
 import { DATASOURCE, InfluxQL, from, field as fd, tag, matches, equals } from './influxql.ts';
-import type { FieldName } from '../collector/schema.ts';
-import { OUTAGE_INFLUXQL } from '../report/definitions.ts';
-import { uplinkCondition, uplinkUseQuery, uplinksOf, UPLINK_BUSY_PCT } from '../report/uplink.ts';
+import type { FieldName } from '../config/measurements.ts';
+import { OUTAGE_INFLUXQL } from '../stores/definitions.ts';
+import { uplinkCondition, uplinkUseQuery, uplinksOf, UPLINK_BUSY_PCT } from '../stores/uplink.ts';
 import { DEVICE_KINDS, type DeviceKind } from '../config/schema.ts';
-import { KIND_TH } from '../collector/alerts/thai.ts';
+import { KIND_TH } from '../config/thai.ts';
 import {
   availabilityThresholds,
   checkMapping,
@@ -500,7 +500,7 @@ export function evaluationDashboard(area: DashboardArea = NO_AREA): dashboard.Da
         'จำนวนเหตุขัดข้อง (incidents)',
         new InfluxQL(`SELECT sum(${fd('incident', 'opened')}) FROM ${from('incident', '$rp')} WHERE ${OUTAGE_INFLUXQL} AND $timeFilter GROUP BY ${tag('incident', 'school_name')}`),
         'short',
-        'outages that began in the range: the device itself down, not a failed check, not unreachable behind a failed parent (report/definitions.ts, as `klaiwatch report` counts them; the report also leaves out outages wholly outside observed or scheduled time)',
+        'outages that began in the range: the device itself down, not a failed check, not unreachable behind a failed parent (stores/definitions.ts, as `klaiwatch report` counts them; the report also leaves out outages wholly outside observed or scheduled time)',
         thresholds([[null, 'green'], [1, 'yellow'], [5, 'red']]),
       ),
     )

@@ -6,7 +6,7 @@
 // defines, so a renamed field breaks the type check, not a dashboard.
 import type * as cog from '@grafana/grafana-foundation-sdk/cog';
 import type * as common from '@grafana/grafana-foundation-sdk/common';
-import { measurements, type FieldName, type MeasurementName } from '../collector/schema.ts';
+import { measurements, type FieldName, type MeasurementName } from '../config/measurements.ts';
 
 export const DATASOURCE: common.DataSourceRef = { type: 'influxdb', uid: 'klaiwatch-influxdb' };
 

@@ -7,10 +7,10 @@ import * as stat from '@grafana/grafana-foundation-sdk/stat';
 import * as timeseries from '@grafana/grafana-foundation-sdk/timeseries';
 import * as table from '@grafana/grafana-foundation-sdk/table';
 import { DATASOURCE, InfluxQL } from './influxql.ts';
-import { STATES, SCHOOL_STATES } from '../collector/alerts/state.ts';
+import { STATES, SCHOOL_STATES } from '../stores/model.ts';
 import type { Config } from '../config/load.ts';
 import type { DeviceKind } from '../config/schema.ts';
-import { CHECK_TH, KIND_TH, SNMP_ERROR_TH } from '../collector/alerts/thai.ts';
+import { CHECK_TH, KIND_TH, SNMP_ERROR_TH } from '../config/thai.ts';
 
 const STATE_TEXT: Record<string, { th: string; color: string }> = {
   unknown: { th: 'ไม่ทราบ', color: 'text' },
@@ -229,7 +229,7 @@ export function tablePanel(
   return p;
 }
 
-/** A check's name in Thai (collector/alerts/thai.ts), with the row it is about: "storage.used_pct:/data" → "พื้นที่ดิสก์ใกล้เต็ม (/data)". */
+/** A check's name in Thai (config/thai.ts), with the row it is about: "storage.used_pct:/data" → "พื้นที่ดิสก์ใกล้เต็ม (/data)". */
 export const checkMapping: dashboard.ValueMapping[] = Object.entries(CHECK_TH).flatMap(([name, t], i) => {
   const re = name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   return [
@@ -243,7 +243,7 @@ export const checkMapping: dashboard.ValueMapping[] = Object.entries(CHECK_TH).f
  * collector/alerts/checks.ts) as a Thai phrase, with the technical text kept
  * in brackets for the officer: "used_pct / = 93.1 (> 90)" → "วัดได้ 93.1
  * สูงกว่าเกณฑ์ (used_pct / = 93.1 (> 90))"; an SNMP error by its stable code
- * (the mail's phrases, collector/alerts/thai.ts): "get scalars: timeout after
+ * (the mail's phrases, config/thai.ts): "get scalars: timeout after
  * 2 tries of 1000 ms" → "ส่งคำขอไปแล้วไม่มีคำตอบกลับภายในเวลาที่กำหนด (get
  * scalars: timeout ...)". Grafana tries them in index order, whole-value
  * anchored, and puts $N of the match into the text.

@@ -22,7 +22,7 @@
 //   collector and observed for at least half their length (office devices
 //   are not classrooms: not counted), the share in which the receiver was up and
 //   locked for at least 90 % of the observed time.
-// - outages (report/definitions.ts, shared with the evaluation dashboard):
+// - outages (stores/definitions.ts, shared with the evaluation dashboard):
 //   the device itself down (not unreachable, not a check), counted in the
 //   period in which they began; mean time to repair over the outages that
 //   ended in the period, with their whole duration. An outage wholly off
@@ -32,12 +32,12 @@
 //   period, open at its end, and their time to fix, by the same rules.
 import type { Config } from '../config/load.ts';
 import type { DeviceKind } from '../config/schema.ts';
-import type { Incident, Monitoring } from '../collector/alerts/store.ts';
-import { isCheck, isOutage, isUpstream, openAt, repairTimeS } from './definitions.ts';
-import { Calendar } from '../collector/alerts/schedule.ts';
+import type { Incident, Monitoring } from '../stores/state.ts';
+import { isCheck, isOutage, isUpstream, openAt, repairTimeS } from '../stores/definitions.ts';
+import { Calendar } from '../config/calendar.ts';
 import { union, intersect, subtract, total, clip, type Interval } from './intervals.ts';
 import type { ReportPeriod } from './period.ts';
-import type { UplinkStats } from './uplink.ts';
+import type { UplinkStats } from '../stores/uplink.ts';
 
 export const READY_SHARE = 0.9;
 const DAY = 86_400_000;
@@ -117,7 +117,7 @@ export interface SchoolFigures extends GroupFigures {
   district: string;
   office: boolean;
   link: LinkStats | null;
-  /** The school's uplink use (report/uplink.ts): p95 in/out % of its speed, time above 80 %; null when its router names no uplink_if or InfluxDB had none. */
+  /** The school's uplink use (stores/uplink.ts): p95 in/out % of its speed, time above 80 %; null when its router names no uplink_if or InfluxDB had none. */
   uplink: UplinkStats | null;
 }
 
@@ -165,7 +165,7 @@ export interface FigureInput {
   period: ReportPeriod;
   now: number;
   links?: ReadonlyMap<string, LinkStats>;
-  /** Per school code, its uplink's use (report/uplink.ts). */
+  /** Per school code, its uplink's use (stores/uplink.ts). */
   uplinks?: ReadonlyMap<string, UplinkStats>;
 }
 

@@ -2,7 +2,7 @@
 // fiscal year (1 October – 30 September, named by the Buddhist-Era year in
 // which it ends), or an explicit range of days. All boundaries are local
 // midnights in Asia/Bangkok (UTC+7, no daylight saving).
-import type { Calendar } from '../collector/alerts/schedule.ts';
+import type { Calendar } from '../config/calendar.ts';
 
 export const BANGKOK_OFFSET_MS = 7 * 3_600_000;
 const BE = 543;

@@ -2,12 +2,12 @@
 // headings, opens in Excel), a printable HTML page (A4 landscape, Thai font,
 // Buddhist-Era dates) and JSON (everything, for the API and for checking).
 import type { DeviceKind } from '../config/schema.ts';
-import { formatThaiDuration } from '../collector/alerts/notices.ts';
-import { checkTh, KIND_TH } from '../collector/alerts/thai.ts';
+import { formatThaiDuration } from '../config/thai.ts';
+import { checkTh, KIND_TH } from '../config/thai.ts';
 import type { GroupFigures, Report, SchoolFigures, Signatory } from './figures.ts';
 import { READY_SHARE } from './figures.ts';
 import { thaiDate, thaiDateTime } from './period.ts';
-import { UPLINK_BUSY_PCT } from './uplink.ts';
+import { UPLINK_BUSY_PCT } from '../stores/uplink.ts';
 
 export const FORMATS = ['csv', 'html', 'json'] as const;
 export type Format = (typeof FORMATS)[number];
@@ -89,7 +89,7 @@ const CSV_COLUMNS: Column[] = [
   { th: 'ปัญหาที่ตรวจพบ (รายการ)', key: 'checks', value: (g) => String(g.checks) },
   { th: 'ปัญหาที่ยังไม่แก้ไข', key: 'checksOpen', value: (g) => String(g.checksOpen) },
   { th: 'เวลาเฉลี่ยในการแก้ปัญหา (นาที)', key: 'checksMttrMin', value: (g) => fixed(g.checksMttrS === null ? null : g.checksMttrS / 60, 1) },
-  // Uplink saturation (report/uplink.ts): the school's uplink interface only.
+  // Uplink saturation (stores/uplink.ts): the school's uplink interface only.
   { th: 'uplink p95 ขาเข้า (% ของความเร็ว)', key: 'uplinkInP95', value: (g) => fixed(uplinkOf(g)?.inP95Pct, 1) },
   { th: 'uplink p95 ขาออก (% ของความเร็ว)', key: 'uplinkOutP95', value: (g) => fixed(uplinkOf(g)?.outP95Pct, 1) },
   { th: `uplink เกิน ${UPLINK_BUSY_PCT} % (ชั่วโมง)`, key: 'uplinkHoursBusy', value: (g) => (uplinkOf(g) ? fixed(uplinkOf(g)!.hoursBusy, 1) : '') },
@@ -161,7 +161,7 @@ function signature(role: string, who: Signatory | null): string {
   </div>`;
 }
 
-/** Uplink saturation per school (report/uplink.ts): only schools whose router names its uplink_if and InfluxDB had points for. */
+/** Uplink saturation per school (stores/uplink.ts): only schools whose router names its uplink_if and InfluxDB had points for. */
 function uplinkSection(r: Report): string {
   const withUplink = r.schools.filter((s) => s.uplink !== null);
   if (withUplink.length === 0) return '';

@@ -6,14 +6,14 @@ import { DatabaseSync } from 'node:sqlite';
 import { existsSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import type { Config } from '../config/load.ts';
-import { incidentsBetween, monitoringBetween, type Incident, type Monitoring } from '../collector/alerts/store.ts';
-import { Calendar } from '../collector/alerts/schedule.ts';
-import { InfluxClient, ident, rows } from '../collector/influx/client.ts';
-import { RAW_RP, ROLLUP_RP } from '../collector/influx/setup.ts';
+import { incidentsBetween, monitoringBetween, type Incident, type Monitoring } from '../stores/state.ts';
+import { Calendar } from '../config/calendar.ts';
+import { InfluxClient, ident, rows } from '../stores/influx/client.ts';
+import { RAW_RP, ROLLUP_RP } from '../stores/influx/setup.ts';
 import { computeReport, type LinkStats, type Report } from './figures.ts';
 import { parsePeriod } from './period.ts';
-import { uplinkStats, type UplinkStats } from './uplink.ts';
-import { planShard } from '../collector/shard.ts';
+import { uplinkStats, type UplinkStats } from '../stores/uplink.ts';
+import { planShard } from '../config/shard.ts';
 
 export class ReportError extends Error {}
 

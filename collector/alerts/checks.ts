@@ -8,7 +8,7 @@ import type { Device } from '../../config/load.ts';
 import type { ThresholdInput, ProfileInput } from '../../config/schema.ts';
 import type { PollResult } from '../snmp/poll.ts';
 import type { IcmpResult } from '../icmp/probe.ts';
-import type { CheckObservation } from './state.ts';
+import { type CheckObservation } from '../../stores/model.ts';
 
 const INDEX_TAGS = ['ifname', 'storage'];
 

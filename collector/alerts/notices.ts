@@ -11,9 +11,9 @@
 // itself stays in a "รายละเอียดทางเทคนิค" line of the officer's copy.
 import type { Config, Device, School } from '../../config/load.ts';
 import type { DeviceKind } from '../../config/schema.ts';
-import type { Behind, CheckFacts, Transition } from './state.ts';
-import type { Incident } from './store.ts';
-import { KIND_TH, DEVICE_FIRST_CHECK, TH, checkTh, snmpErrorTh, type CheckValues } from './thai.ts';
+import { type Behind, type CheckFacts, type Transition } from '../../stores/model.ts';
+import type { Incident } from '../../stores/state.ts';
+import { KIND_TH, DEVICE_FIRST_CHECK, TH, checkTh, snmpErrorTh, formatThaiTime, formatEnglishTime, formatThaiDuration, formatEnglishDuration, type CheckValues } from '../../config/thai.ts';
 
 export interface Notice {
   to: string[];
@@ -68,26 +68,6 @@ const checkEn = (check: string) => CHECK_EN[check.split(':')[0]!] ?? `${check} b
 /** Checks whose notices go to the officer only: an SNMP agent is the officer's to fix, not a teacher's. */
 const OFFICER_ONLY = new Set(['snmp']);
 const officerOnly = (e: Event) => e.device.school.office || (e.check !== undefined && OFFICER_ONLY.has(e.check.split(':')[0]!));
-
-const thaiTime = new Intl.DateTimeFormat('th-TH-u-ca-buddhist', { timeZone: 'Asia/Bangkok', dateStyle: 'long', timeStyle: 'short' });
-/** "24 พฤศจิกายน 2569 เวลา 10:03 น." (Buddhist Era, Asia/Bangkok). */
-export const formatThaiTime = (t: number) => `${thaiTime.format(t)} ${TH.clock}`;
-/** "2026-11-24 10:03 (Asia/Bangkok)" */
-export const formatEnglishTime = (t: number) => `${new Date(t + 7 * 3_600_000).toISOString().slice(0, 16).replace('T', ' ')} (Asia/Bangkok)`;
-
-export function formatThaiDuration(seconds: number): string {
-  const d = Math.floor(seconds / 86_400);
-  const h = Math.floor((seconds % 86_400) / 3600);
-  const m = Math.floor((seconds % 3600) / 60);
-  const parts = [d && TH.days(d), h && TH.hours(h), m && TH.minutes(m)].filter(Boolean);
-  return parts.length > 0 ? parts.join(' ') : TH.seconds(seconds);
-}
-
-export function formatEnglishDuration(seconds: number): string {
-  const h = Math.floor(seconds / 3600);
-  const m = Math.floor((seconds % 3600) / 60);
-  return h > 0 ? `${h} h ${m} min` : m > 0 ? `${m} min` : `${seconds} s`;
-}
 
 /** A number for people: at most one decimal, no trailing ".0". */
 const num = (v: number) => String(Math.round(v * 10) / 10);

@@ -11,7 +11,7 @@
 import type { DatabaseSync } from 'node:sqlite';
 import { hostname } from 'node:os';
 import type { Transporter } from 'nodemailer';
-import type { Logger } from '../log.ts';
+import type { Logger } from '../../config/log.ts';
 import type { MailInput } from '../../config/schema.ts';
 import type { MailAuth } from '../../config/load.ts';
 import { smtpTransportOptions } from '../../config/smtp.ts';

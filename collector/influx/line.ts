@@ -2,7 +2,7 @@
 // always the measurement's full set (absent values as "-"), integer fields get
 // their "i", strings are quoted. Escaping follows the line-protocol reference:
 // measurement , and space; tag keys/values , = and space; string fields " and \.
-import { measurements } from '../schema.ts';
+import { measurements } from '../../config/measurements.ts';
 import type { Point } from '../point.ts';
 
 const escMeasurement = (s: string) => s.replace(/[, ]/g, (c) => '\\' + c);

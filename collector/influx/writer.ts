@@ -12,7 +12,7 @@
 // backoff after a failure. While a write has failed, new batches wait behind
 // the old ones, so InfluxDB receives points in the order they were measured.
 import type { Logger } from 'pino';
-import { InfluxClient, InfluxHttpError } from './client.ts';
+import { InfluxClient, InfluxHttpError } from '../../stores/influx/client.ts';
 import { Spool, batchLines, type SpooledBatch } from './spool.ts';
 
 export interface WriterOptions {

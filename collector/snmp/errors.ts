@@ -2,7 +2,7 @@
 // first word of the message, what an officer greps for and a dashboard
 // counts) and a sentence that says what came back and where. A timeout is a
 // timeout only when nothing came back at all.
-import type { FieldName } from '../schema.ts';
+import type { FieldName } from '../../config/measurements.ts';
 
 export type SnmpErrorKind =
   | 'timeout'
@@ -24,7 +24,7 @@ export type SnmpErrorKind =
 
 /**
  * The collector's own count of each kind (fields of the `klaiwatch`
- * measurement, spelled in collector/schema.ts). Timeouts are counted per
+ * measurement, spelled in config/measurements.ts). Timeouts are counted per
  * request by `snmp_timeouts`, as before.
  */
 export const SNMP_ERROR_FIELDS = {

@@ -7,7 +7,7 @@
 import type { Varbind } from 'net-snmp';
 import type { Device } from '../../config/load.ts';
 import { parseMapKey, type ProfileInput, type TableInput, type ColumnInput, type ScalarInput, type DerivedInput, type MapRange } from '../../config/schema.ts';
-import { measurements, type MeasurementName, type FieldSpec } from '../schema.ts';
+import { measurements, type MeasurementName, type FieldSpec } from '../../config/measurements.ts';
 import { type Point, deviceTags } from '../point.ts';
 import { SnmpSession, varbindValue, ErrorStatus, TYPE, isVarbindError, typeName } from './session.ts';
 import { walkColumns, compareOids, Column } from './walk.ts';

@@ -12,7 +12,7 @@ import { buildSimArea, simRate, startRouterAgent, DEFAULT_SILENT, type SimArea }
 import { startSnmpsim, type Snmpsim } from '../../sim/snmpsim.ts';
 import { loadConfig, type Config } from '../../config/load.ts';
 import { Collector } from '../../collector/collector.ts';
-import { startHealthServer } from '../../collector/health.ts';
+import { startHealthServer } from '../../bin/health-server.ts';
 import { startTestInflux, type TestInflux } from '../helpers/influx.ts';
 import { tempDir, freePort, requireBinary } from '../helpers/peers.ts';
 import { startChrony } from '../helpers/chrony.ts';

@@ -5,8 +5,8 @@ import { inspect } from 'node:util';
 import { Writable } from 'node:stream';
 import { execFileSync } from 'node:child_process';
 import { loadConfig, ConfigError } from '../../config/load.ts';
-import { createLogger } from '../../collector/log.ts';
-import { shardOf } from '../../collector/shard.ts';
+import { createLogger } from '../../config/log.ts';
+import { shardOf } from '../../config/shard.ts';
 import { tempDir } from '../helpers/peers.ts';
 
 const EXAMPLE = 'config/examples/klaiwatch.yaml';

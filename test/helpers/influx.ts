@@ -1,5 +1,5 @@
 import { startInfluxd, type Influxd } from '../../sim/influxd.ts';
-import { InfluxClient, rows } from '../../collector/influx/client.ts';
+import { InfluxClient, rows } from '../../stores/influx/client.ts';
 import { freePort, requireBinary, tempDir } from './peers.ts';
 
 export interface TestInflux {

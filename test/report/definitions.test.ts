@@ -8,13 +8,13 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig, type Config } from '../../config/load.ts';
-import type { Incident } from '../../collector/alerts/store.ts';
+import type { Incident } from '../../stores/state.ts';
 import { deviceTags, type Point } from '../../collector/point.ts';
 import { toLines } from '../../collector/influx/line.ts';
 import { evaluationDashboard } from '../../dashboards/dashboards.ts';
 import { computeReport } from '../../report/figures.ts';
 import { parsePeriod } from '../../report/period.ts';
-import { Calendar } from '../../collector/alerts/schedule.ts';
+import { Calendar } from '../../config/calendar.ts';
 import { startTestInflux, type TestInflux } from '../helpers/influx.ts';
 import { tempDir } from '../helpers/peers.ts';
 

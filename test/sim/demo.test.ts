@@ -11,7 +11,7 @@ import { simpleParser } from 'mailparser';
 import { parse } from 'yaml';
 import { join } from 'node:path';
 import { freePort, tempDir } from '../helpers/peers.ts';
-import { InfluxClient, rows } from '../../collector/influx/client.ts';
+import { InfluxClient, rows } from '../../stores/influx/client.ts';
 import { startInfluxd } from '../../sim/influxd.ts';
 
 const data = tempDir('demo');

@@ -1,9 +1,11 @@
 import { describe, it, expect } from 'vitest';
 import { loadConfig, type Config } from '../../../config/load.ts';
-import { Schedule } from '../../../collector/alerts/schedule.ts';
-import { StateEngine, type Raw } from '../../../collector/alerts/state.ts';
-import { StateStore } from '../../../collector/alerts/store.ts';
-import { composeNotices, formatThaiDuration, formatThaiTime } from '../../../collector/alerts/notices.ts';
+import { Schedule } from '../../../config/calendar.ts';
+import { StateEngine } from '../../../collector/alerts/state.ts';
+import { type Raw } from '../../../stores/model.ts';
+import { StateStore } from '../../../stores/state.ts';
+import { composeNotices } from '../../../collector/alerts/notices.ts';
+import { formatThaiDuration, formatThaiTime } from '../../../config/thai.ts';
 
 const config = loadConfig('config/examples/klaiwatch.yaml', { env: { KLAIWATCH_SCHOOL_COMMUNITY: 'x' } });
 const T0 = Date.parse('2026-11-24T10:00:00+07:00');

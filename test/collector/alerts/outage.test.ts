@@ -8,7 +8,7 @@ import pino from 'pino';
 import { loadConfig, type Config } from '../../../config/load.ts';
 import { Collector } from '../../../collector/collector.ts';
 import { FpingProber, findExecutable } from '../../../collector/icmp/probe.ts';
-import { formatThaiDuration } from '../../../collector/alerts/notices.ts';
+import { formatThaiDuration } from '../../../config/thai.ts';
 import { createTestHost, type TestHost } from '../../helpers/netns.ts';
 import { requireBinary, tempDir } from '../../helpers/peers.ts';
 import { startMailCatcher, type MailCatcher } from '../../../sim/mailcatcher.ts';

@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import { loadConfig } from '../../../config/load.ts';
-import { Calendar, Schedule } from '../../../collector/alerts/schedule.ts';
+import { Calendar, Schedule } from '../../../config/calendar.ts';
 
 const config = loadConfig('config/examples/klaiwatch.yaml', { env: { KLAIWATCH_SCHOOL_COMMUNITY: 'x' } });
 const bangkok = (local: string) => Date.parse(`${local}+07:00`);

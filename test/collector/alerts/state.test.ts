@@ -2,9 +2,10 @@
 import { describe, it, expect, afterAll } from 'vitest';
 import { join } from 'node:path';
 import { loadConfig, type Config } from '../../../config/load.ts';
-import { Schedule } from '../../../collector/alerts/schedule.ts';
-import { StateEngine, type Raw } from '../../../collector/alerts/state.ts';
-import { StateStore } from '../../../collector/alerts/store.ts';
+import { Schedule } from '../../../config/calendar.ts';
+import { StateEngine } from '../../../collector/alerts/state.ts';
+import { type Raw } from '../../../stores/model.ts';
+import { StateStore } from '../../../stores/state.ts';
 import { tempDir } from '../../helpers/peers.ts';
 
 const dir = tempDir('state');

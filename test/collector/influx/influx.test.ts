@@ -9,8 +9,8 @@ import { tempDir } from '../../helpers/peers.ts';
 import { toLine, toLines } from '../../../collector/influx/line.ts';
 import { InfluxWriter } from '../../../collector/influx/writer.ts';
 import { Spool, spoolBytesFor } from '../../../collector/influx/spool.ts';
-import { setupSchema, rollupSelect, RAW_RP, ROLLUP_RP, CQ_PREFIX } from '../../../collector/influx/setup.ts';
-import { measurements, type MeasurementSpec } from '../../../collector/schema.ts';
+import { setupSchema, rollupSelect, RAW_RP, ROLLUP_RP, CQ_PREFIX } from '../../../stores/influx/setup.ts';
+import { measurements, type MeasurementSpec } from '../../../config/measurements.ts';
 import type { Point } from '../../../collector/point.ts';
 
 const log = pino({ level: 'silent' });
@@ -133,7 +133,7 @@ describe('writer and disk spool', () => {
     dirs.push(d);
     const down = influx.client('restart');
     (down.target as { url: string }).url = 'http://127.0.0.1:9'; // discard port: nothing listens
-    const first = new InfluxWriter(new (client.constructor as typeof import('../../../collector/influx/client.ts').InfluxClient)({ ...client.target, url: 'http://127.0.0.1:9' }), new Spool(d.path, 1 << 20), log, { batchSize: 10, flushIntervalMs: 10, minBackoffMs: 200 });
+    const first = new InfluxWriter(new (client.constructor as typeof import('../../../stores/influx/client.ts').InfluxClient)({ ...client.target, url: 'http://127.0.0.1:9' }), new Spool(d.path, 1 << 20), log, { batchSize: 10, flushIntervalMs: 10, minBackoffMs: 200 });
     await first.start();
     first.write(toLines(Array.from({ length: 25 }, (_, i) => icmpPoint(i, Date.now() - 1000 + i))));
     await first.close();
@@ -148,7 +148,7 @@ describe('writer and disk spool', () => {
     const d = tempDir('spool3');
     dirs.push(d);
     const client = influx.client('nowhere');
-    const deadClient = new (client.constructor as typeof import('../../../collector/influx/client.ts').InfluxClient)({ ...client.target, url: 'http://127.0.0.1:9' });
+    const deadClient = new (client.constructor as typeof import('../../../stores/influx/client.ts').InfluxClient)({ ...client.target, url: 'http://127.0.0.1:9' });
     const lines = toLines(Array.from({ length: 10 }, (_, i) => icmpPoint(i, 1_700_000_000_000 + i)));
     const writer = new InfluxWriter(deadClient, new Spool(d.path, spoolBytesFor([lines, lines, lines])), log, { batchSize: 10, flushIntervalMs: 10, minBackoffMs: 60_000 });
     await writer.start();

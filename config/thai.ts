@@ -4,7 +4,7 @@
 // polite, plain, what happened, since when, what to look at first.
 // Nothing here comes from the wire: values from devices (a mount point, an
 // interface name) are passed in and shown as they are.
-import type { DeviceKind } from '../../config/schema.ts';
+import type { DeviceKind } from './schema.ts';
 
 /** A device kind as a school's teacher names it. */
 export const KIND_TH: Record<DeviceKind, string> = {
@@ -156,3 +156,23 @@ export const TH = {
   /** Appended to a clock time: "10:03 น.". */
   clock: 'น.',
 } as const;
+
+const thaiTime = new Intl.DateTimeFormat('th-TH-u-ca-buddhist', { timeZone: 'Asia/Bangkok', dateStyle: 'long', timeStyle: 'short' });
+/** "24 พฤศจิกายน 2569 เวลา 10:03 น." (Buddhist Era, Asia/Bangkok). */
+export const formatThaiTime = (t: number) => `${thaiTime.format(t)} ${TH.clock}`;
+/** "2026-11-24 10:03 (Asia/Bangkok)" */
+export const formatEnglishTime = (t: number) => `${new Date(t + 7 * 3_600_000).toISOString().slice(0, 16).replace('T', ' ')} (Asia/Bangkok)`;
+
+export function formatThaiDuration(seconds: number): string {
+  const d = Math.floor(seconds / 86_400);
+  const h = Math.floor((seconds % 86_400) / 3600);
+  const m = Math.floor((seconds % 3600) / 60);
+  const parts = [d && TH.days(d), h && TH.hours(h), m && TH.minutes(m)].filter(Boolean);
+  return parts.length > 0 ? parts.join(' ') : TH.seconds(seconds);
+}
+
+export function formatEnglishDuration(seconds: number): string {
+  const h = Math.floor(seconds / 3600);
+  const m = Math.floor((seconds % 3600) / 60);
+  return h > 0 ? `${h} h ${m} min` : m > 0 ? `${m} min` : `${seconds} s`;
+}

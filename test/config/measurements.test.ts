@@ -1,6 +1,6 @@
 import { describe, it, expect } from 'vitest';
 import { readFileSync } from 'node:fs';
-import { measurements, metricsMarkdown } from '../../collector/schema.ts';
+import { measurements, metricsMarkdown } from '../../config/measurements.ts';
 
 describe('measurement schema', () => {
   it('the README Metrics section is the one the schema module generates (regenerate with `klaiwatch schema`)', () => {

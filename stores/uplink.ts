@@ -4,8 +4,8 @@
 // take the 95th percentile of a ratio, so the ratio is computed per point in
 // a sub-query), and whether a point is "busy": in or out above 80 %.
 import type { Config } from '../config/load.ts';
-import { InfluxClient, ident, rows } from '../collector/influx/client.ts';
-import { RAW_RP, ROLLUP_RP } from '../collector/influx/setup.ts';
+import { InfluxClient, ident, rows } from './influx/client.ts';
+import { RAW_RP, ROLLUP_RP } from './influx/setup.ts';
 
 /** A point is busy when its in or out use is above this share of the interface's speed. */
 export const UPLINK_BUSY_PCT = 80;

@@ -12,7 +12,7 @@ import { buildSimArea, startRouterAgent, PROJECT, type SimArea } from '../../sim
 import { startSnmpsim, type Snmpsim } from '../../sim/snmpsim.ts';
 import { startMailCatcher, type MailCatcher } from '../../sim/mailcatcher.ts';
 import { loadConfig, type Config } from '../../config/load.ts';
-import { fnv1a32, planShard, shardOf } from '../../collector/shard.ts';
+import { fnv1a32, planShard, shardOf } from '../../config/shard.ts';
 import { areaTotals } from '../../dashboards/dashboards.ts';
 import { startTestInflux, type TestInflux } from '../helpers/influx.ts';
 import { freePort, requireBinary, tempDir } from '../helpers/peers.ts';

@@ -5,8 +5,8 @@
 import { DatabaseSync } from 'node:sqlite';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
-import type { Device } from '../../config/load.ts';
-import type { DeviceState, State, Transition } from './state.ts';
+import type { Device } from '../config/load.ts';
+import { type DeviceState, type State, type Transition } from './model.ts';
 
 export interface Incident {
   id: number;

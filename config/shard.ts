@@ -12,8 +12,8 @@
 //   modulo M, equals N - 1. The same code always lands in the same shard, on
 //   every machine; adding a school moves no other.
 // - a list: the school's code or its district is in the list.
-import type { Config, Device, School } from '../config/load.ts';
-import type { ShardInput } from '../config/schema.ts';
+import type { Config, Device, School } from './load.ts';
+import type { ShardInput } from './schema.ts';
 
 /** FNV-1a, 32 bit, over the UTF-8 bytes of the text. */
 export function fnv1a32(text: string): number {

@@ -3,9 +3,9 @@
 // day, in a term, not on a holiday (config/calendar/). Outside that, a
 // receiver that is off is normal. Maintenance windows (settings
 // alerts.maintenance) take a device out of judgement for their span.
-import type { CalendarInput, MaintenanceInput } from '../../config/schema.ts';
-import { WEEKDAYS } from '../../config/schema.ts';
-import type { Device, Settings } from '../../config/load.ts';
+import type { CalendarInput, MaintenanceInput } from './schema.ts';
+import { WEEKDAYS } from './schema.ts';
+import type { Device, Settings } from './load.ts';
 
 export interface Period {
   name: string;

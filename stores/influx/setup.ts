@@ -7,7 +7,7 @@
 // we check the database answers and say what the operator must set up.
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import { measurements, type MeasurementSpec } from '../schema.ts';
+import { measurements, type MeasurementSpec } from '../../config/measurements.ts';
 import { influxDuration } from '../../config/units.ts';
 import { InfluxClient, ident, rows } from './client.ts';
 

@@ -4,7 +4,7 @@
 // answer. The collector writes each incident twice: a row in the state
 // database (check_name '' for the device itself) and `incident` points in
 // InfluxDB (tag check '-' for the device itself, tag outage = the state).
-import type { Incident } from '../collector/alerts/store.ts';
+import type { Incident } from './state.ts';
 
 /** An outage incident: the device itself down; not a failed check, not unreachable behind a failed parent. */
 export const isOutage = (i: Pick<Incident, 'check' | 'state'>): boolean => i.check === '' && i.state === 'down';
