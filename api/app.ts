@@ -1,0 +1,211 @@
+// The API as a Fastify app built by a factory: tests call buildApp() and use
+// inject() or listen on loopback; `klaiwatch api` (api/serve.ts) listens.
+// Every route declares who may call it (route config `roles`); a route
+// without that declaration cannot be reached by anyone (default deny). Inputs
+// and outputs are zod schemas; the OpenAPI 3.1 document is generated from
+// them and browsable at /docs.
+import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyReply, type FastifyServerOptions, type RawServerDefault, type RawRequestDefaultExpression, type RawReplyDefaultExpression, type FastifyBaseLogger } from 'fastify';
+import helmet from '@fastify/helmet';
+import rateLimit from '@fastify/rate-limit';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import formbody from '@fastify/formbody';
+import { serializerCompiler, validatorCompiler, jsonSchemaTransform, hasZodFastifySchemaValidationErrors, type ZodTypeProvider } from '@fastify/type-provider-zod';
+import type { ApiContext } from './context.ts';
+import { ROLES, type Principal, type Role } from './tokens.ts';
+import { ApiError, errorBody } from './errors.ts';
+
+/** The app with zod schemas as route types. */
+export type App = FastifyInstance<RawServerDefault, RawRequestDefaultExpression, RawReplyDefaultExpression, FastifyBaseLogger, ZodTypeProvider>;
+const withZod = (app: FastifyInstance): App => app.withTypeProvider<ZodTypeProvider>();
+
+export interface RouteInfo {
+  method: string;
+  url: string;
+  /** null: no roles declared (nobody may call it). */
+  roles: readonly Role[] | 'public' | null;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Every route registered, with the roles it allows. */
+    routeTable: RouteInfo[];
+  }
+  interface FastifyRequest {
+    /** The token's holder; null before the auth hook or on public routes without a token. */
+    principal: Principal | null;
+  }
+  interface FastifyContextConfig {
+    /** Who may call the route; 'public' needs no token. Absent: nobody (default deny). */
+    roles?: readonly Role[] | 'public';
+  }
+}
+
+export interface AppOptions {
+  /** Fastify's logger (pino options or instance); false in tests. */
+  logger?: FastifyServerOptions['logger'] | FastifyServerOptions['loggerInstance'];
+  /** HTTPS: PEM certificate and key. */
+  https?: { cert: Buffer; key: Buffer };
+  /** Requests per minute per token (per address without one). */
+  rateLimit?: number;
+  bodyLimit?: number;
+  trustProxy?: boolean;
+}
+
+/** The cookie that carries an auditor's token in the browser pages (HttpOnly, SameSite=Strict). */
+export const SESSION_COOKIE = 'kw_session';
+
+/** The token a request presents: Authorization: Bearer, else the pages' cookie. */
+export function presentedToken(req: FastifyRequest): string | undefined {
+  const h = req.headers.authorization;
+  if (typeof h === 'string' && h.length <= 200) {
+    const m = /^Bearer\s+(\S+)$/i.exec(h);
+    if (m) return m[1];
+  }
+  const c = req.headers.cookie;
+  if (typeof c === 'string' && c.length <= 4096) {
+    for (const part of c.split(';', 50)) {
+      const i = part.indexOf('=');
+      if (i > 0 && part.slice(0, i).trim() === SESSION_COOKIE) return decodeURIComponent(part.slice(i + 1).trim());
+    }
+  }
+  return undefined;
+}
+
+/** The school a request may see: its token's school for the school role, null (all) otherwise. */
+export function schoolScope(req: FastifyRequest): string | null {
+  return req.principal?.role === 'school' ? req.principal.school : null;
+}
+
+/** Refuses (403) a school token asking for another school's anything. */
+export function assertSchool(req: FastifyRequest, code: string): void {
+  const scope = schoolScope(req);
+  if (scope !== null && scope !== code) throw new ApiError(403, 'forbidden', `this token sees school ${scope} only`);
+}
+
+const CSP = {
+  useDefaults: false,
+  directives: {
+    defaultSrc: ["'self'"],
+    baseUri: ["'self'"],
+    frameAncestors: ["'none'"],
+    formAction: ["'self'"],
+    objectSrc: ["'none'"],
+    // swagger-ui's page loads its own script and style files from /docs (no inline script).
+    scriptSrc: ["'self'"],
+    styleSrc: ["'self'", 'https:', "'unsafe-inline'"],
+    imgSrc: ["'self'", 'data:', 'validator.swagger.io'],
+    fontSrc: ["'self'", 'data:'],
+    connectSrc: ["'self'"],
+  },
+};
+
+export async function buildApp(ctx: ApiContext, o: AppOptions = {}): Promise<App> {
+  const logger = o.logger ?? false;
+  const app = Fastify({
+    ...(typeof logger === 'object' && logger !== null && 'child' in logger ? { loggerInstance: logger as FastifyServerOptions['loggerInstance'] } : { logger: logger as FastifyServerOptions['logger'] }),
+    ...(o.https ? { https: o.https } : {}),
+    bodyLimit: o.bodyLimit ?? 64 * 1024,
+    // Query strings and paths are bounded: a URL longer than this is refused (414).
+    maxParamLength: 200,
+    trustProxy: o.trustProxy ?? false,
+    // In-flight requests finish on close(); new ones are refused (503) meanwhile.
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+    ajv: undefined,
+    routerOptions: { ignoreTrailingSlash: true },
+    disableRequestLogging: false,
+  }) as unknown as FastifyInstance;
+  // The docs' own routes are public (they describe, they hold no data).
+  app.addHook('onRoute', (route) => {
+    if (route.url.startsWith('/docs')) route.config = { ...(route.config ?? {}), roles: 'public' };
+  });
+  // Every route as declared (method, URL, who may call it): the role matrix test walks this list.
+  const routes: RouteInfo[] = [];
+  app.decorate('routeTable', routes);
+  app.addHook('onRoute', (r) => {
+    for (const method of ([] as string[]).concat(r.method)) if (method !== 'HEAD') routes.push({ method, url: r.url, roles: r.config?.roles ?? null });
+  });
+  app.setValidatorCompiler(validatorCompiler);
+  app.setSerializerCompiler(serializerCompiler);
+  app.decorateRequest('principal', null);
+
+  app.addHook('onRequest', async (req) => {
+    if ((req.raw.url?.length ?? 0) > 4096) throw new ApiError(414, 'uri_too_long', 'the URL is longer than 4096 characters');
+  });
+
+  await app.register(helmet, { contentSecurityPolicy: CSP, crossOriginEmbedderPolicy: false, hsts: o.https ? { maxAge: 15_552_000 } : false });
+
+  // Who is asking: every route but the public ones needs a token, and its role must be one the route names.
+  app.addHook('onRequest', async (req) => {
+    const roles = req.routeOptions.config?.roles;
+    const token = presentedToken(req);
+    if (token !== undefined) {
+      const r = ctx.tokens.check(token, ctx.now());
+      if ('principal' in r) req.principal = r.principal;
+      else if (roles !== 'public') throw new ApiError(401, 'unauthorized', `the token is ${r.refused}`);
+    }
+    if (roles === 'public') return;
+    if (!req.routeOptions.url) return; // no route: the 404 handler answers
+    if (!req.principal) throw new ApiError(401, 'unauthorized', 'this route needs a token: Authorization: Bearer kw_…');
+    if (!roles || !roles.includes(req.principal.role)) throw new ApiError(403, 'forbidden', `a ${req.principal.role} token may not ${req.method} ${req.routeOptions.url}`);
+  });
+
+  await app.register(rateLimit, {
+    global: true,
+    max: o.rateLimit ?? 600,
+    timeWindow: 60_000,
+    hook: 'preHandler',
+    keyGenerator: (req) => (req.principal ? `token:${req.principal.id}` : `ip:${req.ip}`),
+    errorResponseBuilder: (_req, c) => ({ statusCode: 429, error: 'too_many_requests', message: `more than ${c.max} requests a minute; try again in ${Math.ceil(c.ttl / 1000)} s` }),
+  });
+  await app.register(formbody, { bodyLimit: 16 * 1024 });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'klaiwatch API', version: '1', description: 'Schools, devices, states, incidents, reports, maintenance windows, and (auditors) the traffic-log archive. Authorization: Bearer kw_… (klaiwatch token create).' },
+      components: { securitySchemes: { token: { type: 'http', scheme: 'bearer' } } },
+      security: [{ token: [] }],
+    },
+    transform: jsonSchemaTransform,
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs', uiConfig: { docExpansion: 'list' }, staticCSP: false });
+
+  app.setErrorHandler((e, req, reply) => {
+    const err = e as Error & { statusCode?: number };
+    if (hasZodFastifySchemaValidationErrors(err)) {
+      const where = err.validationContext ?? 'request';
+      const issues = err.validation.slice(0, 10).map((v) => {
+        const path = v.instancePath.replace(/^\//, '').replace(/\//g, '.');
+        return `${where}${path ? '.' + path : ''}: ${v.message}`;
+      });
+      return reply.code(400).send({ error: 'bad_request', message: issues.join('; ') });
+    }
+    if (err instanceof ApiError) {
+      if (err.status === 429 || err.status >= 500) req.log.warn({ status: err.status, msg: err.message }, 'request refused');
+      return reply.code(err.status).send(errorBody(err.code, err.message));
+    }
+    const status = (err as { statusCode?: number }).statusCode;
+    if (status && status >= 400 && status < 500) return reply.code(status).send(errorBody(codeOf(status), err.message));
+    req.log.error({ err: { message: err.message, name: err.name } }, 'request failed');
+    return reply.code(500).send(errorBody('internal', 'the server failed to answer; its log says why'));
+  });
+  app.setNotFoundHandler((req, reply) => reply.code(404).send(errorBody('not_found', `no route ${req.method} ${req.url.split('?')[0]!.slice(0, 200)}; the routes are listed at /docs`)));
+
+  await registerRoutes(withZod(app), ctx);
+  return withZod(app);
+}
+
+function codeOf(status: number): string {
+  return { 400: 'bad_request', 401: 'unauthorized', 403: 'forbidden', 404: 'not_found', 405: 'method_not_allowed', 406: 'not_acceptable', 413: 'payload_too_large', 414: 'uri_too_long', 415: 'unsupported_media_type', 429: 'too_many_requests' }[status] ?? 'bad_request';
+}
+
+/** The route modules, each `register(app, ctx)`. */
+async function registerRoutes(app: App, ctx: ApiContext): Promise<void> {
+  const mods = await Promise.all([import('./routes/health.ts'), import('./routes/views.ts'), import('./routes/auditor.ts'), import('./routes/pages.ts')]);
+  for (const m of mods) await m.register(app, ctx);
+}
+
+export { ROLES };
+export type { Role, Principal, FastifyReply };

@@ -1,0 +1,144 @@
+// API tokens in SQLite (node:sqlite): only the SHA-256 of a token is kept;
+// the token itself is shown once, when it is made. A token carries a role
+// (officer, auditor, school, viewer), a school for the school role, a label
+// (who holds it: it is the identity the access journal records), an expiry,
+// and the time it was last used.
+import { DatabaseSync } from 'node:sqlite';
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+
+export const ROLES = ['officer', 'auditor', 'school', 'viewer'] as const;
+export type Role = (typeof ROLES)[number];
+
+/** Who made a request: the token's row without its hash. */
+export interface Principal {
+  id: string;
+  name: string;
+  role: Role;
+  /** The school code a school token is bound to; null for the other roles. */
+  school: string | null;
+}
+
+export interface TokenRow extends Principal {
+  createdAt: number;
+  expiresAt: number | null;
+  lastUsedAt: number | null;
+  revokedAt: number | null;
+}
+
+export class TokenError extends Error {}
+
+/** "kw_" then 32 random bytes, base64url: 46 characters. */
+const TOKEN_RE = /^kw_[A-Za-z0-9_-]{43}$/;
+/** The token's public id: the first 8 characters after "kw_" (shown in lists, logs and the journal; not enough to use it). */
+const idOf = (token: string) => token.slice(3, 11);
+const hashOf = (token: string) => createHash('sha256').update(token).digest();
+
+/** last_used_at is written at most this often per token (a busy script must not turn every GET into a write). */
+const TOUCH_EVERY_MS = 60_000;
+
+const SCHEMA = `CREATE TABLE IF NOT EXISTS tokens (
+  id TEXT PRIMARY KEY, hash BLOB NOT NULL, name TEXT NOT NULL, role TEXT NOT NULL, school TEXT,
+  created_at INTEGER NOT NULL, expires_at INTEGER, last_used_at INTEGER, revoked_at INTEGER)`;
+
+interface Row {
+  id: string;
+  hash: Uint8Array;
+  name: string;
+  role: Role;
+  school: string | null;
+  created_at: number;
+  expires_at: number | null;
+  last_used_at: number | null;
+  revoked_at: number | null;
+}
+
+const toRow = (r: Row): TokenRow => ({ id: r.id, name: r.name, role: r.role, school: r.school, createdAt: r.created_at, expiresAt: r.expires_at, lastUsedAt: r.last_used_at, revokedAt: r.revoked_at });
+
+export class TokenStore {
+  private readonly db: DatabaseSync;
+  private readonly touched = new Map<string, number>();
+
+  readonly file: string;
+
+  constructor(file: string) {
+    this.file = file;
+    mkdirSync(dirname(file), { recursive: true, mode: 0o750 });
+    this.db = new DatabaseSync(file);
+    this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;');
+    this.db.exec(SCHEMA);
+  }
+
+  /** Makes a token; returns it (shown once) and its row. */
+  create(o: { role: Role; name: string; school?: string | null; expiresAt?: number | null; now?: number }): { token: string; row: TokenRow } {
+    if (!ROLES.includes(o.role)) throw new TokenError(`--role must be one of ${ROLES.join(', ')}; got ${JSON.stringify(o.role)}`);
+    const name = o.name.trim();
+    if (name.length < 2 || name.length > 120) throw new TokenError('--name must say who holds the token (2 to 120 characters): it is the identity the access journal records');
+    if (o.role === 'school' && !o.school) throw new TokenError('--role school needs --school CODE (a school token sees that school only)');
+    if (o.role !== 'school' && o.school) throw new TokenError(`--school applies to --role school only; a ${o.role} token is not bound to a school`);
+    const now = o.now ?? Date.now();
+    if (o.expiresAt !== undefined && o.expiresAt !== null && o.expiresAt <= now) throw new TokenError('--expires must be in the future');
+    for (let i = 0; i < 5; i++) {
+      const token = 'kw_' + randomBytes(32).toString('base64url');
+      const id = idOf(token);
+      if (this.db.prepare('SELECT 1 FROM tokens WHERE id = ?').get(id)) continue;
+      this.db.prepare('INSERT INTO tokens (id, hash, name, role, school, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)').run(id, hashOf(token), name, o.role, o.school ?? null, now, o.expiresAt ?? null);
+      return { token, row: this.get(id)! };
+    }
+    throw new TokenError('could not draw an unused token id (5 tries)');
+  }
+
+  get(id: string): TokenRow | undefined {
+    const r = this.db.prepare('SELECT * FROM tokens WHERE id = ?').get(id) as Row | undefined;
+    return r ? toRow(r) : undefined;
+  }
+
+  list(): TokenRow[] {
+    return (this.db.prepare('SELECT * FROM tokens ORDER BY created_at, id').all() as unknown as Row[]).map(toRow);
+  }
+
+  /** Revokes by id (or by the whole token); false when no such token. */
+  revoke(idOrToken: string, now = Date.now()): boolean {
+    const id = TOKEN_RE.test(idOrToken) ? idOf(idOrToken) : idOrToken;
+    return Number(this.db.prepare('UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(now, id).changes) > 0;
+  }
+
+  /**
+   * The principal a presented token stands for, or why not: "malformed",
+   * "unknown", "revoked", "expired". Compares hashes in constant time.
+   */
+  check(token: string, now = Date.now()): { principal: Principal } | { refused: 'malformed' | 'unknown' | 'revoked' | 'expired' } {
+    if (!TOKEN_RE.test(token)) return { refused: 'malformed' };
+    const r = this.db.prepare('SELECT * FROM tokens WHERE id = ?').get(idOf(token)) as Row | undefined;
+    if (!r) return { refused: 'unknown' };
+    const stored = Buffer.from(r.hash);
+    const given = hashOf(token);
+    if (stored.length !== given.length || !timingSafeEqual(stored, given)) return { refused: 'unknown' };
+    if (r.revoked_at !== null) return { refused: 'revoked' };
+    if (r.expires_at !== null && r.expires_at <= now) return { refused: 'expired' };
+    const last = this.touched.get(r.id) ?? r.last_used_at ?? 0;
+    if (now - last >= TOUCH_EVERY_MS) {
+      this.touched.set(r.id, now);
+      try {
+        this.db.prepare('UPDATE tokens SET last_used_at = ? WHERE id = ?').run(now, r.id);
+      } catch {
+        // A busy database must not refuse a valid token; the next use writes it.
+      }
+    }
+    return { principal: { id: r.id, name: r.name, role: r.role, school: r.school } };
+  }
+
+  close(): void {
+    this.db.close();
+  }
+}
+
+/** "90d", "12h", "2026-12-31": when a token made now ends. */
+export function parseExpiry(v: string, now = Date.now()): number {
+  const m = /^(\d{1,5})([dhw])$/.exec(v.trim());
+  if (m) return now + Number(m[1]) * { h: 3_600_000, d: 86_400_000, w: 7 * 86_400_000 }[m[2] as 'h' | 'd' | 'w'];
+  const t = /^\d{4}-\d{2}-\d{2}$/.test(v.trim()) ? Date.parse(`${v.trim()}T23:59:59+07:00`) : NaN;
+  if (Number.isNaN(t)) throw new TokenError(`--expires ${JSON.stringify(v)}: give a duration such as 90d, 12h or 4w, or a date such as 2027-03-31 (end of that day, Asia/Bangkok)`);
+  return t;
+}

@@ -1,0 +1,43 @@
+// The app's frame: default deny, tokens, errors as { error, message }, /healthz, /docs.
+import { describe, it, expect, beforeAll, afterAll } from 'vitest';
+import { startApiArea, type ApiArea } from './area.ts';
+
+let a: ApiArea;
+beforeAll(async () => {
+  a = await startApiArea({ octet: 171, rounds: 2 });
+}, 180_000);
+afterAll(async () => {
+  await a?.close();
+});
+
+describe('the API frame', () => {
+  it('serves /healthz without a token', async () => {
+    const r = await a.app.inject({ method: 'GET', url: '/healthz' });
+    expect(r.statusCode).toBe(200);
+    expect(r.json().status).toBe('ok');
+  });
+
+  it('refuses an unknown, malformed or revoked token with 401 and { error, message }', async () => {
+    const bad = await a.app.inject({ method: 'GET', url: '/healthz', headers: { authorization: 'Bearer kw_' + 'A'.repeat(43) } });
+    expect(bad.statusCode).toBe(200); // public routes ignore a bad token
+    const t = a.ctx.tokens.create({ role: 'viewer', name: 'revoked one' });
+    expect(a.ctx.tokens.revoke(t.row.id)).toBe(true);
+    expect(a.ctx.tokens.check(t.token)).toEqual({ refused: 'revoked' });
+    expect(a.ctx.tokens.check('kw_nope')).toEqual({ refused: 'malformed' });
+  });
+
+  it('answers an unknown route with 404 as { error, message }', async () => {
+    const r = await a.app.inject({ method: 'GET', url: '/v1/nothing-here', headers: a.as('officer') });
+    expect(r.statusCode).toBe(404);
+    expect(r.json()).toEqual({ error: 'not_found', message: expect.stringContaining('/v1/nothing-here') });
+  });
+
+  it('serves the OpenAPI 3.1 document and the docs page', async () => {
+    const doc = await a.app.inject({ method: 'GET', url: '/docs/json' });
+    expect(doc.statusCode).toBe(200);
+    expect(doc.json().openapi).toBe('3.1.0');
+    const page = await a.app.inject({ method: 'GET', url: '/docs/' });
+    expect(page.statusCode).toBe(200);
+    expect(page.headers['content-security-policy']).toContain("default-src 'self'");
+  });
+});
