@@ -203,7 +203,7 @@ function codeOf(status: number): string {
 
 /** The route modules, each `register(app, ctx)`. */
 async function registerRoutes(app: App, ctx: ApiContext): Promise<void> {
-  const mods = await Promise.all([import('./routes/health.ts'), import('./routes/views.ts'), import('./routes/auditor.ts'), import('./routes/pages.ts')]);
+  const mods = await Promise.all([import('./routes/health.ts'), import('./routes/views.ts'), import('./routes/maintenance.ts'), import('./routes/auditor.ts'), import('./routes/pages.ts')]);
   for (const m of mods) await m.register(app, ctx);
 }
 
