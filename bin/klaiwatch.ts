@@ -11,7 +11,7 @@ import { describeShard, planShard } from '../config/shard.ts';
 import { startHealthServer } from './health-server.ts';
 import { toLine } from '../collector/influx/line.ts';
 import { metricsMarkdown } from '../config/measurements.ts';
-import { ARCHIVE_V8_FLAGS, childExecArgv, COLLECTOR_V8_FLAGS } from '../collector/runtime.ts';
+import { API_V8_FLAGS, ARCHIVE_V8_FLAGS, childExecArgv, COLLECTOR_V8_FLAGS } from '../collector/runtime.ts';
 import type { Format } from '../report/render.ts';
 // The collector, the dashboards and the report are loaded by the commands
 // that use them: `archive serve` (a part of its own) and the archive's
@@ -43,7 +43,7 @@ function load(values: Record<string, unknown>): Config {
 
 const commands: Record<string, Command> = {
   run: {
-    summary: 'run every part as a process of its own (the collector; with traffic set, the archive receivers), restart one that dies, serve GET /healthz for all',
+    summary: 'run every part as a process of its own (the collector, the API; with traffic set, the archive receivers), restart one that dies; GET /healthz (the API) shows all',
     usage: 'klaiwatch run [--config FILE]',
     options: { ...configOption },
     run: async (values) => runAll(load(values)),
@@ -53,6 +53,19 @@ const commands: Record<string, Command> = {
     usage: 'klaiwatch collector [--config FILE]',
     options: { ...configOption },
     run: async (values) => runCollector(load(values)),
+  },
+  api: {
+    summary: 'run the API alone (/v1, /docs, the auditor\'s pages, GET /healthz on api.listen or http.listen); reads the stores, never polls',
+    usage: 'klaiwatch api [--config FILE]',
+    options: { ...configOption },
+    run: async (values) => runApiPart(load(values)),
+  },
+  token: {
+    summary: 'API tokens: create (shown once; only its hash is kept), list, revoke',
+    usage: 'klaiwatch token create --role officer|auditor|school|viewer [--school CODE] --name LABEL [--expires 90d|2027-03-31] [--config FILE]\n       klaiwatch token list [--config FILE]\n       klaiwatch token revoke ID [--config FILE]',
+    options: { ...configOption, role: { type: 'string' }, school: { type: 'string' }, name: { type: 'string' }, expires: { type: 'string' } },
+    positionals: true,
+    run: async (values, positionals) => tokenCommand(load(values), values, positionals),
   },
   poll: {
     summary: 'poll once and print what would be written (line protocol), like `telegraf --test`',
@@ -187,6 +200,73 @@ const commands: Record<string, Command> = {
 
 class UsageError extends Error {}
 
+/** `klaiwatch api`: the API part (api/serve.ts), alone or under `klaiwatch run`. */
+async function runApiPart(config: Config): Promise<number> {
+  const part = supervised();
+  const unusable = await preflight(config, { listen: !part, http: 'api' });
+  if (unusable.length > 0) throw new ConfigError(unusable);
+  const log = createLogger(config.settings.log.level);
+  installProcessHandlers(log, 'api');
+  const { serveApi } = await import('../api/serve.ts');
+  const code = await serveApi(config, {
+    log,
+    supervised: part,
+    stopped: stopSignal(log),
+    ...(part ? { onMessage: (h: (m: unknown) => void) => process.on('message', h), reportHealth } : {}),
+  });
+  leaveSupervisor();
+  return code;
+}
+
+/** `klaiwatch token create|list|revoke`. */
+async function tokenCommand(config: Config, values: Record<string, string | boolean | undefined>, positionals: string[]): Promise<number> {
+  const [action, ...rest] = positionals;
+  const { TokenStore, TokenError, parseExpiry, ROLES } = await import('../api/tokens.ts');
+  const { resolve, dirname } = await import('node:path');
+  const store = new TokenStore(resolve(dirname(config.file), config.settings.api.tokens_db));
+  const day = (t: number | null) => (t === null ? '-' : new Date(t + 7 * 3_600_000).toISOString().slice(0, 16).replace('T', ' '));
+  try {
+    if (action === 'create') {
+      if (rest.length > 0) throw new UsageError(`token create takes no positional arguments; got ${rest.join(' ')}`);
+      const role = String(values.role ?? '');
+      if (!(ROLES as readonly string[]).includes(role)) throw new UsageError(`--role must be one of ${ROLES.join(', ')}${values.role === undefined ? '' : `; got ${JSON.stringify(values.role)}`}`);
+      if (values.name === undefined) throw new UsageError('--name LABEL is needed: who holds the token (the access journal records it)');
+      const school = values.school === undefined ? null : String(values.school);
+      if (school !== null && !config.schools.some((x) => x.code === school)) throw new UsageError(`--school ${JSON.stringify(school)}: no such school in the inventory (${config.file})`);
+      const expiresAt = values.expires === undefined ? null : parseExpiry(String(values.expires));
+      const { token, row } = store.create({ role: role as (typeof ROLES)[number], name: String(values.name), school, expiresAt });
+      console.error(`token ${row.id} for ${row.name} (${row.role}${row.school ? ` of school ${row.school}` : ''}), ${row.expiresAt ? `expires ${day(row.expiresAt)} (Asia/Bangkok)` : 'no expiry'}.`);
+      console.error('It is shown this once; klaiwatch keeps only its SHA-256. Give it to its holder; they send it as: Authorization: Bearer <token>');
+      console.log(token);
+      return 0;
+    }
+    if (action === 'list') {
+      const rows = store.list();
+      const now = Date.now();
+      console.log(['id', 'role', 'school', 'name', 'created', 'expires', 'last used', 'status'].join('\t'));
+      for (const r of rows) {
+        const status = r.revokedAt !== null ? `revoked ${day(r.revokedAt)}` : r.expiresAt !== null && r.expiresAt <= now ? 'expired' : 'active';
+        console.log([r.id, r.role, r.school ?? '-', r.name.replace(/[\t\n\r]/g, ' '), day(r.createdAt), day(r.expiresAt), day(r.lastUsedAt), status].join('\t'));
+      }
+      console.error(`${rows.length} token${rows.length === 1 ? '' : 's'} (times Asia/Bangkok)`);
+      return 0;
+    }
+    if (action === 'revoke') {
+      const id = rest[0];
+      if (!id || rest.length > 1) throw new UsageError('token revoke needs exactly one token id (klaiwatch token list shows them)');
+      if (!store.revoke(id)) throw new UsageError(`no active token ${JSON.stringify(id)} (klaiwatch token list shows them)`);
+      console.error(`token ${id} revoked: it is refused from the next request on`);
+      return 0;
+    }
+    throw new UsageError(`unknown action ${JSON.stringify(action ?? '')}; use create, list or revoke`);
+  } catch (err) {
+    if (err instanceof TokenError) throw new UsageError(err.message);
+    throw err;
+  } finally {
+    store.close();
+  }
+}
+
 /** `klaiwatch run`: the supervisor (bin/supervisor.ts) and its parts. */
 async function runAll(config: Config): Promise<number> {
   // Folders, files and every listen address, before any part starts.
@@ -196,12 +276,11 @@ async function runAll(config: Config): Promise<number> {
   return runSupervisor({
     configFile: config.file,
     traffic: config.settings.traffic !== undefined,
-    listen: config.settings.http.listen,
     log,
     collectorFlags: COLLECTOR_V8_FLAGS,
     archiveFlags: ARCHIVE_V8_FLAGS,
+    apiFlags: API_V8_FLAGS,
     execArgv: (flags) => childExecArgv(flags),
-    startHealthServer,
   });
 }
 
@@ -215,7 +294,7 @@ async function runCollector(config: Config): Promise<number> {
   const part = supervised();
   // Alone, the traffic listeners are the archive part's business (it may be running): only the collector's own are checked.
   const { traffic: _traffic, ...settings } = config.settings;
-  const unusable = await preflight(part ? config : { ...config, settings }, { listen: !part });
+  const unusable = await preflight(part ? config : { ...config, settings }, { listen: !part, http: 'collector' });
   if (unusable.length > 0) throw new ConfigError(unusable);
   const log = createLogger(config.settings.log.level);
   const counters = installProcessHandlers(log, 'collector');

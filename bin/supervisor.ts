@@ -10,10 +10,11 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { resolve } from 'node:path';
 import type { Logger } from 'pino';
-import type { Server } from 'node:http';
 
 /** What a part sends its supervisor over IPC. */
 export type PartMessage = { type: 'health'; health: Record<string, unknown> } | { type: 'traffic'; fields: Record<string, number>; time: number };
+/** What the supervisor sends the API part: its view of every part, for GET /healthz. */
+export type SupervisorMessage = { type: 'supervisor-health'; health: Record<string, unknown> };
 
 export const HEALTH_INTERVAL_MS = 2_000;
 /** A part whose last health report is older than this shows as "silent". */
@@ -142,12 +143,21 @@ export class Supervisor {
     this.o.log.info({ part: p.spec.name, pid: proc.pid }, 'part started');
   }
 
+  /** Sends a message to a part when it is running (dropped otherwise). */
+  sendTo(name: string, m: SupervisorMessage): void {
+    const proc = this.parts.get(name)?.proc;
+    if (proc?.connected) proc.send(m, undefined, {}, () => undefined);
+  }
+
   private message(p: Part, m: PartMessage): void {
     if (!m || typeof m !== 'object') return;
     if (m.type === 'health') {
+      const first = p.health === undefined;
       p.health = m.health;
       p.healthAt = Date.now();
       if (p.state === 'starting') p.state = 'running';
+      // The API part gets the picture at once when it (or any part) first reports, not 2 s later.
+      if (first) this.sendTo('api', { type: 'supervisor-health', health: this.health() });
     } else if (m.type === 'traffic') {
       // The archive's figures are written by the collector (it holds the InfluxDB writer and its spool).
       const c = this.parts.get('collector')?.proc;
@@ -222,27 +232,31 @@ export class Supervisor {
   }
 }
 
-/** `klaiwatch run`: the parts as processes, GET /healthz over all of them; returns the exit code. */
+/**
+ * `klaiwatch run`: the parts as processes; the API part serves GET /healthz
+ * over all of them from what the supervisor sends it every HEALTH_INTERVAL_MS.
+ * Returns the exit code.
+ */
 export async function runSupervisor(o: {
   configFile: string;
   traffic: boolean;
-  listen: string;
   log: Logger;
   collectorFlags: readonly string[];
   archiveFlags: readonly string[];
+  apiFlags: readonly string[];
   execArgv: (flags: readonly string[]) => string[];
-  startHealthServer: (listen: string, health: () => Record<string, unknown>) => Promise<Server>;
 }): Promise<number> {
   const file = resolve(o.configFile);
   const parts: PartSpec[] = [{ name: 'collector', args: ['collector', '--config', file], execArgv: o.execArgv(o.collectorFlags) }];
   if (o.traffic) parts.push({ name: 'archive', args: ['archive', 'serve', '--config', file], execArgv: o.execArgv(o.archiveFlags) });
+  parts.push({ name: 'api', args: ['api', '--config', file], execArgv: o.execArgv(o.apiFlags) });
   const sup = new Supervisor({ script: process.argv[1]!, parts, log: o.log });
   sup.counters = installProcessHandlers(o.log, 'supervisor');
-  const server = await o.startHealthServer(o.listen, () => sup.health());
   sup.start();
-  o.log.info({ listen: o.listen, parts: parts.map((p) => p.name) }, 'klaiwatch running (supervisor); GET /healthz for every part');
+  const relay = setInterval(() => sup.sendTo('api', { type: 'supervisor-health', health: sup.health() }), HEALTH_INTERVAL_MS);
+  o.log.info({ parts: parts.map((p) => p.name) }, 'klaiwatch running (supervisor); the api part serves GET /healthz for every part');
   await stopSignal(o.log);
-  server.close();
+  clearInterval(relay);
   await sup.stop();
   return 0;
 }

@@ -17,6 +17,8 @@ export const COLLECTOR_V8_FLAGS = ['--max-semi-space-size=8'];
  */
 export const ARCHIVE_V8_FLAGS = ['--max-semi-space-size=16'];
 /** Earlier names, for the in-process tools (sim/demo.ts, bench/poll). */
+/** The API part: small requests, no big young generation needed. */
+export const API_V8_FLAGS = ['--max-semi-space-size=8'];
 export const SERVICE_V8_FLAGS = COLLECTOR_V8_FLAGS;
 export const TRAFFIC_V8_FLAGS = ARCHIVE_V8_FLAGS;
 

@@ -23,6 +23,11 @@ export const REDACT_PATHS = [
   '*.*.token',
   'headers.authorization',
   'req.headers.authorization',
+  // The API's tokens: in the Authorization header, in the auditor pages' session cookie, in a login form's body.
+  'headers.cookie',
+  'req.headers.cookie',
+  'res.headers["set-cookie"]',
+  'req.body.token',
 ];
 
 export function createLogger(level: string, dest?: DestinationStream): Logger {

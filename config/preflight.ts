@@ -80,6 +80,12 @@ interface PathCheck {
 export interface PreflightOptions {
   /** Check that the listen addresses are free (default true). */
   listen?: boolean;
+  /**
+   * Who serves HTTP: 'api' (`klaiwatch run` and `klaiwatch api`: api.listen,
+   * or http.listen when it is not set) or 'collector' (`klaiwatch collector`
+   * alone: its /healthz on http.listen). Default 'api'.
+   */
+  http?: 'api' | 'collector';
   /** Each bind gives up after this (a host name that takes long to resolve). */
   bindTimeoutMs?: number;
 }
@@ -96,6 +102,11 @@ export async function preflight(config: Config, opts: PreflightOptions = {}): Pr
     { setting: 'spool.dir', value: s.spool.dir, kind: 'folder' },
     { setting: 'alerts.state_db', value: s.alerts.state_db, kind: 'file-to-write' },
   ];
+  const api = (opts.http ?? 'api') === 'api';
+  if (api) {
+    checks.push({ setting: 'api.tokens_db', value: s.api.tokens_db, kind: 'file-to-write' });
+    if (s.api.tls) checks.push({ setting: 'api.tls.cert', value: s.api.tls.cert, kind: 'file-to-read' }, { setting: 'api.tls.key', value: s.api.tls.key, kind: 'file-to-read' });
+  }
   const t = s.traffic;
   if (t) {
     checks.push({ setting: 'traffic.dir', value: t.dir, kind: 'folder' }, { setting: 'traffic.signing_key', value: t.signing_key, kind: 'file-to-read' });
@@ -113,7 +124,9 @@ export async function preflight(config: Config, opts: PreflightOptions = {}): Pr
   }
 
   if (opts.listen !== false) {
-    const listeners: { setting: string; value: string; proto: 'tcp' | 'udp' }[] = [{ setting: 'http.listen', value: s.http.listen, proto: 'tcp' }];
+    const listeners: { setting: string; value: string; proto: 'tcp' | 'udp' }[] = [
+      api && s.api.listen !== undefined ? { setting: 'api.listen', value: s.api.listen, proto: 'tcp' } : { setting: 'http.listen', value: s.http.listen, proto: 'tcp' },
+    ];
     if (t?.syslog.udp) listeners.push({ setting: 'traffic.syslog.udp', value: t.syslog.udp, proto: 'udp' });
     if (t?.syslog.tcp) listeners.push({ setting: 'traffic.syslog.tcp', value: t.syslog.tcp, proto: 'tcp' });
     if (t?.syslog.tls) listeners.push({ setting: 'traffic.syslog.tls.listen', value: t.syslog.tls.listen, proto: 'tcp' });
