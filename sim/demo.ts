@@ -1,6 +1,6 @@
 // The demo: a simulated area on loopback, a local InfluxDB when none answers
 // on 127.0.0.1:8086, and the real service, `klaiwatch run` (the supervisor
-// with its collector and traffic-archive parts, GET /healthz over both), on
+// with its collector, API and traffic-archive parts, GET /healthz over all), on
 // it. One school server is really down (a network namespace whose link is
 // down: nothing answers its address), two devices are silent on purpose
 // (they answer ping, their SNMP agent does not), and one router has an agent
@@ -25,12 +25,13 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { unpluggedHost } from './area.ts';
+import { TokenStore } from '../api/tokens.ts';
 
 /** The demo's options, each with what it chooses (--help prints them). */
 const OPTIONS = {
   interval: { type: 'string', default: '30s', help: 'how often the devices are polled' },
   rounds: { type: 'string', help: 'stop after N polling rounds (default: run until Ctrl-C)' },
-  http: { type: 'string', default: '127.0.0.1:9273', help: "GET /healthz of the service (HOST:PORT)" },
+  http: { type: 'string', default: '127.0.0.1:9273', help: 'the API, its /docs, the auditor pages and GET /healthz (HOST:PORT)' },
   'influx-port': { type: 'string', default: '8086', help: 'InfluxDB on 127.0.0.1 (one is started when none answers)' },
   'influx-rpc-port': { type: 'string', help: "the started InfluxDB's RPC service (default: the InfluxDB port + 1)" },
   octet: { type: 'string', default: '20', help: 'the simulated area lives in 127.N.0.0/16 (and network namespace kwdemoN)' },
@@ -101,7 +102,7 @@ const klaiwatch = resolve(process.cwd()) === PROJECT ? './klaiwatch' : join(PROJ
 say('The demo takes these addresses and ports (each option in brackets chooses another):');
 say(`  SNMP agents:  127.${octet}.0.0/16 (office 127.${octet}.0.x, school n at 127.${octet}.n.x), UDP port ${snmpPort}  [--octet N, --snmp-port P]`);
 say(`  InfluxDB:     127.0.0.1:${influxPort}, its RPC service 127.0.0.1:${influxRpcPort}  [--influx-port P, --influx-rpc-port P]`);
-say(`  health:       ${values.http}  [--http HOST:PORT]`);
+say(`  API, health:  ${values.http}  [--http HOST:PORT]`);
 say(`  traffic logs: syslog 127.0.0.1:${syslogPort} (UDP and TCP), flows 127.0.0.1:${flowPort} (UDP)  [--syslog-port P, --flow-port P]`);
 say(`  down device:  10.254.${octet}.0/30 in network namespace kwdemo${octet} (root only; the same --octet N)`);
 say(`  mail catcher: 127.0.0.1:${mailPort === 0 ? 'a free port, said below' : mailPort} (SMTP)  [--mail-port P]`);
@@ -172,6 +173,7 @@ simSettings.spool = { ...simSettings.spool, dir: join(data, 'spool') };
 simSettings.alerts = { ...simSettings.alerts, state_db: join(data, 'state.sqlite') };
 // The service logs JSON lines; the demo reads them (rounds, failed polls) and shows what --log-level asks for.
 simSettings.log = { level: 'info' };
+simSettings.api = { tokens_db: join(data, 'api.sqlite') };
 const settingsPath = join(settingsDir, 'klaiwatch.yaml');
 writeFileSync(settingsPath, '# The demo\'s settings (sim/demo.ts): the example area on loopback. Kept after the demo stops.\n' + yamlText(simSettings, { lineWidth: 0 }));
 const settingsShown = shown(settingsPath);
@@ -182,6 +184,19 @@ const [agents, routerAgent] = await Promise.all([
 ]);
 
 const config = loadConfig(settingsPath);
+// One API token per role for the demo (a real area makes them with `klaiwatch token create`): the earlier
+// demo's are revoked, the new ones kept in a file only this account can read, for the curl lines below.
+const tokensFile = join(data, 'demo-tokens.txt');
+{
+  const store = new TokenStore(join(data, 'api.sqlite'));
+  for (const t of store.list()) if (t.name.startsWith('demo: ') && t.revokedAt === null) store.revoke(t.id);
+  const made = (['officer', 'auditor', 'school', 'viewer'] as const).map((role) => {
+    const { token } = store.create({ role, name: `demo: ${role}`, ...(role === 'school' ? { school: '1036090101' } : {}), expiresAt: Date.now() + 30 * 86_400_000 });
+    return `${role} ${token}`;
+  });
+  store.close();
+  writeFileSync(tokensFile, made.join('\n') + '\n', { mode: 0o600 });
+}
 const icmpHosts = new Set(config.devices.filter((d) => d.icmp).map((d) => d.address)).size;
 // The real service: `klaiwatch run`, the supervisor and its parts (collector; archive: traffic is set).
 const LEVELS: Record<string, number> = { trace: 10, debug: 20, info: 30, warn: 40, error: 50, fatal: 60, silent: Infinity };
@@ -250,7 +265,13 @@ writeDashboards(grafanaDir, config.settings.influx, areaOf(config));
 say('');
 say('klaiwatch demo is running.');
 say(`  service:   ${klaiwatch} run --config ${settingsShown}   (pid ${service.pid}: the supervisor, its collector and archive parts)`);
-say(`  health:    curl http://${values.http}/healthz   (parts.collector.problems: devices down, failing checks; parts.archive.traffic)`);
+say(`  health:    curl http://${values.http}/healthz   (problems: devices down, failing checks; parts.collector, parts.archive.traffic)`);
+const tok = (role: string) => `"Authorization: Bearer $(sed -n 's/^${role} //p' ${shown(tokensFile)})"`;
+say(`  API:       http://${values.http}/docs   (OpenAPI; one token per role in ${shown(tokensFile)})`);
+say(`             curl -H ${tok('officer')} http://${values.http}/v1/status`);
+say(`             curl -H ${tok('school')} http://${values.http}/v1/incidents   (school 1036090101 only)`);
+say(`             curl -H ${tok('viewer')} 'http://${values.http}/v1/reports?period=${new Date(Date.now() + 7 * 3_600_000).toISOString().slice(0, 7)}&format=csv'`);
+say(`  auditor:   http://${values.http}/auditor/login   (paste the auditor token of ${shown(tokensFile)}; Thai pages: search, who had an address, verify, evidence)`);
 say(`  data:      influx -host 127.0.0.1 -port ${influxPort} -database klaiwatch -execute 'SHOW MEASUREMENTS'`);
 say(`             influx -host 127.0.0.1 -port ${influxPort} -database klaiwatch -execute 'SELECT * FROM interface WHERE ifname = '"'"'WAN'"'"' ORDER BY time DESC LIMIT 5'`);
 say(`  one device: ${klaiwatch} poll --once --config ${settingsShown} --device 1036090101-router --rates`);
