@@ -25,6 +25,7 @@ import { StateEngine } from './alerts/state.ts';
 import { STATES, SCHOOL_STATES, schoolState, checkSubject, type Raw, type Transition, type CheckObservation } from '../stores/model.ts';
 import { deviceChecks, notWatched, type NotWatched } from './alerts/checks.ts';
 import { StateStore, type Incident } from '../stores/state.ts';
+import { ensureMaintenanceTable, windowsBetween } from '../stores/maintenance.ts';
 import { composeNotices, type Notice } from './alerts/notices.ts';
 import { Outbox, createTransport } from './alerts/outbox.ts';
 import { planShard, type ShardPlan } from '../config/shard.ts';
@@ -108,6 +109,8 @@ export class Collector {
   readonly status = new Map<string, DeviceStatus>();
   readonly lastRounds = new Map<string, RoundSummary>();
   readonly engine: StateEngine | undefined;
+  /** The engine's schedule: the state database's maintenance windows are given to it at each round. */
+  private readonly schedule: Schedule | undefined;
   /** What this collector owns and what it probes for dependency only (collector.shard). */
   readonly shard: ShardPlan;
   readonly store: StateStore | undefined;
@@ -139,7 +142,9 @@ export class Collector {
     for (const d of config.devices) this.status.set(d.id, { id: d.id, school: d.school.code, kind: d.kind, address: d.address });
     if (opts.states !== false) {
       this.store = new StateStore(resolve(opts.baseDir ?? dirname(config.file), s.alerts.state_db));
-      this.engine = new StateEngine(config, new Schedule(config.calendars, s.alerts), this.store.loadStates());
+      ensureMaintenanceTable(this.store.db);
+      this.schedule = new Schedule(config.calendars, s.alerts);
+      this.engine = new StateEngine(config, this.schedule, this.store.loadStates());
     }
   }
 
@@ -476,6 +481,14 @@ export class Collector {
       checks.push(...deviceChecks(d, snmp.get(d.id), icmp.get(d.address), this.config.settings.alerts.thresholds));
     }
     const now = Date.now();
+    // Maintenance windows made over the API (stores/maintenance.ts), beside
+    // the settings' own: those in force now, one indexed query. A failed read
+    // keeps the last list (the round goes on) and says so.
+    try {
+      this.schedule?.setWindows(windowsBetween(store.db, now, now + 1));
+    } catch (err) {
+      this.log.warn({ err: (err as Error).message }, 'maintenance windows not read from the state database this round; the last ones read still apply');
+    }
     // Another shard's device changes state here only to explain ours: no
     // incident, no notice, no point (its own shard records and tells it).
     const all = engine.observe(raws, now, checks);

@@ -2,7 +2,9 @@
 // receiver only while lessons are broadcast: inside a period, on a school
 // day, in a term, not on a holiday (config/calendar/). Outside that, a
 // receiver that is off is normal. Maintenance windows (settings
-// alerts.maintenance) take a device out of judgement for their span.
+// alerts.maintenance, and those made over the API and kept in the state
+// database: stores/maintenance.ts, given with setWindows) take a device out
+// of judgement for their span.
 import type { CalendarInput, MaintenanceInput } from './schema.ts';
 import { WEEKDAYS } from './schema.ts';
 import type { Device, Settings } from './load.ts';
@@ -86,15 +88,40 @@ export class Calendar {
   }
 }
 
+/** A maintenance window in UTC milliseconds, [start, end): the settings' and the state database's alike. */
+export interface MaintenanceSpan {
+  devices: readonly string[];
+  schools: readonly string[];
+  start: number;
+  end: number;
+  reason: string;
+}
+
+/** The settings' windows (alerts.maintenance) as spans. */
+export function settingsWindows(alerts: Pick<Settings['alerts'], 'maintenance'>): MaintenanceSpan[] {
+  return alerts.maintenance.map((m: MaintenanceInput) => ({ devices: m.devices, schools: m.schools, start: Date.parse(m.start), end: Date.parse(m.end), reason: m.reason }));
+}
+
+type Window = { devices: Set<string>; schools: Set<string>; start: number; end: number; reason: string };
+const compile = (m: MaintenanceSpan): Window => ({ devices: new Set(m.devices), schools: new Set(m.schools), start: m.start, end: m.end, reason: m.reason });
+
 export class Schedule {
   private readonly calendars: Calendar[];
   private readonly kinds: Settings['alerts']['schedule'];
-  private readonly maintenance: { devices: Set<string>; schools: Set<string>; start: number; end: number; reason: string }[];
+  private readonly maintenance: Window[];
+  /** Windows from elsewhere (setWindows): the state database's. */
+  private extra: Window[] = [];
 
-  constructor(calendars: CalendarInput[], alerts: Settings['alerts']) {
+  constructor(calendars: CalendarInput[], alerts: Settings['alerts'], windows: readonly MaintenanceSpan[] = []) {
     this.calendars = calendars.map((c) => new Calendar(c));
     this.kinds = alerts.schedule;
-    this.maintenance = alerts.maintenance.map((m: MaintenanceInput) => ({ devices: new Set(m.devices), schools: new Set(m.schools), start: Date.parse(m.start), end: Date.parse(m.end), reason: m.reason }));
+    this.maintenance = settingsWindows(alerts).map(compile);
+    this.setWindows(windows);
+  }
+
+  /** Windows kept outside the settings (the state database's), beside the settings' own; replaces the list given before. */
+  setWindows(windows: readonly MaintenanceSpan[]): void {
+    this.extra = windows.map(compile);
   }
 
   /** Whether a device's state counts at instant t (false: off schedule, nothing is raised). */
@@ -107,6 +134,7 @@ export class Schedule {
 
   /** The maintenance window a device is in at t, if any. */
   maintenanceOf(device: Device, t: number): string | undefined {
-    return this.maintenance.find((m) => t >= m.start && t < m.end && (m.devices.has(device.id) || m.schools.has(device.school.code)))?.reason;
+    const hit = (m: Window) => t >= m.start && t < m.end && (m.devices.has(device.id) || m.schools.has(device.school.code));
+    return (this.maintenance.find(hit) ?? this.extra.find(hit))?.reason;
   }
 }

@@ -128,7 +128,9 @@ export class StateEngine {
     s.state = next;
     // A failure (or recovery) the raw results decided began with the first
     // result of their run: the confirming round only made it certain.
-    const decidedByRaw = (raw === 'down' && (next === 'down' || next === 'unreachable')) || (raw === 'up' && next === 'up');
+    // Not so out of maintenance: results inside the window were no outage
+    // (nor a recovery), so the new state begins at the first round after it.
+    const decidedByRaw = from !== 'maintenance' && ((raw === 'down' && (next === 'down' || next === 'unreachable')) || (raw === 'up' && next === 'up'));
     const at = decidedByRaw && s.rawSince !== undefined && s.rawSince <= t ? s.rawSince : t;
     if (next !== from) s.since = at;
     const tr: Transition = { subject: id, device: d.id, from, to: next, at, confirmedAt: t, flapping: s.flapping };
