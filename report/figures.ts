@@ -34,7 +34,7 @@ import type { Config } from '../config/load.ts';
 import type { DeviceKind } from '../config/schema.ts';
 import type { Incident, Monitoring } from '../stores/state.ts';
 import { isCheck, isOutage, isUpstream, openAt, repairTimeS } from '../stores/definitions.ts';
-import { Calendar } from '../config/calendar.ts';
+import { Calendar, settingsWindows, type MaintenanceSpan } from '../config/calendar.ts';
 import { union, intersect, subtract, total, clip, type Interval } from './intervals.ts';
 import type { ReportPeriod } from './period.ts';
 import type { UplinkStats } from '../stores/uplink.ts';
@@ -167,6 +167,8 @@ export interface FigureInput {
   links?: ReadonlyMap<string, LinkStats>;
   /** Per school code, its uplink's use (stores/uplink.ts). */
   uplinks?: ReadonlyMap<string, UplinkStats>;
+  /** Maintenance windows kept in the state database (stores/maintenance.ts), beside the settings' alerts.maintenance. */
+  windows?: readonly MaintenanceSpan[];
 }
 
 /** At most this many of a shard's listed districts or schools are named in the total row's label. */
@@ -244,7 +246,7 @@ export function computeReport(input: FigureInput, meta: { title?: string } = {})
   // Days no calendar covers are judged all day (as the collector does).
   const broadcastSchedule = union([...broadcast.periods, ...subtract([[from, countedTo]], broadcast.covered)]);
   const alerts = config.settings.alerts;
-  const maintenance = alerts.maintenance.map((m) => ({ devices: new Set(m.devices), schools: new Set(m.schools), iv: [Date.parse(m.start), Date.parse(m.end)] as Interval }));
+  const maintenance = [...settingsWindows(alerts), ...(input.windows ?? [])].map((m) => ({ devices: new Set(m.devices), schools: new Set(m.schools), iv: [m.start, m.end] as Interval }));
   const runs = clip(union(input.monitoring.runs), from, countedTo);
 
   const byDevice = new Map<string, Incident[]>();

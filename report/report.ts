@@ -14,6 +14,8 @@ import { computeReport, type LinkStats, type Report } from './figures.ts';
 import { parsePeriod } from './period.ts';
 import { uplinkStats, type UplinkStats } from '../stores/uplink.ts';
 import { planShard } from '../config/shard.ts';
+import { windowsBetween } from '../stores/maintenance.ts';
+import type { MaintenanceSpan } from '../config/calendar.ts';
 
 export class ReportError extends Error {}
 
@@ -36,6 +38,18 @@ export function readMonitoring(path: string, from: number, to: number): Monitori
   try {
     db.exec('PRAGMA busy_timeout = 5000');
     return monitoringBetween(db, from, to);
+  } finally {
+    db.close();
+  }
+}
+
+/** The maintenance windows kept in the state database (made over the API) overlapping [from, to); none in a database from before them. */
+export function readWindows(path: string, from: number, to: number): MaintenanceSpan[] {
+  if (!existsSync(path)) throw new ReportError(`${path}: no state database (alerts.state_db); has the collector run?`);
+  const db = new DatabaseSync(path, { readOnly: true });
+  try {
+    db.exec('PRAGMA busy_timeout = 5000');
+    return windowsBetween(db, from, to);
   } finally {
     db.close();
   }
@@ -83,6 +97,7 @@ export async function makeReport(config: Config, o: MakeReportOptions): Promise<
   const stateDb = o.stateDb ?? resolve(dirname(config.file), config.settings.alerts.state_db);
   const incidents = readIncidents(stateDb, period.from, countedTo);
   const monitoring = readMonitoring(stateDb, period.from, countedTo);
+  const windows = readWindows(stateDb, period.from, countedTo);
   if (monitoring.runs.length === 0) warnings.push(`${stateDb}: no collector round recorded from ${period.label}'s start to the end of counted time: no time counts as observed, the figures show "—" (a state database from before klaiwatch recorded its rounds has none)`);
   let links: Map<string, LinkStats> | undefined;
   let uplinks: Map<string, UplinkStats> | undefined;
@@ -104,5 +119,5 @@ export async function makeReport(config: Config, o: MakeReportOptions): Promise<
     scope = { ...config, schools, devices: config.devices.filter((d) => plan.owned.has(d.id)) };
     warnings.push(`collector.shard is ${plan.label}: this report covers the ${schools.filter((s) => !s.office).length} of ${config.schools.filter((s) => !s.office).length} schools this collector owns (its state database holds only theirs); the area's figures are the shards' reports together`);
   }
-  return { report: computeReport({ config: scope, incidents, monitoring, period, now, ...(links ? { links } : {}), ...(uplinks ? { uplinks } : {}) }), warnings };
+  return { report: computeReport({ config: scope, incidents, monitoring, windows, period, now, ...(links ? { links } : {}), ...(uplinks ? { uplinks } : {}) }), warnings };
 }
