@@ -137,13 +137,20 @@ export async function buildApp(ctx: ApiContext, o: AppOptions = {}): Promise<App
   await app.register(helmet, { contentSecurityPolicy: CSP, crossOriginEmbedderPolicy: false, hsts: o.https ? { maxAge: 15_552_000 } : false });
 
   // Who is asking: every route but the public ones needs a token, and its role must be one the route names.
+  // Refused tokens are counted per address: past MAX_REFUSED a minute, that address gets 429 before any check
+  // (guessing tokens is slow; the rate limit below counts only requests that got as far as a route's handler).
+  const refused = new RefusalCounter(MAX_REFUSED, 60_000, 10_000);
   app.addHook('onRequest', async (req) => {
     const roles = req.routeOptions.config?.roles;
     const token = presentedToken(req);
     if (token !== undefined) {
+      if (refused.blocked(req.ip, ctx.now())) throw new ApiError(429, 'too_many_requests', `more than ${MAX_REFUSED} refused tokens from ${req.ip} in a minute; try again later`);
       const r = ctx.tokens.check(token, ctx.now());
       if ('principal' in r) req.principal = r.principal;
-      else if (roles !== 'public') throw new ApiError(401, 'unauthorized', `the token is ${r.refused}`);
+      else {
+        refused.count(req.ip, ctx.now());
+        if (roles !== 'public') throw new ApiError(401, 'unauthorized', `the token is ${r.refused}`);
+      }
     }
     if (roles === 'public') return;
     if (!req.routeOptions.url) return; // no route: the 404 handler answers
@@ -195,6 +202,36 @@ export async function buildApp(ctx: ApiContext, o: AppOptions = {}): Promise<App
 
   await registerRoutes(withZod(app), ctx);
   return withZod(app);
+}
+
+/** Refused tokens a minute from one address before it gets 429. */
+export const MAX_REFUSED = 30;
+
+/** Refusals per address in fixed windows; at most `maxKeys` addresses are tracked (the oldest window is dropped first). */
+class RefusalCounter {
+  private readonly seen = new Map<string, { start: number; n: number }>();
+  private readonly max: number;
+  private readonly windowMs: number;
+  private readonly maxKeys: number;
+  constructor(max: number, windowMs: number, maxKeys: number) {
+    this.max = max;
+    this.windowMs = windowMs;
+    this.maxKeys = maxKeys;
+  }
+  blocked(key: string, now: number): boolean {
+    const e = this.seen.get(key);
+    return e !== undefined && now - e.start < this.windowMs && e.n >= this.max;
+  }
+  count(key: string, now: number): void {
+    const e = this.seen.get(key);
+    if (e && now - e.start < this.windowMs) {
+      e.n++;
+      return;
+    }
+    this.seen.delete(key);
+    if (this.seen.size >= this.maxKeys) this.seen.delete(this.seen.keys().next().value!);
+    this.seen.set(key, { start: now, n: 1 });
+  }
 }
 
 function codeOf(status: number): string {
