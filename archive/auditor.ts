@@ -5,8 +5,8 @@ import { createPublicKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import type { Config } from '../config/load.ts';
-import { Journal, JOURNAL_FILE, recordJournalHead, systemIdentity, type Identity } from './journal.ts';
-import { QueryError, queryArchive, readManifest, type ArchiveQuery, type QueryResult } from './query.ts';
+import { Journal, JOURNAL_FILE, recordJournalHead, systemIdentity, type Identity, type JournalRow } from './journal.ts';
+import { QueryError, queryArchive, readManifest, streamArchive, type ArchiveQuery, type QueryResult, type RowSink } from './query.ts';
 import { whoHad, type WhoAnswer } from './identity.ts';
 import { verifyArchive, type VerifyResult } from './verify.ts';
 import { writeEvidence } from './export.ts';
@@ -121,6 +121,29 @@ export async function auditedQuery(ctx: AuditContext, q: ArchiveQuery): Promise<
     const result = await queryArchive(ctx.dir, q);
     rec(ctx, 'query', q, result.rows.length, result.rows.length === 0 ? 'no records' : 'ok');
     return result;
+  });
+}
+
+/**
+ * The API's rule: a request is journalled before any of its work (outcome
+ * "requested"), and when that row cannot be written the error goes to the
+ * caller, which must then answer nothing. The act's own row (its outcome
+ * and rows) follows as the CLI writes it.
+ */
+export function journalRequest(ctx: AuditContext, action: string, params: unknown): JournalRow {
+  return ctx.journal.record({ auditor: ctx.auditor, identity: ctx.identity, action, params, rows: 0, outcome: 'requested' });
+}
+
+/**
+ * A query whose rows go to `sink` as they are read (never all held): the
+ * API's streamed search. Journalled as auditedQuery is, once the stream
+ * ends: the rows handed over, or the failure.
+ */
+export async function auditedStream(ctx: AuditContext, q: ArchiveQuery, sink: RowSink): Promise<Omit<QueryResult, 'rows' | 'walRows'> & { count: number }> {
+  return attempt(ctx, 'query', q, async () => {
+    const r = await streamArchive(ctx.dir, q, sink);
+    rec(ctx, 'query', q, r.count, r.count === 0 ? 'no records' : 'ok');
+    return r;
   });
 }
 

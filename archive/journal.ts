@@ -271,6 +271,23 @@ export function readJournalRows(dir: string): JournalRow[] | null {
   });
 }
 
+/**
+ * One page of the journal's rows (read-only), oldest first: ids after
+ * `afterId`, written in [from, to), at most `limit` (the API's journal
+ * route); null when there is no file.
+ */
+export function readJournalPage(dir: string, o: { from?: number; to?: number; afterId?: number; limit: number }): JournalRow[] | null {
+  return readJournal<JournalRow[]>(dir, [], (db) => {
+    const have = new Set((db.prepare('PRAGMA table_info(access)').all() as { name: string }[]).map((c) => c.name));
+    const where: string[] = ['id > ?'];
+    const args: number[] = [o.afterId ?? 0];
+    if (o.from !== undefined) (where.push('at >= ?'), args.push(o.from));
+    if (o.to !== undefined) (where.push('at < ?'), args.push(o.to));
+    const rows = db.prepare(`SELECT * FROM access WHERE ${where.join(' AND ')} ORDER BY id LIMIT ?`).all(...args, Math.max(0, Math.trunc(o.limit))) as unknown as JournalRow[];
+    return rows.map((r) => (have.has('sig') ? { ...r, sudo_user: r.sudo_user ?? null, outcome: r.outcome ?? null, sig: r.sig ?? null } : { ...r, sudo_user: null, outcome: null, sig: null }));
+  });
+}
+
 export const journalEntries = (entries: readonly Entry[]): JournalEntry[] => entries.filter((e): e is JournalEntry => e.type === 'journal');
 
 /**

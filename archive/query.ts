@@ -33,7 +33,16 @@ export interface ArchiveQuery {
   from?: number;
   to?: number;
   limit?: number;
+  /**
+   * Rows skipped before the first one given (paging). With it, ties in time
+   * are broken by every column, so that pages asked one after another
+   * neither overlap nor leave a row out.
+   */
+  offset?: number;
 }
+
+/** Takes a streamed answer's rows as they come (streamArchive), a chunk at a time; `wal[i]`: row i came from the write-ahead log. */
+export type RowSink = (rows: TrafficRecord[], wal: boolean[]) => Promise<void> | void;
 
 export interface SourceSegment {
   file: string;
@@ -164,6 +173,30 @@ export async function queryArchive(dir: string, q: ArchiveQuery): Promise<QueryR
   return r.missing.length > 0 ? queryOnce(dir, q, cond) : r;
 }
 
+/**
+ * The same query, its rows handed to `sink` a chunk (about 2,000 rows) at a
+ * time as DuckDB gives them, never all held at once: for answers larger than
+ * memory (the API's streamed search). The result's `rows` and `walRows` are
+ * empty; `count` is how many rows went to the sink. Segment files missing
+ * are named (not retried: rows may have gone out already).
+ */
+export async function streamArchive(dir: string, q: ArchiveQuery, sink: RowSink): Promise<QueryResult & { count: number }> {
+  const cond = whereClause(q);
+  let count = 0;
+  const counting: RowSink = async (rows, wal) => {
+    count += rows.length;
+    await sink(rows, wal);
+  };
+  try {
+    const r = await queryOnce(dir, q, cond, counting);
+    return { ...r, count };
+  } catch (err) {
+    if (count > 0 || !/No such file|No files found|Cannot open file/i.test((err as Error).message)) throw err;
+    const r = await queryOnce(dir, q, cond, counting);
+    return { ...r, count };
+  }
+}
+
 /** Which of these segment files are not in the folder (ENOENT); any other error is the caller's. */
 async function missingFiles(dir: string, segs: readonly SegmentEntry[]): Promise<Set<string>> {
   const out = new Set<string>();
@@ -191,7 +224,7 @@ async function segmentsMayHold(con: DuckDBConnection, paths: readonly string[], 
 /** Numbers this process's queries: each spills (if it must) into a folder of its own. */
 let queries = 0;
 
-async function queryOnce(dir: string, q: ArchiveQuery, cond: ReturnType<typeof whereClause>): Promise<QueryResult> {
+async function queryOnce(dir: string, q: ArchiveQuery, cond: ReturnType<typeof whereClause>, sink?: RowSink): Promise<QueryResult> {
   const db = await duck(2, join(dir, 'tmp', `query-${process.pid}-${++queries}`));
   try {
     const cols = COLUMNS.map(([c]) => `"${c}"`).join(', ');
@@ -235,22 +268,42 @@ async function queryOnce(dir: string, q: ArchiveQuery, cond: ReturnType<typeof w
         parts.splice(parts.length - 1, 0, `SELECT ${cols}, _source FROM (${scan}) ${where(cond.rest)}`);
       });
     }
-    const limit = q.limit !== undefined ? ` LIMIT ${Math.max(0, Math.trunc(q.limit))}` : '';
+    const limit = `${q.limit !== undefined ? ` LIMIT ${Math.max(0, Math.trunc(q.limit))}` : ''}${q.offset !== undefined ? ` OFFSET ${Math.max(0, Math.trunc(q.offset))}` : ''}`;
     // Each row comes out as one JSON text, parsed here: the client library's
     // conversion of each value took 15 µs a row, this about one.
     // raw_bytes (a BLOB) as base64 in the JSON, back to its bytes below.
     const json = `to_json({${COLUMNS.map(([c, t]) => `"${c}": ${t === 'BLOB' ? `base64("${c}")` : `"${c}"`}`).join(', ')}})`;
-    const reader = await db.con.runAndReadAll(`SELECT ${json}, _source FROM (${parts.join(' UNION ALL ')}) ORDER BY COALESCE(dev_ms, recv_ms), recv_ms${limit}`, cond.params as unknown as never[]);
-    // No rows: DuckDB hands back no columns at all, not two empty ones.
-    const [texts = [], source = []] = reader.getColumns() as [string[]?, string[]?];
-    const rows = JSON.parse(`[${texts.join(',')}]`) as TrafficRecord[];
-    for (const r of rows) if (r.raw_bytes !== null) r.raw_bytes = Buffer.from(r.raw_bytes as unknown as string, 'base64');
+    // Paged (offset): ties in time broken by the whole row, so pages are disjoint.
+    const sql = `SELECT ${json} AS _row, _source FROM (${parts.join(' UNION ALL ')}) ORDER BY COALESCE(dev_ms, recv_ms), recv_ms${q.offset !== undefined ? ', _row' : ''}${limit}`;
+    const decode = (texts: string[]) => {
+      const rows = JSON.parse(`[${texts.join(',')}]`) as TrafficRecord[];
+      for (const r of rows) if (r.raw_bytes !== null) r.raw_bytes = Buffer.from(r.raw_bytes as unknown as string, 'base64');
+      return rows;
+    };
     const used = new Map<string, number>();
     let fromWal = 0;
-    const walRows = source.map((src) => src === 'wal');
-    for (const src of source) {
-      if (src === 'wal') fromWal++;
-      else used.set(basename(src), (used.get(basename(src)) ?? 0) + 1);
+    const tally = (source: readonly string[]) => {
+      for (const src of source) {
+        if (src === 'wal') fromWal++;
+        else used.set(basename(src), (used.get(basename(src)) ?? 0) + 1);
+      }
+    };
+    let rows: TrafficRecord[] = [];
+    let walRows: boolean[] = [];
+    if (sink) {
+      const result = await db.con.stream(sql, cond.params as unknown as never[]);
+      for (let chunk = await result.fetchChunk(); chunk !== null && chunk.rowCount > 0; chunk = await result.fetchChunk()) {
+        const [texts, source] = chunk.getColumns() as [string[], string[]];
+        tally(source);
+        await sink(decode(texts), source.map((src) => src === 'wal'));
+      }
+    } else {
+      const reader = await db.con.runAndReadAll(sql, cond.params as unknown as never[]);
+      // No rows: DuckDB hands back no columns at all, not two empty ones.
+      const [texts = [], source = []] = reader.getColumns() as [string[]?, string[]?];
+      rows = decode(texts);
+      walRows = source.map((src) => src === 'wal');
+      tally(source);
     }
     const segments = segs.filter((s) => used.has(s.file)).map((s) => ({ file: s.file, seq: s.seq, sha256: s.sha256, rows: used.get(s.file)! }));
     // The segments that answered, against their signed hashes (a file changed after its seal is not evidence).
