@@ -152,9 +152,10 @@ function checkTargets(list: readonly string[] | undefined, field: 'schools' | 'd
  * Checks and stores a new window: end after start, at most MAX_SPAN_MS long,
  * beginning no more than MAX_BACKDATE_MS before `now`, at least one school or
  * device, every one of them in the inventory, a reason. Throws
- * MaintenanceError naming the field at fault.
+ * MaintenanceError naming the field at fault; `fmt` writes the times in
+ * its messages (ISO 8601 in UTC unless given).
  */
-export function createWindow(db: DatabaseSync, inventory: Inventory, input: NewWindow, by: Actor, now: number): MaintenanceWindow {
+export function createWindow(db: DatabaseSync, inventory: Inventory, input: NewWindow, by: Actor, now: number, fmt: (t: number) => string = iso): MaintenanceWindow {
   const codesKnown = new Set(inventory.schools.map((s) => s.code));
   const schools = checkTargets(input.schools, 'schools', (c) => codesKnown.has(c));
   const devices = checkTargets(input.devices, 'devices', (d) => inventory.deviceById.has(d));
@@ -163,9 +164,9 @@ export function createWindow(db: DatabaseSync, inventory: Inventory, input: NewW
   const { start, end } = input;
   if (!isTime(start)) throw new MaintenanceError('invalid', 'start: not a time', 'start');
   if (!isTime(end)) throw new MaintenanceError('invalid', 'end: not a time', 'end');
-  if (end <= start) throw new MaintenanceError('invalid', `end: ${iso(end)} is not after start ${iso(start)}`, 'end');
+  if (end <= start) throw new MaintenanceError('invalid', `end: ${fmt(end)} is not after start ${fmt(start)}`, 'end');
   if (end - start > MAX_SPAN_MS) throw new MaintenanceError('invalid', `end: the window would last ${((end - start) / DAY).toFixed(1)} days; at most ${MAX_SPAN_MS / DAY}`, 'end');
-  if (start < now - MAX_BACKDATE_MS) throw new MaintenanceError('invalid', `start: ${iso(start)} is more than ${MAX_BACKDATE_MS / 3_600_000} hours ago; a window may be declared late by a day at most (it would change figures already reported)`, 'start');
+  if (start < now - MAX_BACKDATE_MS) throw new MaintenanceError('invalid', `start: ${fmt(start)} is more than ${MAX_BACKDATE_MS / 3_600_000} hours ago; a window may be declared late by a day at most (it would change figures already reported)`, 'start');
   const reason = typeof input.reason === 'string' ? input.reason.trim() : '';
   if (reason.length === 0) throw new MaintenanceError('invalid', 'reason: must say why (the reports and the officer read it)', 'reason');
   if (reason.length > MAX_REASON_CHARS) throw new MaintenanceError('invalid', `reason: ${reason.length} characters; at most ${MAX_REASON_CHARS}`, 'reason');
@@ -237,15 +238,15 @@ export function getWindow(db: DatabaseSync, id: number): MaintenanceWindow | und
  * yet begun is cancelled. Refused (conflict) when it is already over or was
  * ended before; not_found for an unknown id.
  */
-export function endWindow(db: DatabaseSync, id: number, by: Actor, now: number): MaintenanceWindow {
+export function endWindow(db: DatabaseSync, id: number, by: Actor, now: number, fmt: (t: number) => string = iso): MaintenanceWindow {
   ensureMaintenanceTable(db);
   db.exec('BEGIN IMMEDIATE');
   try {
     const r = db.prepare('SELECT * FROM maintenance_windows WHERE id = ?').get(id) as unknown as Row | undefined;
     if (!r) throw new MaintenanceError('not_found', `no maintenance window ${id}`);
     const w = toWindow(r);
-    if (w.endedAt !== null) throw new MaintenanceError('conflict', `maintenance window ${id} was already ended at ${iso(w.endedAt)} by ${w.endedBy!.name}`);
-    if (w.until <= now) throw new MaintenanceError('conflict', `maintenance window ${id} is already over: it ended at ${iso(w.until)}`);
+    if (w.endedAt !== null) throw new MaintenanceError('conflict', `maintenance window ${id} was already ended at ${fmt(w.endedAt)} by ${w.endedBy!.name}`);
+    if (w.until <= now) throw new MaintenanceError('conflict', `maintenance window ${id} is already over: it ended at ${fmt(w.until)}`);
     const row = db.prepare('UPDATE maintenance_windows SET ended_at = ?, ended_by = ?, ended_by_id = ?, until = min(end_at, ?) WHERE id = ? RETURNING *').get(now, by.name, by.id, now, id) as unknown as Row;
     db.exec('COMMIT');
     return toWindow(row);

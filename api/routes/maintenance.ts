@@ -133,7 +133,7 @@ export async function register(app: App, ctx: ApiContext): Promise<void> {
       const now = ctx.now();
       let w: MaintenanceWindow;
       try {
-        w = createWindow(db(), ctx.config, { ...(b.schools ? { schools: b.schools } : {}), ...(b.devices ? { devices: b.devices } : {}), start: Date.parse(b.start), end: Date.parse(b.end), reason: b.reason }, { id: p.id, name: p.name }, now);
+        w = createWindow(db(), ctx.config, { ...(b.schools ? { schools: b.schools } : {}), ...(b.devices ? { devices: b.devices } : {}), start: Date.parse(b.start), end: Date.parse(b.end), reason: b.reason }, { id: p.id, name: p.name }, now, iso);
       } catch (err) {
         return refused(err, 'body');
       }
@@ -158,7 +158,7 @@ export async function register(app: App, ctx: ApiContext): Promise<void> {
       const now = ctx.now();
       let w: MaintenanceWindow;
       try {
-        w = endWindow(db(), req.params.id, { id: p.id, name: p.name }, now);
+        w = endWindow(db(), req.params.id, { id: p.id, name: p.name }, now, iso);
       } catch (err) {
         return refused(err, 'params');
       }
