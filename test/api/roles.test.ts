@@ -18,6 +18,7 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { startApiArea, SCHOOL, OTHER_SCHOOL, type ApiArea } from './area.ts';
 import { buildApp, SESSION_COOKIE, type App } from '../../api/app.ts';
 import { ROLES, type Role } from '../../api/tokens.ts';
+import { StateStore } from '../../stores/state.ts';
 
 type Who = Role | 'none';
 const WHO: readonly Who[] = [...ROLES, 'none'];
@@ -147,6 +148,24 @@ beforeAll(async () => {
   if (oth.location) texts.push(String(oth.location.lat), String(oth.location.lon));
   for (const d of oth.devices) texts.push(d.id, d.address);
   other = { code: oth.code, texts };
+  // History for both schools (as test/report fills it), so that paging and CSV have rows of each to leak:
+  // 40 past incidents per school and one open per school, beside what the collector's rounds left.
+  const store = new StateStore(a.ctx.stateDbFile);
+  try {
+    const insert = store.db.prepare('INSERT INTO incidents (device, check_name, school, kind, state, cause, detail, started_at, ended_at, duration_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)');
+    for (const school of [own, oth]) {
+      school.devices.forEach((d, i) => {
+        for (let k = 0; k < Math.ceil(40 / school.devices.length); k++) {
+          const start = now - (k + 1) * 86_400_000 - i * 600_000;
+          insert.run(d.id, '', school.code, d.kind, 'down', d.id, null, start, start + 900_000, 900);
+        }
+      });
+      const rx = school.devices[school.devices.length - 1]!;
+      insert.run(rx.id, '', school.code, rx.kind, 'down', rx.id, 'roles test: still open', now - 3_600_000, null, null);
+    }
+  } finally {
+    store.close();
+  }
 }, 240_000);
 
 afterAll(async () => {
@@ -201,6 +220,35 @@ describe('the role matrix', () => {
     expect(wrong).toEqual([]);
     expect(cells).toBe(a.app.routeTable.length * WHO.length);
   }, 120_000);
+
+  it('refuses HEAD as it refuses GET (Fastify answers HEAD for every GET route)', async () => {
+    const wrong: string[] = [];
+    for (const r of a.app.routeTable) {
+      const row = rowOf(r.method, r.url);
+      if (!row || r.method !== 'GET' || row.roles === 'public') continue;
+      const req = requestOf(row, r.url, s);
+      for (const who of WHO) {
+        if (who !== 'none' && row.roles.includes(who)) continue;
+        const res = await a.app.inject({ method: 'HEAD', url: req.url, headers: who === 'none' ? {} : row.page ? { cookie: `${SESSION_COOKIE}=${a.tokens[who]}` } : a.as(who) });
+        const ok = row.page ? res.statusCode === 303 || res.statusCode === 403 : res.statusCode === (who === 'none' ? 401 : 403);
+        if (!ok) wrong.push(`${who} HEAD ${req.url} → ${res.statusCode}`);
+      }
+    }
+    expect(wrong).toEqual([]);
+  });
+
+  it('refuses spellings of an officer-only URL to a viewer (trailing slash, percent-encoding, dot segments, doubled slashes)', async () => {
+    const wrong: string[] = [];
+    for (const url of ['/v1/maintenance', '/v1/maintenance/', '/v1/%6Daintenance', '/v1/%6daintenance?active=true', '/v1//maintenance', '/v1/./maintenance', '/v1/x/../maintenance', '/v1/maintenance;x', '/v1/maintenance%2F', '/V1/MAINTENANCE', '/v1/maintenance%00']) {
+      const res = await a.app.inject({ method: 'GET', url, headers: a.as('viewer') });
+      if (res.statusCode !== 403 && res.statusCode !== 404 && res.statusCode !== 400) wrong.push(`${url} → ${res.statusCode} ${res.body.slice(0, 120)}`);
+      if (res.statusCode < 300 || res.body.includes('"windows"')) wrong.push(`${url} answered: ${res.body.slice(0, 120)}`);
+    }
+    // The same spellings as the officer: the route answers where the router takes the spelling as its URL.
+    const officer = await a.app.inject({ method: 'GET', url: '/v1/maintenance/', headers: a.as('officer') });
+    expect(officer.statusCode).toBe(200);
+    expect(wrong).toEqual([]);
+  });
 
   it('refuses a revoked, expired or unknown token on every non-public route with 401', async () => {
     const revoked = a.ctx.tokens.create({ role: 'officer', name: 'revoked officer (roles test)' });
@@ -335,7 +383,13 @@ describe("a school token's walls", () => {
   it('the officer and the viewer see other schools (the walls are the school token\'s, and the check can see a leak)', async () => {
     const officer = await get('/v1/schools', 'officer');
     const viewer = await get('/v1/status', 'viewer');
+    const incidents = await get(`/v1/incidents?school=${OTHER_SCHOOL}&limit=1000`, 'officer');
+    const problems = await get('/v1/problems', 'officer');
     const wrong: string[] = [];
+    for (const [what, r] of [['incidents', incidents], ['problems', problems]] as const) {
+      const oth = a.config.schools.find((x) => x.code === OTHER_SCHOOL)!;
+      if (r.status !== 200 || leaks(r.body, oth.devices.map((d) => d.id)).length === 0) wrong.push(`officer ${what} → ${r.status} ${r.body.slice(0, 200)}`);
+    }
     if (officer.status !== 200 || leaks(officer.body, [OTHER_SCHOOL]).length === 0) wrong.push(`officer /v1/schools → ${officer.status} ${officer.body.slice(0, 200)}`);
     if (viewer.status !== 200 || leaks(viewer.body, [OTHER_SCHOOL]).length === 0) wrong.push(`viewer /v1/status → ${viewer.status} ${viewer.body.slice(0, 200)}`);
     expect(wrong).toEqual([]);
