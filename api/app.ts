@@ -106,15 +106,12 @@ export async function buildApp(ctx: ApiContext, o: AppOptions = {}): Promise<App
     ...(typeof logger === 'object' && logger !== null && 'child' in logger ? { loggerInstance: logger as FastifyServerOptions['loggerInstance'] } : { logger: logger as FastifyServerOptions['logger'] }),
     ...(o.https ? { https: o.https } : {}),
     bodyLimit: o.bodyLimit ?? 64 * 1024,
-    // Query strings and paths are bounded: a URL longer than this is refused (414).
-    maxParamLength: 200,
     trustProxy: o.trustProxy ?? false,
     // In-flight requests finish on close(); new ones are refused (503) meanwhile.
     return503OnClosing: true,
     forceCloseConnections: 'idle',
-    ajv: undefined,
-    routerOptions: { ignoreTrailingSlash: true },
-    disableRequestLogging: false,
+    // A path parameter longer than 200 characters matches no route (404); a URL over 4 KiB is refused (414, below).
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
   }) as unknown as FastifyInstance;
   // The docs' own routes are public (they describe, they hold no data).
   app.addHook('onRoute', (route) => {
