@@ -19,6 +19,8 @@ const line = (text: string, exporter: string, recvMs: number): TrafficRecord => 
 
 /** The hotspot user name that a spreadsheet would run as a formula. */
 export const FORMULA_USER = '=HYPERLINK("http://x.example/?a","klik")';
+/** A message carrying markup (the pages must escape it). */
+export const MARKUP = '<img src=x onerror=alert(1)><script>alert(2)</script>';
 /** The address of the many firewall lines (bulk). */
 export const BULK_IP = '10.50.1.2';
 
@@ -46,6 +48,8 @@ export async function fillArchive(base: string, o: { bulk?: number } = {}): Prom
     line('2026-06-03T09:41:07+07:00 gw firewall,info forward: in:lan out:pppoe-out1, src-mac aa:bb:cc:dd:ee:01, proto TCP (ACK,PSH), 10.23.4.5:51000->47.241.18.42:443, NAT (10.23.4.5:51000->125.25.69.110:51000)->47.241.18.42:443, len 1400', '127.0.0.5', june('09:41')),
     line('hotspot,account,info,debug hs: malee (10.23.4.6): logged in', '127.0.0.5', june('09:00')),
     line(`hotspot,account,info,debug hs: ${FORMULA_USER} (10.23.4.7): logged in`, '127.0.0.5', june('09:10')),
+    // Markup in a message: a page must show it as text.
+    line(`<30>Jun  3 09:20:00 gw app: ${MARKUP}`, '127.0.0.4', june('09:20')),
   ]);
   await a.seal();
   const bulk = o.bulk ?? 0;
