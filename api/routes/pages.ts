@@ -14,7 +14,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { App } from '../app.ts';
 import { SESSION_COOKIE } from '../app.ts';
 import type { ApiContext } from '../context.ts';
-import { ApiError } from '../errors.ts';
+import { ApiError, errorBody } from '../errors.ts';
 import type { TrafficRecord } from '../../archive/record.ts';
 import type { Binding } from '../../archive/identity.ts';
 import type { AuditContext } from '../../archive/auditor.ts';
@@ -113,6 +113,11 @@ export async function register(app: App, ctx: ApiContext): Promise<void> {
       const status = err instanceof ApiError ? err.status : (err.statusCode ?? 500);
       if (status === 401) return reply.code(303).header('location', '/auditor/login').header('cache-control', 'no-store').send();
       if (status >= 500 && !(err instanceof ApiError)) req.log.error({ err: { message: err.message, name: err.name } }, 'page failed');
+      // A client that does not ask for a page (a script) gets the API's { error, message }.
+      if (!/text\/html/.test(String(req.headers.accept ?? ''))) {
+        const code = err instanceof ApiError ? err.code : status === 413 ? 'payload_too_large' : status === 415 ? 'unsupported_media_type' : status < 500 ? 'bad_request' : 'internal';
+        return reply.code(status).send(errorBody(code, status < 500 || err instanceof ApiError ? err.message : 'the server failed to answer; its log says why'));
+      }
       const message = err instanceof ApiError ? thaiError(err) : status < 500 ? err.message : 'ระบบขัดข้อง ดูสาเหตุได้ในบันทึกของเซิร์ฟเวอร์ (the server failed; its log says why)';
       const heading = status === 403 ? 'หน้านี้สำหรับผู้ตรวจสอบเท่านั้น (auditors only)' : status === 503 ? 'ยังให้บริการไม่ได้ (unavailable)' : 'ทำรายการไม่สำเร็จ';
       return render(reply, 'error', { heading, message, back: status === 403 ? '/auditor/login' : (req.headers.referer && req.headers.referer.length < 2000 ? new URL(req.headers.referer, 'http://x').pathname : '/auditor/search') }, status);
@@ -128,7 +133,8 @@ export async function register(app: App, ctx: ApiContext): Promise<void> {
       if (!('principal' in r) || r.principal.role !== 'auditor') {
         const why = 'principal' in r ? `โทเค็นนี้เป็นของบทบาท ${r.principal.role} ไม่ใช่ผู้ตรวจสอบ (auditor)` : `โทเค็นใช้ไม่ได้ (the token is ${r.refused})`;
         req.log.warn({ refused: 'principal' in r ? `role ${r.principal.role}` : r.refused }, 'auditor page login refused');
-        return render(reply, 'login', { principal: null, error: why, notice: null }, 401);
+        // The form again, saying why (200: a page for a person; no cookie is set).
+        return render(reply, 'login', { principal: null, error: why, notice: null });
       }
       const secure = req.protocol === 'https' ? '; Secure' : '';
       return reply

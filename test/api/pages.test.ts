@@ -145,17 +145,17 @@ describe('the auditor\'s pages in Chromium, JavaScript off', () => {
 });
 
 describe('the pages over HTTP', () => {
-  const cookie = () => ({ cookie: `kw_session=${a.tokens.auditor}` });
+  const cookie = () => ({ cookie: `kw_session=${a.tokens.auditor}`, accept: 'text/html' });
 
   it('refuses a token of another role at login, and a session of another role on the pages (403)', async () => {
     const r = await a.app.inject({ method: 'POST', url: '/auditor/login', payload: `token=${a.tokens.officer}`, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
-    expect(r.statusCode).toBe(401);
+    expect(r.statusCode).toBe(200);
     expect(r.headers['set-cookie']).toBeUndefined();
     expect(r.body).toContain('ไม่ใช่ผู้ตรวจสอบ (auditor)');
     const ok = await a.app.inject({ method: 'POST', url: '/auditor/login', payload: `token=${a.tokens.auditor}`, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
     expect(ok.statusCode).toBe(303);
     expect(ok.headers['set-cookie']).toMatch(/^kw_session=kw_[^;]+; HttpOnly; SameSite=Strict; Path=\/; Max-Age=\d+$/);
-    const other = await a.app.inject({ method: 'GET', url: '/auditor/search', headers: { cookie: `kw_session=${a.tokens.officer}` } });
+    const other = await a.app.inject({ method: 'GET', url: '/auditor/search', headers: { cookie: `kw_session=${a.tokens.officer}`, accept: 'text/html' } });
     expect(other.statusCode).toBe(403);
     expect(other.body).toContain('หน้านี้สำหรับผู้ตรวจสอบเท่านั้น');
     for (const url of ['/auditor/search', '/auditor/who', '/auditor/verify']) {
@@ -182,5 +182,9 @@ describe('the pages over HTTP', () => {
     const evidence = await a.app.inject({ method: 'POST', url: '/auditor/evidence', payload: 'ip=10.23.4.5&reference=x', headers: { ...cookie(), 'content-type': 'application/x-www-form-urlencoded' } });
     expect(evidence.statusCode).toBe(400);
     expect(evidence.body).toContain('--reference must name the order or letter');
+    // A script (no Accept: text/html) gets the API's { error, message }.
+    const script = await a.app.inject({ method: 'POST', url: '/auditor/evidence', payload: 'ip=10.23.4.5&reference=x', headers: { cookie: `kw_session=${a.tokens.auditor}`, 'content-type': 'application/x-www-form-urlencoded' } });
+    expect(script.statusCode).toBe(400);
+    expect(script.json()).toEqual({ error: 'bad_request', message: expect.stringContaining('--reference must name the order or letter') });
   });
 });
