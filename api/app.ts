@@ -110,8 +110,14 @@ export async function buildApp(ctx: ApiContext, o: AppOptions = {}): Promise<App
     // In-flight requests finish on close(); new ones are refused (503) meanwhile.
     return503OnClosing: true,
     forceCloseConnections: 'idle',
-    // A path parameter longer than 200 characters matches no route (404); a URL over 4 KiB is refused (414, below).
+    // A path parameter longer than 200 characters is refused (414); a URL over 4 KiB too (below).
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: 200 },
+    // The router's own refusals (a malformed URL, a parameter too long) answer like every other error.
+    frameworkErrors: (err, _req, reply) => {
+      const status = (err as { statusCode?: number }).statusCode ?? 400;
+      const message = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'a path parameter is longer than 200 characters' : err.code === 'FST_ERR_BAD_URL' ? 'the URL is malformed' : err.message;
+      void (reply as FastifyReply).code(status).send(errorBody(codeOf(status), message));
+    },
   }) as unknown as FastifyInstance;
   // The docs' own routes are public (they describe, they hold no data).
   app.addHook('onRoute', (route) => {
