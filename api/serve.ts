@@ -72,7 +72,7 @@ export async function serveApi(config: Config, o: ServeOptions): Promise<number>
   const deadline = setTimeout(() => {
     o.log.warn({ part: 'api', reason: why }, 'requests still running at the stop deadline: connections closed');
     app.server.closeAllConnections?.();
-  }, STOP_DEADLINE_MS - 1_500);
+  }, STOP_DEADLINE_MS - 3_000);
   deadline.unref();
   await app.close();
   clearTimeout(deadline);

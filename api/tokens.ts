@@ -56,9 +56,17 @@ interface Row {
 
 const toRow = (r: Row): TokenRow => ({ id: r.id, name: r.name, role: r.role, school: r.school, createdAt: r.created_at, expiresAt: r.expires_at, lastUsedAt: r.last_used_at, revokedAt: r.revoked_at });
 
+/** A token found good is trusted this long without asking the database again (a revoke from the CLI takes effect within it). */
+export const CHECK_CACHE_MS = 2_000;
+const MAX_CACHED = 10_000;
+
 export class TokenStore {
   private readonly db: DatabaseSync;
   private readonly touched = new Map<string, number>();
+  /** Recent good checks by token (kept hashed): principal, expiry, when checked. */
+  private readonly cache = new Map<string, { principal: Principal; expiresAt: number | null; at: number }>();
+  private readonly byId: ReturnType<DatabaseSync['prepare']>;
+  private readonly touch: ReturnType<DatabaseSync['prepare']>;
 
   readonly file: string;
 
@@ -68,6 +76,8 @@ export class TokenStore {
     this.db = new DatabaseSync(file);
     this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 5000;');
     this.db.exec(SCHEMA);
+    this.byId = this.db.prepare('SELECT * FROM tokens WHERE id = ?');
+    this.touch = this.db.prepare('UPDATE tokens SET last_used_at = ? WHERE id = ?');
   }
 
   /** Makes a token; returns it (shown once) and its row. */
@@ -101,6 +111,7 @@ export class TokenStore {
   /** Revokes by id (or by the whole token); false when no such token. */
   revoke(idOrToken: string, now = Date.now()): boolean {
     const id = TOKEN_RE.test(idOrToken) ? idOf(idOrToken) : idOrToken;
+    for (const [k, v] of this.cache) if (v.principal.id === id) this.cache.delete(k);
     return Number(this.db.prepare('UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(now, id).changes) > 0;
   }
 
@@ -110,10 +121,16 @@ export class TokenStore {
    */
   check(token: string, now = Date.now()): { principal: Principal } | { refused: 'malformed' | 'unknown' | 'revoked' | 'expired' } {
     if (!TOKEN_RE.test(token)) return { refused: 'malformed' };
-    const r = this.db.prepare('SELECT * FROM tokens WHERE id = ?').get(idOf(token)) as Row | undefined;
+    const given = hashOf(token);
+    const key = given.toString('base64');
+    const hit = this.cache.get(key);
+    if (hit && now - hit.at < CHECK_CACHE_MS && now >= hit.at) {
+      if (hit.expiresAt !== null && hit.expiresAt <= now) return { refused: 'expired' };
+      return { principal: hit.principal };
+    }
+    const r = this.byId.get(idOf(token)) as Row | undefined;
     if (!r) return { refused: 'unknown' };
     const stored = Buffer.from(r.hash);
-    const given = hashOf(token);
     if (stored.length !== given.length || !timingSafeEqual(stored, given)) return { refused: 'unknown' };
     if (r.revoked_at !== null) return { refused: 'revoked' };
     if (r.expires_at !== null && r.expires_at <= now) return { refused: 'expired' };
@@ -121,12 +138,15 @@ export class TokenStore {
     if (now - last >= TOUCH_EVERY_MS) {
       this.touched.set(r.id, now);
       try {
-        this.db.prepare('UPDATE tokens SET last_used_at = ? WHERE id = ?').run(now, r.id);
+        this.touch.run(now, r.id);
       } catch {
         // A busy database must not refuse a valid token; the next use writes it.
       }
     }
-    return { principal: { id: r.id, name: r.name, role: r.role, school: r.school } };
+    const principal: Principal = { id: r.id, name: r.name, role: r.role, school: r.school };
+    if (this.cache.size >= MAX_CACHED) this.cache.delete(this.cache.keys().next().value!);
+    this.cache.set(key, { principal, expiresAt: r.expires_at, at: now });
+    return { principal };
   }
 
   close(): void {

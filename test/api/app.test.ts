@@ -41,6 +41,25 @@ describe('the API frame', () => {
     expect(other.statusCode).toBe(200);
   });
 
+  it('a token revoked from another process (the CLI) is refused within 2 s; at once when revoked by this one', async () => {
+    const { TokenStore, CHECK_CACHE_MS } = await import('../../api/tokens.ts');
+    const cli = new TokenStore(a.ctx.tokens.file);
+    try {
+      const t0 = Date.now();
+      const made = cli.create({ role: 'viewer', name: 'revoked elsewhere' });
+      expect('principal' in a.ctx.tokens.check(made.token, t0)).toBe(true);
+      expect(cli.revoke(made.row.id, t0 + 1)).toBe(true);
+      // Within the cache's time the API process may still take it; past it, never.
+      expect(a.ctx.tokens.check(made.token, t0 + CHECK_CACHE_MS + 1)).toEqual({ refused: 'revoked' });
+      const own = a.ctx.tokens.create({ role: 'viewer', name: 'revoked here' });
+      expect('principal' in a.ctx.tokens.check(own.token, t0)).toBe(true);
+      a.ctx.tokens.revoke(own.row.id, t0 + 1);
+      expect(a.ctx.tokens.check(own.token, t0 + 2)).toEqual({ refused: 'revoked' });
+    } finally {
+      cli.close();
+    }
+  });
+
   it('answers an unknown route with 404 as { error, message }', async () => {
     const r = await a.app.inject({ method: 'GET', url: '/v1/nothing-here', headers: a.as('officer') });
     expect(r.statusCode).toBe(404);
