@@ -6,6 +6,7 @@
 // the devices behind the silent router unreachable), as outages to show.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { DatabaseSync } from 'node:sqlite';
+import { gunzipSync } from 'node:zlib';
 import type { LightMyRequestResponse } from 'fastify';
 import { startApiArea, stateDbOf, DOWN_SCHOOL, SCHOOL, OTHER_SCHOOL, type ApiArea } from './area.ts';
 import { recordings } from '../../sim/area.ts';
@@ -16,6 +17,7 @@ import { InfluxClient } from '../../stores/influx/client.ts';
 import { freePort } from '../helpers/peers.ts';
 import { makeReport } from '../../report/report.ts';
 import type { Role } from '../../api/tokens.ts';
+import { StatusZ } from '../../api/routes/views/status.ts';
 
 // A credential set no device uses, with secrets that must never appear in an answer.
 const SECRETS = { user: 'kw-spare-user-5b1e', auth: 'KwAuthSecret-93f1c2', priv: 'KwPrivSecret-77ad04' };
@@ -67,6 +69,9 @@ describe('GET /v1/status', () => {
     expect(r.statusCode).toBe(200);
     expect(r.headers['content-type']).toMatch(/^application\/json/);
     const body = r.json();
+    // Sent as cached bytes, not through the serializer: it must still be what the schema (and the OpenAPI document) says.
+    expect(StatusZ.safeParse(body).success).toBe(true);
+    expect(Object.keys(body.schools[0]).sort()).toEqual(['code', 'devices', 'name_th', 'office', 'problems', 'state']);
     const states = dbStates();
     const incidents = dbIncidents();
     expect(body.schools.map((s: { code: string }) => s.code)).toEqual(a.config.schools.map((s) => s.code));
@@ -120,6 +125,21 @@ describe('GET /v1/status', () => {
     }
   });
 
+  it('sends the same JSON gzipped when the client takes gzip', async () => {
+    const plain = await a.app.inject({ method: 'GET', url: '/v1/status', headers: a.as('officer') });
+    const zipped = await a.app.inject({ method: 'GET', url: '/v1/status', headers: { ...a.as('officer'), 'accept-encoding': 'br;q=1, gzip;q=0.8' } });
+    expect(plain.headers['content-encoding']).toBeUndefined();
+    expect(zipped.headers['content-encoding']).toBe('gzip');
+    expect(zipped.headers.vary).toMatch(/accept-encoding/i);
+    expect(zipped.rawPayload.length).toBeLessThan(plain.rawPayload.length / 3);
+    const unzipped = JSON.parse(gunzipSync(zipped.rawPayload).toString('utf8'));
+    bodies.push(JSON.stringify(unzipped));
+    const strip = (b: { generatedAt?: string; observed: { ageS?: number | null; stale?: boolean | null } }) => ({ ...b, generatedAt: 0, observed: { ...b.observed, ageS: 0, stale: null } });
+    expect(strip(unzipped)).toEqual(strip(plain.json()));
+    const refused = await a.app.inject({ method: 'GET', url: '/v1/status', headers: { ...a.as('officer'), 'accept-encoding': 'gzip;q=0, identity' } });
+    expect(refused.headers['content-encoding']).toBeUndefined();
+  });
+
   it('gives a school token its own school only', async () => {
     const body = (await get('school', '/v1/status')).json();
     expect(body.schools.map((s: { code: string }) => s.code)).toEqual([SCHOOL]);
@@ -127,20 +147,28 @@ describe('GET /v1/status', () => {
     expect(body.totals.devices.total).toBe(schoolOf(SCHOOL).devices.length);
   });
 
-  it('follows the state database when the collector writes to it', async () => {
-    const before = (await get('officer', '/v1/status')).json();
-    // Another connection (as the collector) commits a change: the view reads it at once.
+  it('follows the state database when the collector writes to it (within CHECK_EVERY_MS)', async () => {
+    const ofSchool = (b: { schools: { code: string; devices: Record<string, number> }[] }) => b.schools.find((x) => x.code === SCHOOL)!.devices;
+    /** /v1/status until `done` holds of it; the view reads the database again at most every CHECK_EVERY_MS. */
+    const until = async (done: (b: { schools: { code: string; devices: Record<string, number> }[] }) => boolean) => {
+      const t0 = Date.now();
+      for (;;) {
+        const b = (await get('officer', '/v1/status')).json();
+        if (done(b)) return Date.now() - t0;
+        if (Date.now() - t0 > 10_000) throw new Error(`/v1/status did not follow the state database within 10 s: ${JSON.stringify(ofSchool(b))}`);
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    };
+    const before = ofSchool((await get('officer', '/v1/status')).json());
+    // Another connection (as the collector) commits a change: the view reads it.
     const w = new DatabaseSync(stateDbOf(a));
     try {
       const target = schoolOf(SCHOOL).devices.find((d) => d.kind === 'server')!;
       const old = w.prepare('SELECT state FROM device_state WHERE device = ?').get(target.id) as { state: string };
       w.prepare('UPDATE device_state SET state = ? WHERE device = ?').run('maintenance', target.id);
-      const after = (await get('officer', '/v1/status')).json();
-      const s = after.schools.find((x: { code: string }) => x.code === SCHOOL);
-      expect(s.devices.maintenance).toBe(before.schools.find((x: { code: string }) => x.code === SCHOOL).devices.maintenance + 1);
+      await until((b) => ofSchool(b).maintenance === before.maintenance! + 1);
       w.prepare('UPDATE device_state SET state = ? WHERE device = ?').run(old.state, target.id);
-      const back = (await get('officer', '/v1/status')).json();
-      expect(back.schools.find((x: { code: string }) => x.code === SCHOOL).devices).toEqual(before.schools.find((x: { code: string }) => x.code === SCHOOL).devices);
+      await until((b) => JSON.stringify(ofSchool(b)) === JSON.stringify(before));
     } finally {
       w.close();
     }

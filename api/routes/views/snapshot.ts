@@ -1,13 +1,21 @@
 // What the views read from the collector's state database, read once per
 // change: the database is read again only when something committed to it
 // (PRAGMA data_version moves when another connection, the collector,
-// commits; total_changes() when this process did, the maintenance routes).
-// A burst of /v1/status requests between two rounds therefore costs one
-// prepared statement each, not a scan of every device's state.
+// commits; total_changes() when this process did, the maintenance routes),
+// and that is asked at most every CHECK_EVERY_MS. A burst of /v1/status
+// requests between two rounds therefore costs no database access at all,
+// not a scan of every device's state each.
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import type { Config, Device, School } from '../../../config/load.ts';
 import { schoolState, type SchoolState, type State, STATES } from '../../../stores/model.ts';
 import { StoreMissing, type ApiContext } from '../../context.ts';
+
+/**
+ * The database's version is asked at most this often: a burst of requests
+ * between two rounds reads one cached snapshot (a round comes every 10 s at
+ * the most; a change shows within this time).
+ */
+export const CHECK_EVERY_MS = 200;
 
 /** At most this many open incidents are read (a database with more is broken; the answer says it was cut). */
 export const MAX_OPEN = 20_000;
@@ -97,6 +105,7 @@ export class StateView {
   private readonly ctx: ApiContext;
   private readonly statements = new WeakMap<DatabaseSync, Statements>();
   private current: Snapshot | undefined;
+  private checkedAt = -Infinity;
   private readonly interval: number;
 
   constructor(ctx: ApiContext) {
@@ -123,8 +132,11 @@ export class StateView {
     return s;
   }
 
-  /** The database as it is now (re-read only when it changed). */
+  /** The database as it is now, or at most CHECK_EVERY_MS ago (re-read only when it changed). */
   snapshot(): Snapshot {
+    const t = performance.now();
+    if (this.current && t - this.checkedAt < CHECK_EVERY_MS) return this.current;
+    this.checkedAt = t;
     let db: DatabaseSync;
     try {
       db = this.ctx.stateDb();

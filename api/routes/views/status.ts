@@ -2,6 +2,7 @@
 // state database only (they answer while InfluxDB is down), and the
 // inventory's facts about each school. A school token sees its own school.
 import { z } from 'zod';
+import { gzipSync } from 'node:zlib';
 import type { App } from '../../app.ts';
 import { schoolScope, assertSchool } from '../../app.ts';
 import type { ApiContext } from '../../context.ts';
@@ -13,15 +14,13 @@ import { CountsZ, DeviceStateZ, errors, Iso, isoOrNull, ObservedZ, observedJson,
 const SchoolStatusZ = z.object({
   code: z.string(),
   name_th: z.string(),
-  name_en: z.string().nullable(),
-  district: z.string(),
   office: z.boolean().meta({ description: "true for the area office's own site (not a school)" }),
   state: SchoolStateZ,
   devices: CountsZ,
   problems: z.number().int().meta({ description: 'open incidents: outages and failing checks' }),
 });
 
-const StatusZ = z.object({
+export const StatusZ = z.object({
   generatedAt: Iso,
   observed: ObservedZ,
   totals: z.object({
@@ -36,6 +35,8 @@ export type StatusJson = z.infer<typeof StatusZ>;
 
 const ContactZ = z.object({ name: z.string().nullable(), email: z.string(), role: z.string().nullable() });
 const SchoolZ = SchoolStatusZ.extend({
+  name_en: z.string().nullable(),
+  district: z.string(),
   cluster: z.string().nullable(),
   location: z.object({ lat: z.number(), lon: z.number() }).nullable(),
   contacts: z.array(ContactZ).optional().meta({ description: 'personal data: given to officer tokens only' }),
@@ -47,13 +48,15 @@ const SchoolDetailZ = SchoolZ.extend({
 
 function schoolStatus(v: SchoolView): z.infer<typeof SchoolStatusZ> {
   const s = v.school;
-  return { code: s.code, name_th: s.name_th, name_en: s.name_en ?? null, district: s.district, office: s.office, state: v.state, devices: v.devices, problems: v.problems };
+  return { code: s.code, name_th: s.name_th, office: s.office, state: v.state, devices: v.devices, problems: v.problems };
 }
 
 function schoolJson(v: SchoolView, withContacts: boolean): z.infer<typeof SchoolZ> {
   const s = v.school;
   return {
     ...schoolStatus(v),
+    name_en: s.name_en ?? null,
+    district: s.district,
     cluster: s.cluster ?? null,
     location: s.location ? { lat: s.location.lat, lon: s.location.lon } : null,
     ...(withContacts ? { contacts: s.contacts.map((c) => ({ name: c.name ?? null, email: c.email, role: c.role ?? null })) } : {}),
@@ -72,10 +75,26 @@ function status(snap: Snapshot, views: readonly SchoolView[], now: number): Stat
   return { generatedAt: new Date(now).toISOString(), observed: observedJson(snap, now), totals: { schools: views.length, schoolStates, devices, problems }, schools: views.map(schoolStatus) };
 }
 
+/** Whether an Accept-Encoding header takes gzip (not refused with q=0); a header longer than 200 characters is not read. */
+export function acceptsGzip(h: string | string[] | undefined): boolean {
+  if (typeof h !== 'string' || h.length > 200) return false;
+  for (const part of h.split(',', 20)) {
+    const [name, ...params] = part.trim().toLowerCase().split(';');
+    if (name !== 'gzip' && name !== 'x-gzip' && name !== '*') continue;
+    const q = params.map((p) => /^\s*q=([0-9.]{1,5})\s*$/.exec(p)).find(Boolean);
+    return !q || Number(q[1]) > 0;
+  }
+  return false;
+}
+
 export async function register(app: App, ctx: ApiContext, view: StateView): Promise<void> {
   // /v1/status is read often (dashboards, scripts, the benchmark): its JSON is
-  // kept per snapshot, scope and second, and sent as it is.
-  const cache = new Map<string, { key: string; second: number; json: string }>();
+  // kept per snapshot, scope and second as UTF-8 bytes, and gzipped, and sent
+  // as they are (no serializing, no encoding per request). At 250 schools the
+  // JSON is ~45 KB and writing it is most of a request's cost; gzipped
+  // (Accept-Encoding: gzip, as browsers, curl --compressed and Grafana send)
+  // it is about a tenth.
+  const cache = new Map<string, { key: string; second: number; json: Buffer; gzip: Buffer }>();
   const MAX_CACHED = 2 * (ctx.config.schools.length + 1);
 
   app.get(
@@ -99,10 +118,14 @@ export async function register(app: App, ctx: ApiContext, view: StateView): Prom
       if (!hit || hit.key !== snap.key || hit.second !== second) {
         const views = scope === null ? snap.schools : snap.schools.filter((s) => s.school.code === scope);
         if (cache.size >= MAX_CACHED) cache.clear();
-        hit = { key: snap.key, second, json: JSON.stringify(status(snap, views, now)) };
+        const json = Buffer.from(JSON.stringify(status(snap, views, now)), 'utf8');
+        hit = { key: snap.key, second, json, gzip: gzipSync(json, { level: 6 }) };
         cache.set(ck, hit);
       }
-      return reply.header('cache-control', 'no-store').type('application/json; charset=utf-8').send(hit.json as unknown as StatusJson); // the JSON text, sent as it is (a string skips the serializer)
+      reply.header('cache-control', 'no-store').header('vary', 'accept-encoding').type('application/json; charset=utf-8');
+      // The JSON's bytes are sent as they are (a Buffer skips the serializer).
+      if (acceptsGzip(req.headers['accept-encoding'])) return reply.header('content-encoding', 'gzip').send(hit.gzip as unknown as StatusJson);
+      return reply.send(hit.json as unknown as StatusJson);
     },
   );
 
