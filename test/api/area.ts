@@ -16,7 +16,7 @@ import { apiContext, type ApiContext } from '../../api/context.ts';
 import { buildApp, type App, type AppOptions } from '../../api/app.ts';
 import type { Role } from '../../api/tokens.ts';
 
-/** A school with a silent router (DEFAULT_SILENT): its router is down after the rounds. */
+/** A school whose router is silent to SNMP (DEFAULT_SILENT): on loopback it still answers ping, so after the rounds its "snmp" check fails (with ICMP off, the router is down). */
 export const DOWN_SCHOOL = '1036090119';
 /** The school the school token belongs to. */
 export const SCHOOL = '1036090101';
