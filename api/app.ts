@@ -159,7 +159,7 @@ export async function buildApp(ctx: ApiContext, o: AppOptions = {}): Promise<App
     if (roles === 'public') return;
     if (!req.routeOptions.url) return; // no route: the 404 handler answers
     if (!req.principal) throw new ApiError(401, 'unauthorized', 'this route needs a token: Authorization: Bearer kw_…');
-    if (!roles || !roles.includes(req.principal.role)) throw new ApiError(403, 'forbidden', `a ${req.principal.role} token may not ${req.method} ${req.routeOptions.url}`);
+    if (!roles || !roles.includes(req.principal.role)) throw new ApiError(403, 'forbidden', `${/^[aeiou]/.test(req.principal.role) ? 'an' : 'a'} ${req.principal.role} token may not ${req.method} ${req.routeOptions.url}`);
   });
 
   await app.register(rateLimit, {

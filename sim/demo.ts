@@ -215,7 +215,9 @@ const serviceLine = (line: string) => {
     if (line.trim()) process.stderr.write(`klaiwatch: ${line.slice(0, 2000)}\n`);
     return;
   }
-  if ((rec.level ?? 30) >= showLevel) process.stderr.write(line.slice(0, 4000) + '\n');
+  // The API's request lines (two per request, /healthz every round) only when --log-level debug asks for them.
+  const requestLine = rec.msg === 'incoming request' || rec.msg === 'request completed';
+  if ((rec.level ?? 30) >= showLevel && (!requestLine || showLevel <= 20)) process.stderr.write(line.slice(0, 4000) + '\n');
   if (rec.msg === 'poll failed' && rec.device && failedThisRound.length < 1000) failedThisRound.push(rec.device);
   if (rec.msg === 'round done') {
     rounds++;
@@ -264,7 +266,7 @@ writeDashboards(grafanaDir, config.settings.influx, areaOf(config));
 
 say('');
 say('klaiwatch demo is running.');
-say(`  service:   ${klaiwatch} run --config ${settingsShown}   (pid ${service.pid}: the supervisor, its collector and archive parts)`);
+say(`  service:   ${klaiwatch} run --config ${settingsShown}   (pid ${service.pid}: the supervisor, its collector, archive and API parts)`);
 say(`  health:    curl http://${values.http}/healthz   (problems: devices down, failing checks; parts.collector, parts.archive.traffic)`);
 const tok = (role: string) => `"Authorization: Bearer $(sed -n 's/^${role} //p' ${shown(tokensFile)})"`;
 say(`  API:       http://${values.http}/docs   (OpenAPI; one token per role in ${shown(tokensFile)})`);

@@ -87,6 +87,17 @@ describe('demo', () => {
       expect(h.parts.collector.problems.devices_down.map((d) => d.device)).toEqual(['1036090106-server']);
       expect(h.parts.collector.problems.checks_failing).toEqual(expect.arrayContaining([expect.objectContaining({ device: '1036090119-router', check: 'snmp', since: expect.stringMatching(/^\d{4}-/) })]));
       expect(h.parts.archive.traffic).toBeTypeOf('object');
+      // The API lines it printed: the officer's curl answers the area's status; the school's token sees its school only.
+      const officerCurl = /^ +(curl -H "Authorization: Bearer \$\(sed -n 's\/\^officer \/\/p' \S+\)" http:\/\/\S+\/v1\/status)$/m.exec(out);
+      expect(officerCurl, 'the demo prints the officer\'s curl line').not.toBeNull();
+      const status = JSON.parse(execFileSync('sh', ['-c', `${officerCurl![1]} -s`], { encoding: 'utf8' })) as { totals: { schools: number; devices: { total: number; down: number } } };
+      expect(status.totals.schools).toBe(21);
+      expect(status.totals.devices.total).toBe(65);
+      expect(status.totals.devices.down).toBeGreaterThanOrEqual(1);
+      const tokens = readFileSync(/one token per role in (\S+)\)/.exec(out)![1]!, 'utf8');
+      const school = /^school (kw_\S+)$/m.exec(tokens)![1]!;
+      const walled = await fetch(`http://127.0.0.1:${httpPort}/v1/schools/1036090102`, { headers: { authorization: `Bearer ${school}` } });
+      expect(walled.status).toBe(403);
       process.kill(pid, 'SIGSTOP');
       await waitFor(/mail to ict\.nongbuadaeng@example\.org: \[klaiwatch\] โรงเรียนบ้านหนองบัวแดง: เราเตอร์ใช้งานไม่ได้/, 30_000);
       await waitFor(/mail to it-officer@example\.org: \[klaiwatch\] โรงเรียนบ้านหนองบัวแดง: เราเตอร์ใช้งานไม่ได้/, 10_000);
