@@ -15,7 +15,12 @@ export const isUpstream = (i: Pick<Incident, 'check' | 'state'>): boolean => i.c
 /** A failed check (receiver lock, disk, uplink, SNMP agent) of a device that is itself up: its own section, never an outage. */
 export const isCheck = (i: Pick<Incident, 'check'>): boolean => i.check !== '';
 
-/** Repair time: the whole duration of an incident that ended, from its start to its end, in seconds (also the time it spent before the period or while no collector ran). */
+/**
+ * Repair time: the whole duration of an incident that ended, from its start to
+ * its end, in seconds (also the time it spent before the period, while no
+ * collector ran, or in a maintenance window laid over it: a window does not
+ * end an outage, stores/state.ts keeps it open until the device is seen good).
+ */
 export const repairTimeS = (i: Pick<Incident, 'startedAt' | 'endedAt'>): number | null => (i.endedAt === null ? null : (i.endedAt - i.startedAt) / 1000);
 
 /** Open at `t`: begun before it and not ended by it. */
@@ -32,9 +37,13 @@ export const CHECK_INFLUXQL = `"check" != '-'`;
  * - outages are counted in the period in which they began, and only if they
  *   touched observed time; repair time is counted for those that ended in
  *   the period (the mean over them: MTTR).
+ * - a maintenance window begun during an outage neither ends nor splits it:
+ *   one incident, open until the device is seen good (down → maintenance →
+ *   down is one outage); the window's time is not downtime (it is taken out
+ *   of observed time) but is in the repair time.
  * - the dashboard counts the `incident` points with OUTAGE_INFLUXQL (begun:
  *   `opened`, repair: `duration_s` of the closing point); it cannot tell
  *   observed time, so an outage wholly outside scheduled or observed time
  *   is in its count and not in the report's.
  */
-export const OUTAGE_RULE = 'outage = the device itself down (check_name = \'\', state = \'down\'); counted in the period it began, if it touched observed time; repair time = its whole duration, for those that ended in the period';
+export const OUTAGE_RULE = 'outage = the device itself down (check_name = \'\', state = \'down\'); counted in the period it began, if it touched observed time; repair time = its whole duration, for those that ended in the period; a maintenance window neither ends nor splits an outage';

@@ -1,7 +1,9 @@
 // Device states and incidents in SQLite (node:sqlite, WAL), so that an
 // outage open when the collector stops is the same outage after it starts
 // again: states are saved after every round, in one transaction with the
-// incidents they open, update or close.
+// incidents they open, update or close. A maintenance window does not end an
+// outage: an incident open when its device goes into maintenance stays open
+// (down → maintenance → down is one outage, not two and a repair).
 import { DatabaseSync } from 'node:sqlite';
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
@@ -96,6 +98,19 @@ export function incidentsBetween(db: DatabaseSync, from: number, to: number): In
   return (db.prepare('SELECT * FROM incidents WHERE started_at < ? AND (ended_at IS NULL OR ended_at > ?) ORDER BY started_at, id').all(to, from) as unknown as IncidentRow[]).map(toIncident);
 }
 
+/**
+ * When an outage held open through a maintenance window ended: the first good
+ * result of the run of good results that ended it, which may lie inside the
+ * window (the engine polls through it), never before the outage began nor
+ * after the round that decided it. Without such a run (the subject is not
+ * judged after the window), the deciding transition's time, as for any
+ * outage that ends in "unknown".
+ */
+function recoveredAt(open: IncidentRow, t: Transition, s: DeviceState | undefined): number {
+  if (s?.raw !== 'up' || s.rawSince === undefined) return t.at;
+  return Math.max(open.started_at, Math.min(s.rawSince, t.at));
+}
+
 export class StateStore {
   /** Shared with the outbox, whose table lives in the same file. */
   readonly db: DatabaseSync;
@@ -160,7 +175,12 @@ export class StateStore {
           if (open) update.run(t.to, t.cause ?? t.device, open.id);
           else opened.push(toIncident(insert.get(d.id, check, d.school.code, d.kind, t.to, t.cause ?? d.id, t.detail ?? null, t.at) as unknown as IncidentRow));
         } else if (open) {
-          closed.push(toIncident(finish.get(t.at, Math.round((t.at - open.started_at) / 1000), open.id) as unknown as IncidentRow));
+          // A maintenance window laid over an outage does not repair it: the
+          // incident stays open through the window, goes on if the subject is
+          // still failing after it, and ends only when it is seen good.
+          if (t.to === 'maintenance') continue;
+          const end = t.from === 'maintenance' ? recoveredAt(open, t, states.get(t.subject)) : t.at;
+          closed.push(toIncident(finish.get(end, Math.round((end - open.started_at) / 1000), open.id) as unknown as IncidentRow));
         }
       }
       this.db.exec('COMMIT');
