@@ -11,6 +11,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import formbody from '@fastify/formbody';
 import { serializerCompiler, validatorCompiler, jsonSchemaTransform, hasZodFastifySchemaValidationErrors, type ZodTypeProvider } from '@fastify/type-provider-zod';
+import { z } from 'zod';
 import type { ApiContext } from './context.ts';
 import { ROLES, type Principal, type Role } from './tokens.ts';
 import { ApiError, errorBody } from './errors.ts';
@@ -52,24 +53,43 @@ export interface AppOptions {
   trustProxy?: boolean;
 }
 
-/** The cookie that carries an auditor's token in the browser pages (HttpOnly, SameSite=Strict). */
+/** The cookie that carries the auditor pages' session id (HttpOnly, SameSite=Strict; api/sessions.ts). */
 export const SESSION_COOKIE = 'kw_session';
 
-/** The token a request presents: Authorization: Bearer, else the pages' cookie. */
+/** The token a request presents in Authorization: Bearer. */
 export function presentedToken(req: FastifyRequest): string | undefined {
   const h = req.headers.authorization;
   if (typeof h === 'string' && h.length <= 200) {
     const m = /^Bearer\s+(\S+)$/i.exec(h);
     if (m) return m[1];
   }
+  return undefined;
+}
+
+/** The pages' session id from the kw_session cookie (never a token: see api/sessions.ts). */
+export function sessionCookie(req: FastifyRequest): string | undefined {
   const c = req.headers.cookie;
   if (typeof c === 'string' && c.length <= 4096) {
     for (const part of c.split(';', 50)) {
       const i = part.indexOf('=');
-      if (i > 0 && part.slice(0, i).trim() === SESSION_COOKIE) return decodeURIComponent(part.slice(i + 1).trim());
+      if (i > 0 && part.slice(0, i).trim() === SESSION_COOKIE) return part.slice(i + 1).trim();
     }
   }
   return undefined;
+}
+
+/** A request that changes something on the strength of a cookie must come from this site's own page (CSRF). */
+function sameOrigin(req: FastifyRequest): boolean {
+  const host = req.headers.host;
+  const from = typeof req.headers.origin === 'string' ? req.headers.origin : typeof req.headers.referer === 'string' ? req.headers.referer : undefined;
+  if (!host || !from || from.length > 2000) return false;
+  try {
+    const u = new URL(from);
+    // Compared as URLs, so that a default port written out (localhost:80) equals one left out.
+    return new URL(`${u.protocol}//${host}`).host === u.host;
+  } catch {
+    return false;
+  }
 }
 
 /** The school a request may see: its token's school for the school role, null (all) otherwise. */
@@ -82,6 +102,9 @@ export function assertSchool(req: FastifyRequest, code: string): void {
   const scope = schoolScope(req);
   if (scope !== null && scope !== code) throw new ApiError(403, 'forbidden', `this token sees school ${scope} only`);
 }
+
+/** The body of every error answer. */
+export const ErrorZ = z.object({ error: z.string().meta({ description: 'a stable code: bad_request, unauthorized, forbidden, not_found, too_many_requests, unavailable, internal …' }), message: z.string().meta({ description: 'what is wrong and where, for a person' }) });
 
 const CSP = {
   useDefaults: false,
@@ -127,6 +150,11 @@ export async function buildApp(ctx: ApiContext, o: AppOptions = {}): Promise<App
   const routes: RouteInfo[] = [];
   app.decorate('routeTable', routes);
   app.addHook('onRoute', (r) => {
+    // Every route's refusals, in its OpenAPI entry (and serialized by the same schema): 400, 401, 403, 429.
+    const roles = r.config?.roles;
+    if (r.schema && !r.schema.hide && roles !== 'public' && !r.url.startsWith('/docs')) {
+      r.schema.response = { 400: ErrorZ, 401: ErrorZ, 403: ErrorZ, 429: ErrorZ, ...(r.schema.response as Record<string, unknown> | undefined) };
+    }
     for (const method of ([] as string[]).concat(r.method)) if (method !== 'HEAD') routes.push({ method, url: r.url, roles: r.config?.roles ?? null });
   });
   app.setValidatorCompiler(validatorCompiler);
@@ -147,8 +175,20 @@ export async function buildApp(ctx: ApiContext, o: AppOptions = {}): Promise<App
     if ((req.raw.url?.length ?? 0) > 4096) throw new ApiError(414, 'uri_too_long', 'the URL is longer than 4096 characters');
     const roles = req.routeOptions.config?.roles;
     const token = presentedToken(req);
+    const sid = token === undefined ? sessionCookie(req) : undefined;
+    if (sid !== undefined) {
+      const p = ctx.sessions.get(sid, ctx.now());
+      if (p) {
+        if (req.method !== 'GET' && req.method !== 'HEAD' && !sameOrigin(req)) throw new ApiError(403, 'forbidden', 'a request made with the pages\' session cookie must come from this site\'s own page (its Origin names another site or none)');
+        req.principal = p;
+      }
+    }
     if (token !== undefined) {
-      if (refused.blocked(req.ip, ctx.now())) throw new ApiError(429, 'too_many_requests', `more than ${MAX_REFUSED} refused tokens from ${req.ip} in a minute; try again later`);
+      const wait = refused.blocked(req.ip, ctx.now());
+      if (wait > 0) {
+        reply.header('retry-after', String(Math.ceil(wait / 1000)));
+        throw new ApiError(429, 'too_many_requests', `more than ${MAX_REFUSED} refused tokens from ${req.ip} in a minute; try again in ${Math.ceil(wait / 1000)} s`);
+      }
       const r = ctx.tokens.check(token, ctx.now());
       if ('principal' in r) req.principal = r.principal;
       else {
@@ -158,6 +198,7 @@ export async function buildApp(ctx: ApiContext, o: AppOptions = {}): Promise<App
     }
     if (roles === 'public') return;
     if (!req.routeOptions.url) return; // no route: the 404 handler answers
+    // No token: 401 at once, before any lookup (it costs nothing to answer; only presented tokens are counted).
     if (!req.principal) throw new ApiError(401, 'unauthorized', 'this route needs a token: Authorization: Bearer kw_…');
     if (!roles || !roles.includes(req.principal.role)) throw new ApiError(403, 'forbidden', `${/^[aeiou]/.test(req.principal.role) ? 'an' : 'a'} ${req.principal.role} token may not ${req.method} ${req.routeOptions.url}`);
   });
@@ -168,7 +209,8 @@ export async function buildApp(ctx: ApiContext, o: AppOptions = {}): Promise<App
     timeWindow: 60_000,
     hook: 'preHandler',
     keyGenerator: (req) => (req.principal ? `token:${req.principal.id}` : `ip:${req.ip}`),
-    errorResponseBuilder: (_req, c) => ({ statusCode: 429, error: 'too_many_requests', message: `more than ${c.max} requests a minute; try again in ${Math.ceil(c.ttl / 1000)} s` }),
+    // Thrown, so that the error handler answers it like every other refusal ({ error, message }); the plugin has set Retry-After.
+    errorResponseBuilder: (_req, c) => new ApiError(429, 'too_many_requests', `more than ${c.max} requests a minute; try again in ${Math.ceil(c.ttl / 1000)} s`) as unknown as object,
   });
   await app.register(formbody, { bodyLimit: 16 * 1024 });
 
@@ -235,9 +277,10 @@ class RefusalCounter {
     this.windowMs = windowMs;
     this.maxKeys = maxKeys;
   }
-  blocked(key: string, now: number): boolean {
+  /** How long (ms) this key is still refused; 0 when it is not. */
+  blocked(key: string, now: number): number {
     const e = this.seen.get(key);
-    return e !== undefined && now - e.start < this.windowMs && e.n >= this.max;
+    return e !== undefined && now - e.start < this.windowMs && now >= e.start && e.n >= this.max ? this.windowMs - (now - e.start) : 0;
   }
   count(key: string, now: number): void {
     const e = this.seen.get(key);

@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import type { Config } from '../config/load.ts';
 import { InfluxClient } from '../stores/influx/client.ts';
 import { TokenStore } from './tokens.ts';
+import { SessionStore } from './sessions.ts';
 
 export interface ApiContext {
   config: Config;
@@ -20,6 +21,8 @@ export interface ApiContext {
    */
   stateDb(): DatabaseSync;
   tokens: TokenStore;
+  /** The auditor pages' log-in sessions (in this process's memory). */
+  sessions: SessionStore;
   /** InfluxDB, for recent metrics; its own timeouts bound every query. */
   influx: InfluxClient;
   /** /healthz's body (status "ok" or not): the parts' health as this process knows it, and the state store's figures. */
@@ -49,6 +52,7 @@ export function apiContext(config: Config, health: () => Promise<Record<string, 
       return db;
     },
     tokens,
+    sessions: new SessionStore(tokens),
     influx,
     health,
     now: o.now ?? Date.now,

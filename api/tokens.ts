@@ -29,9 +29,14 @@ export interface TokenRow extends Principal {
 
 export class TokenError extends Error {}
 
-/** "kw_" then 32 random bytes, base64url: 46 characters. */
-const TOKEN_RE = /^kw_[A-Za-z0-9_-]{43}$/;
-/** The token's public id: the first 8 characters after "kw_" (shown in lists, logs and the journal; not enough to use it). */
+/**
+ * "kw_", an id of 6 random bytes (8 characters, base64url), then a secret of
+ * 32 random bytes (43 characters): 54 characters. The id is public (token
+ * list, the journal, a window's creator) and is drawn apart from the secret,
+ * so showing it tells nothing of the secret.
+ */
+const TOKEN_RE = /^kw_[A-Za-z0-9_-]{51}$/;
+/** The token's public id: the 8 characters after "kw_". */
 const idOf = (token: string) => token.slice(3, 11);
 const hashOf = (token: string) => createHash('sha256').update(token).digest();
 
@@ -65,6 +70,7 @@ export class TokenStore {
   private readonly touched = new Map<string, number>();
   /** Recent good checks by token (kept hashed): principal, expiry, when checked. */
   private readonly cache = new Map<string, { principal: Principal; expiresAt: number | null; at: number }>();
+  private readonly activeCache = new Map<string, { ok: boolean; at: number }>();
   private readonly byId: ReturnType<DatabaseSync['prepare']>;
   private readonly touch: ReturnType<DatabaseSync['prepare']>;
 
@@ -90,7 +96,7 @@ export class TokenStore {
     const now = o.now ?? Date.now();
     if (o.expiresAt !== undefined && o.expiresAt !== null && o.expiresAt <= now) throw new TokenError('--expires must be in the future');
     for (let i = 0; i < 5; i++) {
-      const token = 'kw_' + randomBytes(32).toString('base64url');
+      const token = 'kw_' + randomBytes(6).toString('base64url') + randomBytes(32).toString('base64url');
       const id = idOf(token);
       if (this.db.prepare('SELECT 1 FROM tokens WHERE id = ?').get(id)) continue;
       this.db.prepare('INSERT INTO tokens (id, hash, name, role, school, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)').run(id, hashOf(token), name, o.role, o.school ?? null, now, o.expiresAt ?? null);
@@ -112,6 +118,7 @@ export class TokenStore {
   revoke(idOrToken: string, now = Date.now()): boolean {
     const id = TOKEN_RE.test(idOrToken) ? idOf(idOrToken) : idOrToken;
     for (const [k, v] of this.cache) if (v.principal.id === id) this.cache.delete(k);
+    this.activeCache.delete(id);
     return Number(this.db.prepare('UPDATE tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL').run(now, id).changes) > 0;
   }
 
@@ -147,6 +154,17 @@ export class TokenStore {
     if (this.cache.size >= MAX_CACHED) this.cache.delete(this.cache.keys().next().value!);
     this.cache.set(key, { principal, expiresAt: r.expires_at, at: now });
     return { principal };
+  }
+
+  /** Whether the token with this id is still good (not revoked, not expired): sessions made with it end with it. Cached like check(). */
+  active(id: string, now = Date.now()): boolean {
+    const hit = this.activeCache.get(id);
+    if (hit && now - hit.at < CHECK_CACHE_MS && now >= hit.at) return hit.ok;
+    const r = this.byId.get(id) as Row | undefined;
+    const ok = r !== undefined && r.revoked_at === null && (r.expires_at === null || r.expires_at > now);
+    if (this.activeCache.size >= MAX_CACHED) this.activeCache.delete(this.activeCache.keys().next().value!);
+    this.activeCache.set(id, { ok, at: now });
+    return ok;
   }
 
   close(): void {

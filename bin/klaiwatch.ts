@@ -203,7 +203,8 @@ class UsageError extends Error {}
 /** `klaiwatch api`: the API part (api/serve.ts), alone or under `klaiwatch run`. */
 async function runApiPart(config: Config): Promise<number> {
   const part = supervised();
-  const unusable = await preflight(config, { listen: !part, http: 'api' });
+  // The API binds its own address only: the receivers' ports belong to `archive serve` (it may be running beside it).
+  const unusable = await preflight(config, { listen: !part, http: 'api', receivers: false });
   if (unusable.length > 0) throw new ConfigError(unusable);
   const log = createLogger(config.settings.log.level);
   installProcessHandlers(log, 'api');
@@ -255,7 +256,7 @@ async function tokenCommand(config: Config, values: Record<string, string | bool
       const id = rest[0];
       if (!id || rest.length > 1) throw new UsageError('token revoke needs exactly one token id (klaiwatch token list shows them)');
       if (!store.revoke(id)) throw new UsageError(`no active token ${JSON.stringify(id)} (klaiwatch token list shows them)`);
-      console.error(`token ${id} revoked: it is refused from the next request on`);
+      console.error(`token ${id} revoked: a running API refuses it within 2 s (it trusts a token it found good that long)`);
       return 0;
     }
     throw new UsageError(`unknown action ${JSON.stringify(action ?? '')}; use create, list or revoke`);

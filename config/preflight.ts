@@ -86,6 +86,8 @@ export interface PreflightOptions {
    * alone: its /healthz on http.listen). Default 'api'.
    */
   http?: 'api' | 'collector';
+  /** Check the traffic receivers' listen addresses too (default true); `klaiwatch api` alone binds none of them. */
+  receivers?: boolean;
   /** Each bind gives up after this (a host name that takes long to resolve). */
   bindTimeoutMs?: number;
 }
@@ -127,10 +129,11 @@ export async function preflight(config: Config, opts: PreflightOptions = {}): Pr
     const listeners: { setting: string; value: string; proto: 'tcp' | 'udp' }[] = [
       api && s.api.listen !== undefined ? { setting: 'api.listen', value: s.api.listen, proto: 'tcp' } : { setting: 'http.listen', value: s.http.listen, proto: 'tcp' },
     ];
-    if (t?.syslog.udp) listeners.push({ setting: 'traffic.syslog.udp', value: t.syslog.udp, proto: 'udp' });
-    if (t?.syslog.tcp) listeners.push({ setting: 'traffic.syslog.tcp', value: t.syslog.tcp, proto: 'tcp' });
-    if (t?.syslog.tls) listeners.push({ setting: 'traffic.syslog.tls.listen', value: t.syslog.tls.listen, proto: 'tcp' });
-    if (t?.flow.udp) listeners.push({ setting: 'traffic.flow.udp', value: t.flow.udp, proto: 'udp' });
+    const r = opts.receivers !== false;
+    if (r && t?.syslog.udp) listeners.push({ setting: 'traffic.syslog.udp', value: t.syslog.udp, proto: 'udp' });
+    if (r && t?.syslog.tcp) listeners.push({ setting: 'traffic.syslog.tcp', value: t.syslog.tcp, proto: 'tcp' });
+    if (r && t?.syslog.tls) listeners.push({ setting: 'traffic.syslog.tls.listen', value: t.syslog.tls.listen, proto: 'tcp' });
+    if (r && t?.flow.udp) listeners.push({ setting: 'traffic.flow.udp', value: t.flow.udp, proto: 'udp' });
     const taken: { setting: string; host: string; port: number; proto: string }[] = [];
     for (const l of listeners) {
       const { host, port } = splitListen(l.value);

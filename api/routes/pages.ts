@@ -12,7 +12,7 @@ import view from '@fastify/view';
 import { Eta } from 'eta';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { App } from '../app.ts';
-import { SESSION_COOKIE } from '../app.ts';
+import { SESSION_COOKIE, sessionCookie } from '../app.ts';
 import type { ApiContext } from '../context.ts';
 import { ApiError, errorBody } from '../errors.ts';
 import type { TrafficRecord } from '../../archive/record.ts';
@@ -139,13 +139,16 @@ export async function register(app: App, ctx: ApiContext): Promise<void> {
       const secure = req.protocol === 'https' ? '; Secure' : '';
       return reply
         .code(303)
-        .header('set-cookie', `${SESSION_COOKIE}=${encodeURIComponent(token)}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${SESSION_SECONDS}${secure}`)
+        // The cookie holds a session id, never the token (api/sessions.ts): logging out ends it on the server.
+        .header('set-cookie', `${SESSION_COOKIE}=${ctx.sessions.create(r.principal, ctx.now())}; HttpOnly; SameSite=Strict; Path=/; Max-Age=${SESSION_SECONDS}${secure}`)
         .header('location', '/auditor/search')
         .header('cache-control', 'no-store')
         .send();
     });
 
     scope.post('/auditor/logout', { config: { roles: 'public' }, schema: { hide: true } }, async (req, reply) => {
+      const sid = sessionCookie(req);
+      if (sid !== undefined) ctx.sessions.end(sid);
       const secure = req.protocol === 'https' ? '; Secure' : '';
       return reply.code(303).header('set-cookie', `${SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0${secure}`).header('location', '/auditor/login?out=1').send();
     });

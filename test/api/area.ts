@@ -13,7 +13,7 @@ import { Collector } from '../../collector/collector.ts';
 import { startTestInflux, type TestInflux } from '../helpers/influx.ts';
 import { requireBinary, tempDir } from '../helpers/peers.ts';
 import { apiContext, type ApiContext } from '../../api/context.ts';
-import { buildApp, type App, type AppOptions } from '../../api/app.ts';
+import { buildApp, SESSION_COOKIE, type App, type AppOptions } from '../../api/app.ts';
 import type { Role } from '../../api/tokens.ts';
 
 /** A school whose router is silent to SNMP (DEFAULT_SILENT): on loopback it still answers ping, so after the rounds its "snmp" check fails (with ICMP off, the router is down). */
@@ -34,6 +34,8 @@ export interface ApiArea {
   tokens: Record<Role, string>;
   /** Headers with a role's token. */
   as(role: Role | 'none'): Record<string, string>;
+  /** A Cookie header value with a pages session logged in with a role's token (as POST /auditor/login makes). */
+  session(role: Role): string;
   /** Builds another app on the same stores (other options: rate limit, logger). */
   another(o?: AppOptions, health?: () => Promise<Record<string, unknown>>): Promise<App>;
   close(): Promise<void>;
@@ -85,6 +87,11 @@ export async function startApiArea(o: ApiAreaOptions): Promise<ApiArea> {
       app,
       tokens,
       as: (role): Record<string, string> => (role === 'none' ? {} : { authorization: `Bearer ${tokens[role]}` }),
+      session: (role) => {
+        const r = ctx.tokens.check(tokens[role]);
+        if (!('principal' in r)) throw new Error(`the ${role} token is ${r.refused}`);
+        return `${SESSION_COOKIE}=${ctx.sessions.create(r.principal, ctx.now())}`;
+      },
       async another(ao = {}, h = health) {
         const a = await buildApp({ ...ctx, health: h }, ao);
         apps.push(a);

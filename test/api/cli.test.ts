@@ -70,14 +70,15 @@ describe('klaiwatch token', () => {
     const made = await cli('token', 'create', '--role', 'school', '--school', SCHOOL, '--name', 'ครูสมศรี (ICT)', '--expires', '90d', '--config', settingsFile);
     expect(made.code).toBe(0);
     const token = made.stdout.trim();
-    expect(token).toMatch(/^kw_[A-Za-z0-9_-]{43}$/);
+    expect(token).toMatch(/^kw_[A-Za-z0-9_-]{51}$/);
     expect(made.stderr).toMatch(/shown this once/);
     const id = token.slice(3, 11);
-    // Neither the token nor its base64 body is anywhere in the tokens database's files.
+    // The secret part of the token is nowhere in the tokens database's files (its public id, drawn apart, is).
     const dbDir = join(a.dir, 'data');
     for (const f of readdirSync(dbDir).filter((n) => n.startsWith('api.sqlite'))) {
       const bytes = readFileSync(join(dbDir, f)).toString('latin1');
-      expect(bytes.includes(token.slice(3))).toBe(false);
+      expect(bytes.includes(token.slice(11))).toBe(false);
+      expect(bytes.includes(token.slice(11, 30))).toBe(false);
     }
     const list = await cli('token', 'list', '--config', settingsFile);
     expect(list.code).toBe(0);
@@ -148,6 +149,41 @@ describe('klaiwatch api, a process of its own', () => {
     } finally {
       blocker.kill();
     }
+  });
+});
+
+describe('klaiwatch api beside archive serve', () => {
+  it("starts while the traffic receivers' ports are held (by archive serve, in the three-unit layout): it binds only its own address", async () => {
+    const { generateSigningKey } = await import('../../archive/manifest.ts');
+    const { createSocket } = await import('node:dgram');
+    const { createServer } = await import('node:net');
+    const settings = parse(readFileSync(settingsFile, 'utf8')) as Record<string, any>;
+    const [syslogPort, flowPort, port] = [await freePort(), await freePort(), await freePort()];
+    const key = join(a.dir, 'traffic-key.pem');
+    generateSigningKey(key);
+    settings.traffic = { dir: join(a.dir, 'traffic'), signing_key: key, syslog: { udp: `127.0.0.1:${syslogPort}`, tcp: `127.0.0.1:${syslogPort}` }, flow: { udp: `127.0.0.1:${flowPort}` } };
+    settings.api = { listen: `127.0.0.1:${port}` };
+    const file = join(a.dir, 'api-beside-archive.yaml');
+    writeFileSync(file, stringify(settings));
+    // Stand-ins for archive serve's receivers.
+    const udp1 = createSocket('udp4');
+    const udp2 = createSocket('udp4');
+    const tcp = createServer();
+    await Promise.all([new Promise((r) => udp1.bind(syslogPort, '127.0.0.1', () => r(null))), new Promise((r) => udp2.bind(flowPort, '127.0.0.1', () => r(null))), new Promise((r) => tcp.listen(syslogPort, '127.0.0.1', () => r(null)))]);
+    const child = spawn(process.execPath, [CLI, 'api', '--config', file], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let log = '';
+    child.stderr!.on('data', (d) => (log += d));
+    try {
+      const r = await waitHttp(`http://127.0.0.1:${port}/healthz`);
+      expect([200, 503]).toContain(r.status);
+      expect(log).not.toMatch(/cannot be listened on/);
+    } finally {
+      child.kill('SIGTERM');
+      udp1.close();
+      udp2.close();
+      tcp.close();
+    }
+    expect(await waitExit(child)).toBe(0);
   });
 });
 

@@ -51,8 +51,9 @@ function expectCleanError(body: string, status: number, code?: string): void {
 /** A route's allowed caller and a request for it: a role from its declaration, the token in a header (API) or the session cookie (pages). */
 function callerOf(roles: readonly Role[] | 'public' | null, url: string): Record<string, string> {
   if (roles === 'public' || roles === null || roles.length === 0) return {};
-  const token = a.tokens[roles[0]!];
-  return url.startsWith('/auditor') ? { cookie: `${SESSION_COOKIE}=${token}` } : { authorization: `Bearer ${token}` };
+  const role = roles[0]!;
+  // A page's POST with the session cookie comes from the site's own page (its Origin), as a browser sends it.
+  return url.startsWith('/auditor') ? { cookie: a.session(role), origin: 'http://localhost:80' } : { authorization: `Bearer ${a.tokens[role]}` };
 }
 
 const postRoutes = (app: App) => app.routeTable.filter((r) => r.method === 'POST' && !r.url.startsWith('/docs'));
@@ -280,8 +281,8 @@ describe('request logs', () => {
     const secrets = Object.values(a.tokens);
     await app.inject({ method: 'GET', url: '/healthz', headers: a.as('officer') });
     await app.inject({ method: 'GET', url: '/v1/status', headers: a.as('viewer') });
-    await app.inject({ method: 'GET', url: '/v1/schools', headers: { cookie: `theme=dark; ${SESSION_COOKIE}=${a.tokens.school}` } });
-    await app.inject({ method: 'GET', url: '/auditor/search', headers: { cookie: `${SESSION_COOKIE}=${a.tokens.auditor}` } });
+    await app.inject({ method: 'GET', url: '/v1/schools', headers: { cookie: `theme=dark; ${a.session('school')}` } });
+    await app.inject({ method: 'GET', url: '/auditor/search', headers: { cookie: a.session('auditor') } });
     await app.inject({ method: 'POST', url: '/auditor/login', headers: { 'content-type': 'application/x-www-form-urlencoded' }, payload: `token=${a.tokens.auditor}` });
     await app.inject({ method: 'GET', url: '/v1/maintenance', headers: a.as('viewer') }); // refused: 403
     await app.inject({ method: 'POST', url: '/v1/maintenance', headers: { ...a.as('officer'), 'content-type': 'application/json' }, payload: `{"broken": "${a.tokens.officer}` });
@@ -289,7 +290,7 @@ describe('request logs', () => {
     const failing = await a.another({ logger: log.child({ part: 'api' }) }, async () => {
       throw new Error('health failed');
     });
-    await failing.inject({ method: 'GET', url: '/healthz', headers: { authorization: `Bearer ${a.tokens.viewer}`, cookie: `${SESSION_COOKIE}=${a.tokens.auditor}` } });
+    await failing.inject({ method: 'GET', url: '/healthz', headers: { authorization: `Bearer ${a.tokens.viewer}`, cookie: a.session('auditor') } });
     const text = lines.join('');
     // The capture works: request lines are there, as pino JSON.
     const parsed = lines.map((l) => JSON.parse(l) as { msg?: string; req?: { url?: string }; reqId?: string });

@@ -79,7 +79,7 @@ const TABLE: readonly Row[] = [
   { method: 'GET', url: '/v1/traffic/journal', roles: ['auditor', 'officer'] },
   { method: 'GET', url: '/auditor', roles: 'public', page: true },
   { method: 'GET', url: '/auditor/login', roles: 'public', page: true },
-  { method: 'POST', url: '/auditor/login', roles: 'public', page: true, sample: () => ({ body: { token: 'kw_' + 'x'.repeat(43) } }) },
+  { method: 'POST', url: '/auditor/login', roles: 'public', page: true, sample: () => ({ body: { token: 'kw_' + 'x'.repeat(51) } }) },
   { method: 'POST', url: '/auditor/logout', roles: 'public', page: true },
   { method: 'GET', url: '/auditor/search', roles: ['auditor'], page: true },
   { method: 'GET', url: '/auditor/who', roles: ['auditor'], page: true },
@@ -107,7 +107,10 @@ let other: { code: string; texts: string[] };
 async function ask(app: App, who: Who, method: string, url: string, body: Record<string, unknown> | undefined, page: boolean) {
   const headers: Record<string, string> = {};
   if (who !== 'none') {
-    if (page) headers.cookie = `${SESSION_COOKIE}=${a.tokens[who]}`;
+    if (page) {
+      headers.cookie = a.session(who);
+      headers.origin = 'http://localhost:80';
+    }
     else headers.authorization = `Bearer ${a.tokens[who]}`;
   }
   let payload: string | undefined;
@@ -229,7 +232,7 @@ describe('the role matrix', () => {
       const req = requestOf(row, r.url, s);
       for (const who of WHO) {
         if (who !== 'none' && row.roles.includes(who)) continue;
-        const res = await a.app.inject({ method: 'HEAD', url: req.url, headers: who === 'none' ? {} : row.page ? { cookie: `${SESSION_COOKIE}=${a.tokens[who]}` } : a.as(who) });
+        const res = await a.app.inject({ method: 'HEAD', url: req.url, headers: who === 'none' ? {} : row.page ? { cookie: a.session(who) } : a.as(who) });
         const ok = row.page ? res.statusCode === 303 || res.statusCode === 403 : res.statusCode === (who === 'none' ? 401 : 403);
         if (!ok) wrong.push(`${who} HEAD ${req.url} → ${res.statusCode}`);
       }
@@ -254,7 +257,7 @@ describe('the role matrix', () => {
     const revoked = a.ctx.tokens.create({ role: 'officer', name: 'revoked officer (roles test)' });
     a.ctx.tokens.revoke(revoked.row.id);
     const expired = a.ctx.tokens.create({ role: 'officer', name: 'expired officer (roles test)', expiresAt: a.ctx.now() + 1000 });
-    const unknown = 'kw_' + 'Q'.repeat(43);
+    const unknown = 'kw_' + 'Q'.repeat(51);
     // The expired token is asked of an app whose clock is past its end.
     const later = await buildApp({ ...a.ctx, now: () => Date.now() + 2000 });
     const wrong: string[] = [];
