@@ -4,7 +4,7 @@
 import { mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { isIP } from 'node:net';
-import { COLUMNS, type TrafficRecord } from './record.ts';
+import { COLUMNS, decodeFrame, frameLayout, type TrafficRecord } from './record.ts';
 import { Wal, walPayloads } from './wal.ts';
 import { goneSegments, liveSegments, type Entry, type SegmentEntry } from './manifest.ts';
 import { duck, sha256File, sqlString } from './archive.ts';
@@ -153,7 +153,16 @@ function addressVariants(layout: number, ip: string | undefined, columns: readon
   return columns.map((c, i) => [addressIs(layout, c, ip), ...columns.slice(0, i).map((b) => addressIs(layout, b, ip, true))].join(' AND '));
 }
 
-const where = (conds: readonly string[]) => (conds.filter(Boolean).length > 0 ? `WHERE ${conds.filter(Boolean).join(' AND ')}` : '');
+/**
+ * WHERE with every condition in parentheses: a condition holding OR (the
+ * address variants: "src is it OR dst is it OR nat is it") joined bare with
+ * AND would bind only its last alternative to the other filters, so every
+ * filter but the address one would fail to apply to the rest.
+ */
+export const where = (conds: readonly string[]) => {
+  const c = conds.filter(Boolean);
+  return c.length > 0 ? `WHERE ${c.map((x) => `(${x})`).join(' AND ')}` : '';
+};
 
 /**
  * Runs a query. A segment purged or merged between reading the manifest and
@@ -221,6 +230,232 @@ async function segmentsMayHold(con: DuckDBConnection, paths: readonly string[], 
   return new Set(paths.filter((p) => parseBloom(filters.get(p) ?? '')?.has(ip) ?? true));
 }
 
+/**
+ * Whether a record matches the query, in JavaScript: the same conditions
+ * as whereClause's SQL (which runs again over what passes, so this may
+ * only ever let through more, never less). Used on the write-ahead log's
+ * records as they are read, so that a query stages its matches, not the
+ * whole log.
+ */
+export function recordMatches(q: ArchiveQuery): (r: TrafficRecord) => boolean {
+  const side = q.side ?? 'either';
+  const ip = q.ip || undefined;
+  const peer = q.peer || undefined;
+  const mac = q.mac ? q.mac.toLowerCase().replace(/-/g, ':') : undefined;
+  const round = (v: number | null) => (v === null ? null : Math.round(v));
+  const within = (t: number | null) => t !== null && (q.from === undefined || t >= q.from) && (q.to === undefined || t < q.to);
+  return (r) => {
+    if (ip !== undefined) {
+      const hit = side === 'src' ? r.src_ip === ip || r.nat_ip === ip : side === 'dst' ? r.dst_ip === ip : r.src_ip === ip || r.dst_ip === ip || r.nat_ip === ip;
+      if (!hit) return false;
+    }
+    if (peer !== undefined) {
+      const hit = ip && side === 'either' ? r.src_ip === peer || r.dst_ip === peer : q.side === 'dst' ? r.src_ip === peer : r.dst_ip === peer;
+      if (!hit) return false;
+    }
+    if (q.port !== undefined && r.src_port !== q.port && r.dst_port !== q.port && r.nat_port !== q.port) return false;
+    if (q.proto !== undefined && r.proto !== q.proto) return false;
+    if (q.school && r.school !== q.school) return false;
+    if (q.user && r.user !== q.user) return false;
+    if (mac !== undefined && r.mac !== mac) return false;
+    if (q.from !== undefined || q.to !== undefined) {
+      const recv = round(r.recv_ms);
+      if (!within(round(r.dev_ms) ?? recv) && !within(recv)) return false;
+    }
+    return true;
+  };
+}
+
+/** Above this many rows (offset + limit) a query keeps every match of the log rather than track the first ones. */
+const TRACKED = 1_000_000;
+
+/** How each column is written in a binary frame (record.ts): 0 double, 1 int32, 2 int16, 3 length-prefixed bytes (text, blob). */
+const WIRE = COLUMNS.map(([, t]) => (t === 'BIGINT' ? 0 : t === 'INTEGER' ? 1 : t === 'SMALLINT' ? 2 : 3));
+const column = (name: string) => COLUMNS.findIndex(([c]) => c === name);
+const C = {
+  recv: column('recv_ms'), dev: column('dev_ms'), school: column('school'), src: column('src_ip'), srcPort: column('src_port'), dst: column('dst_ip'), dstPort: column('dst_port'),
+  proto: column('proto'), nat: column('nat_ip'), natPort: column('nat_port'), mac: column('mac'), user: column('user'),
+};
+/** A binary frame's first byte (record.ts ROWS_MAGIC): rows with the frame's column map. */
+const ROWS_MAGIC = 0x43;
+
+/**
+ * What a query keeps of the write-ahead log: the matching records, and
+ * with a limit, only those that can still be among the first offset +
+ * limit in the answer's order (event time, then receive time). A binary
+ * frame is read in place, each row's fields found by their offsets and
+ * compared as bytes, and what matches is copied into a smaller frame of
+ * the same encoding (no record is made into an object, so reading a large
+ * log makes next to no garbage); frames of the first versions' JSON rows
+ * are decoded and tested by recordMatches.
+ *
+ * With a limit it tracks the offset + limit smallest keys seen (a max-heap
+ * of numbers, 16 bytes a row); a record whose key is above the largest of
+ * them cannot be in the answer, since that many matches come before it.
+ * Records tied with it are kept (paging breaks ties by the whole row, in
+ * SQL).
+ */
+export class WalKeeper {
+  private readonly q: ArchiveQuery;
+  private readonly match: (r: TrafficRecord) => boolean;
+  private readonly k: number;
+  /** Heap of [event, receive] keys, largest on top (flat: 2 numbers an entry). */
+  private heap: number[] = [];
+  private readonly ip: Buffer | null;
+  private readonly peer: Buffer | null;
+  private readonly school: Buffer | null;
+  private readonly user: Buffer | null;
+  private readonly mac: Buffer | null;
+  /** Where each column's value starts in the row being read (-1: absent). */
+  private readonly at = new Int32Array(COLUMNS.length);
+
+  constructor(q: ArchiveQuery) {
+    this.q = q;
+    this.match = recordMatches(q);
+    const k = q.limit !== undefined ? Math.max(0, Math.trunc(q.limit)) + Math.max(0, Math.trunc(q.offset ?? 0)) : Infinity;
+    this.k = k <= TRACKED ? k : Infinity;
+    const bytes = (v: string | undefined) => (v ? Buffer.from(v, 'utf8') : null);
+    this.ip = bytes(q.ip);
+    this.peer = bytes(q.peer);
+    this.school = bytes(q.school);
+    this.user = bytes(q.user);
+    this.mac = bytes(q.mac ? q.mac.toLowerCase().replace(/-/g, ':') : undefined);
+  }
+
+  /** What to stage of one log frame: a frame of the matching rows, records (JSON frames), or null for nothing. */
+  frame(payload: Buffer): Buffer | TrafficRecord[] | null {
+    const layout = frameLayout(payload);
+    if (!layout) {
+      const rows = this.take(decodeFrame(payload));
+      return rows.length > 0 ? rows : null;
+    }
+    const parts: Buffer[] = [];
+    let count = 0;
+    let o = layout.rowsAt;
+    const at = this.at;
+    for (let k = 0; k < layout.count; k++) {
+      const start = o;
+      const map = payload.readUInt32LE(o);
+      o += 4;
+      for (let i = 0; i < WIRE.length; i++) {
+        if (!(map & (1 << i))) {
+          at[i] = -1;
+          continue;
+        }
+        at[i] = o;
+        const w = WIRE[i]!;
+        o += w === 0 ? 8 : w === 1 ? 4 : w === 2 ? 2 : 4 + payload.readUInt32LE(o);
+      }
+      if (o > payload.length) throw new QueryError(`a write-ahead log frame's row ${k} runs past the frame's end`);
+      if (!this.rowMatches(payload)) continue;
+      const recv = Math.round(payload.readDoubleLE(at[C.recv]!));
+      const ev = at[C.dev]! >= 0 ? Math.round(payload.readDoubleLE(at[C.dev]!)) : recv;
+      if (!this.ranked(ev, recv)) continue;
+      parts.push(payload.subarray(start, o));
+      count++;
+    }
+    if (count === 0) return null;
+    const head = Buffer.alloc(9);
+    head[0] = ROWS_MAGIC;
+    head.writeUInt32LE(count, 1);
+    head.writeUInt32LE(layout.columns, 5);
+    return Buffer.concat([head, ...parts]);
+  }
+
+  /** The row whose fields `at` holds, against the query (recordMatches' conditions, on the bytes). */
+  private rowMatches(b: Buffer): boolean {
+    const q = this.q;
+    const at = this.at;
+    const is = (i: number, v: Buffer) => {
+      const p = at[i]!;
+      return p >= 0 && b.readUInt32LE(p) === v.length && v.compare(b, p + 4, p + 4 + v.length) === 0;
+    };
+    const num = (i: number): number | null => {
+      const p = at[i]!;
+      if (p < 0) return null;
+      const w = WIRE[i];
+      return w === 0 ? Math.round(b.readDoubleLE(p)) : w === 1 ? b.readInt32LE(p) : b.readInt16LE(p);
+    };
+    const side = q.side ?? 'either';
+    if (this.ip) {
+      const hit = side === 'src' ? is(C.src, this.ip) || is(C.nat, this.ip) : side === 'dst' ? is(C.dst, this.ip) : is(C.src, this.ip) || is(C.dst, this.ip) || is(C.nat, this.ip);
+      if (!hit) return false;
+    }
+    if (this.peer) {
+      const hit = this.ip && side === 'either' ? is(C.src, this.peer) || is(C.dst, this.peer) : q.side === 'dst' ? is(C.src, this.peer) : is(C.dst, this.peer);
+      if (!hit) return false;
+    }
+    if (q.port !== undefined && num(C.srcPort) !== q.port && num(C.dstPort) !== q.port && num(C.natPort) !== q.port) return false;
+    if (q.proto !== undefined && num(C.proto) !== q.proto) return false;
+    if (this.school && !is(C.school, this.school)) return false;
+    if (this.user && !is(C.user, this.user)) return false;
+    if (this.mac && !is(C.mac, this.mac)) return false;
+    if (q.from !== undefined || q.to !== undefined) {
+      const within = (t: number | null) => t !== null && (q.from === undefined || t >= q.from) && (q.to === undefined || t < q.to);
+      const recv = num(C.recv);
+      if (!within(num(C.dev) ?? recv) && !within(recv)) return false;
+    }
+    return true;
+  }
+
+  /** The records of a decoded frame to stage. */
+  take(records: readonly TrafficRecord[]): TrafficRecord[] {
+    return records.filter((r) => this.match(r) && this.ranked(Math.round(r.dev_ms ?? r.recv_ms), Math.round(r.recv_ms)));
+  }
+
+  /** Whether a matching record with this key can be in the answer (and, if so, its key is counted). */
+  private ranked(ev: number, recv: number): boolean {
+    if (this.k === Infinity) return true;
+    if (this.k === 0) return false;
+    const h = this.heap;
+    if (h.length / 2 < this.k) {
+      this.push(ev, recv);
+      return true;
+    }
+    if (ev > h[0]! || (ev === h[0]! && recv > h[1]!)) return false;
+    // Strictly smaller: it takes the place of the largest key; a tie is kept and changes nothing.
+    if (ev < h[0]! || recv < h[1]!) this.replaceTop(ev, recv);
+    return true;
+  }
+
+  private greater(i: number, j: number): boolean {
+    const h = this.heap;
+    return h[2 * i]! > h[2 * j]! || (h[2 * i] === h[2 * j] && h[2 * i + 1]! > h[2 * j + 1]!);
+  }
+
+  private swap(i: number, j: number): void {
+    const h = this.heap;
+    [h[2 * i], h[2 * j]] = [h[2 * j]!, h[2 * i]!];
+    [h[2 * i + 1], h[2 * j + 1]] = [h[2 * j + 1]!, h[2 * i + 1]!];
+  }
+
+  private push(ev: number, recv: number): void {
+    this.heap.push(ev, recv);
+    for (let i = this.heap.length / 2 - 1; i > 0; ) {
+      const parent = (i - 1) >> 1;
+      if (!this.greater(i, parent)) break;
+      this.swap(i, parent);
+      i = parent;
+    }
+  }
+
+  private replaceTop(ev: number, recv: number): void {
+    this.heap[0] = ev;
+    this.heap[1] = recv;
+    const n = this.heap.length / 2;
+    for (let i = 0; ; ) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < n && this.greater(l, m)) m = l;
+      if (r < n && this.greater(r, m)) m = r;
+      if (m === i) break;
+      this.swap(i, m);
+      i = m;
+    }
+  }
+}
+
 /** Numbers this process's queries: each spills (if it must) into a folder of its own. */
 let queries = 0;
 
@@ -232,14 +467,23 @@ async function queryOnce(dir: string, q: ArchiveQuery, cond: ReturnType<typeof w
     // frame by frame; then the manifest is read, and a segment sealed from a
     // log file read here meanwhile is left out, so nothing is counted twice
     // and nothing sealed in between is missed.
+    // Only the records that match are staged (walMatches), and with a
+    // limit only those that can still be among the first offset + limit.
     const wal = await Stager.create(db.con, 'w');
     // By inode: the current log is renamed (same inode) when it is sealed.
     const read = new Set<number>();
     const started = Date.now();
+    const keep = new WalKeeper(q);
     for (const f of await Wal.files(join(dir, 'wal'))) {
       try {
         const ino = (await stat(f)).ino;
-        for await (const payload of walPayloads(f)) await wal.addFrame(payload);
+        // One buffer for every frame: each is done with before the next is read (what is kept is copied).
+        for await (const payload of walPayloads(f, { validBytes: 0 }, true)) {
+          const kept = keep.frame(payload);
+          if (kept === null) continue;
+          if (Buffer.isBuffer(kept)) await wal.addFrame(kept);
+          else await wal.addRecords(kept);
+        }
         read.add(ino);
       } catch (err) {
         // Sealed and removed before it could be opened: its records are in a segment now.

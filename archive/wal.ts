@@ -52,9 +52,16 @@ interface Waiter {
   reject(err: Error): void;
 }
 
-/** The frames' payloads as they are on disk (for readers that decode them themselves). */
-export async function* walPayloads(path: string, state: { validBytes: number } = { validBytes: 0 }): AsyncGenerator<Buffer> {
+/**
+ * The frames' payloads as they are on disk (for readers that decode them
+ * themselves). With `reuse`, every payload is a view of one buffer (grown
+ * to the largest frame) that the next one overwrites: for a reader that is
+ * done with a frame before it asks for the next (a query over the log),
+ * so reading a large log leaves no garbage behind.
+ */
+export async function* walPayloads(path: string, state: { validBytes: number } = { validBytes: 0 }, reuse = false): AsyncGenerator<Buffer> {
   const fh = await open(path, 'r');
+  let scratch = Buffer.alloc(0);
   try {
     const size = (await fh.stat()).size;
     let pos = 0;
@@ -65,7 +72,8 @@ export async function* walPayloads(path: string, state: { validBytes: number } =
       const sum = header.readUInt32LE(4);
       // Never written (a frame holds at least one record): zeros a crash left at the end.
       if (len === 0 || pos + HEADER + len > size) break;
-      const payload = Buffer.allocUnsafe(len);
+      if (reuse && scratch.length < len) scratch = Buffer.allocUnsafe(Math.max(len, scratch.length * 2));
+      const payload = reuse ? scratch.subarray(0, len) : Buffer.allocUnsafe(len);
       await fh.read(payload, 0, len, pos + HEADER);
       if (crc32(payload) !== sum) break;
       pos += HEADER + len;
