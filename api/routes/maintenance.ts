@@ -8,6 +8,8 @@ import type { DatabaseSync } from 'node:sqlite';
 import type { App } from '../app.ts';
 import { StoreMissing, type ApiContext } from '../context.ts';
 import { ApiError } from '../errors.ts';
+import { parseTime, TimeParamZ } from './views/common.ts';
+import { TIME_FORMS } from '../../config/time.ts';
 import { createWindow, endWindow, listWindows, MaintenanceError, MAX_LIST, MAX_REASON_CHARS, MAX_TARGETS, type MaintenanceWindow } from '../../stores/maintenance.ts';
 
 const OFFICER = ['officer'] as const;
@@ -84,8 +86,8 @@ export async function register(app: App, ctx: ApiContext): Promise<void> {
         summary: 'Maintenance windows made over the API, newest first (the settings\' alerts.maintenance are not listed)',
         querystring: z.strictObject({
           active: z.enum(['true', 'false']).optional().describe('true: only those in force now; false: only those not'),
-          from: instant('from').optional().describe('only windows overlapping [from, to)'),
-          to: instant('to').optional(),
+          from: TimeParamZ.optional().describe(`only windows overlapping [from, to): ${TIME_FORMS}; without an offset, the area's local time`),
+          to: TimeParamZ.optional(),
           limit: z.coerce.number().int().min(1).max(MAX_LIST).default(100),
         }),
         response: { 200: z.object({ windows: z.array(windowOut), limit: z.number() }), 400: errorOut },
@@ -93,9 +95,10 @@ export async function register(app: App, ctx: ApiContext): Promise<void> {
     },
     async (req) => {
       const q = req.query;
-      const from = q.from === undefined ? undefined : Date.parse(q.from);
-      const to = q.to === undefined ? undefined : Date.parse(q.to);
-      if (from !== undefined && to !== undefined && to <= from) throw new ApiError(400, 'bad_request', `querystring.to: ${q.to} is not after from ${q.from}`);
+      // The same forms as the views' from/to (a bare date is midnight in the area's time); creating a window wants an explicit offset.
+      const from = q.from === undefined ? undefined : parseTime(q.from, 'querystring.from', offsetMin);
+      const to = q.to === undefined ? undefined : parseTime(q.to, 'querystring.to', offsetMin);
+      if (from !== undefined && to !== undefined && to <= from) throw new ApiError(400, 'bad_request', `querystring.to: ${iso(to)} is not after from ${iso(from)}`);
       const now = ctx.now();
       let d: DatabaseSync;
       try {

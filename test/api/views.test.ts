@@ -289,6 +289,25 @@ describe('GET /v1/devices/:id/metrics', () => {
     for (const w of want) expect(got.get(key(w as { time: number; ifname: string }))).toEqual({ in_bps: w.in_bps, oper_status: w.oper_status });
   });
 
+  it('reads a date, or a date and time without an offset, as Thai time (Asia/Bangkok), like the auditor\'s routes', async () => {
+    const cases: [string, string, string][] = [
+      ['from=2026-11-29&to=2026-11-30', '2026-11-28T17:00:00.000Z', '2026-11-29T17:00:00.000Z'],
+      ['from=2026-11-29T08:00&to=2026-11-29%2009:30:15', '2026-11-29T01:00:00.000Z', '2026-11-29T02:30:15.000Z'],
+      ['from=2026-11-29T01:00:00Z&to=2026-11-29T09:00:00%2B07:00', '2026-11-29T01:00:00.000Z', '2026-11-29T02:00:00.000Z'],
+      [`from=${Date.parse('2026-11-29T00:00:00+07:00')}&to=2026-11-30`, '2026-11-28T17:00:00.000Z', '2026-11-29T17:00:00.000Z'],
+    ];
+    for (const [q, from, to] of cases) {
+      const r = await get('officer', `/v1/devices/${router}/metrics?measurement=icmp&fields=rtt_avg_ms&every=1h&${q}`);
+      expect(r.statusCode, q).toBe(200);
+      expect({ from: r.json().from, to: r.json().to }, q).toEqual({ from, to });
+    }
+    for (const q of ['from=2026-02-30', 'from=2026-11-29T24:00', 'from=2026-13-01', 'from=0099-01-01', 'to=2026-11-29T08:00%2B15:00']) {
+      const r = await get('officer', `/v1/devices/${router}/metrics?${q}`);
+      expect(r.statusCode, q).toBe(400);
+      expect(r.json().message, q).toMatch(/^querystring\.(from|to): .* is not a time: give a date \(2026-11-29: midnight, Thai time\)/);
+    }
+  });
+
   it('refuses parameters outside the schema with 400 naming the field, before any query', async () => {
     const cases: [string, RegExp][] = [
       ['measurement=klaiwatch', /^querystring\.measurement: /],
@@ -363,6 +382,31 @@ describe('GET /v1/incidents', () => {
     const t = all[all.length - 1]!.started_at;
     expect(await ids(`to=${t}`)).toEqual([]);
     expect(await ids(`from=${new Date(t).toISOString()}&to=${t + 1}`)).toEqual(all.filter((i) => i.started_at < t + 1 && (i.ended_at === null || i.ended_at > t)).map((i) => i.id));
+  });
+
+  it('reads from/to given as a date or a date-time without an offset as Thai time: the same answer as with +07:00', async () => {
+    const ids = async (q: string) => {
+      const r = await get('officer', `/v1/incidents?${q}`);
+      expect(r.statusCode, q).toBe(200);
+      return r.json().incidents.map((i: { id: number }) => i.id);
+    };
+    const all = dbIncidents();
+    expect(all.length).toBeGreaterThan(0);
+    // The Thai day of the oldest incident: a bare date is its midnight in Bangkok, not in UTC.
+    const t = all[all.length - 1]!.started_at;
+    const day = new Date(t + 7 * 3_600_000).toISOString().slice(0, 10);
+    const next = new Date(t + 7 * 3_600_000 + 86_400_000).toISOString().slice(0, 10);
+    const midnight = Date.parse(`${day}T00:00:00+07:00`);
+    const expected = all.filter((i) => i.started_at < midnight + 86_400_000 && (i.ended_at === null || i.ended_at > midnight)).map((i) => i.id);
+    expect(expected.length).toBeGreaterThan(0);
+    expect(await ids(`from=${day}&to=${next}&limit=1000`)).toEqual(expected);
+    expect(await ids(`from=${encodeURIComponent(`${day}T00:00:00+07:00`)}&to=${midnight + 86_400_000}&limit=1000`)).toEqual(expected);
+    // A date-time without an offset: the incident's own start, in Thai time, finds it (to is exclusive: one second on).
+    const local = new Date(t + 7 * 3_600_000).toISOString().slice(0, 19);
+    const endLocal = new Date(t + 7 * 3_600_000 + 1000).toISOString().slice(0, 19);
+    expect(await ids(`from=${local}&to=${endLocal}&limit=1000`)).toContain(all[all.length - 1]!.id);
+    // The same text read as UTC would be seven hours later: nothing begun then.
+    expect(await ids(`to=${local}&limit=1000`)).not.toContain(all[all.length - 1]!.id);
   });
 
   it('refuses a limit above 1000, a negative offset and a bad flag with 400 naming the field', async () => {

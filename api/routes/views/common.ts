@@ -4,6 +4,7 @@ import { z } from 'zod';
 import type { FastifyRequest } from 'fastify';
 import { SCHOOL_STATES, STATES } from '../../../stores/model.ts';
 import { ApiError } from '../../errors.ts';
+import { AREA_OFFSET_MINUTES, parseAreaTime, TIME_FORMS } from '../../../config/time.ts';
 import type { Snapshot } from './snapshot.ts';
 
 export const iso = (t: number) => new Date(t).toISOString();
@@ -68,11 +69,19 @@ export function scopedSchool(req: FastifyRequest, asked: string | undefined, sco
   return asked;
 }
 
-/** "2026-11-29T08:00:00+07:00", "2026-11-29" or Unix milliseconds → ms; 400 naming the field otherwise. */
-export function parseTime(text: string, field: string): number {
-  const t = /^\d{1,15}$/.test(text) ? Number(text) : /^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2}))?$/.test(text) ? Date.parse(text) : NaN;
-  if (!Number.isFinite(t)) throw new ApiError(400, 'bad_request', `${field}: ${JSON.stringify(text.slice(0, 40))} is not a time: give ISO 8601 with its offset (2026-11-29T08:00:00+07:00), a date (its UTC midnight) or Unix milliseconds`);
+/**
+ * A from/to parameter → ms: a date or a date and time without an offset is the
+ * area's local time (Asia/Bangkok unless the calendar says otherwise), as the
+ * auditor's routes read it; ISO 8601 with Z or an offset; Unix milliseconds.
+ * 400 naming the field otherwise.
+ */
+export function parseTime(text: string, field: string, offsetMinutes: number = AREA_OFFSET_MINUTES): number {
+  const t = parseAreaTime(text, offsetMinutes);
+  if (t === undefined) throw new ApiError(400, 'bad_request', `${field}: ${JSON.stringify(text.slice(0, 40))} is not a time: give ${TIME_FORMS}`);
   return t;
 }
 
-export const TimeParamZ = z.string().min(1).max(40).meta({ description: 'ISO 8601 with its offset (2026-11-29T08:00:00+07:00), a date (its UTC midnight) or Unix milliseconds' });
+/** The area's offset from UTC in minutes: the calendar's, else Asia/Bangkok's (as the maintenance routes write times). */
+export const areaOffset = (ctx: { config: { calendars: readonly { utc_offset_minutes?: number }[] } }): number => ctx.config.calendars[0]?.utc_offset_minutes ?? AREA_OFFSET_MINUTES;
+
+export const TimeParamZ = z.string().min(1).max(40).meta({ description: `${TIME_FORMS}; without an offset, the area's local time (Asia/Bangkok)`, example: '2026-11-29' });

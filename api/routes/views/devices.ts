@@ -18,7 +18,7 @@ import { STATES } from '../../../stores/model.ts';
 import { ident, literal, InfluxHttpError, type InfluxResult } from '../../../stores/influx/client.ts';
 import { RAW_RP, ROLLUP_RP } from '../../../stores/influx/setup.ts';
 import type { Snapshot, StateView } from './snapshot.ts';
-import { DeviceIdZ, DeviceStateZ, ErrorZ, errors, Iso, isoOrNull, ObservedZ, observedJson, parseTime, SchoolCodeZ, scopedSchool, TimeParamZ } from './common.ts';
+import { DeviceIdZ, DeviceStateZ, ErrorZ, errors, Iso, isoOrNull, ObservedZ, observedJson, parseTime, areaOffset, SchoolCodeZ, scopedSchool, TimeParamZ } from './common.ts';
 
 const DeviceZ = z.object({
   id: z.string(),
@@ -244,8 +244,8 @@ export async function register(app: App, ctx: ApiContext, view: StateView): Prom
       if (fields.length === 0) fields = Object.keys(m.fields);
       // "Now" to the second: the same request within a second is the same query, answered once (below).
       const now = Math.floor(ctx.now() / 1000) * 1000;
-      const to = q.to === undefined ? now : parseTime(q.to, 'querystring.to');
-      const from = q.from === undefined ? to - DEFAULT_RANGE_MS : parseTime(q.from, 'querystring.from');
+      const to = q.to === undefined ? now : parseTime(q.to, 'querystring.to', areaOffset(ctx));
+      const from = q.from === undefined ? to - DEFAULT_RANGE_MS : parseTime(q.from, 'querystring.from', areaOffset(ctx));
       if (from >= to) throw new ApiError(400, 'bad_request', `querystring.from: ${new Date(from).toISOString()} is not before to (${new Date(to).toISOString()})`);
       if (to - from > MAX_RANGE_MS) throw new ApiError(400, 'bad_request', `querystring.from: the range is ${Math.ceil((to - from) / 86_400_000)} days; at most 31`);
       const every = q.every === undefined ? undefined : EVERY[q.every];

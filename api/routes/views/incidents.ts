@@ -11,7 +11,7 @@ import { ApiError } from '../../errors.ts';
 import { DEVICE_KINDS, type DeviceKind } from '../../../config/schema.ts';
 import { checkTh, DEVICE_FIRST_CHECK, formatEnglishTime, formatThaiTime, KIND_TH, TH } from '../../../config/thai.ts';
 import type { OpenIncident, StateView } from './snapshot.ts';
-import { DeviceIdZ, errors, Iso, isoOrNull, ObservedZ, observedJson, parseTime, SchoolCodeZ, scopedSchool, TimeParamZ } from './common.ts';
+import { DeviceIdZ, errors, Iso, isoOrNull, ObservedZ, observedJson, parseTime, areaOffset, SchoolCodeZ, scopedSchool, TimeParamZ } from './common.ts';
 import { deviceFor } from './devices.ts';
 
 export const MAX_LIMIT = 1000;
@@ -211,8 +211,8 @@ export async function register(app: App, ctx: ApiContext, view: StateView): Prom
       if (q.check !== undefined) add('check_name = ?', q.check === 'none' ? '' : q.check);
       if (q.open === 'true') clauses.push('ended_at IS NULL');
       if (q.open === 'false') clauses.push('ended_at IS NOT NULL');
-      const from = q.from === undefined ? undefined : parseTime(q.from, 'querystring.from');
-      const to = q.to === undefined ? undefined : parseTime(q.to, 'querystring.to');
+      const from = q.from === undefined ? undefined : parseTime(q.from, 'querystring.from', areaOffset(ctx));
+      const to = q.to === undefined ? undefined : parseTime(q.to, 'querystring.to', areaOffset(ctx));
       if (from !== undefined && to !== undefined && from >= to) throw new ApiError(400, 'bad_request', `querystring.from: ${new Date(from).toISOString()} is not before to (${new Date(to).toISOString()})`);
       if (to !== undefined) add('started_at < ?', to);
       if (from !== undefined) add('(ended_at IS NULL OR ended_at > ?)', from);
