@@ -183,6 +183,29 @@ export async function queryArchive(dir: string, q: ArchiveQuery): Promise<QueryR
 }
 
 /**
+ * How many rows a query has in all (its limit and offset ignored): what a
+ * page says when an answer is larger than one download (api.max_rows).
+ * Retried once on a new manifest as queryArchive is.
+ */
+export async function countArchive(dir: string, q: ArchiveQuery): Promise<QueryResult & { count: number }> {
+  const all: ArchiveQuery = { ...q };
+  delete all.limit;
+  delete all.offset;
+  const cond = whereClause(all);
+  const once = async () => {
+    const r = await queryOnce(dir, all, cond, 'count');
+    return { ...r, count: r.count ?? 0 };
+  };
+  try {
+    const r = await once();
+    return r.missing.length > 0 ? once() : r;
+  } catch (err) {
+    if (!/No such file|No files found|Cannot open file/i.test((err as Error).message)) throw err;
+    return once();
+  }
+}
+
+/**
  * The same query, its rows handed to `sink` a chunk (about 2,000 rows) at a
  * time as DuckDB gives them, never all held at once: for answers larger than
  * memory (the API's streamed search). The result's `rows` and `walRows` are
@@ -459,7 +482,7 @@ export class WalKeeper {
 /** Numbers this process's queries: each spills (if it must) into a folder of its own. */
 let queries = 0;
 
-async function queryOnce(dir: string, q: ArchiveQuery, cond: ReturnType<typeof whereClause>, sink?: RowSink): Promise<QueryResult> {
+async function queryOnce(dir: string, q: ArchiveQuery, cond: ReturnType<typeof whereClause>, sink?: RowSink | 'count'): Promise<QueryResult & { count?: number }> {
   const db = await duck(2, join(dir, 'tmp', `query-${process.pid}-${++queries}`));
   try {
     const cols = COLUMNS.map(([c]) => `"${c}"`).join(', ');
@@ -534,6 +557,18 @@ async function queryOnce(dir: string, q: ArchiveQuery, cond: ReturnType<typeof w
     };
     let rows: TrafficRecord[] = [];
     let walRows: boolean[] = [];
+    if (sink === 'count') {
+      // How many rows the query has (from the log and per segment): no row is made into JSON.
+      const reader = await db.con.runAndReadAll(`SELECT _source, count(*)::DOUBLE FROM (${parts.join(' UNION ALL ')}) GROUP BY _source`, cond.params as unknown as never[]);
+      let count = 0;
+      for (const [src, n] of reader.getRows()) {
+        count += Number(n);
+        if (src === 'wal') fromWal += Number(n);
+        else used.set(basename(String(src)), Number(n));
+      }
+      const segments = segs.filter((s) => used.has(s.file)).map((s) => ({ file: s.file, seq: s.seq, sha256: s.sha256, rows: used.get(s.file)! }));
+      return { rows, segments, fromWal, walRows, segmentsRead: segs.length, missing: [...gone], altered: await alteredSegments(dir, segments), count };
+    }
     if (sink) {
       const result = await db.con.stream(sql, cond.params as unknown as never[]);
       for (let chunk = await result.fetchChunk(); chunk !== null && chunk.rowCount > 0; chunk = await result.fetchChunk()) {

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { readdirSync, statSync, cpSync } from 'node:fs';
 import { Archive } from '../../archive/archive.ts';
 import { COLUMNS, type TrafficRecord } from '../../archive/record.ts';
-import { queryArchive, streamArchive, type ArchiveQuery } from '../../archive/query.ts';
+import { countArchive, queryArchive, streamArchive, type ArchiveQuery } from '../../archive/query.ts';
 import { tempDir } from '../helpers/peers.ts';
 
 const store = tempDir('wal-filters');
@@ -194,6 +194,9 @@ describe('the write-ahead log and a sealed segment answer a query alike', () => 
         const streamed: string[] = [];
         await streamArchive(walDir, q, (rows) => void streamed.push(...rows.map(key)));
         expect(streamed).toEqual(want);
+        // And the count (a page's "more than one download") is of the whole answer, limit and offset aside.
+        expect((await countArchive(walDir, q)).count).toBe(all.length);
+        expect((await countArchive(sealedDir, q)).count).toBe(all.length);
       }),
       { seed: 1717, numRuns: RUNS },
     );
