@@ -34,7 +34,7 @@ export interface AuditContext {
   anchors: { tsaCa?: string };
 }
 
-export function auditContext(config: Config, auditor: string, identity: Identity = systemIdentity()): AuditContext {
+export function auditContext(config: Config, auditor: string, identity: Identity = systemIdentity(), opts: { journalBusyMs?: number } = {}): AuditContext {
   const t = config.settings.traffic;
   if (!t) throw new AuditError(`${config.file}: has no traffic section: the archive is not configured`);
   const base = dirname(config.file);
@@ -55,7 +55,7 @@ export function auditContext(config: Config, auditor: string, identity: Identity
     area: config.settings.area.name_th,
     auditor,
     identity,
-    journal: new Journal(join(dir, JOURNAL_FILE), key),
+    journal: new Journal(join(dir, JOURNAL_FILE), key, opts.journalBusyMs === undefined ? {} : { busyTimeoutMs: opts.journalBusyMs }),
     ...(trustedKey ? { trustedKey } : {}),
     key,
     ...(keyError ? { keyError } : {}),

@@ -103,14 +103,20 @@ export class Journal {
   /** The archive's private key, or null when this account cannot read it (rows are then written unsigned, and verify says so). */
   private readonly key: KeyObject | null;
 
-  constructor(path: string, key: KeyObject | null = null) {
+  /**
+   * `busyTimeoutMs`: how long a write waits for another writer's lock, blocking
+   * this thread (node:sqlite is synchronous). The CLI waits 10 s; the API
+   * waits briefly and retries without blocking (api/routes/auditor/traffic.ts),
+   * so a locked journal does not freeze its other requests.
+   */
+  constructor(path: string, key: KeyObject | null = null, opts: { busyTimeoutMs?: number } = {}) {
     this.path = path;
     this.key = key;
     // Created 0640 before SQLite opens it (SQLite would make it 0644 less the
     // umask); its -wal and -shm files take the same mode.
     closeSync(openSync(path, 'a', 0o640));
     this.db = new DatabaseSync(path);
-    this.db.exec('PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA busy_timeout = 10000;');
+    this.db.exec(`PRAGMA busy_timeout = ${Math.max(0, Math.floor(opts.busyTimeoutMs ?? 10_000))}; PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;`);
     this.db.exec(`CREATE TABLE IF NOT EXISTS access (
       id INTEGER PRIMARY KEY, at INTEGER NOT NULL, auditor TEXT NOT NULL, os_user TEXT NOT NULL, host TEXT NOT NULL,
       action TEXT NOT NULL, params TEXT NOT NULL, rows INTEGER NOT NULL, result_sha256 TEXT, prev TEXT NOT NULL, hash TEXT NOT NULL)`);

@@ -44,8 +44,8 @@ const asked = (q: Record<string, unknown>) => Object.fromEntries(Object.entries(
  * refused by the schema (attachValidation) is journalled as refused, and
  * the 400 answered as any other.
  */
-function opened(api: ApiContext, req: FastifyRequest, action: string, params: Record<string, unknown>): AuditContext {
-  const ctx = beginAudit(api, req, action, asked(params));
+async function opened(api: ApiContext, req: FastifyRequest, action: string, params: Record<string, unknown>): Promise<AuditContext> {
+  const ctx = await beginAudit(api, req, action, asked(params));
   if (req.validationError) {
     try {
       refuse(ctx, action, asked(params), req.validationError);
@@ -93,7 +93,7 @@ export async function register(app: App, ctx: ApiContext): Promise<void> {
     },
     async (req, reply) => {
       const qs = req.query as Record<string, string | number | undefined>;
-      const audit = opened(ctx, req, 'query', qs);
+      const audit = await opened(ctx, req, 'query', qs);
       const q = await act(audit, 'query', asked(qs), () => toQuery(qs, 'querystring'), true).catch((err) => {
         closeAudit(audit);
         throw err;
@@ -130,7 +130,7 @@ export async function register(app: App, ctx: ApiContext): Promise<void> {
     },
     async (req) => {
       const qs = req.query as { ip: string; at: string; port?: number };
-      const audit = opened(ctx, req, 'who', qs);
+      const audit = await opened(ctx, req, 'who', qs);
       return act(audit, 'who', asked(qs), async () => {
         if (isIP(qs.ip.trim()) === 0) throw new ApiError(400, 'bad_request', `querystring.ip: ${JSON.stringify(qs.ip)} is not an IPv4 or IPv6 address`);
         const at = timeParam(qs.at, 'querystring', 'at');
@@ -152,7 +152,7 @@ export async function register(app: App, ctx: ApiContext): Promise<void> {
       },
     },
     async (req) => {
-      const audit = opened(ctx, req, 'verify', {});
+      const audit = await opened(ctx, req, 'verify', {});
       return act(audit, 'verify', {}, async () => (await verifyStatus(ctx, audit)) as VerifyAnswer & Record<string, unknown>);
     },
   );
@@ -172,7 +172,7 @@ export async function register(app: App, ctx: ApiContext): Promise<void> {
     },
     async (req, reply) => {
       const body = (req.body ?? {}) as Record<string, string | number | undefined>;
-      const audit = opened(ctx, req, 'export', body);
+      const audit = await opened(ctx, req, 'export', body);
       const e = await act(audit, 'export', asked(body), () => evidence(audit, toQuery(body, 'body'), String(body.reference ?? '')));
       return sendEvidence(reply, e);
     },
@@ -197,7 +197,7 @@ export async function register(app: App, ctx: ApiContext): Promise<void> {
     },
     async (req) => {
       const qs = req.query as { from?: string; to?: string; after?: number; limit?: number };
-      const audit = opened(ctx, req, 'journal', qs);
+      const audit = await opened(ctx, req, 'journal', qs);
       return act(audit, 'journal', asked(qs), () => {
         const from = qs.from ? timeParam(qs.from, 'querystring', 'from') : undefined;
         const to = qs.to ? timeParam(qs.to, 'querystring', 'to') : undefined;

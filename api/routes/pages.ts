@@ -157,7 +157,7 @@ export async function register(app: App, ctx: ApiContext): Promise<void> {
 
     /** Journal first, then `work`; the journal is closed when it is done. A refusal of the parameters is journalled. */
     async function audited<T>(req: FastifyRequest, action: string, params: Record<string, unknown>, work: (a: AuditContext) => Promise<T>): Promise<T> {
-      const a = beginAudit(ctx, req, action, { page: true, ...Object.fromEntries(Object.entries(params).filter(([, v]) => v !== '' && v !== undefined)) });
+      const a = await beginAudit(ctx, req, action, { page: true, ...Object.fromEntries(Object.entries(params).filter(([, v]) => v !== '' && v !== undefined)) });
       try {
         return await work(a);
       } catch (err) {

@@ -9,6 +9,7 @@
 // the archive; if that row cannot be written the request is answered 503
 // and nothing else. The act's own row (rows given, "ok", "no records",
 // "refused: …", "failed: …") follows, as the CLI writes it.
+import { setTimeout as sleep } from 'node:timers/promises';
 import { PassThrough } from 'node:stream';
 import { once } from 'node:events';
 import { isIP } from 'node:net';
@@ -120,25 +121,47 @@ const requestParams = (req: FastifyRequest, params: unknown) => ({ request: `${r
  * written first. Throws 503 when the journal cannot be written (nothing is
  * read then). The caller closes ctx.journal when the answer is done.
  */
-export function beginAudit(api: ApiContext, req: FastifyRequest, action: string, params: unknown): AuditContext {
+export async function beginAudit(api: ApiContext, req: FastifyRequest, action: string, params: unknown): Promise<AuditContext> {
   requireArchive(api);
   const p = req.principal;
   if (!p) throw new ApiError(401, 'unauthorized', 'this route needs a token');
-  let ctx: AuditContext | undefined;
-  try {
-    ctx = auditContext(api.config, p.name, { account: tokenAccount(req), sudo: null });
-    journalRequest(ctx, action, requestParams(req, params));
-    return ctx;
-  } catch (err) {
+  // A journal locked by another writer is waited for without blocking the API's other requests: each try
+  // waits at most JOURNAL_TRY_MS inside SQLite, then the request sleeps and tries again, up to JOURNAL_WAIT_MS.
+  const until = Date.now() + JOURNAL_WAIT_MS;
+  for (;;) {
+    let ctx: AuditContext | undefined;
     try {
-      ctx?.journal.close();
-    } catch {
-      // closing a journal that failed: nothing more to say
+      ctx = auditContext(api.config, p.name, { account: tokenAccount(req), sudo: null }, { journalBusyMs: JOURNAL_TRY_MS });
+      journalRequest(ctx, action, requestParams(req, params));
+      return ctx;
+    } catch (err) {
+      try {
+        ctx?.journal.close();
+      } catch {
+        // closing a journal that failed: nothing more to say
+      }
+      const e = err as NodeJS.ErrnoException & { errcode?: number };
+      const busy = e.errcode === 5 || e.errcode === 6 || /database is locked|database table is locked|SQLITE_BUSY/i.test(e.message);
+      if (busy && Date.now() < until) {
+        await sleep(JOURNAL_RETRY_MS);
+        continue;
+      }
+      req.log.warn({ code: e.code, msg: e.message }, 'access journal not writable');
+      throw new ApiError(503, 'unavailable', `the access journal cannot be written: ${journalReason(e)}`);
     }
-    const e = err as NodeJS.ErrnoException;
-    req.log.warn({ code: e.code, msg: e.message }, 'access journal not writable');
-    throw new ApiError(503, 'unavailable', `the access journal cannot be written: ${e.message}`);
   }
+}
+
+/** Each try at the journal waits this long for a lock inside SQLite (blocking), ... */
+const JOURNAL_TRY_MS = 25;
+/** ... then the request sleeps this long (not blocking) ... */
+const JOURNAL_RETRY_MS = 100;
+/** ... for at most this long in all, then 503. */
+const JOURNAL_WAIT_MS = 10_000;
+
+/** Why the journal could not be written, without the server's paths. */
+function journalReason(e: Error): string {
+  return e.message.replace(/'?\/[^\s']+'?/g, '(the journal file)');
 }
 
 /** Journals a refusal (bad parameters) as the CLI does: after the request's row, before the error is answered. */
