@@ -106,15 +106,21 @@ export function assertSchool(req: FastifyRequest, code: string): void {
 /** The body of every error answer. */
 export const ErrorZ = z.object({ error: z.string().meta({ description: 'a stable code: bad_request, unauthorized, forbidden, not_found, too_many_requests, unavailable, internal …' }), message: z.string().meta({ description: 'what is wrong and where, for a person' }) });
 
-const CSP = {
-  useDefaults: false,
-  directives: {
+/**
+ * The Content-Security-Policy per kind of answer: the JSON API the strictest
+ * (nothing to load), the server-rendered pages (the auditor's, the printable
+ * report) their own inline style and no script at all, the docs page (swagger-ui)
+ * its own script and style files.
+ */
+const CSP: Record<'api' | 'pages' | 'docs', Record<string, string[]>> = {
+  api: { defaultSrc: ["'none'"], baseUri: ["'none'"], frameAncestors: ["'none'"], formAction: ["'none'"] },
+  pages: { defaultSrc: ["'none'"], baseUri: ["'self'"], frameAncestors: ["'none'"], formAction: ["'self'"], objectSrc: ["'none'"], scriptSrc: ["'none'"], styleSrc: ["'unsafe-inline'"], imgSrc: ["'self'", 'data:'], fontSrc: ["'self'", 'data:'] },
+  docs: {
     defaultSrc: ["'self'"],
     baseUri: ["'self'"],
     frameAncestors: ["'none'"],
     formAction: ["'self'"],
     objectSrc: ["'none'"],
-    // swagger-ui's page loads its own script and style files from /docs (no inline script).
     scriptSrc: ["'self'"],
     styleSrc: ["'self'", 'https:', "'unsafe-inline'"],
     imgSrc: ["'self'", 'data:', 'validator.swagger.io'],
@@ -164,14 +170,15 @@ export async function buildApp(ctx: ApiContext, o: AppOptions = {}): Promise<App
   // Security headers: helmet's, computed once (they depend on nothing in a request: no nonces) and set on
   // every reply, refusals and errors included. Running helmet's middleware per request (what @fastify/helmet
   // does) halved the throughput of every route in bench/api.
-  const security = securityHeaders(o.https !== undefined);
+  const security = { api: securityHeaders(o.https !== undefined, 'api'), pages: securityHeaders(o.https !== undefined, 'pages'), docs: securityHeaders(o.https !== undefined, 'docs') };
+  const securityFor = (url: string) => (url.startsWith('/docs') ? security.docs : url.startsWith('/auditor') || url.startsWith('/v1/reports') ? security.pages : security.api);
 
   // Who is asking: every route but the public ones needs a token, and its role must be one the route names.
   // Refused tokens are counted per address: past MAX_REFUSED a minute, that address gets 429 before any check
   // (guessing tokens is slow; the rate limit below counts only requests that got as far as a route's handler).
   const refused = new RefusalCounter(MAX_REFUSED, 60_000, 10_000);
   app.addHook('onRequest', async (req, reply) => {
-    reply.headers(security);
+    reply.headers(securityFor(req.url));
     if ((req.raw.url?.length ?? 0) > 4096) throw new ApiError(414, 'uri_too_long', 'the URL is longer than 4096 characters');
     const roles = req.routeOptions.config?.roles;
     const token = presentedToken(req);
@@ -209,6 +216,8 @@ export async function buildApp(ctx: ApiContext, o: AppOptions = {}): Promise<App
     timeWindow: 60_000,
     hook: 'preHandler',
     keyGenerator: (req) => (req.principal ? `token:${req.principal.id}` : `ip:${req.ip}`),
+    // The monitor's /healthz and the docs' files are not counted: a flood from one address must not blind the monitor.
+    allowList: (req) => req.url === '/healthz' || req.url.startsWith('/healthz?') || req.url.startsWith('/docs/static/'),
     // Thrown, so that the error handler answers it like every other refusal ({ error, message }); the plugin has set Retry-After.
     errorResponseBuilder: (_req, c) => new ApiError(429, 'too_many_requests', `more than ${c.max} requests a minute; try again in ${Math.ceil(c.ttl / 1000)} s`) as unknown as object,
   });
@@ -251,14 +260,14 @@ export async function buildApp(ctx: ApiContext, o: AppOptions = {}): Promise<App
 }
 
 /** The headers helmet sets with klaiwatch's options, as a plain object (helmet's middleware run once on a stand-in response). */
-export function securityHeaders(tls: boolean): Record<string, string> {
+export function securityHeaders(tls: boolean, kind: keyof typeof CSP = 'docs'): Record<string, string> {
   const headers: Record<string, string> = {};
   const res = {
     setHeader: (k: string, v: string | number | readonly string[]) => void (headers[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : String(v)),
     removeHeader: (k: string) => void delete headers[k.toLowerCase()],
   };
   let failed: unknown;
-  helmet({ contentSecurityPolicy: CSP, crossOriginEmbedderPolicy: false, xFrameOptions: { action: 'deny' }, strictTransportSecurity: tls ? { maxAge: 15_552_000 } : false })({} as never, res as never, (err?: unknown) => void (failed = err));
+  helmet({ contentSecurityPolicy: { useDefaults: false, directives: CSP[kind] }, crossOriginEmbedderPolicy: false, xFrameOptions: { action: 'deny' }, strictTransportSecurity: tls ? { maxAge: 15_552_000 } : false })({} as never, res as never, (err?: unknown) => void (failed = err));
   if (failed) throw failed;
   return headers;
 }

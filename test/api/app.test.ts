@@ -73,5 +73,6 @@ describe('the API frame', () => {
     const page = await a.app.inject({ method: 'GET', url: '/docs/' });
     expect(page.statusCode).toBe(200);
     expect(page.headers['content-security-policy']).toContain("default-src 'self'");
+    expect(doc.headers['content-security-policy']).toContain("default-src 'self'");
   });
 });

@@ -113,8 +113,13 @@ describe('klaiwatch api, a process of its own', () => {
     let log = '';
     child.stderr!.on('data', (d) => (log += d));
     try {
-      const health = await waitHttp(`http://127.0.0.1:${apiPort}/healthz`);
+      const health = await waitHttp(`http://127.0.0.1:${apiPort}/healthz`, { authorization: `Bearer ${token}` });
       const body = (await health.json()) as Record<string, any>;
+      // Without an officer's token: the counts and statuses, nothing that names a school, a device or an address.
+      const open = (await (await fetch(`http://127.0.0.1:${apiPort}/healthz`)).json()) as Record<string, any>;
+      expect(open.problems).toBeUndefined();
+      expect(open.incidents_open.checks_failing).toBe(body.incidents_open.checks_failing);
+      expect(JSON.stringify(open)).not.toContain('1036090119-router');
       // No collector runs on http.listen: named, not guessed; the state store's figures are there.
       expect(health.status).toBe(503);
       expect(body.parts.collector).toMatchObject({ status: 'not reachable', asked: `http://127.0.0.1:${collectorPort}/healthz` });

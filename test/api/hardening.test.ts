@@ -62,7 +62,8 @@ const fill = (url: string) => url.replace(/:id\b/, '1').replace(/:code\b/, SCHOO
 describe('rate limit per token', () => {
   it('answers the 6th request in a minute with 429 { error, message } when the limit is 5, and another token is not affected', async () => {
     const app = await a.another({ rateLimit: 5 });
-    const ask = (who: Role | 'none') => app.inject({ method: 'GET', url: '/healthz', headers: a.as(who) });
+    // /v1/status (officer and viewer may): /healthz is not counted (the monitor must not be blinded).
+    const ask = (who: Role | 'none') => app.inject({ method: 'GET', url: '/v1/status', headers: a.as(who) });
     for (let i = 0; i < 5; i++) expect((await ask('officer')).statusCode).toBe(200);
     const sixth = await ask('officer');
     expect(sixth.statusCode).toBe(429);
@@ -72,6 +73,7 @@ describe('rate limit per token', () => {
     // Per token: the viewer's five are its own, from the same address.
     for (let i = 0; i < 5; i++) expect((await ask('viewer')).statusCode).toBe(200);
     expect((await ask('viewer')).statusCode).toBe(429);
+    for (let i = 0; i < 10; i++) expect((await app.inject({ method: 'GET', url: '/healthz', headers: a.as('officer') })).statusCode).toBe(200);
     // A route with roles: the limited officer is refused there too, the school token answered.
     const limited = await app.inject({ method: 'GET', url: '/v1/schools', headers: a.as('officer') });
     expect(limited.statusCode).toBe(429);
@@ -188,10 +190,12 @@ describe('body and URL limits', () => {
 describe('security headers', () => {
   function expectHeaders(h: Record<string, unknown>, what: string): void {
     const csp = String(h['content-security-policy'] ?? '');
-    expect(csp, what).toContain("default-src 'self'");
+    expect(csp, what).toMatch(/default-src '(self|none)'/);
     expect(csp, what).toContain("frame-ancestors 'none'");
-    expect(csp, what).toMatch(/script-src 'self'(;|$)/); // no inline or eval script
-    expect(csp, what).toContain("object-src 'none'");
+    // No inline or eval script anywhere: either no script at all, or the page's own files only.
+    expect(csp, what).not.toMatch(/script-src[^;]*'unsafe-(inline|eval)'/);
+    if (/script-src/.test(csp)) expect(csp, what).toMatch(/script-src '(self|none)'(;|$)/);
+    if (!/default-src 'none'/.test(csp)) expect(csp, what).toContain("object-src 'none'");
     expect(h['x-content-type-options'], what).toBe('nosniff');
     expect(String(h['x-frame-options'] ?? ''), what).toMatch(/^(DENY|SAMEORIGIN)$/);
     expect(h['referrer-policy'], what).toBeDefined();
@@ -213,6 +217,12 @@ describe('security headers', () => {
       expect(r.headers['strict-transport-security'], what).toBeUndefined();
     }
     expect(answers[3][1].statusCode).toBe(401);
+    // Per kind: the JSON API loads nothing, the pages run no script, only the docs page allows swagger-ui's own files.
+    expect(String(answers[3][1].headers['content-security-policy'])).toMatch(/^default-src 'none'/);
+    expect(String(answers[1][1].headers['content-security-policy'])).toContain("script-src 'self'");
+    const login = await a.app.inject({ method: 'GET', url: '/auditor/login' });
+    expect(String(login.headers['content-security-policy'])).toContain("script-src 'none'");
+    expect(String(login.headers['content-security-policy'])).not.toContain('validator.swagger.io');
     expect(answers[4][1].statusCode).toBe(403);
   });
 

@@ -75,12 +75,13 @@ describe('demo', () => {
       // 1036090106-server is really down (no echo comes back); the two silent on purpose answer ping, not SNMP.
       await waitFor(/round 2: 65 devices, 36 answered SNMP, 2 failed \(1036090119-router, 1036090120-dltv-2\), 63\/64 answer ICMP/, 60_000);
       await waitFor(/mail to ict\.wangchomphu@example\.org: \[klaiwatch\] โรงเรียนบ้านวังชมภู: เครื่องแม่ข่ายใช้งานไม่ได้/, 30_000);
-      // /healthz of the supervisor: the collector part lists what is wrong, the archive part its traffic.
+      // /healthz (the API part, with the officer's token: without one it leaves out what names devices): the collector part lists what is wrong, the archive part its traffic.
+      const officerToken = () => /^officer (kw_\S+)$/m.exec(readFileSync(/one token per role in (\S+)\)/.exec(out)![1]!, 'utf8'))![1]!;
       type H = { parts: { collector: { problems: { devices_down: { device: string }[]; checks_failing: { device: string; check: string; since: string }[] } }; archive: { status: string; traffic: Record<string, number> } } };
       let h: H | undefined;
       const end = Date.now() + 30_000;
       for (;;) {
-        h = (await (await fetch(`http://127.0.0.1:${httpPort}/healthz`)).json()) as H;
+        h = (await (await fetch(`http://127.0.0.1:${httpPort}/healthz`, { headers: { authorization: `Bearer ${officerToken()}` } })).json()) as H;
         if (h.parts.collector.problems?.checks_failing.some((c) => c.device === '1036090119-router') || Date.now() > end) break;
         await new Promise((r) => setTimeout(r, 500));
       }
