@@ -249,7 +249,7 @@ async function tokenCommand(config: Config, values: Record<string, string | bool
         const status = r.revokedAt !== null ? `revoked ${day(r.revokedAt)}` : r.expiresAt !== null && r.expiresAt <= now ? 'expired' : 'active';
         console.log([r.id, r.role, r.school ?? '-', r.name.replace(/[\t\n\r]/g, ' '), day(r.createdAt), day(r.expiresAt), day(r.lastUsedAt), status].join('\t'));
       }
-      console.error(`${rows.length} token${rows.length === 1 ? '' : 's'} (times Asia/Bangkok)`);
+      console.log(`# ${rows.length} token${rows.length === 1 ? '' : 's'} (times Asia/Bangkok)`);
       return 0;
     }
     if (action === 'revoke') {
