@@ -3,7 +3,7 @@
 // these now; an API route will call the same functions.
 import { createPublicKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import type { Config } from '../config/load.ts';
 import { Journal, JOURNAL_FILE, recordJournalHead, systemIdentity, type Identity, type JournalRow } from './journal.ts';
 import { QueryError, queryArchive, readManifest, streamArchive, type ArchiveQuery, type QueryResult, type RowSink } from './query.ts';
@@ -13,7 +13,23 @@ import { writeEvidence } from './export.ts';
 import { loadPrivateKey, Manifest, rawPublicKey } from './manifest.ts';
 import { AnchorError, type SentHead } from './anchor.ts';
 
-export class AuditError extends Error {}
+/**
+ * An audited act refused. The message is the CLI's; `field` and `detail`,
+ * when an argument is at fault, say it without the CLI's wording (the API
+ * names it `body.reference`, not `--reference`).
+ */
+export class AuditError extends Error {
+  readonly field: string | undefined;
+  readonly detail: string | undefined;
+  constructor(message: string, arg?: { field: string; detail: string }) {
+    super(message);
+    this.field = arg?.field;
+    this.detail = arg?.detail;
+  }
+}
+
+/** The shortest reference an export accepts (the order's or letter's number and issuer). */
+export const MIN_REFERENCE = 3;
 
 export interface AuditContext {
   dir: string;
@@ -173,17 +189,25 @@ export async function auditedVerify(ctx: AuditContext, trustedKey?: string, anch
  * unseen. An export whose query matches nothing is made all the same (the
  * package says no records matched) and journalled as such.
  */
-export async function auditedExport(ctx: AuditContext, q: ArchiveQuery, out: string, reference: string): Promise<{ sha256: string; bytes: number; rows: number; verify: VerifyResult; journalEntry: number | null }> {
-  const params = { ...q, reference, file: resolve(out) };
+export async function auditedExport(
+  ctx: AuditContext,
+  q: ArchiveQuery,
+  out: string,
+  reference: string,
+  opts: { packageName?: (sha256: string) => string } = {},
+): Promise<{ sha256: string; bytes: number; rows: number; verify: VerifyResult; journalEntry: number | null; name: string }> {
+  // The CLI's row names the file written; the API's (packageName) names the download and its SHA-256, never a path on the server.
+  const params = opts.packageName ? { ...q, reference } : { ...q, reference, file: resolve(out) };
   return attempt(ctx, 'export', params, async () => {
-    if (reference.trim().length < 3) throw new AuditError('--reference must name the order or letter the export answers');
+    if (reference.trim().length < MIN_REFERENCE) throw new AuditError('--reference must name the order or letter the export answers', { field: 'reference', detail: `must name the order or letter the export answers (at least ${MIN_REFERENCE} characters)` });
     if (!ctx.key) throw new AuditError(`export needs the archive's signing key (its journal row is signed and its head written into the manifest): ${ctx.keyError ?? ctx.keyFile}`);
     const result = await queryArchive(ctx.dir, q);
     const verify = await verifyArchive(ctx.dir, ctx.trustedKey, ctx.anchors.tsaCa ? { tsaCa: ctx.anchors.tsaCa } : {});
     const file = await writeEvidence(out, { query: q, result, auditor: ctx.auditor || ctx.identity.account, reference, verify, manifest: await readManifest(ctx.dir), area: ctx.area, dir: ctx.dir, key: ctx.key });
-    rec(ctx, 'export', params, result.rows.length, result.rows.length === 0 ? 'no records matched' : 'ok', file.sha256);
+    const name = opts.packageName ? opts.packageName(file.sha256) : basename(out);
+    rec(ctx, 'export', opts.packageName ? { ...params, package: name, sha256: file.sha256 } : params, result.rows.length, result.rows.length === 0 ? 'no records matched' : 'ok', file.sha256);
     const m = await Manifest.open(join(ctx.dir, 'manifest.jsonl'), ctx.key, ctx.retentionDays);
     const entry = await recordJournalHead(ctx.dir, m, 'export');
-    return { ...file, rows: result.rows.length, verify, journalEntry: entry?.seq ?? null };
+    return { ...file, rows: result.rows.length, verify, journalEntry: entry?.seq ?? null, name };
   });
 }

@@ -74,7 +74,24 @@ export interface QueryResult {
   segmentsRead: number;
 }
 
-export class QueryError extends Error {}
+/**
+ * A query's argument refused. The message is the CLI's (`--port 70000 is
+ * not …`); `field` and `detail` say the same without the CLI's wording, for
+ * callers that name the argument their own way (the API: `querystring.port:
+ * 70000 is not …`).
+ */
+export class QueryError extends Error {
+  readonly field: string | undefined;
+  readonly detail: string | undefined;
+  constructor(message: string, arg?: { field: string; detail: string }) {
+    super(message);
+    this.field = arg?.field;
+    this.detail = arg?.detail;
+  }
+}
+
+/** A refused argument: the CLI's `--field detail`, with field and detail kept apart. */
+const argError = (field: string, detail: string, cli = `--${field} ${detail}`) => new QueryError(cli, { field, detail });
 
 /**
  * Whether a segment may hold records of [from, to): its receive times meet
@@ -98,8 +115,8 @@ export async function readManifest(dir: string): Promise<Entry[]> {
 
 export { goneSegments, liveSegments };
 
-function checkAddress(v: string | undefined, what: string): void {
-  if (v !== undefined && isIP(v) === 0) throw new QueryError(`${what} ${JSON.stringify(v)} is not an IPv4 or IPv6 address`);
+function checkAddress(v: string | undefined, field: string): void {
+  if (v !== undefined && isIP(v) === 0) throw argError(field, `${JSON.stringify(v)} is not an IPv4 or IPv6 address`);
 }
 
 /**
@@ -113,10 +130,10 @@ function checkAddress(v: string | undefined, what: string): void {
  * test: layout.ts addressIs).
  */
 export function whereClause(q: ArchiveQuery): { columns: string[]; rest: string[]; params: (string | number)[] } {
-  checkAddress(q.ip, '--ip');
-  checkAddress(q.peer, '--peer');
-  if (q.port !== undefined && !(Number.isInteger(q.port) && q.port >= 0 && q.port <= 65535)) throw new QueryError(`--port ${q.port} is not a port number (0-65535)`);
-  if (q.from !== undefined && q.to !== undefined && q.to <= q.from) throw new QueryError('--to is not after --from');
+  checkAddress(q.ip, 'ip');
+  checkAddress(q.peer, 'peer');
+  if (q.port !== undefined && !(Number.isInteger(q.port) && q.port >= 0 && q.port <= 65535)) throw argError('port', `${q.port} is not a port number (0-65535)`);
+  if (q.from !== undefined && q.to !== undefined && q.to <= q.from) throw argError('to', 'is not after from', '--to is not after --from');
   const w: string[] = [];
   const p: (string | number)[] = [];
   const arg = (v: string | number) => {

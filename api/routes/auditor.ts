@@ -13,8 +13,8 @@ import type { FastifyRequest } from 'fastify';
 import type { App } from '../app.ts';
 import type { ApiContext } from '../context.ts';
 import { ApiError } from '../errors.ts';
-import type { AuditContext } from '../../archive/auditor.ts';
-import { archiveError, beginAudit, closeAudit, evidence, journalPage, refuse, streamSearch, timeParam, toQuery, verifyStatus, who, whoJson, SEARCH_FIELDS, VERIFY_CACHE_MS, type VerifyAnswer } from './auditor/traffic.ts';
+import { MIN_REFERENCE, type AuditContext } from '../../archive/auditor.ts';
+import { archiveError, beginAudit, BusyError, closeAudit, evidence, journalPage, refuse, streamSearch, timeParam, toQuery, verifyStatus, who, whoJson, SEARCH_FIELDS, VERIFY_CACHE_MS, type VerifyAnswer } from './auditor/traffic.ts';
 import type { JournalRow } from '../../archive/journal.ts';
 
 const error = z.object({ error: z.string(), message: z.string() });
@@ -56,14 +56,14 @@ async function opened(api: ApiContext, req: FastifyRequest, action: string, para
   return ctx;
 }
 
-/** Runs an audited act; a refusal is journalled, and the journal is closed when the act is done. */
-async function act<T>(ctx: AuditContext, action: string, params: unknown, work: () => Promise<T> | T, keepOpen = false): Promise<T> {
+/** Runs an audited act; a refusal is journalled, and the journal is closed when the act is done. `where`: what an argument's error names (querystring.port, body.reference). */
+async function act<T>(ctx: AuditContext, action: string, params: unknown, work: () => Promise<T> | T, keepOpen = false, where: 'querystring' | 'body' = 'querystring'): Promise<T> {
   try {
     return await work();
   } catch (err) {
     // Parameters refused before the archive was read (ApiError 400): journalled here; the act's own failures are journalled by the act.
     if (err instanceof ApiError && err.status === 400) refuse(ctx, action, params, err);
-    throw archiveError(err);
+    throw archiveError(err, where);
   } finally {
     if (!keepOpen) closeAudit(ctx);
   }
@@ -71,6 +71,10 @@ async function act<T>(ctx: AuditContext, action: string, params: unknown, work: 
 
 export async function register(app: App, ctx: ApiContext): Promise<void> {
   const maxRows = ctx.config.settings.api.max_rows;
+  // A busy archive (every turn taken, the queue full) says when to come back.
+  app.addHook('onError', async (_req, reply, err) => {
+    if (err instanceof BusyError) reply.header('retry-after', String(err.retryAfter));
+  });
   const auditor = { roles: ['auditor'] as const };
 
   app.get(
@@ -106,7 +110,7 @@ export async function register(app: App, ctx: ApiContext): Promise<void> {
         s = await streamSearch(audit, q, format, limit, offset);
       } catch (err) {
         closeAudit(audit);
-        throw archiveError(err);
+        throw archiveError(err, 'querystring');
       }
       return reply.headers(s.headers).send(s.body as never);
     },
@@ -125,7 +129,20 @@ export async function register(app: App, ctx: ApiContext): Promise<void> {
           at: z.string().max(40).describe('the moment: 2026-06-03T09:41 (Asia/Bangkok), or ISO-8601 with a zone'),
           port: z.coerce.number().int().min(0).max(65535).optional().describe('the public port (NAT)'),
         }),
-        response: { 200: z.looseObject({ ip: z.string(), at: z.number(), leases: z.array(z.unknown()), sessions: z.array(z.unknown()), message: z.string().nullable() }), ...errors },
+        response: {
+          200: z.looseObject({
+            ip: z.string(),
+            at_ms: z.number(),
+            at_bangkok: z.string(),
+            leases: z.array(z.unknown()),
+            sessions: z.array(z.unknown()),
+            from_wal: z.number(),
+            missing_segments: z.array(z.string()),
+            altered_segments: z.array(z.string()),
+            message: z.string().nullable(),
+          }),
+          ...errors,
+        },
       },
     },
     async (req) => {
@@ -166,14 +183,14 @@ export async function register(app: App, ctx: ApiContext): Promise<void> {
         tags: ['traffic'],
         summary: 'The evidence package (a tar file with the rows, their proofs, the signed manifest and verify.mjs)',
         description: 'The query and the reference (the order or letter it answers). The package is downloaded as it was written; X-Klaiwatch-SHA256 is its SHA-256 (also journalled). Needs the archive\'s signing key on this server.',
-        body: z.object({ ...filterShape, reference: z.string().min(1).max(500).describe('the order or letter the export answers (หนังสือ/คำสั่ง)') }),
+        body: z.object({ ...filterShape, reference: z.string().min(MIN_REFERENCE).max(500).describe(`the order or letter the export answers (หนังสือ/คำสั่ง), at least ${MIN_REFERENCE} characters`) }),
         response: { 400: error, 401: error, 403: error, 409: error, 503: error },
       },
     },
     async (req, reply) => {
       const body = (req.body ?? {}) as Record<string, string | number | undefined>;
       const audit = await opened(ctx, req, 'export', body);
-      const e = await act(audit, 'export', asked(body), () => evidence(audit, toQuery(body, 'body'), String(body.reference ?? '')));
+      const e = await act(audit, 'export', asked(body), () => evidence(audit, toQuery(body, 'body'), String(body.reference ?? '')), false, 'body');
       return sendEvidence(reply, e);
     },
   );
@@ -213,7 +230,7 @@ export async function register(app: App, ctx: ApiContext): Promise<void> {
 export function sendEvidence(reply: import('fastify').FastifyReply, e: Awaited<ReturnType<typeof evidence>>) {
   const stream = createReadStream(e.file);
   stream.on('close', () => void e.remove());
-  const name = `evidence-${new Date().toISOString().slice(0, 10)}-${e.sha256.slice(0, 12)}.tar`;
+  const name = e.name;
   return reply
     .headers({
       'content-type': 'application/x-tar',

@@ -19,11 +19,13 @@ import type { TrafficRecord } from '../../archive/record.ts';
 import type { Binding } from '../../archive/identity.ts';
 import type { AuditContext } from '../../archive/auditor.ts';
 import { sendEvidence } from './auditor.ts';
-import { anyFilter, archiveError, beginAudit, closeAudit, evidence, noRecords, refuse, searchPage, timeParam, toQuery, verifyStatus, who, SEARCH_FIELDS, type SearchInput } from './auditor/traffic.ts';
+import { anyFilter, archiveError, beginAudit, BusyError, closeAudit, evidence, noRecords, refuse, searchPage, timeParam, toQuery, verifyStatus, who, SEARCH_FIELDS, type SearchInput } from './auditor/traffic.ts';
 
 const VIEWS = fileURLToPath(new URL('../views/', import.meta.url));
 /** Rows a page shows. */
 export const PAGE_ROWS = 50;
+/** Download parts a search page links to when its answer is larger than api.max_rows (100 × 100,000 rows). */
+export const MAX_PARTS = 100;
 /** A session lasts a working day; the token's own expiry and revocation still count at every request. */
 const SESSION_SECONDS = 8 * 3600;
 
@@ -104,13 +106,18 @@ export async function register(app: App, ctx: ApiContext): Promise<void> {
       production: true,
     });
 
+    // Referrer-Policy same-origin on the pages (the API's is no-referrer): under no-referrer a browser sends
+    // "Origin: null" with a form's POST, and the session cookie's POSTs must show this site's origin (the
+    // evidence form, log-out). Same-origin still sends nothing to another site.
     const render = (reply: FastifyReply, page: string, data: Record<string, unknown>, status = 200) =>
-      reply.code(status).header('cache-control', 'no-store').viewAsync(page, { principal: reply.request.principal, error: null, ...data });
+      reply.code(status).header('cache-control', 'no-store').header('referrer-policy', 'same-origin').viewAsync(page, { principal: reply.request.principal, error: null, ...data });
 
     // Errors on these pages are pages: no session → the login form (303); the rest in Thai.
     scope.setErrorHandler((e, req, reply) => {
-      const err = archiveError(e) as Error & { statusCode?: number };
+      // The pages' forms are GET (search, who: the query string) but for the evidence (POST: the body).
+      const err = archiveError(e, req.method === 'POST' ? 'body' : 'querystring') as Error & { statusCode?: number };
       const status = err instanceof ApiError ? err.status : (err.statusCode ?? 500);
+      if (err instanceof BusyError) reply.header('retry-after', String(err.retryAfter));
       if (status === 401) return reply.code(303).header('location', '/auditor/login').header('cache-control', 'no-store').send();
       if (status >= 500 && !(err instanceof ApiError)) req.log.error({ err: { message: err.message, name: err.name } }, 'page failed');
       // A client that does not ask for a page (a script) gets the API's { error, message }.
@@ -180,7 +187,9 @@ export async function register(app: App, ctx: ApiContext): Promise<void> {
         const r = await searchPage(a, q, PAGE_ROWS, offset);
         const p = filterParams(input);
         const at = (o: number) => `/auditor/search?${new URLSearchParams([...p, ...(o > 0 ? [['offset', String(o)]] : [])]).toString()}`;
-        const download = (format: string) => `/v1/traffic/search?${new URLSearchParams([...p, ['format', format], ['limit', String(maxRows)]]).toString()}`;
+        const download = (format: string, from = 0) => `/v1/traffic/search?${new URLSearchParams([...p, ['format', format], ['limit', String(maxRows)], ...(from > 0 ? [['offset', String(from)]] : [])]).toString()}`;
+        // An answer larger than one download (api.max_rows) in parts, each a link (at most MAX_PARTS; past them the API's next_offset goes on).
+        const parts = r.total > maxRows ? Array.from({ length: Math.min(MAX_PARTS, Math.ceil(r.total / maxRows)) }, (_, i) => ({ first: i * maxRows + 1, last: Math.min(r.total, (i + 1) * maxRows), csv: download('csv', i * maxRows), ndjson: download('ndjson', i * maxRows) })) : [];
         return {
           rows: r.rows.map(rowView),
           first: offset + 1,
@@ -190,13 +199,16 @@ export async function register(app: App, ctx: ApiContext): Promise<void> {
           prevHref: offset > 0 ? at(Math.max(0, offset - PAGE_ROWS)) : null,
           csvHref: download('csv'),
           ndjsonHref: download('ndjson'),
+          total: r.total,
+          parts,
+          partsCut: r.total > MAX_PARTS * maxRows,
           message: r.rows.length === 0 ? noRecords(r.segmentsRead) : null,
           fromWal: r.fromWal,
           missing: r.missing,
           altered: r.altered,
         };
       }).catch((err) => {
-        const e = archiveError(err);
+        const e = archiveError(err, 'querystring');
         if (e instanceof ApiError && e.status === 400) {
           error = thaiError(e);
           return null;
@@ -227,7 +239,7 @@ export async function register(app: App, ctx: ApiContext): Promise<void> {
           altered: x.altered,
         };
       }).catch((err) => {
-        const e = archiveError(err);
+        const e = archiveError(err, 'querystring');
         if (e instanceof ApiError && e.status === 400) {
           error = thaiError(e);
           return null;

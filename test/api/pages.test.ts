@@ -75,7 +75,7 @@ describe('the auditor\'s pages in Chromium, JavaScript off', () => {
     const text = await page.locator('main').innerText();
     expect(text).toContain('3 มิ.ย. 2569 08:00:05');
     expect(text).toContain('aa:bb:cc:dd:ee:01');
-    expect(text).toContain('แถวที่ 1–6 (ครบแล้ว: end)');
+    expect(text).toContain('แถวที่ 1–6 จาก 6 (of 6) (ครบแล้ว: end)');
     // The download links carry the same query to the API (the session cookie goes with them).
     const csv = await page.locator('a', { hasText: 'CSV' }).getAttribute('href');
     expect(csv).toMatch(/^\/v1\/traffic\/search\?from=2026-06-03T00%3A00&to=2026-06-04T00%3A00&ip=10\.23\.4\.5&format=csv&limit=\d+$/);
@@ -112,6 +112,40 @@ describe('the auditor\'s pages in Chromium, JavaScript off', () => {
     await c.close();
   }, 60_000);
 
+  it('times to the second: every time input takes seconds (step 1), and 09:41:07 is sent and answered', async () => {
+    const c = await noScript();
+    const { page } = await logIn(c);
+    for (const path of ['/auditor/search', '/auditor/who']) {
+      await page.goto(`${base}${path}`);
+      const steps = await page.locator('input[type=datetime-local]').evaluateAll((xs) => xs.map((x) => x.getAttribute('step')));
+      expect(steps.length, path).toBeGreaterThan(0);
+      expect(steps, path).toEqual(steps.map(() => '1'));
+    }
+    // Chromium refuses a value with seconds (step mismatch) on an input without step="1": the form would not be sent.
+    await page.goto(`${base}/auditor/who`);
+    await page.fill('input[name=ip]', '10.23.4.5');
+    await page.fill('input[name=at]', '2026-06-03T09:41:07');
+    expect(await page.locator('input[name=at]').evaluate((x) => (x as HTMLInputElement).validity.valid)).toBe(true);
+    await page.click('form.filters button[type=submit]');
+    expect(new URL(page.url()).searchParams.get('at')).toBe('2026-06-03T09:41:07');
+    const text = await page.locator('main').innerText();
+    expect(text).toContain('3 มิถุนายน 2569 เวลา 09:41:07');
+    expect(text).toContain('somchai');
+    // The search's range to the second: from 09:41:07 finds the NAT line of 09:41:07, from 09:41:08 does not.
+    await page.goto(`${base}/auditor/search`);
+    await page.fill('input[name=ip]', '10.23.4.5');
+    await page.fill('input[name=from]', '2026-06-03T09:41:07');
+    await page.fill('input[name=to]', '2026-06-03T09:41:08');
+    await page.click('form.filters button[type=submit]');
+    expect(new URL(page.url()).searchParams.get('from')).toBe('2026-06-03T09:41:07');
+    expect(await page.locator('table tbody tr').count()).toBe(1);
+    await page.fill('input[name=from]', '2026-06-03T09:41:08');
+    await page.fill('input[name=to]', '2026-06-03T09:42:00');
+    await page.click('form.filters button[type=submit]');
+    expect(await page.locator('main').innerText()).toContain('ไม่พบข้อมูลที่ตรงกับเงื่อนไข (no records)');
+    await c.close();
+  }, 60_000);
+
   it('downloads an evidence package from the search page; its verify.mjs exits 0', async () => {
     const c = await noScript();
     const { page } = await logIn(c);
@@ -145,7 +179,8 @@ describe('the auditor\'s pages in Chromium, JavaScript off', () => {
 });
 
 describe('the pages over HTTP', () => {
-  const cookie = () => ({ cookie: `kw_session=${a.tokens.auditor}`, accept: 'text/html' });
+  // A script's way in (the token as a bearer; the cookie holds a session id, api/sessions.ts).
+  const cookie = () => ({ authorization: `Bearer ${a.tokens.auditor}`, accept: 'text/html' });
 
   it('refuses a token of another role at login, and a session of another role on the pages (403)', async () => {
     const r = await a.app.inject({ method: 'POST', url: '/auditor/login', payload: `token=${a.tokens.officer}`, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
@@ -154,8 +189,10 @@ describe('the pages over HTTP', () => {
     expect(r.body).toContain('ไม่ใช่ผู้ตรวจสอบ (auditor)');
     const ok = await a.app.inject({ method: 'POST', url: '/auditor/login', payload: `token=${a.tokens.auditor}`, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
     expect(ok.statusCode).toBe(303);
-    expect(ok.headers['set-cookie']).toMatch(/^kw_session=kw_[^;]+; HttpOnly; SameSite=Strict; Path=\/; Max-Age=\d+$/);
-    const other = await a.app.inject({ method: 'GET', url: '/auditor/search', headers: { cookie: `kw_session=${a.tokens.officer}`, accept: 'text/html' } });
+    expect(ok.headers['set-cookie']).toMatch(/^kw_session=[^;]+; HttpOnly; SameSite=Strict; Path=\/; Max-Age=\d+$/);
+    expect(ok.headers['set-cookie']).not.toContain(a.tokens.auditor);
+    // No session of another role can be made (above); its token as a bearer is refused the same.
+    const other = await a.app.inject({ method: 'GET', url: '/auditor/search', headers: { authorization: `Bearer ${a.tokens.officer}`, accept: 'text/html' } });
     expect(other.statusCode).toBe(403);
     expect(other.body).toContain('หน้านี้สำหรับผู้ตรวจสอบเท่านั้น');
     for (const url of ['/auditor/search', '/auditor/who', '/auditor/verify']) {
@@ -169,7 +206,7 @@ describe('the pages over HTTP', () => {
     const r = await a.app.inject({ method: 'GET', url: '/auditor/search?from=2026-06-03T09%3A20&to=2026-06-03T09%3A21', headers: cookie() });
     expect(r.statusCode).toBe(200);
     expect(r.headers['content-type']).toMatch(/^text\/html/);
-    expect(r.headers['content-security-policy']).toContain("script-src 'self'");
+    expect(r.headers['content-security-policy']).toContain("script-src 'none'");
     expect(r.body).not.toContain(MARKUP);
     expect(r.body).toContain('&lt;img src=x onerror=alert(1)&gt;&lt;script&gt;alert(2)&lt;/script&gt;');
     expect(r.body).not.toMatch(/<script/i);
@@ -181,10 +218,11 @@ describe('the pages over HTTP', () => {
     expect(none.body).toContain('ไม่พบข้อมูลที่ตรงกับเงื่อนไข (no records)');
     const evidence = await a.app.inject({ method: 'POST', url: '/auditor/evidence', payload: 'ip=10.23.4.5&reference=x', headers: { ...cookie(), 'content-type': 'application/x-www-form-urlencoded' } });
     expect(evidence.statusCode).toBe(400);
-    expect(evidence.body).toContain('--reference must name the order or letter');
+    expect(evidence.body).toContain('body.reference: must name the order or letter');
+    expect(evidence.body).not.toContain('--reference');
     // A script (no Accept: text/html) gets the API's { error, message }.
-    const script = await a.app.inject({ method: 'POST', url: '/auditor/evidence', payload: 'ip=10.23.4.5&reference=x', headers: { cookie: `kw_session=${a.tokens.auditor}`, 'content-type': 'application/x-www-form-urlencoded' } });
+    const script = await a.app.inject({ method: 'POST', url: '/auditor/evidence', payload: 'ip=10.23.4.5&reference=x', headers: { authorization: `Bearer ${a.tokens.auditor}`, 'content-type': 'application/x-www-form-urlencoded' } });
     expect(script.statusCode).toBe(400);
-    expect(script.json()).toEqual({ error: 'bad_request', message: expect.stringContaining('--reference must name the order or letter') });
+    expect(script.json()).toEqual({ error: 'bad_request', message: 'body.reference: must name the order or letter the export answers (at least 3 characters)' });
   });
 });

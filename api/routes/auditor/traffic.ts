@@ -19,12 +19,12 @@ import type { FastifyRequest } from 'fastify';
 import { ApiError } from '../../errors.ts';
 import type { ApiContext } from '../../context.ts';
 import { auditContext, auditedExport, auditedQuery, auditedStream, auditedVerify, auditedWho, journalRefusal, journalRequest, parseTime, type AuditContext } from '../../../archive/auditor.ts';
-import { queryArchive, whereClause, QueryError, type ArchiveQuery } from '../../../archive/query.ts';
+import { countArchive, queryArchive, whereClause, QueryError, type ArchiveQuery } from '../../../archive/query.ts';
 import { protoNumber, type TrafficRecord } from '../../../archive/record.ts';
 import { jsonRow, rowsCsv } from '../../../archive/export.ts';
 import { readJournalPage, type JournalRow } from '../../../archive/journal.ts';
 import type { VerifyResult } from '../../../archive/verify.ts';
-import type { WhoAnswer } from '../../../archive/identity.ts';
+import type { Binding, WhoAnswer } from '../../../archive/identity.ts';
 
 /** The search's filters as given (query string or form): text, bounded by the route's schema. */
 export interface SearchInput {
@@ -93,7 +93,7 @@ export function toQuery(i: SearchInput, where: 'querystring' | 'body'): ArchiveQ
   try {
     whereClause(q);
   } catch (err) {
-    if (err instanceof QueryError) throw new ApiError(400, 'bad_request', `${where}: ${err.message}`);
+    if (err instanceof QueryError) throw archiveError(err, where);
     throw err;
   }
   return q;
@@ -200,11 +200,18 @@ async function more(dir: string, q: ArchiveQuery, offset: number, limit: number)
   return (await queryArchive(dir, { ...q, limit: 1, offset: offset + limit })).rows.length > 0;
 }
 
-/** One page held in memory (the pages' table: small), journalled as a query. */
-export async function searchPage(ctx: AuditContext, q: ArchiveQuery, limit: number, offset: number): Promise<PageResult> {
-  const r = await auditedQuery(ctx, { ...q, limit, offset });
-  const truncated = r.rows.length === limit && (await more(ctx.dir, q, offset, limit));
-  return { rows: r.rows, truncated, nextOffset: truncated ? offset + limit : null, segmentsRead: r.segmentsRead, fromWal: r.fromWal, missing: r.missing, altered: r.altered };
+/**
+ * One page held in memory (the pages' table: small), journalled as a
+ * query, and how many rows the whole answer has (`total`: the page says
+ * where it is, and splits a download larger than api.max_rows into parts).
+ */
+export async function searchPage(ctx: AuditContext, q: ArchiveQuery, limit: number, offset: number): Promise<PageResult & { total: number }> {
+  return withTurn(ctx, 'query', q, async () => {
+    const r = await auditedQuery(ctx, { ...q, limit, offset });
+    const total = (await countArchive(ctx.dir, q)).count;
+    const truncated = offset + r.rows.length < total;
+    return { rows: r.rows, truncated, nextOffset: truncated ? offset + limit : null, segmentsRead: r.segmentsRead, fromWal: r.fromWal, missing: r.missing, altered: r.altered, total };
+  });
 }
 
 export type Format = 'json' | 'ndjson' | 'csv';
@@ -229,7 +236,15 @@ export interface Streamed {
  * when it ends; the journal closed then.
  */
 export async function streamSearch(ctx: AuditContext, q: ArchiveQuery, format: Format, limit: number, offset: number): Promise<Streamed> {
-  const truncated = await more(ctx.dir, q, offset, limit);
+  // A turn for the whole answer: held until its last row has gone out (or the client has gone).
+  const done = await turn(ctx, 'query', q);
+  let truncated: boolean;
+  try {
+    truncated = await more(ctx.dir, q, offset, limit);
+  } catch (err) {
+    done();
+    throw err;
+  }
   const body = new PassThrough({ highWaterMark: 256 * 1024 });
   let gone = false;
   body.on('close', () => {
@@ -276,7 +291,12 @@ export async function streamSearch(ctx: AuditContext, q: ArchiveQuery, format: F
       if (!gone) body.end(end(null, err.message));
     },
   );
-  finished.finally(() => closeAudit(ctx)).catch(() => undefined);
+  finished
+    .finally(() => {
+      done();
+      closeAudit(ctx);
+    })
+    .catch(() => undefined);
   // The first rows, or the end: then the answer's status and headers can go.
   await Promise.race([start, finished]);
   return {
@@ -298,12 +318,33 @@ export interface WhoResult {
 }
 
 export async function who(ctx: AuditContext, ip: string, at: number, port?: number): Promise<WhoResult> {
-  const a = await auditedWho(ctx, ip, at, port);
+  const a = await withTurn(ctx, 'who', { ip, at, port }, () => auditedWho(ctx, ip, at, port));
   return { answer: a, message: a.leases.length + a.sessions.length === 0 ? NOBODY : null };
 }
 
-/** who's answer as JSON (the NAT record's bytes as base64). */
-export const whoJson = (a: WhoAnswer) => ({ ...a, at_bangkok: bangkokIso(a.at), ...(a.nat ? { nat: { ...a.nat, record: jsonRow(a.nat.record) } } : {}) });
+/** A lease or session as the API gives it: snake_case, times in UTC ms (`_ms`) and in Asia/Bangkok. */
+const bindingJson = (b: Binding) => {
+  const { from, to, ...rest } = b;
+  return { ...rest, from_ms: from, to_ms: to, from_bangkok: bangkokIso(from), to_bangkok: to === null ? null : bangkokIso(to) };
+};
+
+/**
+ * who's answer as JSON, in the search answer's words: snake_case, times as
+ * `_ms` (UTC) and `_bangkok`, `from_wal`, `missing_segments`,
+ * `altered_segments` (the NAT record as a search row).
+ */
+export const whoJson = (a: WhoAnswer) => ({
+  ip: a.ip,
+  at_ms: a.at,
+  at_bangkok: bangkokIso(a.at),
+  ...(a.nat ? { nat: { public: a.nat.public, port: a.nat.port, inside: a.nat.inside, inside_port: a.nat.insidePort, record: jsonRow(a.nat.record) } } : {}),
+  leases: a.leases.map(bindingJson),
+  sessions: a.sessions.map(bindingJson),
+  segments: a.segments,
+  from_wal: a.fromWal,
+  missing_segments: a.missing,
+  altered_segments: a.altered,
+});
 
 /** How long a verification is reused: the archive's whole chain and every segment file are read for one. */
 export const VERIFY_CACHE_MS = 60_000;
@@ -373,6 +414,8 @@ export async function verifyStatus(api: ApiContext, ctx: AuditContext): Promise<
 
 export interface Evidence {
   file: string;
+  /** The download's name (evidence-<date>-<sha256's first 12>.tar), as the journal row names it. */
+  name: string;
   sha256: string;
   bytes: number;
   rows: number;
@@ -389,8 +432,9 @@ export async function evidence(ctx: AuditContext, q: ArchiveQuery, reference: st
   const remove = () => rm(folder, { recursive: true, force: true });
   try {
     const file = join(folder, 'evidence.tar');
-    const r = await auditedExport(ctx, q, file, reference);
-    return { file, sha256: r.sha256, bytes: r.bytes, rows: r.rows, intact: r.verify.ok, journalEntry: r.journalEntry, remove };
+    // The journal row names the package by its download name and SHA-256 (never this server's temporary path).
+    const r = await withTurn(ctx, 'export', { ...q, reference }, () => auditedExport(ctx, q, file, reference, { packageName: evidenceName }));
+    return { file, name: r.name, sha256: r.sha256, bytes: r.bytes, rows: r.rows, intact: r.verify.ok, journalEntry: r.journalEntry, remove };
   } catch (err) {
     await remove();
     throw err;
@@ -411,10 +455,84 @@ export function journalPage(ctx: AuditContext, o: { from?: number; to?: number; 
   return { rows: page, truncated, next_after: truncated ? page.at(-1)!.id : null };
 }
 
-/** An error from the archive's side as the API answers it: bad arguments 400, the rest as they are. */
-export function archiveError(err: unknown): unknown {
+/** The download's name of an evidence package: the day and its SHA-256's first 12 hex digits. */
+export const evidenceName = (sha256: string) => `evidence-${new Date().toISOString().slice(0, 10)}-${sha256.slice(0, 12)}.tar`;
+
+/**
+ * A message in the CLI's words as the API says it: an option (`--reference`,
+ * `--to is not after --from`) becomes the request's field (`body.reference`,
+ * `querystring.to is not after querystring.from`). The archive's functions
+ * are the CLI's too; their arguments' errors carry the field apart
+ * (QueryError, AuditError: field, detail), and this catches any other.
+ */
+export const apiWording = (message: string, where: string) => message.replace(/(^|[\s("'])--([a-z][a-z0-9-]*)/g, (_, pre: string, f: string) => `${pre}${where}.${f.replace(/-/g, '_')}`);
+
+/**
+ * An error from the archive's side as the API answers it: bad arguments
+ * 400 naming the field where the request gave it (`where`: querystring or
+ * body), an evidence conflict 409, the rest as they are.
+ */
+export function archiveError(err: unknown, where: 'querystring' | 'body' | 'request' = 'request'): unknown {
   if (err instanceof ApiError) return err;
-  const name = (err as Error)?.constructor?.name;
-  if (name === 'QueryError' || name === 'AuditError' || name === 'EvidenceError' || name === 'AnchorError') return new ApiError(name === 'EvidenceError' ? 409 : 400, name === 'EvidenceError' ? 'conflict' : 'bad_request', (err as Error).message);
+  const e = err as Error & { field?: string; detail?: string };
+  const name = e?.constructor?.name;
+  if (name === 'QueryError' || name === 'AuditError' || name === 'EvidenceError' || name === 'AnchorError') {
+    const message = e.field && e.detail ? `${where}.${e.field}: ${e.detail}` : apiWording(e.message, where);
+    return new ApiError(name === 'EvidenceError' ? 409 : 400, name === 'EvidenceError' ? 'conflict' : 'bad_request', message);
+  }
   return err;
+}
+
+/** Traffic queries and exports that run at once in one API process (each reads the write-ahead log and runs DuckDB)... */
+export const TRAFFIC_RUNNING = 2;
+/** ... and how many more may wait for a turn; past them the answer is 503 with Retry-After. */
+export const TRAFFIC_WAITING = 8;
+/** Retry-After of a busy answer (seconds). */
+export const BUSY_RETRY_S = 5;
+
+/** A 503 for a request that found every turn taken and the queue full. */
+export class BusyError extends ApiError {
+  readonly retryAfter = BUSY_RETRY_S;
+  constructor() {
+    super(503, 'unavailable', `the traffic archive is busy: ${TRAFFIC_RUNNING} queries or exports are running and ${TRAFFIC_WAITING} waiting; try again in ${BUSY_RETRY_S} s`);
+  }
+}
+
+/** The turns of this process: a count and the waiting queue (bounded). */
+const gate = { running: 0, waiting: [] as (() => void)[] };
+
+/** What the turns are doing now (tests; /healthz could show it). */
+export const trafficLoad = () => ({ running: gate.running, waiting: gate.waiting.length });
+
+/**
+ * A turn to read the archive: at once if fewer than TRAFFIC_RUNNING run,
+ * else after those ahead in the queue; a full queue is a BusyError,
+ * journalled as refused. Returns the release (call it once).
+ */
+export async function turn(ctx: AuditContext, action: string, params: unknown): Promise<() => void> {
+  if (gate.running < TRAFFIC_RUNNING) gate.running++;
+  else if (gate.waiting.length >= TRAFFIC_WAITING) {
+    const err = new BusyError();
+    journalRefusal(ctx, action, params, err, 'refused');
+    throw err;
+  } else await new Promise<void>((resolve) => gate.waiting.push(resolve));
+  let released = false;
+  return () => {
+    if (released) return;
+    released = true;
+    // The turn goes to the first waiting, else it is free.
+    const next = gate.waiting.shift();
+    if (next) next();
+    else gate.running--;
+  };
+}
+
+/** `work` in a turn, released when it ends. */
+async function withTurn<T>(ctx: AuditContext, action: string, params: unknown, work: () => Promise<T>): Promise<T> {
+  const done = await turn(ctx, action, params);
+  try {
+    return await work();
+  } finally {
+    done();
+  }
 }
