@@ -21,6 +21,9 @@ const error = z.object({ error: z.string(), message: z.string() });
 const errors = { 400: error, 401: error, 403: error, 503: error };
 
 /** Text parameters are bounded (the URL as a whole is too: 4096 characters). */
+/** A port: digits only (a number coerced by JavaScript would also take "0x1bb", "1e3" and "443.0"). */
+const PortZ = z.union([z.number().int(), z.string().regex(/^\d{1,5}$/, 'expected a port number from 0 to 65535 (digits)').transform(Number)]).pipe(z.number().int().min(0).max(65535));
+
 const text = (max: number, what: string) => z.string().max(max).optional().describe(what);
 
 export const filterShape = {
@@ -29,7 +32,7 @@ export const filterShape = {
   ip: text(64, 'an address on either side (or the side named), or its NAT translation'),
   side: z.enum(['src', 'dst', 'either']).optional().describe('which side ip is on (default either)'),
   peer: text(64, 'the other end'),
-  port: z.coerce.number().int().min(0).max(65535).optional().describe('a port on either side'),
+  port: PortZ.optional().describe('a port on either side'),
   proto: text(16, 'tcp, udp, icmp or a protocol number'),
   school: text(64, 'the school code whose devices sent the records'),
   user: text(256, 'a user name (RADIUS, hotspot, VPN)'),
@@ -37,7 +40,9 @@ export const filterShape = {
 };
 
 /** The journal row's copy of what was asked (only the filters and paging, never headers). */
-const asked = (q: Record<string, unknown>) => Object.fromEntries(Object.entries(q).filter(([, v]) => v !== undefined && v !== ''));
+const asked = (q: Record<string, unknown>): Record<string, unknown> =>
+  // A body that is not an object (text/plain, a JSON string) is journalled as what it is, not one key per character.
+  q === null || typeof q !== 'object' || Array.isArray(q) ? { body: String(q).slice(0, 500) } : Object.fromEntries(Object.entries(q).filter(([, v]) => v !== undefined && v !== ''));
 
 /**
  * Journal first, then the parameters: a request whose parameters were
@@ -127,7 +132,7 @@ export async function register(app: App, ctx: ApiContext): Promise<void> {
         querystring: z.object({
           ip: z.string().max(64).describe('the address (with port: a public NAT address)'),
           at: z.string().max(40).describe('the moment: 2026-06-03T09:41 (Asia/Bangkok), or ISO-8601 with a zone'),
-          port: z.coerce.number().int().min(0).max(65535).optional().describe('the public port (NAT)'),
+          port: PortZ.optional().describe('the public port (NAT)'),
         }),
         response: {
           200: z.looseObject({
@@ -190,7 +195,7 @@ export async function register(app: App, ctx: ApiContext): Promise<void> {
     async (req, reply) => {
       const body = (req.body ?? {}) as Record<string, string | number | undefined>;
       const audit = await opened(ctx, req, 'export', body);
-      const e = await act(audit, 'export', asked(body), () => evidence(audit, toQuery(body, 'body'), String(body.reference ?? '')), false, 'body');
+      const e = await act(audit, 'export', asked(body), () => evidence(audit, toQuery(body, 'body'), String(body.reference ?? ''), ctx.config.settings.api.max_rows), false, 'body');
       return sendEvidence(reply, e);
     },
   );

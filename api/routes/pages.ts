@@ -257,7 +257,7 @@ export async function register(app: App, ctx: ApiContext): Promise<void> {
     scope.post('/auditor/evidence', { config: auditor, schema: { hide: true } }, async (req, reply) => {
       const input = filtersOf(req.body, 'body');
       const reference = field(req.body, 'reference', 'body', 500);
-      const e = await audited(req, 'export', { ...input, reference }, (a) => evidence(a, toQuery(input, 'body'), reference));
+      const e = await audited(req, 'export', { ...input, reference }, (a) => evidence(a, toQuery(input, 'body'), reference, maxRows));
       return sendEvidence(reply, e);
     });
   });

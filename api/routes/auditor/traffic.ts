@@ -71,7 +71,8 @@ export function toQuery(i: SearchInput, where: 'querystring' | 'body'): ArchiveQ
     q.peer = s(i.peer);
   }
   if (given(i.port)) {
-    const n = Number(s(i.port));
+    // Digits only: Number() would also take "0x1bb", "1e3" and " 1".
+    const n = /^\d{1,5}$/.test(s(i.port)) ? Number(s(i.port)) : NaN;
     if (!Number.isInteger(n) || n < 0 || n > 65535) throw bad(where, 'port', `${JSON.stringify(s(i.port))}: expected a port number from 0 to 65535`);
     q.port = n;
   }
@@ -426,7 +427,13 @@ export interface Evidence {
 }
 
 /** The evidence package, written into a folder of its own under the archive's tmp/ (removed by `remove`). */
-export async function evidence(ctx: AuditContext, q: ArchiveQuery, reference: string): Promise<Evidence> {
+export async function evidence(ctx: AuditContext, q: ArchiveQuery, reference: string, maxRows = Number.POSITIVE_INFINITY): Promise<Evidence> {
+  // A package is made in one piece (every row, its proof, hashed and signed): over the API it holds at most
+  // api.max_rows rows, counted first, so that one request cannot take the process's memory and time for minutes.
+  if (Number.isFinite(maxRows)) {
+    const total = (await countArchive(ctx.dir, q)).count;
+    if (total > maxRows) throw new ApiError(400, 'bad_request', `body: the query matches ${total} rows; an evidence package made over the API holds at most ${maxRows} (api.max_rows): narrow the time range or the filters, or make it on the server with klaiwatch archive export`);
+  }
   await mkdir(join(ctx.dir, 'tmp'), { recursive: true, mode: 0o700 });
   const folder = await mkdtemp(join(ctx.dir, 'tmp', 'evidence-'));
   const remove = () => rm(folder, { recursive: true, force: true });
