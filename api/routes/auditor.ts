@@ -14,7 +14,7 @@ import type { App } from '../app.ts';
 import type { ApiContext } from '../context.ts';
 import { ApiError } from '../errors.ts';
 import { MIN_REFERENCE, type AuditContext } from '../../archive/auditor.ts';
-import { archiveError, beginAudit, BusyError, closeAudit, evidence, journalPage, refuse, streamSearch, timeParam, toQuery, verifyStatus, who, whoJson, SEARCH_FIELDS, VERIFY_CACHE_MS, type VerifyAnswer } from './auditor/traffic.ts';
+import { archiveAddress, archiveError, beginAudit, BusyError, closeAudit, evidence, journalPage, refuse, streamSearch, timeParam, toQuery, verifyStatus, who, whoJson, SEARCH_FIELDS, VERIFY_CACHE_MS, type VerifyAnswer } from './auditor/traffic.ts';
 import type { JournalRow } from '../../archive/journal.ts';
 
 const error = z.object({ error: z.string(), message: z.string() });
@@ -154,9 +154,10 @@ export async function register(app: App, ctx: ApiContext): Promise<void> {
       const qs = req.query as { ip: string; at: string; port?: number };
       const audit = await opened(ctx, req, 'who', qs);
       return act(audit, 'who', asked(qs), async () => {
-        if (isIP(qs.ip.trim()) === 0) throw new ApiError(400, 'bad_request', `querystring.ip: ${JSON.stringify(qs.ip)} is not an IPv4 or IPv6 address`);
+        const ip = archiveAddress(qs.ip);
+        if (ip === undefined) throw new ApiError(400, 'bad_request', `querystring.ip: ${JSON.stringify(qs.ip)} is not an IPv4 or IPv6 address (without a zone index)`);
         const at = timeParam(qs.at, 'querystring', 'at');
-        const r = await who(audit, qs.ip.trim(), at, qs.port);
+        const r = await who(audit, ip, at, qs.port);
         return { ...whoJson(r.answer), message: r.message };
       });
     },

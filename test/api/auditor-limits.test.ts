@@ -56,6 +56,17 @@ describe('auditor limits', () => {
     expect((await a.app.inject({ method: 'GET', url: '/v1/traffic/search?ip=125.25.69.110&port=443', headers: a.as('auditor') })).statusCode).toBe(200);
   });
 
+  it('reads an IPv4-mapped IPv6 address as its IPv4 address, and refuses a zone index', async () => {
+    const v4 = await a.app.inject({ method: 'GET', url: '/v1/traffic/search?ip=10.23.4.5&from=2026-06-03&to=2026-06-04&limit=3', headers: a.as('auditor') });
+    const mapped = await a.app.inject({ method: 'GET', url: '/v1/traffic/search?ip=%3A%3Affff%3A10.23.4.5&from=2026-06-03&to=2026-06-04&limit=3', headers: a.as('auditor') });
+    expect(mapped.statusCode).toBe(200);
+    expect(mapped.json().rows.length).toBeGreaterThan(0);
+    expect(mapped.json().rows).toEqual(v4.json().rows);
+    const zone = await a.app.inject({ method: 'GET', url: '/v1/traffic/search?ip=fe80%3A%3A1%25eth0', headers: a.as('auditor') });
+    expect(zone.statusCode).toBe(400);
+    expect(zone.json().message).toMatch(/^querystring\.ip: .*zone index/);
+  });
+
   it('journals a text/plain body as itself, not one key per character', async () => {
     const r = await a.app.inject({ method: 'POST', url: '/v1/traffic/evidence', headers: { ...a.as('auditor'), 'content-type': 'text/plain' }, payload: '{"ip":"10.23.4.5","reference":"x y z"}' });
     expect(r.statusCode).toBe(400);

@@ -55,20 +55,36 @@ export function timeParam(v: string, where: string, field: string): number {
 }
 
 /** The filters as an ArchiveQuery (without limit and offset); each error names its field (`querystring.port: …`). */
+/**
+ * An address as the archive stores it: an IPv4-mapped IPv6 address
+ * (::ffff:125.25.69.110) is the IPv4 address it maps (records keep IPv4 as
+ * IPv4); a zone index (fe80::1%eth0) is refused, no record carries one.
+ * Undefined when it is no address at all.
+ */
+export function archiveAddress(v: string): string | undefined {
+  const t = v.trim();
+  if (t.includes('%')) return undefined;
+  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(t);
+  if (mapped && isIP(mapped[1]!) === 4) return mapped[1]!;
+  return isIP(t) === 0 ? undefined : t;
+}
+
 export function toQuery(i: SearchInput, where: 'querystring' | 'body'): ArchiveQuery {
   const q: ArchiveQuery = {};
   const s = (v: string | number | undefined) => String(v).trim();
   if (given(i.ip)) {
-    if (isIP(s(i.ip)) === 0) throw bad(where, 'ip', `${JSON.stringify(s(i.ip))} is not an IPv4 or IPv6 address`);
-    q.ip = s(i.ip);
+    const ip = archiveAddress(s(i.ip));
+    if (ip === undefined) throw bad(where, 'ip', `${JSON.stringify(s(i.ip))} is not an IPv4 or IPv6 address (without a zone index)`);
+    q.ip = ip;
   }
   if (given(i.side)) {
     if (!['src', 'dst', 'either'].includes(s(i.side))) throw bad(where, 'side', `${JSON.stringify(s(i.side))}: expected src, dst or either`);
     q.side = s(i.side) as ArchiveQuery['side'];
   }
   if (given(i.peer)) {
-    if (isIP(s(i.peer)) === 0) throw bad(where, 'peer', `${JSON.stringify(s(i.peer))} is not an IPv4 or IPv6 address`);
-    q.peer = s(i.peer);
+    const peer = archiveAddress(s(i.peer));
+    if (peer === undefined) throw bad(where, 'peer', `${JSON.stringify(s(i.peer))} is not an IPv4 or IPv6 address (without a zone index)`);
+    q.peer = peer;
   }
   if (given(i.port)) {
     // Digits only: Number() would also take "0x1bb", "1e3" and " 1".
