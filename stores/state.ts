@@ -178,8 +178,13 @@ export class StateStore {
           // A maintenance window laid over an outage does not repair it: the
           // incident stays open through the window, goes on if the subject is
           // still failing after it, and ends only when it is seen good.
+          // Nor does the schedule: a subject no longer judged (a DLTV receiver
+          // after the day's broadcast) was not seen good; its outage stays open
+          // until it is judged again and seen good (or goes on, still failing).
           if (t.to === 'maintenance') continue;
-          const end = t.from === 'maintenance' ? recoveredAt(open, t, states.get(t.subject)) : t.at;
+          const next = states.get(t.subject);
+          if (t.to === 'unknown' && next !== undefined && !next.judged) continue;
+          const end = t.from === 'maintenance' || t.from === 'unknown' ? recoveredAt(open, t, next) : t.at;
           closed.push(toIncident(finish.get(end, Math.round((end - open.started_at) / 1000), open.id) as unknown as IncidentRow));
         }
       }
