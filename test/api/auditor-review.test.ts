@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { startApiArea, type ApiArea } from './area.ts';
 import { fillArchive, BULK_IP, type TestArchive } from './auditor-archive.ts';
 import { readJournalRows } from '../../archive/journal.ts';
-import { TRAFFIC_RUNNING, TRAFFIC_WAITING, trafficLoad } from '../../api/routes/auditor/traffic.ts';
+import { TRAFFIC_RUNNING, TRAFFIC_WAITING, trafficLoad, trafficTimes } from '../../api/routes/auditor/traffic.ts';
 import { tempDir } from '../helpers/peers.ts';
 
 const exec = promisify(execFile);
@@ -140,6 +140,31 @@ describe('traffic queries at once are bounded', () => {
     await Promise.all(answers.map((r) => r.arrayBuffer()));
     expect(trafficLoad()).toEqual({ running: 0, waiting: 0 });
   }, 120_000);
+
+  it('clients that stop reading are cut after the stall time (their turns freed); a waiter waits at most its time, then 503', async () => {
+    const saved = { ...trafficTimes };
+    trafficTimes.stallMs = 2_000;
+    trafficTimes.waitMs = 1_000;
+    try {
+      const holders = [];
+      for (let i = 0; i < TRAFFIC_RUNNING; i++) holders.push(await held(`/v1/traffic/search?ip=${BULK_IP}&format=ndjson&limit=${MAX_ROWS}`));
+      expect(trafficLoad().running).toBe(TRAFFIC_RUNNING);
+      // A waiter that the stalled ones keep out: refused after its wait, not held forever; the queue is empty again.
+      const t0 = Date.now();
+      const waiter = await fetch(`${base}/v1/traffic/search?ip=10.23.4.5&from=2026-06-03&to=2026-06-04`, { headers: a.as('auditor') });
+      expect(waiter.status).toBe(503);
+      expect(Date.now() - t0).toBeLessThan(10_000);
+      expect(trafficLoad().waiting).toBe(0);
+      // The stalled answers are cut: their turns come back without the clients doing anything.
+      while (trafficLoad().running > 0 && Date.now() - t0 < 30_000) await new Promise((r) => setTimeout(r, 50));
+      expect(trafficLoad()).toEqual({ running: 0, waiting: 0 });
+      const ok = await fetch(`${base}/v1/traffic/search?ip=10.23.4.5&from=2026-06-03&to=2026-06-04`, { headers: a.as('auditor') });
+      expect(ok.status).toBe(200);
+      for (const h of holders) h.req.destroy();
+    } finally {
+      Object.assign(trafficTimes, saved);
+    }
+  }, 60_000);
 
   it('a client that goes away gives its turn back', async () => {
     const { req } = await held(`/v1/traffic/search?ip=${BULK_IP}&format=ndjson&limit=${MAX_ROWS}`);

@@ -269,7 +269,15 @@ export async function streamSearch(ctx: AuditContext, q: ArchiveQuery, format: F
   });
   const put = async (s: string) => {
     if (gone) throw new Error('the client went away before the answer ended');
-    if (!body.write(s)) await Promise.race([once(body, 'drain'), once(body, 'close')]);
+    if (!body.write(s)) {
+      // A client that stops reading is cut after trafficTimes.stallMs: it must not hold its turn (and the archive) forever.
+      const stalled = setTimeout(() => body.destroy(new Error(`the client read nothing for ${trafficTimes.stallMs / 1000} s`)), trafficTimes.stallMs);
+      try {
+        await Promise.race([once(body, 'drain'), once(body, 'close')]);
+      } finally {
+        clearTimeout(stalled);
+      }
+    }
   };
   let first = true;
   let started: () => void = () => undefined;
@@ -510,6 +518,8 @@ export function archiveError(err: unknown, where: 'querystring' | 'body' | 'requ
 export const TRAFFIC_RUNNING = 2;
 /** ... and how many more may wait for a turn; past them the answer is 503 with Retry-After. */
 export const TRAFFIC_WAITING = 8;
+/** How long a request waits for its turn (then 503 busy), and how long a streamed answer's client may read nothing (then it is cut and its turn freed). An object, so that tests can shorten them. */
+export const trafficTimes = { waitMs: 30_000, stallMs: 30_000 };
 /** Retry-After of a busy answer (seconds). */
 export const BUSY_RETRY_S = 5;
 
@@ -538,7 +548,29 @@ export async function turn(ctx: AuditContext, action: string, params: unknown): 
     const err = new BusyError();
     journalRefusal(ctx, action, params, err, 'refused');
     throw err;
-  } else await new Promise<void>((resolve) => gate.waiting.push(resolve));
+  } else {
+    // A waiter waits at most trafficTimes.waitMs (one whose client went away leaves the queue by then too).
+    let waiter!: () => void;
+    const turned = new Promise<void>((resolve) => (waiter = resolve));
+    gate.waiting.push(waiter);
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), trafficTimes.waitMs)));
+    const r = await Promise.race([turned, late]);
+    clearTimeout(timer);
+    if (r === 'late') {
+      const i = gate.waiting.indexOf(waiter);
+      if (i >= 0) gate.waiting.splice(i, 1);
+      else {
+        // The turn came just as the wait ended: hand it on.
+        const next = gate.waiting.shift();
+        if (next) next();
+        else gate.running--;
+      }
+      const err = new BusyError();
+      journalRefusal(ctx, action, params, err, 'refused');
+      throw err;
+    }
+  }
   let released = false;
   return () => {
     if (released) return;
