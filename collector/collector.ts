@@ -494,7 +494,9 @@ export class Collector {
     const all = engine.observe(raws, now, checks);
     const transitions = all.filter((t) => this.shard.owned.has(t.device));
     for (const t of all) if (!this.shard.owned.has(t.device)) this.log.debug({ device: t.device, from: t.from, to: t.to, shard: this.shard.label }, 'dependency state changed (another shard\'s device: not recorded or alerted here)');
-    const { opened, closed } = store.apply(this.config.devices, engine.states, transitions);
+    const { opened, closed, continued } = store.apply(this.config.devices, engine.states, transitions);
+    // An outage that went on through a maintenance window (or the night, for a receiver) is no new failure: no second "down" notice.
+    const goesOn = new Set(continued.map((c) => c.subject));
     // What was watched this round: the report counts only observed time (issue 16).
     if (devices.length > 0) store.recordRound(now, this.intervalOf(devices[0]!), raws.keys());
     for (const t of transitions) {
@@ -554,7 +556,7 @@ export class Collector {
     emit(ps);
 
     const mail = this.config.settings.mail;
-    const notices = composeNotices({ config: this.config, transitions, opened, closed, behind: (id) => engine.behind(id), officer: mail?.officer ?? [], areaSchools: mail?.area_schools ?? 5 });
+    const notices = composeNotices({ config: this.config, transitions: transitions.filter((t) => !goesOn.has(t.subject)), opened, closed, behind: (id) => engine.behind(id), officer: mail?.officer ?? [], areaSchools: mail?.area_schools ?? 5 });
     if (this.outbox) this.outbox.enqueue(notices);
     else for (const n of notices) if (n.to.length > 0) this.log.info({ to: n.to, subject: n.subject, text: n.text }, 'notice (mail is not configured: logged only)');
     return { transitions, opened, closed, notices };

@@ -27,6 +27,12 @@ export interface Incident {
 
 const OUTAGE = new Set<State>(['down', 'unreachable']);
 
+/** An outage that went on through a maintenance window or unjudged time and is failing again: no new incident. */
+export interface Continued {
+  subject: string;
+  incident: Incident;
+}
+
 const SCHEMA = [
   `CREATE TABLE IF NOT EXISTS device_state (
      device TEXT PRIMARY KEY, state TEXT NOT NULL, since INTEGER NOT NULL, raw TEXT, streak INTEGER NOT NULL,
@@ -145,9 +151,11 @@ export class StateStore {
   }
 
   /** Saves the states that changed this round (devices and checks) and turns the changes into incident rows; returns what was opened and closed. */
-  apply(devices: readonly Device[], states: ReadonlyMap<string, DeviceState>, transitions: readonly Transition[]): { opened: Incident[]; closed: Incident[] } {
+  apply(devices: readonly Device[], states: ReadonlyMap<string, DeviceState>, transitions: readonly Transition[]): { opened: Incident[]; closed: Incident[]; continued: Continued[] } {
     const opened: Incident[] = [];
     const closed: Incident[] = [];
+    const continued: Continued[] = [];
+    const sinceOf = this.db.prepare('UPDATE device_state SET since = ? WHERE device = ?');
     const upsert = this.db.prepare(
       `INSERT INTO device_state (device, state, since, raw, streak, cause, judged, flapping, changes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (device) DO UPDATE SET state = excluded.state, since = excluded.since, raw = excluded.raw, streak = excluded.streak,
@@ -172,7 +180,17 @@ export class StateStore {
         const check = t.check ?? '';
         const open = openOf.get(t.device, check) as IncidentRow | undefined;
         if (OUTAGE.has(t.to)) {
-          if (open) update.run(t.to, t.cause ?? t.device, open.id);
+          if (open) {
+            update.run(t.to, t.cause ?? t.device, open.id);
+            // Failing again after a maintenance window or a time the schedule did not judge: the same outage
+            // goes on. Its state keeps the outage's start, and the collector sends no second "down" notice.
+            if (t.from === 'maintenance' || t.from === 'unknown') {
+              sinceOf.run(open.started_at, t.subject);
+              const st = states.get(t.subject);
+              if (st) st.since = open.started_at;
+              continued.push({ subject: t.subject, incident: toIncident(open) });
+            }
+          }
           else opened.push(toIncident(insert.get(d.id, check, d.school.code, d.kind, t.to, t.cause ?? d.id, t.detail ?? null, t.at) as unknown as IncidentRow));
         } else if (open) {
           // A maintenance window laid over an outage does not repair it: the
@@ -193,7 +211,7 @@ export class StateStore {
       this.db.exec('ROLLBACK');
       throw err;
     }
-    return { opened, closed };
+    return { opened, closed, continued };
   }
 
   private seen: Set<string> | undefined;

@@ -85,8 +85,17 @@ describe('an outage under a maintenance window laid over it', () => {
     // The window did not repair it: the same incident, still open.
     expect(outagesOf(DOWN_ROUTER)).toEqual([first]);
     const ended = endWindow(api!, w.id, OFFICER, Date.now());
-    for (let i = 0; i < confirm; i++) keep(await round());
+    const after: string[] = [];
+    for (let i = 0; i < confirm; i++) {
+      const r = await round();
+      keep(r);
+      after.push(...r.notices.filter((n) => n.text.includes(DOWN_ROUTER)).map((n) => n.subject));
+    }
     expect(stateOf(DOWN_ROUTER)).toBe('down');
+    // No second "down" notice for the outage that went on (the second review saw one, dated the window's end),
+    // and the device's state keeps the outage's start.
+    expect(after).toEqual([]);
+    expect(collector!.engine!.states.get(DOWN_ROUTER)!.since).toBe(first!.startedAt);
     // Still the one outage: not closed at the window's start, no second one after it.
     expect(outagesOf(DOWN_ROUTER)).toEqual([first]);
     expect(touched).toEqual({ opened: [first!.id], closed: [] });
