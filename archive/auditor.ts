@@ -5,6 +5,7 @@ import { createPublicKey, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Config } from '../config/load.ts';
+import { parseAreaTime } from '../config/time.ts';
 import { Journal, JOURNAL_FILE, recordJournalHead, systemIdentity, type Identity, type JournalRow } from './journal.ts';
 import { QueryError, queryArchive, readManifest, streamArchive, type ArchiveQuery, type QueryResult, type RowSink } from './query.ts';
 import { whoHad, type WhoAnswer } from './identity.ts';
@@ -116,16 +117,16 @@ export function publicKeyArg(v: string): string {
   }
 }
 
-const BANGKOK = '+07:00';
-
-/** "2026-06-03T09:41" (Asia/Bangkok), "2026-06-03" (midnight, Bangkok), or ISO-8601 with a zone. */
+/**
+ * "2026-06-03T09:41" (Asia/Bangkok), "2026-06-03" (midnight, Bangkok), ISO-8601
+ * with a zone, or Unix milliseconds: config/time.ts, the one reading of times
+ * the views use too. A day or an hour that does not exist (2026-02-30, 24:00)
+ * is refused, never rolled over to another day (a "who had" answer for the
+ * wrong day is the worst answer there is).
+ */
 export function parseTime(v: string, what: string): number {
-  const s = v.trim();
-  let t: number;
-  if (/^\d{4}-\d{2}-\d{2}$/.test(s)) t = Date.parse(`${s}T00:00:00${BANGKOK}`);
-  else if (/^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$/.test(s)) t = Date.parse(`${s.replace(' ', 'T')}${s.length === 16 ? ':00' : ''}${BANGKOK}`);
-  else t = /(Z|[+-]\d{2}:\d{2})$/.test(s) ? Date.parse(s) : NaN;
-  if (Number.isNaN(t)) throw new AuditError(`${what} ${JSON.stringify(v)}: expected a time such as 2026-06-03T09:41 (Asia/Bangkok), 2026-06-03, or 2026-06-03T02:41:00Z`);
+  const t = parseAreaTime(v);
+  if (t === undefined) throw new AuditError(`${what} ${JSON.stringify(v)}: expected a time such as 2026-06-03T09:41 (Asia/Bangkok), 2026-06-03, or 2026-06-03T02:41:00Z, on a day and at an hour that exist`);
   return t;
 }
 

@@ -67,6 +67,22 @@ describe('auditor limits', () => {
     expect(zone.json().message).toMatch(/^querystring\.ip: .*zone index/);
   });
 
+  it('refuses days and hours that do not exist instead of answering for another day; takes Unix milliseconds like the views', async () => {
+    for (const at of ['2026-02-30T10:00', '2026-11-31T10:00', '2026-11-29T24:00:00', '2026-13-01']) {
+      const r = await a.app.inject({ method: 'GET', url: `/v1/traffic/who?ip=10.23.4.5&at=${encodeURIComponent(at)}`, headers: a.as('auditor') });
+      expect(r.statusCode, at).toBe(400);
+      expect(r.json().message, at).toMatch(/^querystring\.at: /);
+      const q = await a.app.inject({ method: 'GET', url: `/v1/traffic/search?ip=10.23.4.5&from=${encodeURIComponent(at)}`, headers: a.as('auditor') });
+      expect(q.statusCode, at).toBe(400);
+    }
+    const ms = Date.parse('2026-06-03T09:41:00+07:00');
+    const byMs = await a.app.inject({ method: 'GET', url: `/v1/traffic/who?ip=10.23.4.5&at=${ms}`, headers: a.as('auditor') });
+    const byText = await a.app.inject({ method: 'GET', url: '/v1/traffic/who?ip=10.23.4.5&at=2026-06-03T09:41', headers: a.as('auditor') });
+    expect(byMs.statusCode).toBe(200);
+    expect(byMs.json().at_ms).toBe(ms);
+    expect(byMs.json().leases).toEqual(byText.json().leases);
+  });
+
   it('journals a text/plain body as itself, not one key per character', async () => {
     const r = await a.app.inject({ method: 'POST', url: '/v1/traffic/evidence', headers: { ...a.as('auditor'), 'content-type': 'text/plain' }, payload: '{"ip":"10.23.4.5","reference":"x y z"}' });
     expect(r.statusCode).toBe(400);
