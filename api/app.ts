@@ -31,6 +31,8 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** Every route registered, with the roles it allows. */
     routeTable: RouteInfo[];
+    /** Refused tokens per address (the log-in page counts its refusals here too). */
+    refusals: { blocked(key: string, now: number): number; count(key: string, now: number): void };
   }
   interface FastifyRequest {
     /** The token's holder; null before the auth hook or on public routes without a token. */
@@ -85,7 +87,8 @@ function sameOrigin(req: FastifyRequest): boolean {
   if (!host || !from || from.length > 2000) return false;
   try {
     const u = new URL(from);
-    // Compared as URLs, so that a default port written out (localhost:80) equals one left out.
+    // The scheme must be this request's; compared as URLs, so that a default port written out (localhost:80) equals one left out.
+    if (u.protocol !== `${req.protocol}:`) return false;
     return new URL(`${u.protocol}//${host}`).host === u.host;
   } catch {
     return false;
@@ -177,6 +180,7 @@ export async function buildApp(ctx: ApiContext, o: AppOptions = {}): Promise<App
   // Refused tokens are counted per address: past MAX_REFUSED a minute, that address gets 429 before any check
   // (guessing tokens is slow; the rate limit below counts only requests that got as far as a route's handler).
   const refused = new RefusalCounter(MAX_REFUSED, 60_000, 10_000);
+  app.decorate('refusals', refused);
   app.addHook('onRequest', async (req, reply) => {
     reply.headers(securityFor(req.url));
     if ((req.raw.url?.length ?? 0) > 4096) throw new ApiError(414, 'uri_too_long', 'the URL is longer than 4096 characters');
@@ -190,17 +194,23 @@ export async function buildApp(ctx: ApiContext, o: AppOptions = {}): Promise<App
         req.principal = p;
       }
     }
+    // The log-in form from another site's page is refused (log-in CSRF: a victim's browser logged into someone else's session).
+    if (req.method === 'POST' && req.routeOptions.url === '/auditor/login' && (req.headers.origin !== undefined || req.headers.referer !== undefined) && !sameOrigin(req)) {
+      throw new ApiError(403, 'forbidden', "the log-in form must be posted from this site's own page");
+    }
     if (token !== undefined) {
-      const wait = refused.blocked(req.ip, ctx.now());
-      if (wait > 0) {
-        reply.header('retry-after', String(Math.ceil(wait / 1000)));
-        throw new ApiError(429, 'too_many_requests', `more than ${MAX_REFUSED} refused tokens from ${req.ip} in a minute; try again in ${Math.ceil(wait / 1000)} s`);
-      }
       const r = ctx.tokens.check(token, ctx.now());
       if ('principal' in r) req.principal = r.principal;
-      else {
+      else if (roles !== 'public') {
+        // A refused token: counted per address; past MAX_REFUSED a minute that address's refused tokens get 429
+        // (good tokens from it still pass, and public routes such as /healthz ignore a bad token altogether).
+        const wait = refused.blocked(req.ip, ctx.now());
+        if (wait > 0) {
+          reply.header('retry-after', String(Math.ceil(wait / 1000)));
+          throw new ApiError(429, 'too_many_requests', `more than ${MAX_REFUSED} refused tokens from ${req.ip} in a minute; try again in ${Math.ceil(wait / 1000)} s`);
+        }
         refused.count(req.ip, ctx.now());
-        if (roles !== 'public') throw new ApiError(401, 'unauthorized', `the token is ${r.refused}`);
+        throw new ApiError(401, 'unauthorized', `the token is ${r.refused}`);
       }
     }
     if (roles === 'public') return;
@@ -276,7 +286,7 @@ export function securityHeaders(tls: boolean, kind: keyof typeof CSP = 'docs'): 
 export const MAX_REFUSED = 30;
 
 /** Refusals per address in fixed windows; at most `maxKeys` addresses are tracked (the oldest window is dropped first). */
-class RefusalCounter {
+export class RefusalCounter {
   private readonly seen = new Map<string, { start: number; n: number }>();
   private readonly max: number;
   private readonly windowMs: number;

@@ -91,6 +91,8 @@ export class TokenStore {
     if (!ROLES.includes(o.role)) throw new TokenError(`--role must be one of ${ROLES.join(', ')}; got ${JSON.stringify(o.role)}`);
     const name = o.name.trim();
     if (name.length < 2 || name.length > 120) throw new TokenError('--name must say who holds the token (2 to 120 characters): it is the identity the access journal records');
+    // eslint-disable-next-line no-control-regex
+    if (/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/.test(name)) throw new TokenError('--name must be one line without control characters: it is the identity the access journal records');
     if (o.role === 'school' && !o.school) throw new TokenError('--role school needs --school CODE (a school token sees that school only)');
     if (o.role !== 'school' && o.school) throw new TokenError(`--school applies to --role school only; a ${o.role} token is not bound to a school`);
     const now = o.now ?? Date.now();

@@ -4,14 +4,15 @@
 // is ok, 503 otherwise. It needs no token (a load balancer or a monitoring
 // script asks it), so without an officer's token it leaves out whatever
 // names a school, a device or an address: the problem lists, the checks not
-// watched, the flow exporters and the last error texts. The counts and every
+// watched, the flow exporters, the last error texts and the addresses of
+// InfluxDB and of the parts. The counts and every
 // part's status stay.
 import { z } from 'zod';
 import type { App } from '../app.ts';
 import type { ApiContext } from '../context.ts';
 
 /** Keys whose values name schools, devices or addresses. */
-const PRIVATE_KEYS = new Set(['problems', 'not_watched', 'exporters', 'last_error', 'bound']);
+const PRIVATE_KEYS = new Set(['problems', 'not_watched', 'exporters', 'last_error', 'bound', 'url', 'listen', 'asked']);
 
 /** The answer without PRIVATE_KEYS, at any depth (bounded: the health object is ours, a few levels deep). */
 export function publicHealth(v: unknown, depth = 0): unknown {

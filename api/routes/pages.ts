@@ -136,7 +136,14 @@ export async function register(app: App, ctx: ApiContext): Promise<void> {
 
     scope.post('/auditor/login', { config: { roles: 'public' }, schema: { hide: true } }, async (req, reply) => {
       const token = field(req.body, 'token', 'body', 200).trim();
+      // Guessing tokens here is slowed like anywhere else: refused tokens per address (api/app.ts).
+      const wait = scope.refusals.blocked(req.ip, ctx.now());
+      if (wait > 0) {
+        reply.header('retry-after', String(Math.ceil(wait / 1000)));
+        throw new ApiError(429, 'too_many_requests', `more than 30 refused tokens from ${req.ip} in a minute; try again in ${Math.ceil(wait / 1000)} s`);
+      }
       const r = token ? ctx.tokens.check(token, ctx.now()) : { refused: 'missing' as const };
+      if (!('principal' in r)) scope.refusals.count(req.ip, ctx.now());
       if (!('principal' in r) || r.principal.role !== 'auditor') {
         const why = 'principal' in r ? `โทเค็นนี้เป็นของบทบาท ${r.principal.role} ไม่ใช่ผู้ตรวจสอบ (auditor)` : `โทเค็นใช้ไม่ได้ (the token is ${r.refused})`;
         req.log.warn({ refused: 'principal' in r ? `role ${r.principal.role}` : r.refused }, 'auditor page login refused');

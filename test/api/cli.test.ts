@@ -120,6 +120,8 @@ describe('klaiwatch api, a process of its own', () => {
       expect(open.problems).toBeUndefined();
       expect(open.incidents_open.checks_failing).toBe(body.incidents_open.checks_failing);
       expect(JSON.stringify(open)).not.toContain('1036090119-router');
+      // ... nor an address (the parts asked, InfluxDB's URL, the API's own listen address).
+      expect(JSON.stringify(open)).not.toMatch(/127\.0\.0\.1:\d+/);
       // No collector runs on http.listen: named, not guessed; the state store's figures are there.
       expect(health.status).toBe(503);
       expect(body.parts.collector).toMatchObject({ status: 'not reachable', asked: `http://127.0.0.1:${collectorPort}/healthz` });

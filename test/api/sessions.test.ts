@@ -65,7 +65,22 @@ describe('the pages session', () => {
   });
 });
 
+describe('log-in CSRF', () => {
+  it("refuses the log-in form posted from another site's page (or another scheme); the site's own is taken", async () => {
+    for (const origin of ['http://evil.example', 'https://localhost:80']) {
+      const r = await a.app.inject({ method: 'POST', url: '/auditor/login', headers: { ...form, origin }, payload: `token=${a.tokens.auditor}` });
+      expect(r.statusCode, origin).toBe(403);
+      expect(r.headers['set-cookie'], origin).toBeUndefined();
+    }
+    expect((await a.app.inject({ method: 'POST', url: '/auditor/login', headers: form, payload: `token=${a.tokens.auditor}` })).statusCode).toBe(303);
+  });
+});
+
 describe('tokens', () => {
+  it('a token name is one line: a newline or another control character is refused', () => {
+    expect(() => a.ctx.tokens.create({ role: 'viewer', name: 'two\nlines' })).toThrow(/one line without control characters/);
+  });
+
   it('the public id is drawn apart from the secret: two tokens never share their secret part with their id', () => {
     for (let i = 0; i < 20; i++) {
       const { token, row } = a.ctx.tokens.create({ role: 'viewer', name: `id test ${i}` });
