@@ -12,6 +12,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import formbody from '@fastify/formbody';
 import { serializerCompiler, validatorCompiler, jsonSchemaTransform, hasZodFastifySchemaValidationErrors, type ZodTypeProvider } from '@fastify/type-provider-zod';
 import { z } from 'zod';
+import { STATUS_CODES } from 'node:http';
 import type { ApiContext } from './context.ts';
 import { ROLES, type Principal, type Role } from './tokens.ts';
 import { ApiError, errorBody } from './errors.ts';
@@ -135,7 +136,10 @@ const CSP: Record<'api' | 'pages' | 'docs', Record<string, string[]>> = {
 export async function buildApp(ctx: ApiContext, o: AppOptions = {}): Promise<App> {
   const logger = o.logger ?? false;
   const app = Fastify({
-    ...(typeof logger === 'object' && logger !== null && 'child' in logger ? { loggerInstance: logger as FastifyServerOptions['loggerInstance'] } : { logger: logger as FastifyServerOptions['logger'] }),
+    // A token a client put in the URL (?token=…, which no route takes) is not written to the log either.
+    ...(typeof logger === 'object' && logger !== null && 'child' in logger
+      ? { loggerInstance: (logger as unknown as { child(b: object, o: object): unknown }).child({}, { serializers: { req: requestForLog } }) as FastifyServerOptions['loggerInstance'] }
+      : { logger: logger as FastifyServerOptions['logger'] }),
     ...(o.https ? { https: o.https } : {}),
     bodyLimit: o.bodyLimit ?? 64 * 1024,
     trustProxy: o.trustProxy ?? false,
@@ -263,6 +267,19 @@ export async function buildApp(ctx: ApiContext, o: AppOptions = {}): Promise<App
     req.log.error({ err: { message: err.message, name: err.name } }, 'request failed');
     return reply.code(500).send(errorBody('internal', 'the server failed to answer; its log says why'));
   });
+  // Requests Node's parser refuses before Fastify sees them (headers too large, a malformed request line)
+  // are answered in the same { error, message } shape.
+  app.server.removeAllListeners('clientError');
+  app.server.on('clientError', (err: NodeJS.ErrnoException, socket) => {
+    if (err.code === 'ECONNRESET' || !socket.writable) {
+      socket.destroy();
+      return;
+    }
+    const status = err.code === 'HPE_HEADER_OVERFLOW' ? 431 : err.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+    const message = status === 431 ? 'the request headers are larger than the server takes' : status === 408 ? 'the request did not arrive in time' : 'the request is malformed HTTP';
+    const body = JSON.stringify(errorBody(status === 431 ? 'headers_too_large' : status === 408 ? 'request_timeout' : 'bad_request', message));
+    socket.end(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  });
   app.setNotFoundHandler((req, reply) => reply.code(404).send(errorBody('not_found', `no route ${req.method} ${req.url.split('?')[0]!.slice(0, 200)}; the routes are listed at /docs`)));
 
   await registerRoutes(withZod(app), ctx);
@@ -280,6 +297,25 @@ export function securityHeaders(tls: boolean, kind: keyof typeof CSP = 'docs'): 
   helmet({ contentSecurityPolicy: { useDefaults: false, directives: CSP[kind] }, crossOriginEmbedderPolicy: false, xFrameOptions: { action: 'deny' }, strictTransportSecurity: tls ? { maxAge: 15_552_000 } : false })({} as never, res as never, (err?: unknown) => void (failed = err));
   if (failed) throw failed;
   return headers;
+}
+
+/** A URL for the log: the values of query parameters that look like secrets (token, key, password, session…) replaced. */
+export function urlForLog(url: string): string {
+  const q = url.indexOf('?');
+  if (q < 0) return url.slice(0, 2000);
+  const params = url
+    .slice(q + 1, q + 4000)
+    .split('&')
+    .map((p) => {
+      const i = p.indexOf('=');
+      return i > 0 && /token|secret|pass|key|session|auth|kw_/i.test(p.slice(0, i)) ? `${p.slice(0, i)}=[redacted]` : /kw_[A-Za-z0-9_-]{20,}/.test(p) ? p.replace(/kw_[A-Za-z0-9_-]+/g, 'kw_[redacted]') : p;
+    });
+  return `${url.slice(0, q)}?${params.join('&')}`;
+}
+
+/** The request as a log line shows it (Fastify's own fields, the URL through urlForLog). */
+function requestForLog(req: { method?: string; url?: string; hostname?: string; host?: string; ip?: string; socket?: { remotePort?: number } }): Record<string, unknown> {
+  return { method: req.method, url: urlForLog(req.url ?? ''), host: req.host ?? req.hostname, remoteAddress: req.ip, remotePort: req.socket?.remotePort };
 }
 
 /** Refused tokens a minute from one address before it gets 429. */
