@@ -131,12 +131,15 @@ function influxReason(err: unknown): string {
  * InfluxDB answers for at most a second, and one query in flight per text:
  * a dashboard or script asking the same device's recent points many times a
  * second costs InfluxDB one query a second (InfluxDB took ~6 ms a query in
- * bench/api, which capped the route below 1,000 requests/s). Points arrive
- * every polling interval (30 s or more), so an answer a second old is as
- * recent. A failed query is not kept.
+ * bench/api, which capped the route below 1,000 requests/s). Past its second,
+ * an answer is still given for one more second while the next one is asked
+ * (so no request waits on InfluxDB at each second's turn); older than that,
+ * a request waits for the new answer. Points arrive every polling interval
+ * (30 s or more), so an answer two seconds old is as recent. A failed query
+ * is not kept (its stale answer is dropped too).
  */
 export class RecentQueries<T> {
-  private readonly kept = new Map<string, { at: number; answer: Promise<T> }>();
+  private readonly kept = new Map<string, { at: number; answer: Promise<T>; refreshing?: boolean }>();
   private readonly ttlMs: number;
   private readonly max: number;
   constructor(ttlMs = 1_000, max = 500) {
@@ -145,9 +148,26 @@ export class RecentQueries<T> {
   }
   get(key: string, now: number, ask: () => Promise<T>): Promise<T> {
     const hit = this.kept.get(key);
-    if (hit && now - hit.at < this.ttlMs && now >= hit.at) return hit.answer;
+    const age = hit ? now - hit.at : -1;
+    if (hit && age >= 0 && age < this.ttlMs) return hit.answer;
+    if (hit && age >= 0 && age < 2 * this.ttlMs) {
+      // Given once more while the next answer is asked (one refresh at a time).
+      if (!hit.refreshing) {
+        hit.refreshing = true;
+        const answer = ask();
+        answer.then(
+          () => {
+            if (this.kept.get(key) === hit) this.kept.set(key, { at: now, answer });
+          },
+          () => {
+            if (this.kept.get(key) === hit) this.kept.delete(key);
+          },
+        );
+      }
+      return hit.answer;
+    }
     if (this.kept.size >= this.max) {
-      for (const [k, v] of this.kept) if (now - v.at >= this.ttlMs || now < v.at) this.kept.delete(k);
+      for (const [k, v] of this.kept) if (now - v.at >= 2 * this.ttlMs || now < v.at) this.kept.delete(k);
       if (this.kept.size >= this.max) this.kept.delete(this.kept.keys().next().value!);
     }
     const answer = ask();
