@@ -273,7 +273,7 @@ export const trafficSchema = z.strictObject({
   seal_bytes: size.default(256 * 1024 * 1024),
   /** TCP and TLS senders are paused (not dropped) while this much waits for the disk. */
   max_pending: size.default(64 * 1024 * 1024),
-  /** GET /healthz of `klaiwatch archive serve` run alone (under `klaiwatch run` the supervisor serves http.listen). */
+  /** GET /healthz of `klaiwatch archive serve` run alone (under `klaiwatch run` the API part serves /healthz for every part). */
   http: listenAddress('traffic.http').default('127.0.0.1:9274'),
   /** A log line whose parse takes longer than this is stored raw (plain syslog record) and counted. */
   parse_budget: duration('traffic.parse_budget').default(5),
