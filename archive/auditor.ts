@@ -7,7 +7,7 @@ import { basename, dirname, join, resolve } from 'node:path';
 import type { Config } from '../config/load.ts';
 import { parseAreaTime } from '../config/time.ts';
 import { Journal, JOURNAL_FILE, recordJournalHead, systemIdentity, type Identity, type JournalRow } from './journal.ts';
-import { QueryError, queryArchive, readManifest, streamArchive, type ArchiveQuery, type QueryResult, type RowSink } from './query.ts';
+import { ArgumentError, QueryError, queryArchive, readManifest, streamArchive, type ArchiveQuery, type QueryResult, type RowSink } from './query.ts';
 import { whoHad, type WhoAnswer } from './identity.ts';
 import { verifyArchive, type VerifyResult } from './verify.ts';
 import { writeEvidence } from './export.ts';
@@ -19,15 +19,7 @@ import { AnchorError, type SentHead } from './anchor.ts';
  * when an argument is at fault, say it without the CLI's wording (the API
  * names it `body.reference`, not `--reference`).
  */
-export class AuditError extends Error {
-  readonly field: string | undefined;
-  readonly detail: string | undefined;
-  constructor(message: string, arg?: { field: string; detail: string }) {
-    super(message);
-    this.field = arg?.field;
-    this.detail = arg?.detail;
-  }
-}
+export class AuditError extends ArgumentError {}
 
 /** The shortest reference an export accepts (the order's or letter's number and issuer). */
 export const MIN_REFERENCE = 3;

@@ -75,12 +75,12 @@ export interface QueryResult {
 }
 
 /**
- * A query's argument refused. The message is the CLI's (`--port 70000 is
+ * An argument refused (a query's: QueryError; an audited act's: archive/auditor.ts AuditError). The message is the CLI's (`--port 70000 is
  * not …`); `field` and `detail` say the same without the CLI's wording, for
  * callers that name the argument their own way (the API: `querystring.port:
  * 70000 is not …`).
  */
-export class QueryError extends Error {
+export class ArgumentError extends Error {
   readonly field: string | undefined;
   readonly detail: string | undefined;
   constructor(message: string, arg?: { field: string; detail: string }) {
@@ -89,6 +89,9 @@ export class QueryError extends Error {
     this.detail = arg?.detail;
   }
 }
+
+/** A query's argument refused (see ArgumentError). */
+export class QueryError extends ArgumentError {}
 
 /** A refused argument: the CLI's `--field detail`, with field and detail kept apart. */
 const argError = (field: string, detail: string, cli = `--${field} ${detail}`) => new QueryError(cli, { field, detail });

@@ -73,6 +73,7 @@ export function monitoringBetween(db: DatabaseSync, from: number, to: number): M
   return { firstSeen, runs };
 }
 
+/** A row of the incidents table as SQLite gives it. */
 export interface IncidentRow {
   id: number;
   device: string;
@@ -81,6 +82,7 @@ export interface IncidentRow {
   kind: string;
   state: string;
   cause: string;
+  detail: string | null;
   started_at: number;
   ended_at: number | null;
   duration_s: number | null;

@@ -96,6 +96,13 @@ function thaiError(err: ApiError): string {
   return err.message;
 }
 
+/** A refusal of a page's parameters (400) as the text the page shows; any other failure goes on to the error handler. */
+function refusalText(err: unknown): string {
+  const e = archiveError(err, 'querystring');
+  if (e instanceof ApiError && e.status === 400) return thaiError(e);
+  throw e;
+}
+
 export async function register(app: App, ctx: ApiContext): Promise<void> {
   const maxRows = ctx.config.settings.api.max_rows;
   await app.register(async (scope) => {
@@ -215,12 +222,8 @@ export async function register(app: App, ctx: ApiContext): Promise<void> {
           altered: r.altered,
         };
       }).catch((err) => {
-        const e = archiveError(err, 'querystring');
-        if (e instanceof ApiError && e.status === 400) {
-          error = thaiError(e);
-          return null;
-        }
-        throw e;
+        error = refusalText(err);
+        return null;
       });
       return render(reply, 'search', { here: 'search', input, result, error, hidden: [...filterParams(input)], maxRows }, error ? 400 : 200);
     });
@@ -246,12 +249,8 @@ export async function register(app: App, ctx: ApiContext): Promise<void> {
           altered: x.altered,
         };
       }).catch((err) => {
-        const e = archiveError(err, 'querystring');
-        if (e instanceof ApiError && e.status === 400) {
-          error = thaiError(e);
-          return null;
-        }
-        throw e;
+        error = refusalText(err);
+        return null;
       });
       return render(reply, 'who', { here: 'who', input, result, error }, error ? 400 : 200);
     });

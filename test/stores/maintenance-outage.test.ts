@@ -10,16 +10,14 @@
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { DatabaseSync } from 'node:sqlite';
 import { join } from 'node:path';
-import pino from 'pino';
 import { createWindow, endWindow } from '../../stores/maintenance.ts';
-import { buildSimArea, type SimArea } from '../../sim/area.ts';
-import { startSnmpsim, type Snmpsim } from '../../sim/snmpsim.ts';
-import { loadConfig, type Config } from '../../config/load.ts';
+import type { Config } from '../../config/load.ts';
 import { Collector } from '../../collector/collector.ts';
 import { makeReport } from '../../report/report.ts';
 import { renderHtml } from '../../report/render.ts';
-import { startTestInflux, type TestInflux } from '../helpers/influx.ts';
-import { requireBinary, tempDir } from '../helpers/peers.ts';
+import type { TestInflux } from '../helpers/influx.ts';
+import { tempDir } from '../helpers/peers.ts';
+import { startCollectorArea, type CollectorArea } from '../helpers/collector-area.ts';
 
 const MIN = 60_000;
 const DAY = 86_400_000;
@@ -31,33 +29,21 @@ const OFFICER = { id: 'tok-1', name: 'เจ้าหน้าที่ไอท
 const bangkokDay = (days: number) => new Date(Date.now() + 7 * 3_600_000 + days * DAY).toISOString().slice(0, 10);
 
 describe('an outage under a maintenance window laid over it', () => {
+  let ca: CollectorArea | undefined;
   let influx: TestInflux | undefined;
   let dir: ReturnType<typeof tempDir> | undefined;
-  let area: SimArea;
-  let agents: Snmpsim | undefined;
   let config: Config;
   let collector: Collector | undefined;
+  // The API's own connection to the state database the collector made.
   let api: DatabaseSync | undefined;
 
   beforeAll(async () => {
-    await requireBinary('fping', 'fping');
-    influx = await startTestInflux(`maintout${OCTET}`);
-    dir = tempDir('maint-outage');
-    area = buildSimArea({ dir: dir.path, influxUrl: influx.server.url, database: 'maintout', octet: OCTET, schools: 3, silent: [DOWN_ROUTER], snmpOnly: [DOWN_ROUTER] });
-    agents = await startSnmpsim({ dir: dir.path, dataDir: area.dataDir, endpoints: area.endpoints, probeCommunity: 'router' });
-    config = loadConfig(area.settingsPath);
-    collector = new Collector(config, pino({ level: 'silent' }));
-    await collector.prepare();
-    api = new DatabaseSync(join(dir.path, 'state.sqlite'));
-    api.exec('PRAGMA busy_timeout = 5000');
+    ca = await startCollectorArea({ octet: OCTET, name: 'maintout', schools: 3, downRouter: DOWN_ROUTER });
+    ({ influx, dir, config, collector, api } = ca);
   }, 120_000);
 
   afterAll(async () => {
-    api?.close();
-    await collector?.stop();
-    await agents?.stop();
-    await influx?.close();
-    dir?.remove();
+    await ca?.close();
   });
 
   const round = () => collector!.runRound(config.devices, 30_000, { jitter: false });

@@ -9,16 +9,13 @@ import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import fc from 'fast-check';
 import { DatabaseSync } from 'node:sqlite';
 import { join } from 'node:path';
-import pino from 'pino';
 import { createWindow, endWindow, listWindows, getWindow, windowsBetween, ensureMaintenanceTable, MaintenanceError, MAX_WINDOWS, MAX_SPAN_MS, MAX_BACKDATE_MS, type Inventory, type NewWindow } from '../../stores/maintenance.ts';
 import { Schedule } from '../../config/calendar.ts';
 import type { Device, Settings, Config } from '../../config/load.ts';
-import { buildSimArea, type SimArea } from '../../sim/area.ts';
-import { startSnmpsim, type Snmpsim } from '../../sim/snmpsim.ts';
-import { loadConfig } from '../../config/load.ts';
 import { Collector } from '../../collector/collector.ts';
-import { startTestInflux, type TestInflux } from '../helpers/influx.ts';
-import { requireBinary, tempDir } from '../helpers/peers.ts';
+import type { TestInflux } from '../helpers/influx.ts';
+import { tempDir } from '../helpers/peers.ts';
+import { startCollectorArea, type CollectorArea } from '../helpers/collector-area.ts';
 
 const MIN = 60_000;
 const HOUR = 60 * MIN;
@@ -245,34 +242,21 @@ const SCHOOL = '1036090101';
 const DOWN_ROUTER = '1036090102-router';
 
 describe('the collector reads the windows at each round', () => {
+  let ca: CollectorArea | undefined;
   let influx: TestInflux | undefined;
   let dir: ReturnType<typeof tempDir> | undefined;
-  let area: SimArea;
-  let agents: Snmpsim | undefined;
   let config: Config;
   let collector: Collector | undefined;
+  // The API's own connection to the state database the collector made.
   let api: DatabaseSync | undefined;
 
   beforeAll(async () => {
-    await requireBinary('fping', 'fping');
-    influx = await startTestInflux(`maint${OCTET}`);
-    dir = tempDir('maint-area');
-    area = buildSimArea({ dir: dir.path, influxUrl: influx.server.url, database: 'maint', octet: OCTET, schools: 3, silent: [DOWN_ROUTER], snmpOnly: [DOWN_ROUTER] });
-    agents = await startSnmpsim({ dir: dir.path, dataDir: area.dataDir, endpoints: area.endpoints, probeCommunity: 'router' });
-    config = loadConfig(area.settingsPath);
-    collector = new Collector(config, pino({ level: 'silent' }));
-    await collector.prepare();
-    // The API's own connection to the state database the collector made.
-    api = new DatabaseSync(join(dir.path, 'state.sqlite'));
-    api.exec('PRAGMA busy_timeout = 5000');
+    ca = await startCollectorArea({ octet: OCTET, name: 'maint', schools: 3, downRouter: DOWN_ROUTER });
+    ({ influx, dir, config, collector, api } = ca);
   });
 
   afterAll(async () => {
-    api?.close();
-    await collector?.stop();
-    await agents?.stop();
-    await influx?.close();
-    dir?.remove();
+    await ca?.close();
   });
 
   const round = () => collector!.runRound(config.devices, 30_000, { jitter: false });

@@ -19,7 +19,7 @@ import type { FastifyRequest } from 'fastify';
 import { ApiError } from '../../errors.ts';
 import type { ApiContext } from '../../context.ts';
 import { auditContext, auditedExport, auditedQuery, auditedStream, auditedVerify, auditedWho, journalRefusal, journalRequest, parseTime, type AuditContext } from '../../../archive/auditor.ts';
-import { countArchive, queryArchive, whereClause, QueryError, type ArchiveQuery } from '../../../archive/query.ts';
+import { ArgumentError, countArchive, queryArchive, whereClause, QueryError, type ArchiveQuery } from '../../../archive/query.ts';
 import { protoNumber, type TrafficRecord } from '../../../archive/record.ts';
 import { jsonRow, rowsCsv } from '../../../archive/export.ts';
 import { readJournalPage, type JournalRow } from '../../../archive/journal.ts';
@@ -507,7 +507,7 @@ export function archiveError(err: unknown, where: 'querystring' | 'body' | 'requ
   if (err instanceof ApiError) return err;
   const e = err as Error & { field?: string; detail?: string };
   const name = e?.constructor?.name;
-  if (name === 'QueryError' || name === 'AuditError' || name === 'EvidenceError' || name === 'AnchorError') {
+  if (err instanceof ArgumentError || name === 'EvidenceError' || name === 'AnchorError') {
     const message = e.field && e.detail ? `${where}.${e.field}: ${e.detail}` : apiWording(e.message, where);
     return new ApiError(name === 'EvidenceError' ? 409 : 400, name === 'EvidenceError' ? 'conflict' : 'bad_request', message);
   }

@@ -11,6 +11,7 @@ import { ApiError } from '../../errors.ts';
 import { DEVICE_KINDS, type DeviceKind } from '../../../config/schema.ts';
 import { checkTh, DEVICE_FIRST_CHECK, formatEnglishTime, formatThaiTime, KIND_TH, TH } from '../../../config/thai.ts';
 import type { OpenIncident, StateView } from './snapshot.ts';
+import type { IncidentRow } from '../../../stores/state.ts';
 import { DeviceIdZ, errors, Iso, isoOrNull, ObservedZ, observedJson, parseTime, areaOffset, SchoolCodeZ, scopedSchool, TimeParamZ } from './common.ts';
 import { deviceFor } from './devices.ts';
 
@@ -84,20 +85,6 @@ function problemJson(i: OpenIncident, ctx: ApiContext, schoolName: string | unde
     th: { title: TH.subjectDown(kindTh(i.kind)), text: TH.deviceDown(name, since.th), first: TH.firstCheck(DEVICE_FIRST_CHECK[i.kind as DeviceKind] ?? DEVICE_FIRST_CHECK.other) },
     en: { title: `${i.kind} down`, text: `${i.device} down since ${since.en}`, first: null },
   };
-}
-
-interface IncidentRow {
-  id: number;
-  device: string;
-  check_name: string;
-  school: string;
-  kind: string;
-  state: string;
-  cause: string;
-  detail: string | null;
-  started_at: number;
-  ended_at: number | null;
-  duration_s: number | null;
 }
 
 const incidentJson = (r: IncidentRow): z.infer<typeof IncidentZ> => ({

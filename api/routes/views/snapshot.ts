@@ -9,6 +9,7 @@ import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import type { Config, Device, School } from '../../../config/load.ts';
 import { schoolState, type SchoolState, type State, STATES } from '../../../stores/model.ts';
 import { StoreMissing, type ApiContext } from '../../context.ts';
+import type { Incident } from '../../../stores/state.ts';
 
 /**
  * The database's version is asked at most this often: a burst of requests
@@ -34,17 +35,8 @@ export interface CheckRow {
   since: number;
 }
 
-export interface OpenIncident {
-  id: number;
-  device: string;
-  check: string;
-  school: string;
-  kind: string;
-  state: 'down' | 'unreachable';
-  cause: string;
-  detail: string | null;
-  startedAt: number;
-}
+/** An incident of the state store while it is open, with what was seen (detail). */
+export type OpenIncident = Omit<Incident, 'endedAt' | 'durationS'> & { detail: string | null };
 
 export interface Counts {
   total: number;
