@@ -50,3 +50,11 @@ export function parseAreaTime(text: string, offsetMinutes: number = AREA_OFFSET_
   const t = Date.UTC(year, month - 1, day, hour, minute, second, ms) - offset * 60_000;
   return t >= 0 && t <= MAX_MS ? t : undefined;
 }
+
+/** ISO 8601 in the area's time, with its offset: 2026-06-03T09:41:07.000+07:00 (the calendar's offset; +07:00 by default). */
+export function formatAreaTime(t: number, offsetMinutes: number = AREA_OFFSET_MINUTES): string {
+  const sign = offsetMinutes < 0 ? '-' : '+';
+  const a = Math.abs(offsetMinutes);
+  const off = `${sign}${String(Math.floor(a / 60)).padStart(2, '0')}:${String(a % 60).padStart(2, '0')}`;
+  return new Date(t + offsetMinutes * 60_000).toISOString().replace('Z', off);
+}

@@ -10,14 +10,14 @@ import { createReadStream } from 'node:fs';
 import { isIP } from 'node:net';
 import { z } from 'zod';
 import type { FastifyRequest } from 'fastify';
-import type { App } from '../app.ts';
+import { ErrorZ, type App } from '../app.ts';
 import type { ApiContext } from '../context.ts';
 import { ApiError } from '../errors.ts';
 import { MIN_REFERENCE, type AuditContext } from '../../archive/auditor.ts';
 import { archiveAddress, archiveError, beginAudit, BusyError, closeAudit, evidence, journalPage, refuse, streamSearch, timeParam, toQuery, verifyStatus, who, whoJson, SEARCH_FIELDS, VERIFY_CACHE_MS, type VerifyAnswer } from './auditor/traffic.ts';
 import type { JournalRow } from '../../archive/journal.ts';
 
-const error = z.object({ error: z.string(), message: z.string() });
+const error = ErrorZ;
 const errors = { 400: error, 401: error, 403: error, 503: error };
 
 /** Text parameters are bounded (the URL as a whole is too: 4096 characters). */

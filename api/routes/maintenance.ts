@@ -5,7 +5,8 @@
 // counts in the reports of the time it covered.
 import { z } from 'zod';
 import type { DatabaseSync } from 'node:sqlite';
-import type { App } from '../app.ts';
+import { ErrorZ, type App } from '../app.ts';
+import { formatAreaTime } from '../../config/time.ts';
 import { StoreMissing, type ApiContext } from '../context.ts';
 import { ApiError } from '../errors.ts';
 import { parseTime, TimeParamZ } from './views/common.ts';
@@ -32,19 +33,11 @@ const windowOut = z.object({
   ended_at: z.string().nullable(),
   ended_by: actor.nullable(),
 });
-const errorOut = z.object({ error: z.string(), message: z.string() });
 
-/** ISO 8601 with the area's offset (the calendar's; +07:00 by default). */
-function isoIn(t: number, offsetMin: number): string {
-  const sign = offsetMin < 0 ? '-' : '+';
-  const a = Math.abs(offsetMin);
-  const off = `${sign}${String(Math.floor(a / 60)).padStart(2, '0')}:${String(a % 60).padStart(2, '0')}`;
-  return new Date(t + offsetMin * 60_000).toISOString().replace('Z', off);
-}
 
 export async function register(app: App, ctx: ApiContext): Promise<void> {
   const offsetMin = ctx.config.calendars[0]?.utc_offset_minutes ?? 420;
-  const iso = (t: number) => isoIn(t, offsetMin);
+  const iso = (t: number) => formatAreaTime(t, offsetMin);
   const out = (w: MaintenanceWindow, now: number): z.infer<typeof windowOut> => ({
     id: w.id,
     schools: w.schools,
@@ -90,7 +83,7 @@ export async function register(app: App, ctx: ApiContext): Promise<void> {
           to: TimeParamZ.optional(),
           limit: z.coerce.number().int().min(1).max(MAX_LIST).default(100),
         }),
-        response: { 200: z.object({ windows: z.array(windowOut), limit: z.number() }), 400: errorOut },
+        response: { 200: z.object({ windows: z.array(windowOut), limit: z.number() }), 400: ErrorZ },
       },
     },
     async (req) => {
@@ -127,7 +120,7 @@ export async function register(app: App, ctx: ApiContext): Promise<void> {
           end: instant('end'),
           reason: z.string().min(1).max(MAX_REASON_CHARS),
         }),
-        response: { 201: windowOut, 400: errorOut, 409: errorOut, 503: errorOut },
+        response: { 201: windowOut, 400: ErrorZ, 409: ErrorZ, 503: ErrorZ },
       },
     },
     async (req, reply) => {
@@ -153,7 +146,7 @@ export async function register(app: App, ctx: ApiContext): Promise<void> {
         tags: ['maintenance'],
         summary: 'End a window now (one not yet begun is cancelled); 409 when it is already over or ended',
         params: z.strictObject({ id: z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER) }),
-        response: { 200: windowOut, 400: errorOut, 404: errorOut, 409: errorOut, 503: errorOut },
+        response: { 200: windowOut, 400: ErrorZ, 404: ErrorZ, 409: ErrorZ, 503: ErrorZ },
       },
     },
     async (req) => {

@@ -17,6 +17,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyRequest } from 'fastify';
 import { ApiError } from '../../errors.ts';
+import { formatAreaTime } from '../../../config/time.ts';
 import type { ApiContext } from '../../context.ts';
 import { auditContext, auditedExport, auditedQuery, auditedStream, auditedVerify, auditedWho, journalRefusal, journalRequest, parseTime, type AuditContext } from '../../../archive/auditor.ts';
 import { ArgumentError, countArchive, queryArchive, whereClause, QueryError, type ArchiveQuery } from '../../../archive/query.ts';
@@ -196,7 +197,7 @@ export const closeAudit = (ctx: AuditContext) => {
 };
 
 /** Asia/Bangkok, ISO-8601: 2026-06-03T09:41:07.000+07:00. */
-export const bangkokIso = (t: number) => new Date(t + 7 * 3_600_000).toISOString().replace('Z', '+07:00');
+export const bangkokIso = (t: number) => formatAreaTime(t);
 
 /** "no records: …": what an empty search answers (as the CLI says it). */
 export const noRecords = (segmentsRead: number) => `no records: nothing in the archive matches (${segmentsRead} segments and the write-ahead log read)`;

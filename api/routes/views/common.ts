@@ -5,6 +5,7 @@ import type { FastifyRequest } from 'fastify';
 import { SCHOOL_STATES, STATES } from '../../../stores/model.ts';
 import { ApiError } from '../../errors.ts';
 import { AREA_OFFSET_MINUTES, parseAreaTime, TIME_FORMS } from '../../../config/time.ts';
+import { ErrorZ } from '../../app.ts';
 import type { Snapshot } from './snapshot.ts';
 
 export const iso = (t: number) => new Date(t).toISOString();
@@ -46,7 +47,7 @@ export function observedJson(s: Snapshot, now: number): ObservedJson {
   };
 }
 
-export const ErrorZ = z.object({ error: z.string(), message: z.string() });
+export { ErrorZ };
 /** Error answers a view may give, for the OpenAPI document. */
 export const errors = { 400: ErrorZ, 401: ErrorZ, 403: ErrorZ, 404: ErrorZ } as const;
 
