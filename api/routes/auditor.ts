@@ -7,7 +7,6 @@
 // id, name and role, and when the journal cannot be written the answer is
 // 503 and nothing else (routes/auditor/traffic.ts).
 import { createReadStream } from 'node:fs';
-import { isIP } from 'node:net';
 import { z } from 'zod';
 import type { FastifyRequest } from 'fastify';
 import { ErrorZ, type App } from '../app.ts';

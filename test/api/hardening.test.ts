@@ -15,7 +15,7 @@ import { DatabaseSync } from 'node:sqlite';
 import { parse, stringify } from 'yaml';
 import { chromium, type Browser } from 'playwright-core';
 import { startApiArea, SCHOOL, type ApiArea } from './area.ts';
-import { buildApp, SESSION_COOKIE, type App } from '../../api/app.ts';
+import { buildApp, type App } from '../../api/app.ts';
 import type { Role } from '../../api/tokens.ts';
 import { createLogger } from '../../config/log.ts';
 import { selfSignedCert } from '../helpers/flows.ts';

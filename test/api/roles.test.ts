@@ -16,7 +16,7 @@
 // 404 for another school's device, as if it did not exist) are checked.
 import { describe, it, expect, beforeAll, afterAll } from 'vitest';
 import { startApiArea, SCHOOL, OTHER_SCHOOL, type ApiArea } from './area.ts';
-import { buildApp, SESSION_COOKIE, type App } from '../../api/app.ts';
+import { buildApp, type App } from '../../api/app.ts';
 import { ROLES, type Role } from '../../api/tokens.ts';
 import { StateStore } from '../../stores/state.ts';
 

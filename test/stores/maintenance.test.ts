@@ -244,7 +244,6 @@ const DOWN_ROUTER = '1036090102-router';
 describe('the collector reads the windows at each round', () => {
   let ca: CollectorArea | undefined;
   let influx: TestInflux | undefined;
-  let dir: ReturnType<typeof tempDir> | undefined;
   let config: Config;
   let collector: Collector | undefined;
   // The API's own connection to the state database the collector made.
@@ -252,7 +251,7 @@ describe('the collector reads the windows at each round', () => {
 
   beforeAll(async () => {
     ca = await startCollectorArea({ octet: OCTET, name: 'maint', schools: 3, downRouter: DOWN_ROUTER });
-    ({ influx, dir, config, collector, api } = ca);
+    ({ influx, config, collector, api } = ca);
   });
 
   afterAll(async () => {
